@@ -1,0 +1,1 @@
+"""eval_pipelines: production-grounded AI evaluation on Dagster."""

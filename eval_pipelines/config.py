@@ -1,0 +1,224 @@
+"""The one configuration file, validated at load.
+
+A wrong key or value fails here, before any asset runs, with the file, the dotted path of the bad key and what
+is allowed. Secrets and URLs can be overridden from the environment (see ``ENV_OVERRIDES``).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from eval_pipelines.ingestion.contract import CANONICAL_COLUMNS, FIELDS_BY_NAME, FieldKind
+
+CONFIG_ENV_VAR = "EVAL_PIPELINES_CONFIG"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_PATH = PROJECT_ROOT / "eval_pipelines.yaml"
+
+# Environment variables that win over the file: URLs and anything that may carry credentials.
+ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
+    "EVAL_PIPELINES_WAREHOUSE_URL": ("storage", "warehouse_url"),
+    "EVAL_PIPELINES_LAKE_DIR": ("storage", "lake_dir"),
+    "EVAL_PIPELINES_LANDING_DIR": ("source", "landing_dir"),
+    "EVAL_PIPELINES_SOURCE_URL": ("source", "sql", "url"),
+}
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used; the message names the file, the key path and the fix."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StorageConfig(_Strict):
+    lake_dir: str = Field("data/lake", description="Directory (or fsspec URL) of the Parquet lake.")
+    warehouse_url: str = Field(
+        "sqlite:///data/warehouse.db", description="SQLAlchemy URL of the warehouse BI reads."
+    )
+
+
+class SqlSourceConfig(_Strict):
+    url: str = Field(description="SQLAlchemy URL of the database holding the log table.")
+    table: str = Field(description="Table (optionally schema.table) holding one row per event.")
+    timestamp_column: str = Field(description="Source column used for the [D, D+1) day window.")
+
+
+TimestampFormat = Annotated[
+    str,
+    Field(
+        description="iso8601 (offsets allowed), epoch_s, epoch_ms, or a strftime pattern such as %d/%m/%Y %H:%M"
+    ),
+]
+
+
+class SourceConfig(_Strict):
+    kind: Literal["landing", "sql"] = "landing"
+    landing_dir: str = Field("data/landing", description="<landing_dir>/<YYYY-MM-DD>/*.{jsonl,jsonl.gz,csv,parquet}")
+    sql: SqlSourceConfig | None = None
+    timestamp_tolerance_minutes: float = Field(
+        60.0, ge=0, description="How far outside its day a timestamp may be before the row is quarantined."
+    )
+    max_text_chars: int = Field(
+        100_000, gt=0, description="Longer free-text values (input_text, outputs) are quarantined."
+    )
+    csv_delimiter: str = Field(",", min_length=1, max_length=1)
+
+    @model_validator(mode="after")
+    def _sql_needs_settings(self) -> SourceConfig:
+        if self.kind == "sql" and self.sql is None:
+            raise ValueError("source.kind is 'sql' but source.sql (url, table, timestamp_column) is missing")
+        return self
+
+
+class MappingConfig(_Strict):
+    """How a foreign log format reaches the canonical event, by configuration alone."""
+
+    columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="canonical field or feature -> source column or dotted path into nested JSON (a.b.c).",
+    )
+    constants: dict[str, str] = Field(
+        default_factory=dict, description="canonical field -> constant value when the source has no column."
+    )
+    value_maps: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="canonical field -> {source value: canonical value}; for user_action, status and booleans.",
+    )
+    scale: dict[str, float] = Field(
+        default_factory=dict, description="canonical numeric field -> factor (latency in seconds: 1000)."
+    )
+    timestamp_format: TimestampFormat = "iso8601"
+
+    @field_validator("scale")
+    @classmethod
+    def _scale_numeric(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, factor in value.items():
+            spec = FIELDS_BY_NAME.get(name)
+            if spec is not None and spec.kind is not FieldKind.FLOAT:
+                raise ValueError(f"{name!r} is not numeric; scale applies to numeric fields only")
+            if factor <= 0:
+                raise ValueError(f"scale factor for {name!r} must be > 0, got {factor}")
+        return value
+
+    @field_validator("timestamp_format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        if value not in ("iso8601", "epoch_s", "epoch_ms") and "%" not in value:
+            raise ValueError("must be iso8601, epoch_s, epoch_ms or a strftime pattern containing '%'")
+        return value
+
+
+class FeaturesConfig(_Strict):
+    numeric: list[str] = Field(default_factory=list, description="Numeric columns monitored for drift.")
+    categorical: list[str] = Field(default_factory=list, description="Categorical columns monitored for drift.")
+
+    @model_validator(mode="after")
+    def _no_clash(self) -> FeaturesConfig:
+        both = set(self.numeric) & set(self.categorical)
+        if both:
+            raise ValueError(f"features listed as both numeric and categorical: {sorted(both)}")
+        clash = (set(self.numeric) | set(self.categorical)) & set(CANONICAL_COLUMNS)
+        if clash:
+            raise ValueError(f"features must not reuse canonical field names: {sorted(clash)}")
+        return self
+
+
+class QualityConfig(_Strict):
+    max_quarantine_rate: float = Field(0.05, ge=0, le=1, description="Check fails above this share of rows.")
+
+
+class LabelingConfig(_Strict):
+    low_confidence_below: float = Field(0.5, ge=0, le=1)
+    slow_decision_seconds: float = Field(120.0, gt=0)
+
+
+class PartitionsConfig(_Strict):
+    start_date: date = Field(date(2026, 1, 1), description="First day of the daily partitions (UTC).")
+
+
+class Settings(_Strict):
+    storage: StorageConfig = StorageConfig()
+    source: SourceConfig = SourceConfig()
+    mapping: MappingConfig = MappingConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    quality: QualityConfig = QualityConfig()
+    labeling: LabelingConfig = LabelingConfig()
+    partitions: PartitionsConfig = PartitionsConfig()
+
+    @model_validator(mode="after")
+    def _mapping_targets_known(self) -> Settings:
+        known = set(CANONICAL_COLUMNS) | set(self.features.numeric) | set(self.features.categorical)
+        for section in ("columns", "constants", "value_maps", "scale"):
+            for target in getattr(self.mapping, section):
+                if target not in known:
+                    raise ValueError(
+                        f"mapping.{section}.{target}: unknown target field; allowed: canonical fields "
+                        f"{list(CANONICAL_COLUMNS)} or a configured feature"
+                    )
+        return self
+
+    def source_column(self, field: str) -> str:
+        """Source column (or dotted path) read for a canonical field or feature."""
+        return self.mapping.columns.get(field, field)
+
+    def resolve_path(self, path: str) -> Path:
+        """Relative paths in the config are relative to the project root, not the working directory."""
+        candidate = Path(path)
+        return candidate if candidate.is_absolute() else PROJECT_ROOT / candidate
+
+
+def _apply_env_overrides(raw: dict[str, Any]) -> dict[str, Any]:
+    for env_name, key_path in ENV_OVERRIDES.items():
+        value = os.environ.get(env_name)
+        if not value:
+            continue
+        node = raw
+        for key in key_path[:-1]:
+            node = node.setdefault(key, {}) if isinstance(node.get(key, {}), dict) else node
+        node[key_path[-1]] = value
+    return raw
+
+
+def _format_validation_error(source: str, error: ValidationError) -> str:
+    lines = [f"{source}: invalid configuration ({error.error_count()} problem(s)):"]
+    for item in error.errors():
+        path = ".".join(str(p) for p in item["loc"]) or "<top level>"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key; check the spelling against the config reference in README.md"
+        elif item["type"] == "literal_error" and "expected" in item.get("ctx", {}):
+            message = f"must be one of {item['ctx']['expected']}, got {item['input']!r}"
+        lines.append(f"  - {path}: {message}")
+    return "\n".join(lines)
+
+
+def parse_settings(raw: dict[str, Any] | None, source: str = "<config>") -> Settings:
+    """Validate an already-parsed mapping; ``source`` names it in error messages."""
+    raw = _apply_env_overrides(dict(raw or {}))
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(_format_validation_error(source, error)) from None
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Load the config from ``path``, else ``$EVAL_PIPELINES_CONFIG``, else the shipped demo config."""
+    config_path = Path(path or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH)
+    if not config_path.is_file():
+        raise ConfigError(
+            f"{config_path}: config file not found; set {CONFIG_ENV_VAR} to an existing YAML file"
+        )
+    try:
+        raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{config_path}: not valid YAML: {error}") from None
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"{config_path}: the top level must be a mapping of sections, got {type(raw).__name__}")
+    return parse_settings(raw, str(config_path))

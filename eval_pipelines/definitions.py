@@ -1,0 +1,35 @@
+"""The code location: every asset, check, sensor and resource of eval_pipelines.
+
+Loading is light (one YAML parse, no data access), so the location starts in about a second.
+"""
+
+
+import dagster as dg
+
+from eval_pipelines.config import load_settings
+from eval_pipelines.ingestion.assets import production_logs
+from eval_pipelines.ingestion.sensors import landing_sensor
+from eval_pipelines.labeling.assets import labeled_cases
+from eval_pipelines.resources import build_resources
+
+ALL_ASSETS = [production_logs, labeled_cases]
+
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "automation_sensor",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Evaluates every asset's automation condition (eager follow-ups, cron refreshes).",
+)
+
+
+def build_definitions(config_path: str | None = None) -> dg.Definitions:
+    settings = load_settings(config_path)
+    return dg.Definitions(
+        assets=ALL_ASSETS,
+        sensors=[landing_sensor, automation_sensor],
+        resources=build_resources(settings, config_path),
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,1 @@
+"""Ingestion: landing files or a SQL table -> validated canonical events (``production_logs``)."""

@@ -1,0 +1,130 @@
+"""Dagster side of ingestion: the ``production_logs`` asset, its contract checks and its warehouse writes."""
+
+
+from collections.abc import Iterator
+from datetime import date
+
+import dagster as dg
+import pandas as pd
+
+from eval_pipelines.config import Settings
+from eval_pipelines.ingestion.conform import target_fields
+from eval_pipelines.ingestion.expectations import validate_contract
+from eval_pipelines.ingestion.ingest import IngestResult, ingest_files, ingest_frame, landing_files
+from eval_pipelines.ingestion.sql_source import read_sql_day
+from eval_pipelines.ingestion.tables import ingestion_batches, ingestion_files, quarantined_events
+from eval_pipelines.lake import Lake
+from eval_pipelines.labeling.pii import mask_pii
+from eval_pipelines.metadata import column_schema, markdown_table
+from eval_pipelines.partitions import daily_partitions
+from eval_pipelines.resources import ProjectConfigResource, WarehouseResource, lake_root
+from eval_pipelines.warehouse.core import PartitionWrite, replace_partitions
+
+CONTRACT_CHECK = "contract_expectations"
+QUARANTINE_CHECK = "quarantine_rate"
+
+
+def read_partition(settings: Settings, day: date) -> IngestResult:
+    if settings.source.kind == "sql":
+        assert settings.source.sql is not None
+        return ingest_frame(read_sql_day(settings, day), settings, day, f"sql:{settings.source.sql.table}")
+    landing_dir = settings.resolve_path(settings.source.landing_dir)
+    return ingest_files(landing_files(landing_dir, day), settings, day, root=landing_dir)
+
+
+def warehouse_writes(result: IngestResult, source_kind: str, lake_uri: str) -> list[PartitionWrite]:
+    """The day's rows for the three ingestion tables, replaced together."""
+    key = {"partition_date": result.day}
+    quarantine_rows = [{"partition_date": result.day, **row} for row in result.quarantined.to_dict("records")]
+    for row in quarantine_rows:
+        row["field"] = row["field"] if isinstance(row["field"], str) else None
+    return [
+        PartitionWrite(ingestion_batches, key,
+                       [{**result.batch_record(), "source_kind": source_kind, "lake_path": lake_uri}]),
+        PartitionWrite(ingestion_files, key, result.file_records()),
+        PartitionWrite(quarantined_events, key, quarantine_rows),
+    ]
+
+
+def _preview(valid: pd.DataFrame) -> dg.MetadataValue:
+    # Raw text may carry PII; the UI preview shows it masked, as labeled_cases will.
+    preview = valid.head(5).copy()
+    if "input_text" in preview:
+        preview["input_text"] = mask_pii(preview["input_text"])[0]
+    return markdown_table(preview)
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    group_name="ingestion",
+    kinds={"python", "parquet", "sql"},
+    io_manager_key="lake_io_manager",
+    pool="warehouse",
+    description=(
+        "Canonical production events of one day: every landing file of the day (or [D, D+1) of the SQL source) "
+        "mapped by the config, validated row by row and deduplicated on event_id. Rejected rows go to the "
+        "warehouse table quarantined_events with a reason; per-day accounting to ingestion_batches."
+    ),
+    check_specs=[
+        dg.AssetCheckSpec(CONTRACT_CHECK, asset="production_logs", blocking=True,
+                          description="Great Expectations suite generated from the canonical contract."),
+        dg.AssetCheckSpec(QUARANTINE_CHECK, asset="production_logs", blocking=True,
+                          description="Share of quarantined rows stays under quality.max_quarantine_rate."),
+    ],
+)
+def production_logs(
+    context: dg.AssetExecutionContext, project: ProjectConfigResource, warehouse: WarehouseResource
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    settings = project.load()
+    day = date.fromisoformat(context.partition_key)
+    result = read_partition(settings, day)
+    lake_uri = Lake(lake_root(settings)).uri("production_logs", context.partition_key)
+    replace_partitions(warehouse.engine(), warehouse_writes(result, settings.source.kind, lake_uri))
+    if result.files_failed:
+        context.log.warning(f"{result.files_failed} file(s) could not be read; see ingestion_files.error")
+
+    files = pd.DataFrame(result.file_records()).drop(columns=["partition_date"]) if result.files else pd.DataFrame()
+    yield dg.Output(
+        result.valid,
+        metadata={
+            "dagster/row_count": result.rows_valid,
+            "rows_read": result.rows_read,
+            "rows_valid": result.rows_valid,
+            "rows_quarantined": result.rows_quarantined,
+            "rows_duplicate": result.rows_duplicate,
+            "files_read": len(result.files) - result.files_failed,
+            "files_failed": result.files_failed,
+            "quarantine_rate": dg.MetadataValue.float(round(result.quarantine_rate, 6)),
+            "files": markdown_table(files, max_rows=50),
+            "quarantine_reasons": markdown_table(
+                result.quarantined["reason"].str.slice(0, 90).value_counts().rename_axis("reason")
+                .reset_index(name="rows")
+            ),
+            "preview": _preview(result.valid),
+            "dagster/column_schema": column_schema(
+                result.valid, {spec.name: spec.description for spec in target_fields(settings)}
+            ),
+        },
+    )
+
+    contract = validate_contract(result.valid, target_fields(settings), day,
+                                 settings.source.timestamp_tolerance_minutes)
+    yield dg.AssetCheckResult(
+        check_name=CONTRACT_CHECK,
+        passed=contract.success,
+        description=contract.summary(),
+        metadata={
+            "expectations": len(contract.outcomes),
+            "failed": len(contract.failures),
+            "results": markdown_table(pd.DataFrame(contract.outcomes), max_rows=100),
+        },
+    )
+    limit = settings.quality.max_quarantine_rate
+    yield dg.AssetCheckResult(
+        check_name=QUARANTINE_CHECK,
+        passed=result.quarantine_rate <= limit,
+        description=f"{result.rows_quarantined:,} of {result.rows_read:,} rows quarantined "
+                    f"({result.quarantine_rate:.2%}; limit {limit:.2%})",
+        metadata={"quarantine_rate": result.quarantine_rate, "limit": limit,
+                  "rows_quarantined": result.rows_quarantined},
+    )

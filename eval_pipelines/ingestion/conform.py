@@ -1,0 +1,224 @@
+"""Map a raw frame onto the canonical contract and validate every row, vectorised.
+
+A row is valid only if every field maps, types and passes its rule; otherwise it is quarantined with the first
+problem found (the field and a reason that says what to fix). Checks run column by column over the whole frame,
+so the cost is a handful of vectorised passes, not a Python loop per row.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+
+from eval_pipelines.config import Settings
+from eval_pipelines.ingestion.contract import CANONICAL_FIELDS, FieldKind, FieldSpec
+from eval_pipelines.ingestion.readers import LINE_COLUMN, RAW_COLUMN
+
+SOURCE_FILE_COLUMN = "source_file"
+SOURCE_LINE_COLUMN = "source_line"
+_TRUE_WORDS = ("true", "t", "yes", "y", "1")
+_FALSE_WORDS = ("false", "f", "no", "n", "0")
+
+
+@dataclass(frozen=True)
+class Conformed:
+    valid: pd.DataFrame
+    quarantined: pd.DataFrame  # source_file, line_number, reason, field, raw_record
+
+
+class _Problems:
+    """First problem per row: later checks never overwrite an earlier reason."""
+
+    def __init__(self, n_rows: int) -> None:
+        self.reason = np.full(n_rows, None, dtype=object)
+        self.field = np.full(n_rows, None, dtype=object)
+
+    def add(self, mask: pd.Series | np.ndarray, field: str, reason: str | pd.Series) -> None:
+        mask = np.asarray(mask, dtype=bool) & pd.isna(self.reason)
+        if not mask.any():
+            return
+        self.reason[mask] = reason[mask].to_numpy() if isinstance(reason, pd.Series) else reason
+        self.field[mask] = field
+
+    @property
+    def any_row(self) -> np.ndarray:
+        return ~pd.isna(self.reason)
+
+
+def target_fields(settings: Settings) -> list[FieldSpec]:
+    """The canonical fields plus the configured features, as contract entries."""
+    features = [FieldSpec(name, FieldKind.FLOAT, False, "numeric feature") for name in settings.features.numeric]
+    features += [FieldSpec(name, FieldKind.STRING, False, "categorical feature")
+                 for name in settings.features.categorical]
+    return [*CANONICAL_FIELDS, *features]
+
+
+def _quote(values: pd.Series, limit: int = 60) -> pd.Series:
+    return values.astype(str).str.slice(0, limit).map(repr)
+
+
+def _structured(series: pd.Series) -> np.ndarray:
+    """Rows holding a JSON object or list where a scalar was expected (only possible on the fallback path)."""
+    if series.dtype != object:
+        return np.zeros(len(series), dtype=bool)
+    return series.map(lambda value: isinstance(value, (dict, list))).to_numpy(dtype=bool)
+
+
+def _to_text(series: pd.Series, spec: FieldSpec, settings: Settings, problems: _Problems) -> pd.Series:
+    structured = _structured(series)
+    problems.add(structured, spec.name, f"wrong type for {spec.name}: expected text, got a JSON object or list")
+    series = series.mask(structured)
+    if pd.api.types.is_float_dtype(series) and not series.dropna().empty:
+        # 1234.0 from a numeric id column reads back as "1234", not "1234.0"
+        whole = series.dropna() % 1 == 0
+        if whole.all():
+            series = series.astype("Int64")
+    text = series.astype("str").str.strip()
+    text = text.mask(text == "")
+    value_map = settings.mapping.value_maps.get(spec.name)
+    if value_map:
+        text = text.where(~text.isin(list(value_map)), text.map(value_map))
+    too_long = text.str.len() > settings.source.max_text_chars
+    problems.add(too_long, spec.name, text.str.len().map(
+        lambda n: f"{spec.name} is {n:,.0f} characters, over source.max_text_chars "
+        f"({settings.source.max_text_chars:,}); raise the limit if such values are legitimate"))
+    if spec.allowed is not None:
+        unknown = text.notna() & ~text.isin(spec.allowed)
+        problems.add(unknown, spec.name, "unknown value " + _quote(text) + f" for {spec.name}; allowed: "
+                     f"{list(spec.allowed)} (map other vocabularies under mapping.value_maps.{spec.name})")
+    return text.mask(too_long)
+
+
+def _to_float(series: pd.Series, spec: FieldSpec, settings: Settings, problems: _Problems) -> pd.Series:
+    structured = _structured(series)
+    series = series.mask(structured)
+    if pd.api.types.is_bool_dtype(series):
+        numbers = pd.Series(np.nan, index=series.index)
+        wrong = series.notna().to_numpy()
+    else:
+        numbers = pd.to_numeric(series, errors="coerce").astype("float64")
+        wrong = series.notna().to_numpy() & numbers.isna().to_numpy()
+    problems.add(structured | wrong, spec.name,
+                 f"wrong type for {spec.name}: expected a number, got " + _quote(series))
+    numbers = numbers * settings.mapping.scale.get(spec.name, 1.0)
+    not_finite = numbers.notna() & ~np.isfinite(numbers)
+    problems.add(not_finite, spec.name, f"{spec.name} is not a finite number")
+    out_of_range = pd.Series(False, index=numbers.index)
+    if spec.minimum is not None:
+        out_of_range |= numbers < spec.minimum
+    if spec.maximum is not None:
+        out_of_range |= numbers > spec.maximum
+    bounds = f"[{spec.minimum if spec.minimum is not None else '-inf'}, " \
+             f"{spec.maximum if spec.maximum is not None else 'inf'}]"
+    problems.add(out_of_range, spec.name,
+                 f"{spec.name} out of range {bounds}: got " + numbers.astype(str)
+                 + " (after mapping.scale; check the unit)")
+    return numbers.mask(not_finite | out_of_range)
+
+
+def _to_bool(series: pd.Series, spec: FieldSpec, settings: Settings, problems: _Problems) -> pd.Series:
+    if pd.api.types.is_bool_dtype(series):
+        return series.astype("boolean")
+    value_map = {**{w: "true" for w in _TRUE_WORDS}, **{w: "false" for w in _FALSE_WORDS},
+                 **{str(k).lower(): str(v).lower() for k, v in settings.mapping.value_maps.get(spec.name, {}).items()}}
+    structured = _structured(series)
+    if pd.api.types.is_numeric_dtype(series):
+        words = series.map({1: "true", 0: "false"})
+    else:
+        words = series.mask(structured).astype("str").str.strip().str.lower().map(value_map)
+    wrong = series.notna().to_numpy() & ~words.isin(["true", "false"]).to_numpy()
+    problems.add(wrong | structured, spec.name, f"wrong type for {spec.name}: expected true/false, got "
+                 + _quote(series) + f" (map it under mapping.value_maps.{spec.name})")
+    return words.map({"true": True, "false": False}).astype("boolean")
+
+
+def _to_timestamp(series: pd.Series, spec: FieldSpec, settings: Settings, problems: _Problems) -> pd.Series:
+    fmt = settings.mapping.timestamp_format
+    if pd.api.types.is_datetime64_any_dtype(series):
+        parsed = series.dt.tz_localize("UTC") if series.dt.tz is None else series.dt.tz_convert("UTC")
+    elif fmt in ("epoch_s", "epoch_ms"):
+        numbers = pd.to_numeric(series.mask(_structured(series)), errors="coerce")
+        parsed = pd.to_datetime(numbers, unit="s" if fmt == "epoch_s" else "ms", utc=True, errors="coerce")
+    else:
+        text = series.mask(_structured(series)).astype("str")
+        parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601" if fmt == "iso8601" else fmt)
+    wrong = series.notna().to_numpy() & parsed.isna().to_numpy()
+    problems.add(wrong, spec.name, f"unparseable {spec.name} " + _quote(series)
+                 + f"; expected mapping.timestamp_format {fmt!r}")
+    return parsed.dt.as_unit("us")
+
+
+_CONVERTERS = {
+    FieldKind.STRING: _to_text,
+    FieldKind.FLOAT: _to_float,
+    FieldKind.BOOL: _to_bool,
+    FieldKind.TIMESTAMP: _to_timestamp,
+}
+
+
+def day_window(day: date, tolerance_minutes: float) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The accepted timestamp range for a partition day: [D - tolerance, D + 1 day + tolerance)."""
+    start = datetime.combine(day, time.min, tzinfo=timezone.utc)
+    slack = timedelta(minutes=tolerance_minutes)
+    return pd.Timestamp(start - slack), pd.Timestamp(start + timedelta(days=1) + slack)
+
+
+def conform(raw: pd.DataFrame, settings: Settings, day: date, source_file: str) -> Conformed:
+    """Map ``raw`` (a reader's frame) to canonical columns; split it into valid rows and quarantined rows."""
+    problems = _Problems(len(raw))
+    columns: dict[str, pd.Series] = {}
+    for spec in target_fields(settings):
+        source_name = settings.source_column(spec.name)
+        if source_name in raw.columns:
+            values = _CONVERTERS[spec.kind](raw[source_name], spec, settings, problems)
+        elif spec.name in settings.mapping.constants:
+            constant = pd.Series(settings.mapping.constants[spec.name], index=raw.index, dtype=object)
+            values = _CONVERTERS[spec.kind](constant, spec, settings, problems)
+        else:
+            values = _CONVERTERS[spec.kind](pd.Series(None, index=raw.index, dtype=object), spec, settings, problems)
+            if spec.required:
+                problems.add(np.ones(len(raw), dtype=bool), spec.name,
+                             f"missing required field {spec.name}: source column {source_name!r} is not in the file "
+                             f"(set mapping.columns.{spec.name} or mapping.constants.{spec.name})")
+        if spec.required:
+            problems.add(values.isna(), spec.name, f"missing required field {spec.name} (null or empty)")
+        columns[spec.name] = values
+
+    start, end = day_window(day, settings.source.timestamp_tolerance_minutes)
+    stamps = columns["timestamp"]
+    outside = stamps.notna() & ((stamps < start) | (stamps >= end))
+    problems.add(outside, "timestamp", "timestamp " + stamps.astype(str) + f" is outside partition day {day} by more "
+                 f"than source.timestamp_tolerance_minutes ({settings.source.timestamp_tolerance_minutes:g}); "
+                 "is the file in the right day folder?")
+
+    canonical = pd.DataFrame(columns, index=raw.index)
+    canonical[SOURCE_FILE_COLUMN] = source_file
+    canonical[SOURCE_LINE_COLUMN] = raw[LINE_COLUMN].to_numpy(dtype=np.int64)
+    bad = problems.any_row
+    quarantined = pd.DataFrame({
+        "source_file": source_file,
+        "line_number": raw.loc[bad, LINE_COLUMN].to_numpy(dtype=np.int64),
+        "reason": problems.reason[bad],
+        "field": problems.field[bad],
+        "raw_record": _raw_records(raw.loc[bad]),
+    })
+    return Conformed(canonical.loc[~bad].reset_index(drop=True), quarantined)
+
+
+def _raw_records(rows: pd.DataFrame) -> list[str]:
+    """The record as it arrived: the original line when the reader kept it, else the parsed fields as JSON."""
+    if rows.empty:
+        return []
+    if RAW_COLUMN in rows.columns:
+        return rows[RAW_COLUMN].tolist()
+    fields = rows.drop(columns=[LINE_COLUMN])
+    return [json.dumps({k: v for k, v in record.items() if not _is_missing(v)}, default=str, ensure_ascii=False)
+            for record in fields.to_dict(orient="records")]
+
+
+def _is_missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))

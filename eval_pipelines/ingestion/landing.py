@@ -1,0 +1,64 @@
+"""What is in the landing directory, summarised per day so a sensor can tell what changed.
+
+A day's fingerprint is a short hash of its files' names, sizes and modification times: a new file, a changed
+file or a removed file all change it. The sensor keeps only ``{day: fingerprint}`` in its cursor, so the cursor
+grows with the number of days, not files, and one ``os.scandir`` pass per day folder keeps a tick fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from eval_pipelines.ingestion.ingest import day_folder_date
+from eval_pipelines.ingestion.readers import file_format
+
+FINGERPRINT_CHARS = 12
+
+
+def scan_landing(landing_dir: Path) -> dict[str, str]:
+    """``{YYYY-MM-DD: fingerprint}`` for every day folder holding at least one log file."""
+    if not landing_dir.is_dir():
+        return {}
+    entries: dict[str, list[tuple[str, int, int]]] = {}
+    with os.scandir(landing_dir) as days:
+        for day_entry in days:
+            day = day_folder_date(day_entry.name) if day_entry.is_dir() else None
+            if day is None:
+                continue
+            with os.scandir(day_entry.path) as files:
+                for item in files:
+                    if item.is_file() and file_format(Path(item.name)) is not None:
+                        stat = item.stat()
+                        key = day.isoformat()
+                        entries.setdefault(key, []).append((f"{day_entry.name}/{item.name}", stat.st_size,
+                                                            stat.st_mtime_ns))
+    return {day: _fingerprint(files) for day, files in entries.items()}
+
+
+def _fingerprint(files: list[tuple[str, int, int]]) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    for name, size, mtime_ns in sorted(files):
+        digest.update(f"{name}\0{size}\0{mtime_ns}\n".encode())
+    return digest.hexdigest()[:FINGERPRINT_CHARS]
+
+
+def changed_days(previous: dict[str, str], current: dict[str, str]) -> list[str]:
+    """Days whose fingerprint is new or different, oldest first."""
+    return sorted(day for day, fingerprint in current.items() if previous.get(day) != fingerprint)
+
+
+def encode_cursor(state: dict[str, str]) -> str:
+    return json.dumps(state, separators=(",", ":"), sort_keys=True)
+
+
+def decode_cursor(cursor: str | None) -> dict[str, str]:
+    if not cursor:
+        return {}
+    try:
+        state = json.loads(cursor)
+    except json.JSONDecodeError:
+        return {}  # an unreadable cursor means "seen nothing": every day is re-checked, which is safe
+    return {str(k): str(v) for k, v in state.items()} if isinstance(state, dict) else {}

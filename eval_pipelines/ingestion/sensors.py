@@ -1,0 +1,40 @@
+"""``landing_sensor``: a run of production_logs for each day whose landing files are new or changed."""
+
+
+import dagster as dg
+
+from eval_pipelines.ingestion.assets import production_logs
+from eval_pipelines.ingestion.landing import changed_days, decode_cursor, encode_cursor, scan_landing
+from eval_pipelines.partitions import daily_partitions
+from eval_pipelines.resources import ProjectConfigResource
+
+
+@dg.sensor(
+    name="landing_sensor",
+    target=[production_logs],
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Requests production_logs for every day folder whose files are new or changed since the last tick.",
+)
+def landing_sensor(context: dg.SensorEvaluationContext, project: ProjectConfigResource) -> dg.SensorResult:
+    settings = project.load()
+    if settings.source.kind != "landing":
+        return dg.SensorResult(skip_reason=dg.SkipReason("source.kind is not 'landing'"), cursor=context.cursor)
+    previous = decode_cursor(context.cursor)
+    current = scan_landing(settings.resolve_path(settings.source.landing_dir))
+    valid_keys = set(daily_partitions.get_partition_keys(dynamic_partitions_store=None))
+    requests, accepted = [], dict(previous)
+    for day in changed_days(previous, current):
+        if day not in valid_keys:
+            # Not remembered in the cursor: once the partitions reach this day, the next tick picks it up.
+            context.log.warning(f"landing folder {day} is outside the daily partitions; not ingested")
+            continue
+        # The fingerprint in the run key makes a re-tick of the same state idempotent.
+        requests.append(dg.RunRequest(run_key=f"production_logs:{day}:{current[day]}", partition_key=day))
+        accepted[day] = current[day]
+    for day in set(accepted) - set(current):
+        del accepted[day]  # folder removed: forget it, so a re-created folder is ingested again
+    if not requests:
+        return dg.SensorResult(skip_reason=dg.SkipReason("no new or changed landing files"),
+                               cursor=encode_cursor(accepted))
+    return dg.SensorResult(run_requests=requests, cursor=encode_cursor(accepted))

@@ -1,0 +1,49 @@
+"""Shared fixtures: a throw-away project (config, landing dir, lake, SQLite warehouse) per test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from eval_pipelines.config import Settings, load_settings
+from eval_pipelines.resources import build_resources
+
+
+@dataclass
+class Project:
+    root: Path
+    config_path: Path
+    settings: Settings
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.root / "landing"
+
+    @property
+    def warehouse_url(self) -> str:
+        return self.settings.storage.warehouse_url
+
+    def resources(self) -> dict[str, Any]:
+        return build_resources(self.settings, str(self.config_path))
+
+
+def make_project(root: Path, overrides: dict[str, Any] | None = None) -> Project:
+    shipped = yaml.safe_load((Path(__file__).resolve().parent.parent / "eval_pipelines.yaml").read_text())
+    config: dict[str, Any] = {**shipped, **(overrides or {})}
+    config["storage"] = {"lake_dir": str(root / "lake"), "warehouse_url": f"sqlite:///{root / 'warehouse.db'}"}
+    config["source"] = {**shipped["source"], **config.get("source", {}), "landing_dir": str(root / "landing")}
+    config_path = root / "eval_pipelines.yaml"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    (root / "landing").mkdir(exist_ok=True)
+    return Project(root, config_path, load_settings(config_path))
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
+    for name in ("EVAL_PIPELINES_WAREHOUSE_URL", "EVAL_PIPELINES_LAKE_DIR", "EVAL_PIPELINES_LANDING_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    return make_project(tmp_path)
