@@ -42,6 +42,7 @@ dev: install
 
 bench: install
 	$(BIN)/python bench/bench_ingest.py
+	$(BIN)/python bench/bench_sensor.py
 
 lint: install
 	$(BIN)/ruff check .

@@ -1,0 +1,45 @@
+"""The code location loads, validates and exposes exactly the graph we promise."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from eval_pipelines.definitions import build_definitions
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_definitions_validate_and_pin_the_graph():
+    defs = build_definitions()
+    dg.Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    assert {key.to_user_string() for key in graph.get_all_asset_keys()} == {"production_logs", "labeled_cases"}
+    assert {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys} == {
+        ("production_logs", "contract_expectations"), ("production_logs", "quarantine_rate")}
+    assert graph.get(dg.AssetKey("labeled_cases")).parent_keys == {dg.AssetKey("production_logs")}
+    assert {s.name for s in defs.sensors} == {"landing_sensor", "automation_sensor"}
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.description and node.group_name != "default", key
+
+
+def test_landing_sensor_targets_production_logs():
+    defs = build_definitions()
+    sensor = defs.resolve_sensor_def("landing_sensor")
+    job = defs.resolve_job_def(sensor.job_name)
+    assert job.asset_layer.selected_asset_keys == {dg.AssetKey("production_logs")}
+
+
+def test_workspace_yaml_loads_with_the_dagster_cli(tmp_path: Path):
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    completed = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", str(ROOT / "workspace.yaml")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "eval_pipelines" in completed.stdout + completed.stderr
