@@ -12,9 +12,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from eval_pipelines.drift.settings import DriftConfig
+from eval_pipelines.edge_cases.settings import EdgeCaseConfig
+from eval_pipelines.evalsets.settings import EvalSetConfig
 from eval_pipelines.ingestion.contract import CANONICAL_COLUMNS, FIELDS_BY_NAME, FieldKind
+from eval_pipelines.kpis.settings import ImpactConfig
+from eval_pipelines.settings_base import StrictModel
 
 CONFIG_ENV_VAR = "EVAL_PIPELINES_CONFIG"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -33,8 +38,7 @@ class ConfigError(ValueError):
     """A configuration file that cannot be used; the message names the file, the key path and the fix."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = StrictModel
 
 
 class StorageConfig(_Strict):
@@ -151,6 +155,10 @@ class Settings(_Strict):
     quality: QualityConfig = QualityConfig()
     labeling: LabelingConfig = LabelingConfig()
     partitions: PartitionsConfig = PartitionsConfig()
+    eval_set: EvalSetConfig = EvalSetConfig()
+    edge_cases: EdgeCaseConfig = EdgeCaseConfig()
+    drift: DriftConfig = DriftConfig()
+    impact: ImpactConfig = ImpactConfig()
 
     @model_validator(mode="after")
     def _mapping_targets_known(self) -> Settings:

@@ -1,0 +1,1 @@
+"""Eval sets sampled from production."""

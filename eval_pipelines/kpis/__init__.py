@@ -1,0 +1,1 @@
+"""Business KPIs and the impact model."""
