@@ -25,7 +25,7 @@ def _cmd_generate_logs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _landing_days(settings) -> list[str]:  # noqa: ANN001
+def _landing_days(settings) -> list[str]:
     from eval_pipelines.ingestion.landing import scan_landing
 
     return sorted(scan_landing(settings.resolve_path(settings.source.landing_dir)))

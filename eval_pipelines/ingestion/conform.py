@@ -8,8 +8,9 @@ so the cost is a handful of vectorised passes, not a Python loop per row.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import numpy as np
 import pandas as pd
@@ -31,22 +32,30 @@ class Conformed:
 
 
 class _Problems:
-    """First problem per row: later checks never overwrite an earlier reason."""
+    """First problem per row: later checks never overwrite an earlier reason.
+
+    Reasons are built only for the rows that need one (``reason`` may be a function of the offending rows'
+    positions), so a clean million-row file costs a few boolean passes, not a million formatted strings.
+    """
 
     def __init__(self, n_rows: int) -> None:
         self.reason = np.full(n_rows, None, dtype=object)
         self.field = np.full(n_rows, None, dtype=object)
+        self._flagged = np.zeros(n_rows, dtype=bool)
 
-    def add(self, mask: pd.Series | np.ndarray, field: str, reason: str | pd.Series) -> None:
-        mask = np.asarray(mask, dtype=bool) & pd.isna(self.reason)
+    def add(self, mask: pd.Series | np.ndarray, field: str,
+            reason: str | Callable[[np.ndarray], Sequence[str]]) -> None:
+        mask = np.asarray(mask, dtype=bool) & ~self._flagged
         if not mask.any():
             return
-        self.reason[mask] = reason[mask].to_numpy() if isinstance(reason, pd.Series) else reason
-        self.field[mask] = field
+        positions = np.flatnonzero(mask)
+        self.reason[positions] = reason if isinstance(reason, str) else list(reason(positions))
+        self.field[positions] = field
+        self._flagged[positions] = True
 
     @property
     def any_row(self) -> np.ndarray:
-        return ~pd.isna(self.reason)
+        return self._flagged
 
 
 def target_fields(settings: Settings) -> list[FieldSpec]:
@@ -57,8 +66,9 @@ def target_fields(settings: Settings) -> list[FieldSpec]:
     return [*CANONICAL_FIELDS, *features]
 
 
-def _quote(values: pd.Series, limit: int = 60) -> pd.Series:
-    return values.astype(str).str.slice(0, limit).map(repr)
+def _quoted(values: pd.Series, prefix: str, suffix: str = "", limit: int = 60) -> Callable[[np.ndarray], list[str]]:
+    """A reason builder quoting each offending value (cut to ``limit`` characters)."""
+    return lambda positions: [f"{prefix}{str(v)[:limit]!r}{suffix}" for v in values.iloc[positions]]
 
 
 def _structured(series: pd.Series) -> np.ndarray:
@@ -82,14 +92,15 @@ def _to_text(series: pd.Series, spec: FieldSpec, settings: Settings, problems: _
     value_map = settings.mapping.value_maps.get(spec.name)
     if value_map:
         text = text.where(~text.isin(list(value_map)), text.map(value_map))
-    too_long = text.str.len() > settings.source.max_text_chars
-    problems.add(too_long, spec.name, text.str.len().map(
-        lambda n: f"{spec.name} is {n:,.0f} characters, over source.max_text_chars "
-        f"({settings.source.max_text_chars:,}); raise the limit if such values are legitimate"))
+    lengths = text.str.len()
+    too_long = (lengths > settings.source.max_text_chars).to_numpy(dtype=bool, na_value=False)
+    problems.add(too_long, spec.name, lambda positions: [
+        f"{spec.name} is {n:,.0f} characters, over source.max_text_chars ({settings.source.max_text_chars:,}); "
+        "raise the limit if such values are legitimate" for n in lengths.iloc[positions]])
     if spec.allowed is not None:
         unknown = text.notna() & ~text.isin(spec.allowed)
-        problems.add(unknown, spec.name, "unknown value " + _quote(text) + f" for {spec.name}; allowed: "
-                     f"{list(spec.allowed)} (map other vocabularies under mapping.value_maps.{spec.name})")
+        problems.add(unknown, spec.name, _quoted(text, "unknown value ", f" for {spec.name}; allowed: "
+                     f"{list(spec.allowed)} (map other vocabularies under mapping.value_maps.{spec.name})"))
     return text.mask(too_long)
 
 
@@ -102,8 +113,7 @@ def _to_float(series: pd.Series, spec: FieldSpec, settings: Settings, problems: 
     else:
         numbers = pd.to_numeric(series, errors="coerce").astype("float64")
         wrong = series.notna().to_numpy() & numbers.isna().to_numpy()
-    problems.add(structured | wrong, spec.name,
-                 f"wrong type for {spec.name}: expected a number, got " + _quote(series))
+    problems.add(structured | wrong, spec.name, _quoted(series, f"wrong type for {spec.name}: expected a number, got "))
     numbers = numbers * settings.mapping.scale.get(spec.name, 1.0)
     not_finite = numbers.notna() & ~np.isfinite(numbers)
     problems.add(not_finite, spec.name, f"{spec.name} is not a finite number")
@@ -114,9 +124,9 @@ def _to_float(series: pd.Series, spec: FieldSpec, settings: Settings, problems: 
         out_of_range |= numbers > spec.maximum
     bounds = f"[{spec.minimum if spec.minimum is not None else '-inf'}, " \
              f"{spec.maximum if spec.maximum is not None else 'inf'}]"
-    problems.add(out_of_range, spec.name,
-                 f"{spec.name} out of range {bounds}: got " + numbers.astype(str)
-                 + " (after mapping.scale; check the unit)")
+    problems.add(out_of_range, spec.name, lambda positions: [
+        f"{spec.name} out of range {bounds}: got {v:g} (after mapping.scale; check the unit)"
+        for v in numbers.iloc[positions]])
     return numbers.mask(not_finite | out_of_range)
 
 
@@ -131,8 +141,9 @@ def _to_bool(series: pd.Series, spec: FieldSpec, settings: Settings, problems: _
     else:
         words = series.mask(structured).astype("str").str.strip().str.lower().map(value_map)
     wrong = series.notna().to_numpy() & ~words.isin(["true", "false"]).to_numpy()
-    problems.add(wrong | structured, spec.name, f"wrong type for {spec.name}: expected true/false, got "
-                 + _quote(series) + f" (map it under mapping.value_maps.{spec.name})")
+    problems.add(wrong | structured, spec.name, _quoted(
+        series, f"wrong type for {spec.name}: expected true/false, got ",
+        f" (map it under mapping.value_maps.{spec.name})"))
     return words.map({"true": True, "false": False}).astype("boolean")
 
 
@@ -147,8 +158,8 @@ def _to_timestamp(series: pd.Series, spec: FieldSpec, settings: Settings, proble
         text = series.mask(_structured(series)).astype("str")
         parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601" if fmt == "iso8601" else fmt)
     wrong = series.notna().to_numpy() & parsed.isna().to_numpy()
-    problems.add(wrong, spec.name, f"unparseable {spec.name} " + _quote(series)
-                 + f"; expected mapping.timestamp_format {fmt!r}")
+    problems.add(wrong, spec.name, _quoted(series, f"unparseable {spec.name} ",
+                                           f"; expected mapping.timestamp_format {fmt!r}"))
     return parsed.dt.as_unit("us")
 
 
@@ -162,7 +173,7 @@ _CONVERTERS = {
 
 def day_window(day: date, tolerance_minutes: float) -> tuple[pd.Timestamp, pd.Timestamp]:
     """The accepted timestamp range for a partition day: [D - tolerance, D + 1 day + tolerance)."""
-    start = datetime.combine(day, time.min, tzinfo=timezone.utc)
+    start = datetime.combine(day, time.min, tzinfo=UTC)
     slack = timedelta(minutes=tolerance_minutes)
     return pd.Timestamp(start - slack), pd.Timestamp(start + timedelta(days=1) + slack)
 
@@ -191,9 +202,10 @@ def conform(raw: pd.DataFrame, settings: Settings, day: date, source_file: str) 
     start, end = day_window(day, settings.source.timestamp_tolerance_minutes)
     stamps = columns["timestamp"]
     outside = stamps.notna() & ((stamps < start) | (stamps >= end))
-    problems.add(outside, "timestamp", "timestamp " + stamps.astype(str) + f" is outside partition day {day} by more "
-                 f"than source.timestamp_tolerance_minutes ({settings.source.timestamp_tolerance_minutes:g}); "
-                 "is the file in the right day folder?")
+    problems.add(outside, "timestamp", lambda positions: [
+        f"timestamp {stamp.isoformat()} is outside partition day {day} by more than "
+        f"source.timestamp_tolerance_minutes ({settings.source.timestamp_tolerance_minutes:g}); "
+        "is the file in the right day folder?" for stamp in stamps.iloc[positions]])
 
     canonical = pd.DataFrame(columns, index=raw.index)
     canonical[SOURCE_FILE_COLUMN] = source_file

@@ -27,8 +27,10 @@ import pyarrow.parquet as pq
 SUPPORTED_SUFFIXES: tuple[str, ...] = (".jsonl", ".jsonl.gz", ".ndjson", ".csv", ".csv.gz", ".parquet")
 LINE_COLUMN = "__line__"
 RAW_COLUMN = "__raw__"
-# Large enough that one very long line (a 1 MB text field) does not straddle pyarrow's parse blocks.
-_JSON_BLOCK_BYTES = 64 << 20
+# pyarrow parses blocks in parallel: small blocks keep both cores busy; a line longer than a block (a 1 MB text
+# field) makes the parse retry with larger blocks instead of failing the file.
+_JSON_BLOCK_BYTES = 8 << 20
+_MAX_JSON_BLOCK_BYTES = 512 << 20
 
 
 @dataclass(frozen=True)
@@ -102,11 +104,24 @@ def _line_count(data: bytes) -> int:
     return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
 
 
+def _parse_json_lines(data: bytes) -> pa.Table:
+    """pyarrow's multithreaded parse; blocks grow only when one line is longer than a block."""
+    block = _JSON_BLOCK_BYTES
+    while True:
+        try:
+            return pa_json.read_json(pa.BufferReader(data), read_options=pa_json.ReadOptions(block_size=block))
+        except pa.ArrowInvalid as error:
+            if "straddling" not in str(error) or block >= _MAX_JSON_BLOCK_BYTES:
+                raise
+            block *= 8
+
+
 def _read_jsonl(path: Path, fmt: str, data: bytes) -> ReadResult:
     try:
-        table = pa_json.read_json(io.BytesIO(data), read_options=pa_json.ReadOptions(block_size=_JSON_BLOCK_BYTES))
+        table = _parse_json_lines(data)
         table.validate(full=True)  # pyarrow does not reject invalid UTF-8 on parse; this does
-        # Blank lines are skipped by pyarrow; only when there are none do rows map 1:1 to lines.
+        # pyarrow skips blank lines and accepts several objects on one line or one object over several lines;
+        # only when rows and lines agree one to one can a row be traced back to its line.
         if table.num_rows == _line_count(data):
             frame = _flatten(table).to_pandas()
             return ReadResult(path, fmt, _with_lines(frame, np.arange(1, len(frame) + 1)))

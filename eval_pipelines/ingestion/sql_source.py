@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import pandas as pd
 import sqlalchemy as sa
@@ -28,7 +28,7 @@ def read_sql_day(settings: Settings, day: date) -> pd.DataFrame:
     if sql.timestamp_column not in table.c:
         raise ValueError(f"source.sql.timestamp_column: {sql.timestamp_column!r} is not a column of {sql.table!r}; "
                          f"columns are {list(table.c.keys())}")
-    start = datetime.combine(day, time.min, tzinfo=timezone.utc)
+    start = datetime.combine(day, time.min, tzinfo=UTC)
     end = start + timedelta(days=1)
     column = table.c[sql.timestamp_column]
     fmt = settings.mapping.timestamp_format
