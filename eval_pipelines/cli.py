@@ -55,10 +55,9 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
     failures = 0
     for day in days:
         result = dg.materialize(daily, partition_key=day, instance=instance, resources=resources,
-                                raise_on_error=False, tags={"eval_pipelines/trigger": "cli"})
-        checks = [e.event_specific_data.asset_check_evaluation for e in result.all_events
-                  if e.event_type_value == "ASSET_CHECK_EVALUATION"]
-        failed_checks = [c.check_name for c in checks if not c.passed]
+                                raise_on_error=False, tags={"eval_pipelines/trigger": "cli"},
+                                run_config={"loggers": {"console": {"config": {"log_level": args.log_level}}}})
+        failed_checks = [c.asset_check_key.name for c in result.get_asset_check_evaluations() if not c.passed]
         materialized = len(result.get_asset_materialization_events())
         status = "ok" if result.success and not failed_checks else "FAILED"
         failures += status != "ok"
@@ -93,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     materialize = commands.add_parser("materialize", help="materialise the asset graph for landing days")
     materialize.add_argument("days", nargs="*", help="partition days YYYY-MM-DD (default: every landing day)")
+    materialize.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                             help="Dagster console log level (the full event log is in the UI either way)")
     materialize.set_defaults(handler=_cmd_materialize)
 
     check = commands.add_parser("check-config", help="validate the configuration file and exit")

@@ -43,3 +43,10 @@ def test_workspace_yaml_loads_with_the_dagster_cli(tmp_path: Path):
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "eval_pipelines" in completed.stdout + completed.stderr
+
+
+def test_local_dagster_yaml_is_a_valid_instance_config(tmp_path: Path):
+    (tmp_path / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert instance.run_coordinator is not None
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -82,3 +83,21 @@ def test_cursor_grows_with_days_not_files(project: Project):
     assert len(cursor) < 30 * 32  # ~27 bytes per day, independent of the 1,200 files
     assert decode_cursor(cursor) == state
     assert decode_cursor("not json") == {}
+
+
+def test_days_already_materialised_from_the_same_files_are_not_rerun(project: Project):
+    from eval_pipelines.demo.generator import generate_logs
+    from eval_pipelines.ingestion.assets import production_logs
+
+    generate_logs(project.landing_dir, days=2, events_per_day=50, seed=3, start_date=date(2026, 10, 1))
+    with dg.instance_for_test() as instance:
+        assert dg.materialize([production_logs], partition_key="2026-10-01", resources=project.resources(),
+                              instance=instance).success
+        context = dg.build_sensor_context(instance=instance, resources={"project": project.resources()["project"]})
+        result = landing_sensor(context)
+        assert [r.partition_key for r in result.run_requests] == ["2026-10-02"]
+        assert set(decode_cursor(result.cursor)) == {"2026-10-01", "2026-10-02"}
+        drop(project, "2026-10-01", "late.jsonl")  # new data for the ingested day: now it must run again
+        context = dg.build_sensor_context(cursor=result.cursor, instance=instance,
+                                          resources={"project": project.resources()["project"]})
+        assert [r.partition_key for r in landing_sensor(context).run_requests] == ["2026-10-01"]

@@ -12,6 +12,7 @@ from eval_pipelines.config import Settings
 from eval_pipelines.ingestion.conform import target_fields
 from eval_pipelines.ingestion.expectations import ContractValidation, validate_contract
 from eval_pipelines.ingestion.ingest import IngestResult, ingest_files, ingest_frame, landing_files
+from eval_pipelines.ingestion.landing import day_fingerprint
 from eval_pipelines.ingestion.sql_source import read_sql_day
 from eval_pipelines.ingestion.tables import ingestion_batches, ingestion_files, quarantined_events
 from eval_pipelines.labeling.pii import mask_pii
@@ -22,6 +23,8 @@ from eval_pipelines.resources import ProjectConfigResource, WarehouseResource, l
 from eval_pipelines.warehouse.core import PartitionWrite, replace_partitions
 
 CONTRACT_CHECK = "contract_expectations"
+# Metadata key holding the landing state a materialisation ingested; the sensor compares against it.
+LANDING_FINGERPRINT = "landing_fingerprint"
 QUARANTINE_CHECK = "quarantine_rate"
 
 
@@ -78,6 +81,9 @@ def production_logs(
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     settings = project.load()
     day = date.fromisoformat(context.partition_key)
+    # Taken before reading: if files change during the read, the sensor sees a different fingerprint and re-runs.
+    fingerprint = (day_fingerprint(settings.resolve_path(settings.source.landing_dir), day)
+                   if settings.source.kind == "landing" else None)
     result = read_partition(settings, day)
     lake_uri = Lake(lake_root(settings)).uri("production_logs", context.partition_key)
     replace_partitions(warehouse.engine(), warehouse_writes(result, settings.source.kind, lake_uri))
@@ -90,10 +96,10 @@ def production_logs(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="contract") as pool:
         pending_contract = pool.submit(validate_contract, result.valid, target_fields(settings), day,
                                        settings.source.timestamp_tolerance_minutes)
-        yield from _outputs(result, files, settings, pending_contract.result)
+        yield from _outputs(result, files, settings, fingerprint, pending_contract.result)
 
 
-def _outputs(result: IngestResult, files: pd.DataFrame, settings: Settings,
+def _outputs(result: IngestResult, files: pd.DataFrame, settings: Settings, fingerprint: str | None,
              contract_result: Callable[[], ContractValidation]) -> Iterator[dg.Output | dg.AssetCheckResult]:
     yield dg.Output(
         result.valid,
@@ -106,6 +112,7 @@ def _outputs(result: IngestResult, files: pd.DataFrame, settings: Settings,
             "files_read": len(result.files) - result.files_failed,
             "files_failed": result.files_failed,
             "quarantine_rate": dg.MetadataValue.float(round(result.quarantine_rate, 6)),
+            LANDING_FINGERPRINT: fingerprint or "",
             "files": markdown_table(files, max_rows=50),
             "quarantine_reasons": markdown_table(
                 result.quarantined["reason"].str.slice(0, 90).value_counts().rename_axis("reason")

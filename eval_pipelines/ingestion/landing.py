@@ -10,12 +10,32 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from datetime import date
 from pathlib import Path
 
 from eval_pipelines.ingestion.ingest import day_folder_date
 from eval_pipelines.ingestion.readers import file_format
 
 FINGERPRINT_CHARS = 12
+
+
+def _day_entries(landing_dir: Path, folder_name: str) -> list[tuple[str, int, int]]:
+    entries: list[tuple[str, int, int]] = []
+    with os.scandir(landing_dir / folder_name) as files:
+        for item in files:
+            if item.is_file() and file_format(Path(item.name)) is not None:
+                stat = item.stat()
+                entries.append((f"{folder_name}/{item.name}", stat.st_size, stat.st_mtime_ns))
+    return entries
+
+
+def day_fingerprint(landing_dir: Path, day: date) -> str | None:
+    """The fingerprint of one day's files (both folder spellings), or None when the day has none."""
+    entries: list[tuple[str, int, int]] = []
+    for folder in (day.isoformat(), f"dt={day.isoformat()}"):
+        if (landing_dir / folder).is_dir():
+            entries += _day_entries(landing_dir, folder)
+    return _fingerprint(entries) if entries else None
 
 
 def scan_landing(landing_dir: Path) -> dict[str, str]:
@@ -26,16 +46,9 @@ def scan_landing(landing_dir: Path) -> dict[str, str]:
     with os.scandir(landing_dir) as days:
         for day_entry in days:
             day = day_folder_date(day_entry.name) if day_entry.is_dir() else None
-            if day is None:
-                continue
-            with os.scandir(day_entry.path) as files:
-                for item in files:
-                    if item.is_file() and file_format(Path(item.name)) is not None:
-                        stat = item.stat()
-                        key = day.isoformat()
-                        entries.setdefault(key, []).append((f"{day_entry.name}/{item.name}", stat.st_size,
-                                                            stat.st_mtime_ns))
-    return {day: _fingerprint(files) for day, files in entries.items()}
+            if day is not None:
+                entries.setdefault(day.isoformat(), []).extend(_day_entries(landing_dir, day_entry.name))
+    return {day: _fingerprint(files) for day, files in entries.items() if files}
 
 
 def _fingerprint(files: list[tuple[str, int, int]]) -> str:

@@ -3,10 +3,21 @@
 
 import dagster as dg
 
-from eval_pipelines.ingestion.assets import production_logs
+from eval_pipelines.ingestion.assets import LANDING_FINGERPRINT, production_logs
 from eval_pipelines.ingestion.landing import changed_days, decode_cursor, encode_cursor, scan_landing
 from eval_pipelines.partitions import daily_partitions
 from eval_pipelines.resources import ProjectConfigResource
+
+
+def _already_ingested(instance: dg.DagsterInstance, day: str, fingerprint: str) -> bool:
+    """Whether the latest production_logs materialisation of ``day`` ingested exactly this landing state."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=production_logs.key, asset_partitions=[day]), limit=1).records
+    if not records:
+        return False
+    materialization = records[0].asset_materialization
+    value = materialization.metadata.get(LANDING_FINGERPRINT) if materialization else None
+    return value is not None and getattr(value, "value", value) == fingerprint
 
 
 @dg.sensor(
@@ -29,9 +40,11 @@ def landing_sensor(context: dg.SensorEvaluationContext, project: ProjectConfigRe
             # Not remembered in the cursor: once the partitions reach this day, the next tick picks it up.
             context.log.warning(f"landing folder {day} is outside the daily partitions; not ingested")
             continue
+        accepted[day] = current[day]
+        if _already_ingested(context.instance, day, current[day]):
+            continue  # e.g. materialised by `eval-pipelines materialize` before the sensor ever ran
         # The fingerprint in the run key makes a re-tick of the same state idempotent.
         requests.append(dg.RunRequest(run_key=f"production_logs:{day}:{current[day]}", partition_key=day))
-        accepted[day] = current[day]
     for day in set(accepted) - set(current):
         del accepted[day]  # folder removed: forget it, so a re-created folder is ingested again
     if not requests:
