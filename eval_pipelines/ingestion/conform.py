@@ -87,8 +87,10 @@ def _to_text(series: pd.Series, spec: FieldSpec, settings: Settings, problems: _
         whole = series.dropna() % 1 == 0
         if whole.all():
             series = series.astype("Int64")
-    text = series.astype("str").str.strip()
-    text = text.mask(text == "")
+    text = series.astype("str")
+    if not spec.free_text:  # identifiers and vocabularies: " accepted " means "accepted"; free text stays as sent
+        text = text.str.strip()
+    text = text.mask(text.str.len() == 0) if spec.required or not spec.free_text else text
     value_map = settings.mapping.value_maps.get(spec.name)
     if value_map:
         text = text.where(~text.isin(list(value_map)), text.map(value_map))
