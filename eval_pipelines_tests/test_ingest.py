@@ -197,3 +197,19 @@ def test_day_folder_names():
     assert day_folder_date("dt=2026-11-20") == date(2026, 11, 20)
     assert day_folder_date("2026-13-40") is None
     assert day_folder_date("latest") is None
+
+
+def test_csv_with_non_utf8_bytes_keeps_its_good_rows_and_line_numbers(tmp_path: Path):
+    header = "event_id,timestamp,system,model_version,segment,ai_output,latency_ms,cost_usd,status"
+    good = "{},2026-11-20T01:00:00Z,triage,v1,smb,billing/low,12,0.1,ok"
+    lines = [header.encode(), good.format("k1").encode(), good.format("k2").encode().replace(b"smb", b"sm\xff"),
+             good.format("k3").encode()]
+    day_dir = tmp_path / DAY.isoformat()
+    day_dir.mkdir()
+    (day_dir / "x.csv").write_bytes(b"\n".join(lines) + b"\n")
+    result = ingest_files(landing_files(tmp_path, DAY), parse_settings({}), DAY, root=tmp_path)
+    assert result.valid["event_id"].tolist() == ["k1", "k3"]
+    assert result.valid["source_line"].tolist() == [2, 4]
+    (quarantined,) = result.quarantined.to_dict("records")
+    assert quarantined["line_number"] == 3 and "non-UTF-8" in quarantined["reason"]
+    assert result.rows_read == 3
