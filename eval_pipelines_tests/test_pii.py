@@ -169,3 +169,10 @@ def test_exports() -> None:
     assert PII_PLACEHOLDERS == ("[EMAIL]", "[IBAN]", "[CARD]", "[PHONE]")
     for placeholder in PII_PLACEHOLDERS:  # the idempotence argument: no digits, no '@'
         assert not any(ch.isdigit() or ch == "@" for ch in placeholder)
+
+
+def test_email_inside_cjk_text_masks_only_the_address():
+    text = pd.Series(["注文ORD-1234567がまだ届きません。連絡先はanna.meyer@gmail.comです。",
+                      "josé.garcía@correo.es hola"])
+    masked, _ = mask_pii(text)
+    assert masked.tolist() == ["注文ORD-1234567がまだ届きません。連絡先は[EMAIL]です。", "[EMAIL] hola"]

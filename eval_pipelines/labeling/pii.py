@@ -47,10 +47,11 @@ import re
 import numpy as np
 import pandas as pd
 
-# Local part: anything but whitespace, controls, '@' and the characters that usually delimit an address in prose,
-# so non-ASCII local parts (josé@...) are masked too. Domain: ASCII labels and a 2+ letter TLD.
+# Local part: the RFC 5322 atom characters plus accented Latin letters (josé@...), but no CJK or other scripts:
+# Japanese and Chinese prose has no spaces, so a wider class would swallow the whole sentence before the address.
+# Domain: ASCII labels and a 2+ letter TLD.
 EMAIL_PATTERN: re.Pattern[str] = re.compile(
-    r"[^\x00-\x20\x7f@<>()\[\]{},;:\"'`|\\/=]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+    "[A-Za-z0-9.!#$%&*+?^_~\u00c0-\u024f-]+" r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
 )
 
 # Printed IBANs are upper case (ISO 13616), optionally in groups of four separated by a space or dash; the account
