@@ -43,6 +43,7 @@ dev: install
 bench: install
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/bench_sensor.py
+	$(BIN)/python bench/bench_kpis.py
 
 lint: install
 	$(BIN)/ruff check .

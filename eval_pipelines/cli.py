@@ -51,20 +51,32 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
         return 2
     instance = dg.DagsterInstance.get()
     resources = build_resources(settings, args.config)
-    daily = [a for a in ALL_ASSETS if a.partitions_def is not None]
-    failures = 0
-    for day in days:
-        result = dg.materialize(daily, partition_key=day, instance=instance, resources=resources,
-                                raise_on_error=False, tags={"eval_pipelines/trigger": "cli"},
-                                run_config={"loggers": {"console": {"config": {"log_level": args.log_level}}}})
-        failed_checks = [c.asset_check_key.name for c in result.get_asset_check_evaluations() if not c.passed]
+    run_config = {"loggers": {"console": {"config": {"log_level": args.log_level}}}}
+
+    def run(assets: list, partition_key: str | None, label: str) -> bool:
+        result = dg.materialize(assets, partition_key=partition_key, instance=instance, resources=resources,
+                                raise_on_error=False, tags={"eval_pipelines/trigger": "cli"}, run_config=run_config)
+        failed_checks = [c.asset_check_key.to_user_string() for c in result.get_asset_check_evaluations()
+                         if not c.passed]
         materialized = len(result.get_asset_materialization_events())
-        status = "ok" if result.success and not failed_checks else "FAILED"
-        failures += status != "ok"
-        print(f"{day}: run {result.run_id[:8]} {status}: {materialized} asset(s) materialised"
+        ok = result.success and not failed_checks
+        print(f"{label}: run {result.run_id[:8]} {'ok' if ok else 'FAILED'}: {materialized} asset(s) materialised"
               + (f", failed checks: {', '.join(failed_checks)}" if failed_checks else ""))
-    print(f"\n{len(days) - failures}/{len(days)} day(s) materialised cleanly")
-    return 0 if failures == 0 else 1
+        return ok
+
+    # Daily assets day by day, oldest first; then the assets over the whole history (eval set, library,
+    # definitions); then assets partitioned otherwise (one run per candidate), which read what came before.
+    daily = [a for a in ALL_ASSETS if a.partitions_def == daily_partitions]
+    unpartitioned = [a for a in ALL_ASSETS if a.partitions_def is None]
+    other = [a for a in ALL_ASSETS if a.partitions_def is not None and a.partitions_def != daily_partitions]
+    outcomes = [run(daily, day, day) for day in days]
+    if unpartitioned:
+        outcomes.append(run(unpartitioned, None, "whole history"))
+    for asset in other:
+        for key in asset.partitions_def.get_partition_keys():
+            outcomes.append(run([asset], key, f"{asset.key.to_user_string()}[{key}]"))
+    print(f"\n{sum(outcomes)}/{len(outcomes)} run(s) clean")
+    return 0 if all(outcomes) else 1
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
@@ -98,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-config", help="validate the configuration file and exit")
     check.set_defaults(handler=_cmd_check_config)
+
+    from eval_pipelines.kpis.cli import register as register_kpis
+
+    for register in (register_kpis,):
+        register(commands)
     return parser
 
 

@@ -9,10 +9,15 @@ import dagster as dg
 from eval_pipelines.config import load_settings
 from eval_pipelines.ingestion.assets import production_logs
 from eval_pipelines.ingestion.sensors import landing_sensor
+from eval_pipelines.kpis import assets as kpis
 from eval_pipelines.labeling.assets import labeled_cases
 from eval_pipelines.resources import build_resources
 
-ALL_ASSETS = [production_logs, labeled_cases]
+# One module per domain; each exports ASSETS and ASSET_CHECKS (checks declared on an asset travel with it).
+DOMAINS = [kpis]
+ALL_ASSETS = [production_logs, labeled_cases, *(a for domain in DOMAINS for a in domain.ASSETS)]
+ALL_ASSET_CHECKS = [c for domain in DOMAINS for c in domain.ASSET_CHECKS]
+DOMAIN_SENSORS = [s for domain in DOMAINS for s in getattr(domain, "SENSORS", [])]
 
 automation_sensor = dg.AutomationConditionSensorDefinition(
     "automation_sensor",
@@ -27,7 +32,8 @@ def build_definitions(config_path: str | None = None) -> dg.Definitions:
     settings = load_settings(config_path)
     return dg.Definitions(
         assets=ALL_ASSETS,
-        sensors=[landing_sensor, automation_sensor],
+        asset_checks=ALL_ASSET_CHECKS,
+        sensors=[landing_sensor, automation_sensor, *DOMAIN_SENSORS],
         resources=build_resources(settings, config_path),
     )
 

@@ -12,6 +12,8 @@ import yaml
 from eval_pipelines.config import Settings, load_settings
 from eval_pipelines.resources import build_resources
 
+pytest_plugins = ["eval_pipelines_tests.postgres_server"]
+
 
 @dataclass
 class Project:

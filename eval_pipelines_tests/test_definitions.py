@@ -18,9 +18,11 @@ def test_definitions_validate_and_pin_the_graph():
     defs = build_definitions()
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
-    assert {key.to_user_string() for key in graph.get_all_asset_keys()} == {"production_logs", "labeled_cases"}
+    assert {key.to_user_string() for key in graph.get_all_asset_keys()} == {
+        "production_logs", "labeled_cases", "kpi_daily", "kpi_rollups", "kpi_definitions"}
     assert {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys} == {
-        ("production_logs", "contract_expectations"), ("production_logs", "quarantine_rate")}
+        ("production_logs", "contract_expectations"), ("production_logs", "quarantine_rate"),
+        ("kpi_daily", "kpi_daily_consistent")}
     assert graph.get(dg.AssetKey("labeled_cases")).parent_keys == {dg.AssetKey("production_logs")}
     assert {s.name for s in defs.sensors} == {"landing_sensor", "automation_sensor"}
     for key in graph.get_all_asset_keys():

@@ -10,8 +10,12 @@ from eval_pipelines.metadata import column_schema, markdown_table
 from eval_pipelines.partitions import daily_partitions
 from eval_pipelines.resources import ProjectConfigResource
 
-# Follow production_logs as soon as it lands, but never past a failed blocking contract check.
-FOLLOW_UPSTREAM = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
+# Follow production_logs as soon as it lands, for any day (late files re-ingest old days, not only the latest), but
+# never past a failed blocking contract check.
+FOLLOW_UPSTREAM = (
+    dg.AutomationCondition.eager().without(dg.AutomationCondition.in_latest_time_window())
+    & dg.AutomationCondition.all_deps_blocking_checks_passed()
+)
 
 
 def label_cases(production_logs: pd.DataFrame, low_confidence_below: float,

@@ -26,7 +26,11 @@ class PartitionWrite:
 
 
 def create_warehouse_engine(url: str, project_root: Path | None = None) -> sa.Engine:
-    """An engine for ``url``; a relative SQLite path is resolved against ``project_root`` and its folder created."""
+    """An engine for ``url``; a relative SQLite path is resolved against ``project_root`` and its folder created.
+
+    Without a connection pool: assets write a few large transactions per run, so pooling gains nothing, and a pool
+    that outlives its asset keeps PostgreSQL connections open (and databases undroppable) until garbage collection.
+    """
     parsed = sa.make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         path = Path(parsed.database)
@@ -35,8 +39,8 @@ def create_warehouse_engine(url: str, project_root: Path | None = None) -> sa.En
         path.parent.mkdir(parents=True, exist_ok=True)
         parsed = parsed.set(database=str(path))
         # Dagster may run partitions in parallel processes; wait for the lock instead of failing at once.
-        return sa.create_engine(parsed, connect_args={"timeout": 60})
-    return sa.create_engine(parsed, pool_pre_ping=True)
+        return sa.create_engine(parsed, connect_args={"timeout": 60}, poolclass=sa.pool.NullPool)
+    return sa.create_engine(parsed, poolclass=sa.pool.NullPool)
 
 
 def safe_url(engine_or_url: sa.Engine | str) -> str:

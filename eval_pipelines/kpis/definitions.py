@@ -1,0 +1,170 @@
+"""What every KPI column means, as rows of the ``kpi_definitions`` table, so BI tools can label and format them.
+
+One entry per column of ``kpi_daily`` / ``kpi_weekly`` / ``kpi_monthly`` beyond the keys; a test pins that the two
+lists agree, so a new metric cannot ship undocumented. ``higher_is_better`` is null for volumes and settings that
+are neither good nor bad in themselves. Units: ``count``, ``fraction`` (0 to 1), ``seconds``, ``milliseconds``,
+``hours``, ``currency`` (the row's ``currency`` column), ``USD``, ``ratio``, ``days``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from eval_pipelines.kpis.metrics import METRIC_COLUMNS
+
+DOMAIN = "kpis"
+
+
+@dataclass(frozen=True)
+class MetricDefinition:
+    metric: str
+    label: str
+    category: str
+    unit: str
+    higher_is_better: bool | None
+    formula: str
+
+
+_R = "reviewed cases (a user_action is present)"
+
+DEFINITIONS: tuple[MetricDefinition, ...] = (
+    # volume
+    MetricDefinition("cases", "Cases", "volume", "count", None, "Number of AI recommendations (labeled_cases rows)."),
+    MetricDefinition("reviewed_cases", "Reviewed cases", "volume", "count", None,
+                     "Cases where a human acted on the recommendation (user_action not null)."),
+    MetricDefinition("automated_cases", "Automated cases", "volume", "count", None,
+                     "Cases with no human in the loop (user_action null)."),
+    MetricDefinition("automation_rate", "Automation rate", "volume", "fraction", None,
+                     "automated_cases / cases."),
+    # adoption
+    MetricDefinition("accepted_cases", "Accepted", "adoption", "count", None, "Reviewed cases accepted as suggested."),
+    MetricDefinition("edited_cases", "Edited", "adoption", "count", None, "Reviewed cases the human edited."),
+    MetricDefinition("overridden_cases", "Overridden", "adoption", "count", None,
+                     "Reviewed cases the human overrode with another decision."),
+    MetricDefinition("rejected_cases", "Rejected", "adoption", "count", None, "Reviewed cases the human rejected."),
+    MetricDefinition("ignored_cases", "Ignored", "adoption", "count", None, "Reviewed cases where the suggestion "
+                     "was ignored."),
+    MetricDefinition("acceptance_rate", "Acceptance rate", "adoption", "fraction", True,
+                     f"accepted_cases / {_R}."),
+    MetricDefinition("edit_rate", "Edit rate", "adoption", "fraction", False, f"edited_cases / {_R}."),
+    MetricDefinition("override_rate", "Override rate", "adoption", "fraction", False, f"overridden_cases / {_R}."),
+    MetricDefinition("reject_rate", "Reject rate", "adoption", "fraction", False, f"rejected_cases / {_R}."),
+    MetricDefinition("ignore_rate", "Ignore rate", "adoption", "fraction", False, f"ignored_cases / {_R}."),
+    # quality
+    MetricDefinition("labeled_cases", "Labeled cases", "quality", "count", None,
+                     "Cases with a label: ground truth, else the human's final decision."),
+    MetricDefinition("correct_cases", "Correct cases", "quality", "count", True,
+                     "Labeled cases where the AI output equals the label."),
+    MetricDefinition("accuracy", "Accuracy", "quality", "fraction", True,
+                     "correct_cases / labeled_cases: agreement of the AI with human decisions (or ground truth)."),
+    MetricDefinition("accuracy_ci_low", "Accuracy CI low", "quality", "fraction", True,
+                     "Lower bound of the Wilson score interval of accuracy at impact.ci_level (default 95 %)."),
+    MetricDefinition("accuracy_ci_high", "Accuracy CI high", "quality", "fraction", True,
+                     "Upper bound of the Wilson score interval of accuracy at impact.ci_level (default 95 %)."),
+    # speed
+    MetricDefinition("timed_decisions", "Timed decisions", "speed", "count", None,
+                     "Cases with a known human decision time, plus automated cases with status ok (0 s of human "
+                     "time): the decisions hours_saved is computed over."),
+    MetricDefinition("human_timed_decisions", "Human-timed decisions", "speed", "count", None,
+                     "Cases with decision_seconds recorded (the population of the decision-time percentiles)."),
+    MetricDefinition("decision_seconds_p50", "Median decision time", "speed", "seconds", False,
+                     "Median of decision_seconds over human-timed decisions (linear interpolation), recomputed from "
+                     "the cases for weeks and months."),
+    MetricDefinition("decision_seconds_p90", "p90 decision time", "speed", "seconds", False,
+                     "90th percentile of decision_seconds over human-timed decisions."),
+    MetricDefinition("baseline_seconds_per_decision", "Manual baseline per decision", "speed", "seconds", None,
+                     "impact.systems.<system>.manual_baseline_seconds: time one decision takes without the AI "
+                     "(case-weighted mean over the days in rollups)."),
+    MetricDefinition("decision_time_to_baseline_ratio", "Median decision time vs baseline", "speed", "ratio", False,
+                     "decision_seconds_p50 / baseline_seconds_per_decision; below 1 the AI speeds decisions up."),
+    MetricDefinition("manual_baseline_hours", "Manual baseline hours", "speed", "hours", None,
+                     "timed_decisions × baseline_seconds_per_decision / 3600: the hours these decisions would have "
+                     "taken without the AI."),
+    MetricDefinition("review_hours", "Review hours", "speed", "hours", False,
+                     "Sum of decision_seconds / 3600: human time spent deciding with the AI."),
+    MetricDefinition("hours_saved", "Hours saved", "speed", "hours", True,
+                     "manual_baseline_hours − review_hours; negative when the AI adds friction."),
+    # money
+    MetricDefinition("labour_value_saved_amount", "Labour value saved", "money", "currency", True,
+                     "hours_saved × labour_cost_per_hour."),
+    MetricDefinition("ai_cost_usd", "AI cost (USD)", "money", "USD", False,
+                     "Sum of cost_usd as logged (inference cost)."),
+    MetricDefinition("ai_cost_amount", "AI cost", "money", "currency", False,
+                     "ai_cost_usd × usd_to_currency."),
+    MetricDefinition("ai_cost_per_decision_amount", "AI cost per decision", "money", "currency", False,
+                     "ai_cost_amount / cases."),
+    MetricDefinition("review_cost_amount", "Review cost", "money", "currency", False,
+                     "review_hours × labour_cost_per_hour (already netted out of labour_value_saved_amount; "
+                     "shown, not subtracted again)."),
+    # errors
+    MetricDefinition("compliance_flags", "Compliance flags", "errors", "count", False,
+                     "Cases with compliance_flag true (compliance-relevant cases)."),
+    MetricDefinition("complaints", "Complaints", "errors", "count", False, "Cases with complaint true."),
+    MetricDefinition("escalations", "Escalations", "errors", "count", False, "Cases with escalation true."),
+    MetricDefinition("override_waste_cost_amount", "Wasted effort: overrides", "errors", "currency", False,
+                     "overridden_cases × wasted_seconds_per_override / 3600 × labour_cost_per_hour."),
+    MetricDefinition("edit_waste_cost_amount", "Wasted effort: edits", "errors", "currency", False,
+                     "edited_cases × wasted_seconds_per_edit / 3600 × labour_cost_per_hour."),
+    MetricDefinition("reject_waste_cost_amount", "Wasted effort: rejects", "errors", "currency", False,
+                     "rejected_cases × wasted_seconds_per_reject / 3600 × labour_cost_per_hour."),
+    MetricDefinition("compliance_cost_amount", "Compliance cost", "errors", "currency", False,
+                     "(compliance_flags − risk_mitigated_cases) × cost_per_compliance_flag: flagged cases that "
+                     "went through."),
+    MetricDefinition("complaint_cost_amount", "Complaint cost", "errors", "currency", False,
+                     "complaints × cost_per_complaint."),
+    MetricDefinition("escalation_cost_amount", "Escalation cost", "errors", "currency", False,
+                     "escalations × cost_per_escalation."),
+    MetricDefinition("error_cost_amount", "Error cost", "errors", "currency", False,
+                     "Sum of the three wasted-effort costs and the compliance, complaint and escalation costs."),
+    # risk
+    MetricDefinition("risk_mitigated_cases", "Risk mitigated (cases)", "risk", "count", True,
+                     "Compliance-flagged cases where a human caught a wrong suggestion (edited, overridden or "
+                     "rejected, and correctness wrong or partly_wrong)."),
+    MetricDefinition("risk_mitigated_amount", "Risk mitigated", "risk", "currency", True,
+                     "risk_mitigated_cases × cost_per_compliance_flag: exposure avoided by human review (reported, "
+                     "not added to net value)."),
+    # value
+    MetricDefinition("correct_automated_decisions", "Correct automated decisions", "value", "count", True,
+                     "Status ok, AI output verified correct and used as is (accepted, or no human in the loop)."),
+    MetricDefinition("correct_decision_value_amount", "Value of correct decisions", "value", "currency", True,
+                     "correct_automated_decisions × value_per_correct_automated_decision (0 when not configured)."),
+    MetricDefinition("net_value_amount", "Net value", "value", "currency", True,
+                     "labour_value_saved_amount + correct_decision_value_amount − ai_cost_amount − "
+                     "error_cost_amount."),
+    MetricDefinition("roi", "ROI", "value", "ratio", True,
+                     "net_value_amount / ai_cost_amount (null when the AI cost is 0)."),
+    # reliability
+    MetricDefinition("error_cases", "Errors", "reliability", "count", False, "Cases with status error."),
+    MetricDefinition("timeout_cases", "Timeouts", "reliability", "count", False, "Cases with status timeout."),
+    MetricDefinition("error_rate", "Error rate", "reliability", "fraction", False, "error_cases / cases."),
+    MetricDefinition("timeout_rate", "Timeout rate", "reliability", "fraction", False, "timeout_cases / cases."),
+    MetricDefinition("latency_ms_p50", "Median latency", "reliability", "milliseconds", False,
+                     "Median of latency_ms over all cases (linear interpolation), recomputed from the cases for "
+                     "weeks and months."),
+    MetricDefinition("latency_ms_p95", "p95 latency", "reliability", "milliseconds", False,
+                     "95th percentile of latency_ms over all cases."),
+    MetricDefinition("latency_ms_p99", "p99 latency", "reliability", "milliseconds", False,
+                     "99th percentile of latency_ms over all cases."),
+    MetricDefinition("latency_slo_ms", "Latency SLO", "reliability", "milliseconds", None,
+                     "impact.systems.<system>.latency_slo_ms (case-weighted mean over the days in rollups)."),
+    MetricDefinition("slo_met_cases", "Cases within SLO", "reliability", "count", True,
+                     "Cases with status ok and latency_ms <= latency_slo_ms."),
+    MetricDefinition("slo_attainment_rate", "SLO attainment", "reliability", "fraction", True,
+                     "slo_met_cases / cases (errors and timeouts count as misses)."),
+    # rollups only
+    MetricDefinition("days_with_data", "Days with data", "volume", "days", None,
+                     "kpi_weekly / kpi_monthly only: days of the period with kpi_daily rows for the group."),
+)
+
+BY_METRIC: dict[str, MetricDefinition] = {d.metric: d for d in DEFINITIONS}
+
+
+def definition_rows() -> list[dict[str, Any]]:
+    """The ``kpi_definitions`` rows, in table column order."""
+    return [{"domain": DOMAIN, **asdict(d)} for d in DEFINITIONS]
+
+
+def undocumented_metrics() -> list[str]:
+    """KPI columns without a definition (should be none; a test pins it)."""
+    return [m for m in METRIC_COLUMNS if m not in BY_METRIC]

@@ -1,0 +1,522 @@
+"""The KPI model: from a day of labeled cases to one row per (system, model_version, segment), in business units.
+
+Plain functions over DataFrames and numpy arrays, no dagster and no I/O, so every formula is testable against a
+hand-computed fixture. The table is built in three layers so rollups stay exact:
+
+1. **additive columns** (``ADDITIVE_COLUMNS``): counts, hours and money amounts, sums over cases. A week's value is
+   the sum of its days', so rollups add them.
+2. **percentiles** (``PERCENTILE_COLUMNS``): recomputed from the cases of whatever period is asked for, never
+   averaged (``grouped_quantiles``, numpy's default linear method, bit-identical to ``np.quantile``).
+3. **derived columns**: ratios of summed numerators and denominators (``RATIOS``), the Wilson interval of the
+   accuracy, and the p50-to-baseline ratio; ``finalize`` computes them the same way for a day, a week or a month.
+
+Per case, with ``b`` the system's ``manual_baseline_seconds`` and ``r`` its ``labour_cost_per_hour``:
+
+- a *reviewed* case has a ``user_action``; an *automated* one has none (no human in the loop);
+- a *timed decision* has a known human decision time (``decision_seconds``), or is automated with status ok (the
+  AI decided, taking no human time); ``manual_baseline_hours`` = timed decisions × b / 3600, ``review_hours`` =
+  Σ decision_seconds / 3600, ``hours_saved`` = their difference (negative when the AI adds friction),
+  ``labour_value_saved_amount`` = hours_saved × r, ``review_cost_amount`` = review_hours × r;
+- a human *caught* a wrong suggestion when the case was edited, overridden or rejected and its correctness is
+  ``wrong`` or ``partly_wrong``; a compliance-flagged caught case is *risk mitigated* (its
+  ``cost_per_compliance_flag`` was avoided), the other flagged cases cost it;
+- error cost = wasted reviewer time of overrides, edits and rejects (valued at r) + compliance issues not caught +
+  complaints + escalations, each × its configured cost;
+- a *correct automated decision* is a verified-correct AI output used as is (accepted, or automated) with status
+  ok; it earns ``value_per_correct_automated_decision`` when configured;
+- net value = labour value saved + correct-decision value − AI cost − error cost; ROI = net value / AI cost.
+  Risk mitigated is reported beside it, not added: the credit belongs to the review, not to the AI.
+
+Money is in the system's ``currency``; ``cost_usd`` is converted with ``usd_to_currency``. A combination over rows
+in different currencies (only possible when the config changed mid-period) gets currency ``XXX`` (ISO 4217: no
+currency) and null amounts rather than a sum of apples and pears.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.special import ndtri
+
+from eval_pipelines.kpis.settings import ImpactConfig, SystemImpact
+
+KEY_COLUMNS: tuple[str, ...] = ("system", "model_version", "segment")
+NO_CURRENCY = "XXX"
+
+CASE_COLUMNS: tuple[str, ...] = (
+    *KEY_COLUMNS, "user_action", "status", "latency_ms", "cost_usd", "decision_seconds", "is_labeled", "ai_correct",
+    "correctness", "compliance_flag", "complaint", "escalation",
+)
+"""The labeled_cases columns the KPIs read (the rest of the frame is never loaded)."""
+
+COUNT_COLUMNS: tuple[str, ...] = (
+    "cases", "reviewed_cases", "automated_cases",
+    "accepted_cases", "edited_cases", "overridden_cases", "rejected_cases", "ignored_cases",
+    "labeled_cases", "correct_cases",
+    "timed_decisions", "human_timed_decisions",
+    "compliance_flags", "complaints", "escalations",
+    "risk_mitigated_cases", "correct_automated_decisions",
+    "error_cases", "timeout_cases", "slo_met_cases",
+)
+AMOUNT_COLUMNS: tuple[str, ...] = (
+    "labour_value_saved_amount", "ai_cost_amount", "review_cost_amount",
+    "override_waste_cost_amount", "edit_waste_cost_amount", "reject_waste_cost_amount",
+    "compliance_cost_amount", "complaint_cost_amount", "escalation_cost_amount", "error_cost_amount",
+    "risk_mitigated_amount", "correct_decision_value_amount", "net_value_amount",
+)
+"""Money in the row's currency: additive, but only within one currency."""
+
+SUM_COLUMNS: tuple[str, ...] = ("manual_baseline_hours", "review_hours", "hours_saved", "ai_cost_usd",
+                                *AMOUNT_COLUMNS)
+ADDITIVE_COLUMNS: tuple[str, ...] = COUNT_COLUMNS + SUM_COLUMNS
+
+CONFIG_COLUMNS: tuple[str, ...] = ("baseline_seconds_per_decision", "latency_slo_ms")
+"""Echoes of the impact model; a rollup shows their case-weighted mean (the value itself when it did not change)."""
+
+RATIOS: dict[str, tuple[str, str]] = {
+    "automation_rate": ("automated_cases", "cases"),
+    "acceptance_rate": ("accepted_cases", "reviewed_cases"),
+    "edit_rate": ("edited_cases", "reviewed_cases"),
+    "override_rate": ("overridden_cases", "reviewed_cases"),
+    "reject_rate": ("rejected_cases", "reviewed_cases"),
+    "ignore_rate": ("ignored_cases", "reviewed_cases"),
+    "accuracy": ("correct_cases", "labeled_cases"),
+    "ai_cost_per_decision_amount": ("ai_cost_amount", "cases"),
+    "roi": ("net_value_amount", "ai_cost_amount"),
+    "error_rate": ("error_cases", "cases"),
+    "timeout_rate": ("timeout_cases", "cases"),
+    "slo_attainment_rate": ("slo_met_cases", "cases"),
+}
+"""Derived column -> (numerator, denominator); null when the denominator is 0."""
+
+PERCENTILE_COLUMNS: dict[str, tuple[str, float]] = {
+    "decision_seconds_p50": ("decision_seconds", 0.50),
+    "decision_seconds_p90": ("decision_seconds", 0.90),
+    "latency_ms_p50": ("latency_ms", 0.50),
+    "latency_ms_p95": ("latency_ms", 0.95),
+    "latency_ms_p99": ("latency_ms", 0.99),
+}
+"""Percentile column -> (case column, quantile); over the cases where the value is known."""
+
+PERCENTILE_SOURCES: tuple[str, ...] = ("decision_seconds", "latency_ms")
+
+# The table's column order, grouped by the question each block answers.
+METRIC_COLUMNS: tuple[str, ...] = (
+    # volume
+    "cases", "reviewed_cases", "automated_cases", "automation_rate",
+    # adoption
+    "accepted_cases", "edited_cases", "overridden_cases", "rejected_cases", "ignored_cases",
+    "acceptance_rate", "edit_rate", "override_rate", "reject_rate", "ignore_rate",
+    # quality
+    "labeled_cases", "correct_cases", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
+    # speed and time
+    "timed_decisions", "human_timed_decisions", "decision_seconds_p50", "decision_seconds_p90",
+    "baseline_seconds_per_decision", "decision_time_to_baseline_ratio",
+    "manual_baseline_hours", "review_hours", "hours_saved",
+    # money
+    "labour_value_saved_amount", "ai_cost_usd", "ai_cost_amount", "ai_cost_per_decision_amount", "review_cost_amount",
+    # errors and their cost
+    "compliance_flags", "complaints", "escalations",
+    "override_waste_cost_amount", "edit_waste_cost_amount", "reject_waste_cost_amount",
+    "compliance_cost_amount", "complaint_cost_amount", "escalation_cost_amount", "error_cost_amount",
+    # risk
+    "risk_mitigated_cases", "risk_mitigated_amount",
+    # value
+    "correct_automated_decisions", "correct_decision_value_amount", "net_value_amount", "roi",
+    # reliability
+    "error_cases", "timeout_cases", "error_rate", "timeout_rate",
+    "latency_ms_p50", "latency_ms_p95", "latency_ms_p99", "latency_slo_ms", "slo_met_cases", "slo_attainment_rate",
+)
+FLOAT_METRICS: frozenset[str] = frozenset(set(METRIC_COLUMNS) - set(COUNT_COLUMNS))
+
+_CAUGHT_ACTIONS = ("edited", "overridden", "rejected")
+_WRONG = ("wrong", "partly_wrong")
+
+
+# ---------------------------------------------------------------------------------------------------------- maths
+
+
+def wilson_interval(successes: np.ndarray | float, trials: np.ndarray | float,
+                    level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of a binomial proportion (Wilson 1927; no continuity correction).
+
+    Chosen over the normal (Wald) interval because accuracy sits near 1 and groups can be small: Wilson stays
+    inside [0, 1] and keeps close to its nominal coverage there. Same as
+    ``scipy.stats.binomtest(k, n).proportion_ci(level, method="wilson")``; NaN where ``trials`` is 0.
+    """
+    k = np.asarray(successes, dtype=float)
+    n = np.asarray(trials, dtype=float)
+    z = float(ndtri(0.5 + level / 2.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = k / n
+        denominator = 1.0 + z * z / n
+        center = (p + z * z / (2.0 * n)) / denominator
+        half = z / denominator * np.sqrt(p * (1.0 - p) / n + z * z / (4.0 * n * n))
+        low = np.where(n > 0, np.clip(center - half, 0.0, 1.0), np.nan)
+        high = np.where(n > 0, np.clip(center + half, 0.0, 1.0), np.nan)
+    return low, high
+
+
+def split_by_group(group_ids: np.ndarray, values: np.ndarray, n_groups: int) -> list[np.ndarray]:
+    """``values`` split into one array per group id (0 .. n_groups-1), NaN values dropped.
+
+    One stable integer sort (radix) instead of a sort of the values themselves: the quantiles below then only
+    partition each group's slice.
+    """
+    ids = np.asarray(group_ids, dtype=np.int64)
+    vals = np.asarray(values, dtype=np.float64)
+    known = ~np.isnan(vals)
+    if not known.all():
+        ids, vals = ids[known], vals[known]
+    order = np.argsort(ids, kind="stable")
+    counts = np.bincount(ids, minlength=n_groups)[:n_groups]
+    return np.split(vals[order], np.cumsum(counts)[:-1])
+
+
+def grouped_quantiles(group_ids: np.ndarray, values: np.ndarray, n_groups: int,
+                      quantiles: Sequence[float]) -> np.ndarray:
+    """Quantiles of ``values`` per group, NaN values ignored; shape ``(n_groups, len(quantiles))``.
+
+    Each group's quantiles are ``np.quantile`` of its values (numpy's default "linear" method, Hyndman & Fan type
+    7), so a rollup's percentile is exactly the percentile of the period's cases. Groups without values get NaN.
+    """
+    return quantiles_of_chunks(split_by_group(group_ids, values, n_groups), quantiles)
+
+
+def quantiles_of_chunks(groups: Sequence[np.ndarray | Sequence[np.ndarray]], quantiles: Sequence[float]) -> np.ndarray:
+    """``np.quantile`` per group, a group given as one array or as a list of chunks (e.g. one per day)."""
+    result = np.full((len(groups), len(quantiles)), np.nan)
+    for position, group in enumerate(groups):
+        values = group if isinstance(group, np.ndarray) else (np.concatenate(group) if len(group) else np.zeros(0))
+        if len(values):
+            result[position] = np.quantile(values, list(quantiles))
+    return result
+
+
+def ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
+    """``numerator / denominator`` as float, NaN (stored as NULL) where the denominator is 0."""
+    num = numerator.to_numpy(dtype=float, na_value=np.nan)
+    den = denominator.to_numpy(dtype=float, na_value=np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return pd.Series(np.where(den != 0, num / den, np.nan), index=numerator.index)
+
+
+# ----------------------------------------------------------------------------------------------- per-case inputs
+
+
+def _text(cases: pd.DataFrame, name: str) -> pd.Series:
+    """A text column as is (``str`` or categorical: both compare with ``==`` and ``isin``); absent -> all null."""
+    if name not in cases.columns:
+        return pd.Series(np.nan, index=cases.index, dtype="str")
+    column = cases[name]
+    return column if isinstance(column.dtype, pd.CategoricalDtype | pd.StringDtype) else column.astype("str")
+
+
+def _flag(cases: pd.DataFrame, name: str) -> np.ndarray:
+    """A nullable boolean column as bool, null (or absent) read as False."""
+    if name not in cases.columns:
+        return np.zeros(len(cases), dtype=bool)
+    return cases[name].astype("boolean").fillna(False).to_numpy(dtype=bool)
+
+
+def _number(cases: pd.DataFrame, name: str) -> np.ndarray:
+    if name not in cases.columns:
+        return np.full(len(cases), np.nan)
+    return cases[name].to_numpy(dtype="float64", na_value=np.nan)
+
+
+def group_ids(keys: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+    """Dense group ids for the rows of ``keys`` and the frame of distinct keys, sorted; id = row in that frame.
+
+    Works on ``str`` and categorical columns alike (categoricals are not converted per row, which would cost more
+    than the whole KPI computation); the order of the distinct keys is lexical either way.
+    """
+    if len(keys.columns) == 0:
+        return np.zeros(len(keys), dtype=np.int64), pd.DataFrame(index=range(1 if len(keys) else 0))
+    codes: list[np.ndarray] = []
+    uniques: list[np.ndarray] = []
+    for column in keys.columns:
+        code, unique = pd.factorize(keys[column], use_na_sentinel=False)
+        codes.append(code.astype(np.int64))
+        uniques.append(np.asarray(unique, dtype=object))
+    combined = np.zeros(len(keys), dtype=np.int64)
+    for code, unique in zip(codes, uniques, strict=True):
+        combined = combined * len(unique) + code
+    distinct, ids = np.unique(combined, return_inverse=True)
+    table: dict[str, list[str]] = {}
+    remainder = distinct
+    for column, unique in reversed(list(zip(keys.columns, uniques, strict=True))):
+        remainder, code = np.divmod(remainder, len(unique))
+        table[column] = [str(value) for value in unique[code]]
+    frame = pd.DataFrame({column: pd.Series(table[column], dtype="str") for column in keys.columns})
+    order = frame.sort_values(list(keys.columns), kind="stable").index.to_numpy()
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank[ids.ravel()].astype(np.int64), frame.iloc[order].reset_index(drop=True)
+
+
+def _impact_arrays(systems: Sequence[str], impact: ImpactConfig) -> dict[str, np.ndarray]:
+    models: list[SystemImpact] = [impact.for_system(str(system)) for system in systems]
+    fields = ("labour_cost_per_hour", "manual_baseline_seconds", "wasted_seconds_per_override",
+              "wasted_seconds_per_edit", "wasted_seconds_per_reject", "cost_per_compliance_flag",
+              "cost_per_complaint", "cost_per_escalation", "latency_slo_ms", "usd_to_currency")
+    arrays = {name: np.array([getattr(m, name) for m in models], dtype=float) for name in fields}
+    arrays["value_per_correct"] = np.array([m.value_per_correct_automated_decision or 0.0 for m in models])
+    arrays["currency"] = np.array([m.currency for m in models], dtype=object)
+    return arrays
+
+
+# ------------------------------------------------------------------------------------------------ the daily table
+
+
+def compute_kpis(cases: pd.DataFrame, impact: ImpactConfig) -> pd.DataFrame:
+    """One row per (system, model_version, segment) of ``cases`` with every column of ``METRIC_COLUMNS``.
+
+    ``cases`` has the ``CASE_COLUMNS`` of ``labeled_cases`` (optional ones may be absent or null). Returns
+    ``KEY_COLUMNS + ("currency",) + METRIC_COLUMNS``, sorted by the keys; an empty frame with those columns when
+    there are no cases. Counts are int64, everything else float64 with NaN where undefined (a rate over nobody).
+    """
+    if cases.empty:
+        return empty_kpis()
+    ids, groups = group_ids(cases[list(KEY_COLUMNS)])
+    n = len(groups)
+    model = _impact_arrays(groups["system"].tolist(), impact)
+    slo_per_case = model["latency_slo_ms"][ids]
+
+    action = _text(cases, "user_action")
+    status = _text(cases, "status")
+    correctness = _text(cases, "correctness")
+    decision = _number(cases, "decision_seconds")
+    latency = _number(cases, "latency_ms")
+    cost_usd = np.nan_to_num(_number(cases, "cost_usd"), nan=0.0)
+
+    reviewed = action.notna().to_numpy(dtype=bool)
+    ok = (status == "ok").to_numpy(dtype=bool)
+    is_action = {name: (action == name).to_numpy(dtype=bool)
+                 for name in ("accepted", "edited", "overridden", "rejected", "ignored")}
+    labeled = _flag(cases, "is_labeled")
+    correct = _flag(cases, "ai_correct") & labeled
+    human_timed = ~np.isnan(decision)
+    timed = human_timed | (~reviewed & ok)
+    caught = (action.isin(_CAUGHT_ACTIONS) & correctness.isin(_WRONG)).to_numpy(dtype=bool)
+    compliance = _flag(cases, "compliance_flag")
+
+    case_flags: dict[str, np.ndarray] = {
+        "cases": np.ones(len(cases), dtype=bool),
+        "reviewed_cases": reviewed,
+        "automated_cases": ~reviewed,
+        "accepted_cases": is_action["accepted"],
+        "edited_cases": is_action["edited"],
+        "overridden_cases": is_action["overridden"],
+        "rejected_cases": is_action["rejected"],
+        "ignored_cases": is_action["ignored"],
+        "labeled_cases": labeled,
+        "correct_cases": correct,
+        "timed_decisions": timed,
+        "human_timed_decisions": human_timed,
+        "compliance_flags": compliance,
+        "complaints": _flag(cases, "complaint"),
+        "escalations": _flag(cases, "escalation"),
+        "risk_mitigated_cases": compliance & caught,
+        "correct_automated_decisions": correct & ok & (is_action["accepted"] | ~reviewed),
+        "error_cases": (status == "error").to_numpy(dtype=bool),
+        "timeout_cases": (status == "timeout").to_numpy(dtype=bool),
+        "slo_met_cases": ok & (latency <= slo_per_case),
+    }
+    frame = groups.copy()
+    frame["currency"] = model["currency"]
+    for name, flags in case_flags.items():
+        frame[name] = np.bincount(ids, weights=flags, minlength=n).round().astype(np.int64)
+    seconds = np.bincount(ids, weights=np.nan_to_num(decision, nan=0.0), minlength=n)
+    usd = np.bincount(ids, weights=cost_usd, minlength=n)
+
+    rate = model["labour_cost_per_hour"]
+    frame["manual_baseline_hours"] = frame["timed_decisions"] * model["manual_baseline_seconds"] / 3600.0
+    frame["review_hours"] = seconds / 3600.0
+    frame["hours_saved"] = frame["manual_baseline_hours"] - frame["review_hours"]
+    frame["ai_cost_usd"] = usd
+    frame["labour_value_saved_amount"] = frame["hours_saved"] * rate
+    frame["ai_cost_amount"] = usd * model["usd_to_currency"]
+    frame["review_cost_amount"] = frame["review_hours"] * rate
+    frame["override_waste_cost_amount"] = frame["overridden_cases"] * model["wasted_seconds_per_override"] / 3600 * rate
+    frame["edit_waste_cost_amount"] = frame["edited_cases"] * model["wasted_seconds_per_edit"] / 3600 * rate
+    frame["reject_waste_cost_amount"] = frame["rejected_cases"] * model["wasted_seconds_per_reject"] / 3600 * rate
+    frame["compliance_cost_amount"] = ((frame["compliance_flags"] - frame["risk_mitigated_cases"])
+                                       * model["cost_per_compliance_flag"])
+    frame["complaint_cost_amount"] = frame["complaints"] * model["cost_per_complaint"]
+    frame["escalation_cost_amount"] = frame["escalations"] * model["cost_per_escalation"]
+    frame["error_cost_amount"] = (frame["override_waste_cost_amount"] + frame["edit_waste_cost_amount"]
+                                  + frame["reject_waste_cost_amount"] + frame["compliance_cost_amount"]
+                                  + frame["complaint_cost_amount"] + frame["escalation_cost_amount"])
+    frame["risk_mitigated_amount"] = frame["risk_mitigated_cases"] * model["cost_per_compliance_flag"]
+    frame["correct_decision_value_amount"] = frame["correct_automated_decisions"] * model["value_per_correct"]
+    frame["net_value_amount"] = (frame["labour_value_saved_amount"] + frame["correct_decision_value_amount"]
+                                 - frame["ai_cost_amount"] - frame["error_cost_amount"])
+    frame["baseline_seconds_per_decision"] = model["manual_baseline_seconds"]
+    frame["latency_slo_ms"] = model["latency_slo_ms"]
+
+    percentiles = percentiles_by_group(n, {"decision_seconds": (ids, decision), "latency_ms": (ids, latency)})
+    for column in PERCENTILE_COLUMNS:
+        frame[column] = percentiles[column].to_numpy()
+    return finalize(frame, impact.ci_level)
+
+
+def percentiles_by_group(n_groups: int, values: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> pd.DataFrame:
+    """Every ``PERCENTILE_COLUMNS`` entry per group id; ``values`` maps each source column to (group ids, values)."""
+    out: dict[str, np.ndarray] = {}
+    for source in PERCENTILE_SOURCES:
+        wanted = [(column, q) for column, (src, q) in PERCENTILE_COLUMNS.items() if src == source]
+        ids, vals = values[source]
+        result = grouped_quantiles(ids, vals, n_groups, [q for _, q in wanted])
+        for position, (column, _) in enumerate(wanted):
+            out[column] = result[:, position]
+    return pd.DataFrame(out)
+
+
+def finalize(frame: pd.DataFrame, ci_level: float) -> pd.DataFrame:
+    """Add the derived columns (ratios, accuracy interval, p50-to-baseline) and order the columns.
+
+    ``frame`` holds the keys, ``currency``, ``ADDITIVE_COLUMNS``, ``CONFIG_COLUMNS`` and ``PERCENTILE_COLUMNS``;
+    used for days and rollups alike so a ratio is always a ratio of sums.
+    """
+    frame = frame.copy()
+    for column, (numerator, denominator) in RATIOS.items():
+        frame[column] = ratio(frame[numerator], frame[denominator])
+    low, high = wilson_interval(frame["correct_cases"].to_numpy(), frame["labeled_cases"].to_numpy(), ci_level)
+    frame["accuracy_ci_low"] = low
+    frame["accuracy_ci_high"] = high
+    frame["decision_time_to_baseline_ratio"] = ratio(frame["decision_seconds_p50"],
+                                                     frame["baseline_seconds_per_decision"])
+    leading = [c for c in frame.columns if c not in METRIC_COLUMNS and c != "currency"]
+    frame = frame[[*leading, "currency", *METRIC_COLUMNS]]
+    for column in METRIC_COLUMNS:
+        frame[column] = frame[column].astype("float64" if column in FLOAT_METRICS else "int64")
+    return frame.reset_index(drop=True)
+
+
+def empty_kpis(leading: Sequence[str] = KEY_COLUMNS) -> pd.DataFrame:
+    """The KPI frame with no rows (a day without cases), with the right columns and dtypes."""
+    columns: dict[str, pd.Series] = {name: pd.Series([], dtype="str") for name in (*leading, "currency")}
+    for name in METRIC_COLUMNS:
+        columns[name] = pd.Series([], dtype="float64" if name in FLOAT_METRICS else "int64")
+    return pd.DataFrame(columns)
+
+
+def daily_kpis(cases: pd.DataFrame, impact: ImpactConfig, day: date) -> pd.DataFrame:
+    """``compute_kpis`` for one day, with the ``kpi_date`` key first (the grain of the ``kpi_daily`` table)."""
+    frame = compute_kpis(cases, impact) if len(cases) else empty_kpis()
+    frame.insert(0, "kpi_date", pd.Series([day] * len(frame), dtype="object"))
+    return frame
+
+
+# --------------------------------------------------------------------------------------- combining rows (rollups)
+
+
+def combine(rows: pd.DataFrame, percentiles: pd.DataFrame, group_by: Sequence[str], ci_level: float) -> pd.DataFrame:
+    """Combine KPI rows (days) into coarser groups: sums of the additive columns, ratios recomputed from them.
+
+    ``rows`` are KPI rows (e.g. ``kpi_daily`` rows of a week, with the ``group_by`` columns present);
+    ``percentiles`` holds ``group_by`` plus every ``PERCENTILE_COLUMNS`` entry recomputed from the cases of each
+    group (never derived from the rows' own percentiles). ``CONFIG_COLUMNS`` become their case-weighted mean. Adds
+    ``days_with_data`` (distinct ``kpi_date`` per group) when ``rows`` has ``kpi_date``. A group whose rows
+    carry more than one currency gets currency ``XXX`` and null amounts.
+    """
+    group_by = list(group_by)
+    if rows.empty:
+        frame = empty_kpis(group_by)
+        if "kpi_date" in rows.columns:
+            frame.insert(len(group_by), "days_with_data", pd.Series([], dtype="int64"))
+        return frame
+    work = rows.copy()
+    if not group_by:
+        work["_all"] = 0
+    by = group_by or ["_all"]
+    weights = work["cases"].astype(float)
+    for column in CONFIG_COLUMNS:
+        work[f"_{column}_weighted"] = work[column].astype(float) * weights
+    grouped = work.groupby(by, sort=True, dropna=False)
+    sums = grouped[[*ADDITIVE_COLUMNS, *(f"_{c}_weighted" for c in CONFIG_COLUMNS)]].sum()
+    frame = sums.reset_index()
+    for column in CONFIG_COLUMNS:
+        frame[column] = ratio(frame.pop(f"_{column}_weighted"), frame["cases"])
+    currencies = grouped["currency"].agg(lambda values: values.iloc[0] if values.nunique() == 1 else NO_CURRENCY)
+    frame["currency"] = currencies.to_numpy()
+    mixed = frame["currency"] == NO_CURRENCY
+    if mixed.any():
+        frame.loc[mixed, list(AMOUNT_COLUMNS)] = np.nan
+    if "kpi_date" in work.columns:
+        frame.insert(len(by), "days_with_data", grouped["kpi_date"].nunique().to_numpy().astype(np.int64))
+    if group_by:
+        frame = frame.merge(percentiles[[*group_by, *PERCENTILE_COLUMNS]], on=group_by, how="left",
+                            validate="one_to_one")
+    else:
+        frame = frame.drop(columns="_all")
+        for column in PERCENTILE_COLUMNS:
+            frame[column] = percentiles[column].iloc[0] if len(percentiles) else np.nan
+    return finalize(frame, ci_level)
+
+
+# ------------------------------------------------------------------------------------- rows for people and the DB
+
+
+def _pct(value: float) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.1%}"
+
+
+def _num(value: float, digits: int = 1) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:,.{digits}f}"
+
+
+def headline_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The headline KPIs of KPI rows as display strings; the same table in the Dagster UI and the terminal."""
+    leading = [c for c in frame.columns if c not in METRIC_COLUMNS and c not in ("currency", "computed_at",
+                                                                                   "days_with_data")]
+    out = pd.DataFrame({c: frame[c].astype(str) for c in leading})
+    out["cases"] = [f"{int(v):,}" for v in frame["cases"]]
+    out["accept"] = [_pct(v) for v in frame["acceptance_rate"]]
+    out["override"] = [_pct(v) for v in frame["override_rate"]]
+    out["accuracy [CI]"] = [f"{_pct(a)} [{_pct(lo)}, {_pct(hi)}]" if not math.isnan(a) else "–"
+                            for a, lo, hi in zip(frame["accuracy"], frame["accuracy_ci_low"],
+                                                 frame["accuracy_ci_high"], strict=True)]
+    out["p50 decision s (baseline)"] = [f"{_num(p)} ({_num(b, 0)})" for p, b in
+                                        zip(frame["decision_seconds_p50"], frame["baseline_seconds_per_decision"],
+                                            strict=True)]
+    out["hours saved"] = [_num(v) for v in frame["hours_saved"]]
+    out["net value"] = [f"{_num(v, 2)} {c}" for v, c in zip(frame["net_value_amount"], frame["currency"],
+                                                              strict=True)]
+    out["ROI"] = [_num(v, 2) for v in frame["roi"]]
+    out["errors"] = [_pct(v) for v in frame["error_rate"]]
+    out["p95 latency ms"] = [_num(v, 0) for v in frame["latency_ms_p95"]]
+    out["SLO met"] = [_pct(v) for v in frame["slo_attainment_rate"]]
+    return out
+
+
+def render_markdown(table: pd.DataFrame) -> str:
+    """A Markdown pipe table (what the UI renders and the CLI prints); ``_no rows_`` when empty."""
+    if table.empty:
+        return "_no rows_"
+    return table.to_markdown(index=False, disable_numparse=True)
+
+
+def to_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as plain Python values for SQL inserts: numpy scalars unwrapped, NaN/NA as None (NULL).
+
+    SQLite turns NaN into NULL on its own but PostgreSQL stores NaN as a number; converting here keeps both
+    backends identical and lets BI treat "undefined" as NULL.
+    """
+    columns: dict[str, list[Any]] = {}
+    for name in frame.columns:
+        series = frame[name]
+        if pd.api.types.is_float_dtype(series.dtype):
+            columns[name] = [None if math.isnan(v) else v for v in series.to_numpy(dtype=float).tolist()]
+        elif pd.api.types.is_integer_dtype(series.dtype):
+            columns[name] = series.to_numpy().tolist()
+        else:
+            columns[name] = [None if (v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))) else v
+                             for v in series.tolist()]
+    return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]

@@ -1,0 +1,124 @@
+"""Reading cases from the lake and KPI rows from/to the warehouse; shared by the assets, the CLI and the bench.
+
+No dagster here. Every write goes through ``warehouse.core.replace_partitions``: one transaction that deletes the
+partition's rows and inserts the new ones, so a reader sees a day (or a week, a month) entirely old or entirely
+new, and re-running never duplicates rows.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pandas as pd
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+
+from eval_pipelines.kpis.definitions import DOMAIN, definition_rows
+from eval_pipelines.kpis.metrics import CASE_COLUMNS, KEY_COLUMNS, to_records
+from eval_pipelines.kpis.rollups import (
+    PERIOD_COLUMNS,
+    Period,
+    PeriodCaseValues,
+    period_end,
+    period_start,
+    read_case_values,
+    rollup,
+)
+from eval_pipelines.kpis.tables import ROLLUP_TABLES, kpi_daily, kpi_definitions
+from eval_pipelines.lake import Lake
+from eval_pipelines.warehouse.core import PartitionWrite, ensure_tables, replace_partitions
+
+CASES_ASSET = "labeled_cases"
+# Low-cardinality text columns are read as dictionaries (pandas categoricals): less memory, faster comparisons.
+_DICTIONARY_COLUMNS = (*KEY_COLUMNS, "user_action", "status", "correctness")
+
+
+def read_cases(lake: Lake, day: date) -> pd.DataFrame:
+    """The ``CASE_COLUMNS`` of one ``labeled_cases`` partition (optional ones the file lacks are left out)."""
+    path = lake.path(CASES_ASSET, day.isoformat())
+    if not lake.fs.exists(path):
+        raise FileNotFoundError(
+            f"{lake.uri(CASES_ASSET, day.isoformat())} does not exist: materialise labeled_cases for {day} first")
+    with lake.fs.open(path, "rb") as handle:
+        parquet = pq.ParquetFile(handle)
+        present = set(parquet.schema_arrow.names)
+        columns = [c for c in CASE_COLUMNS if c in present]
+        table = parquet.read(columns=columns)
+    dictionary = [c for c in _DICTIONARY_COLUMNS if c in present]
+    for name in dictionary:
+        position = table.schema.get_field_index(name)
+        table = table.set_column(position, name, table.column(name).dictionary_encode())
+    return table.to_pandas()
+
+
+def daily_write(frame: pd.DataFrame, day: date, computed_at: datetime) -> PartitionWrite:
+    """Replace the ``kpi_daily`` rows of ``day`` with ``frame`` (a ``metrics.daily_kpis`` result)."""
+    rows = to_records(frame.assign(computed_at=computed_at))
+    return PartitionWrite(kpi_daily, {"kpi_date": day}, rows)
+
+
+def write_daily(engine: sa.Engine, frame: pd.DataFrame, day: date, computed_at: datetime | None = None) -> None:
+    replace_partitions(engine, [daily_write(frame, day, computed_at or datetime.now(UTC))])
+
+
+def write_definitions(engine: sa.Engine) -> int:
+    """Replace this domain's ``kpi_definitions`` rows; returns how many were written."""
+    rows = definition_rows()
+    replace_partitions(engine, [PartitionWrite(kpi_definitions, {"domain": DOMAIN}, rows)])
+    return len(rows)
+
+
+def read_rows(engine: sa.Engine, table: sa.Table, since: date | None = None, until: date | None = None,
+              ) -> pd.DataFrame:
+    """Rows of a KPI table with its date key in ``[since, until]`` (both inclusive, either open), sorted by key."""
+    ensure_tables(engine, [table])
+    date_column = table.c[next(iter(table.primary_key.columns)).name]
+    query = sa.select(table)
+    if since is not None:
+        query = query.where(date_column >= since)
+    if until is not None:
+        query = query.where(date_column <= until)
+    query = query.order_by(*table.primary_key.columns)
+    with engine.connect() as connection:
+        result = connection.execute(query)
+        frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    for column in table.columns:
+        if isinstance(column.type, sa.BigInteger | sa.Integer) and column.name in frame:
+            frame[column.name] = frame[column.name].astype("int64")
+        elif isinstance(column.type, sa.Float) and column.name in frame:
+            frame[column.name] = frame[column.name].astype("float64")
+    return frame
+
+
+def refresh_rollups(engine: sa.Engine, lake: Lake, day: date, ci_level: float,
+                    computed_at: datetime | None = None) -> dict[Period, pd.DataFrame]:
+    """Recompute the week and the month containing ``day`` and replace their rows in one transaction.
+
+    Reads the ``kpi_daily`` rows of both periods, and the cases (keys, latency, decision time) of every day that
+    has rows, each day once. Returns the new rows per period kind.
+    """
+    periods: tuple[Period, ...] = ("week", "month")
+    first = min(period_start(day, p) for p in periods)
+    last = max(period_end(day, p) for p in periods)
+    daily = read_rows(engine, kpi_daily, first, last)
+    bounds = {p: (period_start(day, p), period_end(day, p)) for p in periods}
+    values = {p: PeriodCaseValues() for p in periods}
+    for case_day in sorted(set(daily["kpi_date"])):
+        wanted = [p for p in periods if bounds[p][0] <= case_day <= bounds[p][1]]
+        if not wanted:
+            continue
+        cases = read_case_values(lake, case_day)
+        for p in wanted:
+            values[p].add(cases, bounds[p][0])
+    stamp = computed_at or datetime.now(UTC)
+    result: dict[Period, pd.DataFrame] = {}
+    writes = []
+    for p in periods:
+        start, end = bounds[p]
+        in_period = daily[(daily["kpi_date"] >= start) & (daily["kpi_date"] <= end)]
+        frame = rollup(in_period, values[p], p, ci_level)
+        result[p] = frame
+        writes.append(PartitionWrite(ROLLUP_TABLES[p], {PERIOD_COLUMNS[p]: start},
+                                     to_records(frame.assign(computed_at=stamp))))
+    replace_partitions(engine, writes)
+    return result

@@ -1,0 +1,74 @@
+"""Warehouse tables of the KPI domain; names and columns are the public contract BI reads (docs/warehouse.md).
+
+``kpi_daily`` / ``kpi_weekly`` / ``kpi_monthly`` share their metric columns (built from ``metrics.METRIC_COLUMNS``
+so the code and the schema cannot drift apart): counts are BIGINT, everything else double precision (SQLAlchemy
+``Float``: REAL on SQLite, float8 on PostgreSQL), NULL where a ratio has no denominator.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from eval_pipelines.kpis.metrics import COUNT_COLUMNS, KEY_COLUMNS, METRIC_COLUMNS
+from eval_pipelines.warehouse.core import metadata
+
+
+def _key_columns() -> list[sa.Column]:
+    return [sa.Column(name, sa.String(), primary_key=True) for name in KEY_COLUMNS]
+
+
+def _metric_columns() -> list[sa.Column]:
+    columns = [sa.Column("currency", sa.String(3), nullable=False,
+                         comment="ISO 4217 code of every *_amount column; XXX when a rollup mixes currencies")]
+    for name in METRIC_COLUMNS:
+        kind = sa.BigInteger if name in COUNT_COLUMNS else sa.Float
+        columns.append(sa.Column(name, kind, nullable=name not in COUNT_COLUMNS))
+    columns.append(sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False,
+                             comment="When the row was written (UTC)"))
+    return columns
+
+
+kpi_daily = sa.Table(
+    "kpi_daily",
+    metadata,
+    sa.Column("kpi_date", sa.Date, primary_key=True),
+    *_key_columns(),
+    *_metric_columns(),
+    comment="One row per (kpi_date, system, model_version, segment): business KPIs of a day's cases.",
+)
+
+kpi_weekly = sa.Table(
+    "kpi_weekly",
+    metadata,
+    sa.Column("week_start", sa.Date, primary_key=True, comment="Monday of the ISO week"),
+    *_key_columns(),
+    sa.Column("days_with_data", sa.Integer, nullable=False),
+    *_metric_columns(),
+    comment="kpi_daily rolled up per ISO week: sums of additive columns, ratios of sums, percentiles from cases.",
+)
+
+kpi_monthly = sa.Table(
+    "kpi_monthly",
+    metadata,
+    sa.Column("month_start", sa.Date, primary_key=True, comment="First day of the calendar month"),
+    *_key_columns(),
+    sa.Column("days_with_data", sa.Integer, nullable=False),
+    *_metric_columns(),
+    comment="kpi_daily rolled up per calendar month, computed like kpi_weekly.",
+)
+
+kpi_definitions = sa.Table(
+    "kpi_definitions",
+    metadata,
+    sa.Column("domain", sa.String(32), primary_key=True),
+    sa.Column("metric", sa.String(128), primary_key=True),
+    sa.Column("label", sa.String(128), nullable=False),
+    sa.Column("category", sa.String(32), nullable=False),
+    sa.Column("unit", sa.String(32), nullable=False),
+    sa.Column("higher_is_better", sa.Boolean, nullable=True),
+    sa.Column("formula", sa.Text, nullable=False),
+    comment="What every KPI column means: display label, unit, direction and the formula in words.",
+)
+
+KPI_TABLES = (kpi_daily, kpi_weekly, kpi_monthly, kpi_definitions)
+ROLLUP_TABLES = {"week": kpi_weekly, "month": kpi_monthly}

@@ -1,0 +1,318 @@
+"""The KPI formulas against a hand-computed fixture, and the statistics against scipy, numpy and closed forms."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from eval_pipelines.kpis.definitions import BY_METRIC, undocumented_metrics
+from eval_pipelines.kpis.metrics import (
+    COUNT_COLUMNS,
+    KEY_COLUMNS,
+    METRIC_COLUMNS,
+    compute_kpis,
+    daily_kpis,
+    grouped_quantiles,
+    headline_table,
+    render_markdown,
+    to_records,
+    wilson_interval,
+)
+from eval_pipelines.kpis.settings import ImpactConfig
+
+N = None
+NAN = float("nan")
+Z95 = 1.959963984540054  # standard normal 97.5 % quantile
+
+# Impact model of the fixture. System "s": EUR at 0.5 EUR per USD, 36 EUR/h = 0.01 EUR per second.
+IMPACT = ImpactConfig.model_validate({
+    "ci_level": 0.95,
+    "systems": {
+        "default": {"labour_cost_per_hour": 60.0, "manual_baseline_seconds": 120.0,
+                    "wasted_seconds_per_override": 0.0, "wasted_seconds_per_edit": 0.0,
+                    "wasted_seconds_per_reject": 0.0, "latency_slo_ms": 500.0},
+        "s": {"currency": "EUR", "usd_to_currency": 0.5, "labour_cost_per_hour": 36.0,
+              "manual_baseline_seconds": 100.0, "wasted_seconds_per_override": 60.0,
+              "wasted_seconds_per_edit": 30.0, "wasted_seconds_per_reject": 90.0,
+              "cost_per_compliance_flag": 200.0, "cost_per_complaint": 20.0, "cost_per_escalation": 50.0,
+              "value_per_correct_automated_decision": 2.0, "latency_slo_ms": 1000.0},
+    },
+})
+
+COLUMNS = ("system", "model_version", "segment", "user_action", "status", "latency_ms", "cost_usd",
+           "decision_seconds", "is_labeled", "ai_correct", "correctness", "compliance_flag", "complaint",
+           "escalation")
+ROWS = [
+    # group A = (s, v1, seg1): ten cases
+    ("s", "v1", "seg1", "accepted", "ok", 100.0, 0.02, 10.0, True, True, "correct", False, False, False),   # 1
+    ("s", "v1", "seg1", "accepted", "ok", 300.0, 0.02, 20.0, True, True, "correct", N, True, N),             # 2
+    ("s", "v1", "seg1", "edited", "ok", 500.0, 0.02, 40.0, True, False, "partly_wrong", True, N, N),         # 3
+    ("s", "v1", "seg1", "overridden", "ok", 2000.0, 0.02, 60.0, True, False, "wrong", N, N, True),           # 4
+    ("s", "v1", "seg1", "rejected", "ok", 900.0, 0.02, 30.0, False, N, "wrong", True, N, N),                 # 5
+    ("s", "v1", "seg1", "ignored", "ok", 700.0, 0.02, NAN, False, N, "unknown", N, True, N),                 # 6
+    ("s", "v1", "seg1", N, "ok", 200.0, 0.02, NAN, True, True, "correct", N, N, N),                          # 7
+    ("s", "v1", "seg1", N, "error", 50.0, 0.0, NAN, False, N, "unknown", N, N, N),                           # 8
+    ("s", "v1", "seg1", N, "timeout", 30000.0, 0.02, NAN, False, N, "unknown", N, N, N),                     # 9
+    ("s", "v1", "seg1", "accepted", "ok", 400.0, 0.02, 50.0, True, False, "wrong", True, N, N),              # 10
+    # group B = (s, v2, seg1)
+    ("s", "v2", "seg1", "overridden", "timeout", 30000.0, 0.04, 100.0, True, False, "wrong", N, N, N),       # 11
+    ("s", "v2", "seg1", "accepted", "ok", 600.0, 0.04, 5.0, True, True, "correct", N, N, N),                 # 12
+    # group C = (t, v1, seg2): system t is not configured, so `default` applies (USD)
+    ("t", "v1", "seg2", "accepted", "ok", 100.0, 0.01, 12.0, True, True, "correct", N, N, N),                # 13
+]
+
+
+def fixture_cases() -> pd.DataFrame:
+    frame = pd.DataFrame(ROWS, columns=list(COLUMNS))
+    for column in ("ai_correct", "compliance_flag", "complaint", "escalation"):
+        frame[column] = frame[column].astype("boolean")
+    frame["is_labeled"] = frame["is_labeled"].astype(bool)
+    return frame.sample(frac=1.0, random_state=3).reset_index(drop=True)  # order must not matter
+
+
+def wilson(k: float, n: float, z: float = Z95) -> tuple[float, float]:
+    """Closed form, written out independently of the implementation."""
+    p = k / n
+    center = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return center - half, center + half
+
+
+# Hand-computed, case by case (see the numbered rows above). Times: group A decisions 10+20+40+60+30+50 = 210 s
+# over 6 human-timed cases, plus case 7 automated with status ok = 7 timed decisions.
+EXPECTED: dict[tuple[str, str, str], dict[str, float | str]] = {
+    ("s", "v1", "seg1"): {
+        "currency": "EUR", "cases": 10, "reviewed_cases": 7, "automated_cases": 3, "automation_rate": 0.3,
+        "accepted_cases": 3, "edited_cases": 1, "overridden_cases": 1, "rejected_cases": 1, "ignored_cases": 1,
+        "acceptance_rate": 3 / 7, "edit_rate": 1 / 7, "override_rate": 1 / 7, "reject_rate": 1 / 7,
+        "ignore_rate": 1 / 7,
+        "labeled_cases": 6, "correct_cases": 3, "accuracy": 0.5,
+        "accuracy_ci_low": 0.187616306, "accuracy_ci_high": 0.812383694,  # closed form, 9 digits
+        "timed_decisions": 7, "human_timed_decisions": 6,
+        "decision_seconds_p50": 35.0, "decision_seconds_p90": 55.0,   # [10,20,30,40,50,60]: 2.5th and 4.5th index
+        "baseline_seconds_per_decision": 100.0, "decision_time_to_baseline_ratio": 0.35,
+        "manual_baseline_hours": 700 / 3600, "review_hours": 210 / 3600, "hours_saved": 490 / 3600,
+        "labour_value_saved_amount": 4.90, "ai_cost_usd": 0.18, "ai_cost_amount": 0.09,
+        "ai_cost_per_decision_amount": 0.009, "review_cost_amount": 2.10,
+        "compliance_flags": 3, "complaints": 2, "escalations": 1,
+        "override_waste_cost_amount": 0.60, "edit_waste_cost_amount": 0.30, "reject_waste_cost_amount": 0.90,
+        "compliance_cost_amount": 200.0,    # flags 3, 5, 10; 3 (edited) and 5 (rejected) caught: only 10 costs
+        "complaint_cost_amount": 40.0, "escalation_cost_amount": 50.0, "error_cost_amount": 291.80,
+        "risk_mitigated_cases": 2, "risk_mitigated_amount": 400.0,
+        "correct_automated_decisions": 3, "correct_decision_value_amount": 6.0,   # cases 1, 2, 7
+        "net_value_amount": 4.90 + 6.0 - 0.09 - 291.80, "roi": (4.90 + 6.0 - 0.09 - 291.80) / 0.09,
+        "error_cases": 1, "timeout_cases": 1, "error_rate": 0.1, "timeout_rate": 0.1,
+        # sorted latency 50,100,200,300,400,500,700,900,2000,30000: index 4.5, 8.55, 8.91
+        "latency_ms_p50": 450.0, "latency_ms_p95": 17400.0, "latency_ms_p99": 27480.0,
+        "latency_slo_ms": 1000.0, "slo_met_cases": 7, "slo_attainment_rate": 0.7,
+    },
+    ("s", "v2", "seg1"): {
+        "currency": "EUR", "cases": 2, "reviewed_cases": 2, "automated_cases": 0, "automation_rate": 0.0,
+        "accepted_cases": 1, "edited_cases": 0, "overridden_cases": 1, "rejected_cases": 0, "ignored_cases": 0,
+        "acceptance_rate": 0.5, "edit_rate": 0.0, "override_rate": 0.5, "reject_rate": 0.0, "ignore_rate": 0.0,
+        "labeled_cases": 2, "correct_cases": 1, "accuracy": 0.5,
+        "accuracy_ci_low": wilson(1, 2)[0], "accuracy_ci_high": wilson(1, 2)[1],
+        "timed_decisions": 2, "human_timed_decisions": 2,
+        "decision_seconds_p50": 52.5, "decision_seconds_p90": 90.5,
+        "baseline_seconds_per_decision": 100.0, "decision_time_to_baseline_ratio": 0.525,
+        "manual_baseline_hours": 200 / 3600, "review_hours": 105 / 3600, "hours_saved": 95 / 3600,
+        "labour_value_saved_amount": 0.95, "ai_cost_usd": 0.08, "ai_cost_amount": 0.04,
+        "ai_cost_per_decision_amount": 0.02, "review_cost_amount": 1.05,
+        "compliance_flags": 0, "complaints": 0, "escalations": 0,
+        "override_waste_cost_amount": 0.60, "edit_waste_cost_amount": 0.0, "reject_waste_cost_amount": 0.0,
+        "compliance_cost_amount": 0.0, "complaint_cost_amount": 0.0, "escalation_cost_amount": 0.0,
+        "error_cost_amount": 0.60, "risk_mitigated_cases": 0, "risk_mitigated_amount": 0.0,
+        "correct_automated_decisions": 1, "correct_decision_value_amount": 2.0,
+        "net_value_amount": 2.31, "roi": 2.31 / 0.04,
+        "error_cases": 0, "timeout_cases": 1, "error_rate": 0.0, "timeout_rate": 0.5,
+        "latency_ms_p50": 15300.0, "latency_ms_p95": 28530.0, "latency_ms_p99": 29706.0,
+        "latency_slo_ms": 1000.0, "slo_met_cases": 1, "slo_attainment_rate": 0.5,
+    },
+    ("t", "v1", "seg2"): {
+        "currency": "USD", "cases": 1, "reviewed_cases": 1, "automated_cases": 0, "automation_rate": 0.0,
+        "accepted_cases": 1, "edited_cases": 0, "overridden_cases": 0, "rejected_cases": 0, "ignored_cases": 0,
+        "acceptance_rate": 1.0, "edit_rate": 0.0, "override_rate": 0.0, "reject_rate": 0.0, "ignore_rate": 0.0,
+        "labeled_cases": 1, "correct_cases": 1, "accuracy": 1.0,
+        # 1/1: the Wilson interval is [z²/(2(1+z²))... ] -> [1/(1+z²), 1]
+        "accuracy_ci_low": 1 / (1 + Z95 * Z95), "accuracy_ci_high": 1.0,
+        "timed_decisions": 1, "human_timed_decisions": 1,
+        "decision_seconds_p50": 12.0, "decision_seconds_p90": 12.0,
+        "baseline_seconds_per_decision": 120.0, "decision_time_to_baseline_ratio": 0.1,
+        "manual_baseline_hours": 120 / 3600, "review_hours": 12 / 3600, "hours_saved": 0.03,
+        "labour_value_saved_amount": 1.8, "ai_cost_usd": 0.01, "ai_cost_amount": 0.01,
+        "ai_cost_per_decision_amount": 0.01, "review_cost_amount": 0.2,
+        "compliance_flags": 0, "complaints": 0, "escalations": 0,
+        "override_waste_cost_amount": 0.0, "edit_waste_cost_amount": 0.0, "reject_waste_cost_amount": 0.0,
+        "compliance_cost_amount": 0.0, "complaint_cost_amount": 0.0, "escalation_cost_amount": 0.0,
+        "error_cost_amount": 0.0, "risk_mitigated_cases": 0, "risk_mitigated_amount": 0.0,
+        "correct_automated_decisions": 1, "correct_decision_value_amount": 0.0,   # default: no value configured
+        "net_value_amount": 1.79, "roi": 179.0,
+        "error_cases": 0, "timeout_cases": 0, "error_rate": 0.0, "timeout_rate": 0.0,
+        "latency_ms_p50": 100.0, "latency_ms_p95": 100.0, "latency_ms_p99": 100.0,
+        "latency_slo_ms": 500.0, "slo_met_cases": 1, "slo_attainment_rate": 1.0,
+    },
+}
+
+
+def test_expected_covers_every_metric():
+    for expected in EXPECTED.values():
+        assert set(expected) == {"currency", *METRIC_COLUMNS}
+
+
+@pytest.mark.parametrize("key", list(EXPECTED), ids=["/".join(k) for k in EXPECTED])
+def test_every_kpi_formula_matches_the_hand_computed_fixture(key):
+    frame = compute_kpis(fixture_cases(), IMPACT)
+    assert list(frame.columns) == [*KEY_COLUMNS, "currency", *METRIC_COLUMNS]
+    assert [tuple(k) for k in frame[list(KEY_COLUMNS)].itertuples(index=False)] == sorted(EXPECTED)
+    row = frame.set_index(list(KEY_COLUMNS)).loc[key]
+    wrong = {}
+    for column, expected in EXPECTED[key].items():
+        actual = row[column]
+        if column in COUNT_COLUMNS:
+            ok = int(actual) == expected and frame[column].dtype == np.int64
+        elif isinstance(expected, str):
+            ok = actual == expected
+        else:
+            ok = math.isclose(actual, expected, rel_tol=1e-7, abs_tol=1e-9)
+        if not ok:
+            wrong[column] = (actual, expected)
+    assert not wrong, wrong
+
+
+def test_money_identities_hold():
+    frame = compute_kpis(fixture_cases(), IMPACT)
+    rate = np.array([36.0, 36.0, 60.0])
+    np.testing.assert_allclose(frame["labour_value_saved_amount"] + frame["review_cost_amount"],
+                               frame["manual_baseline_hours"] * rate)
+    np.testing.assert_allclose(
+        frame["net_value_amount"],
+        frame["labour_value_saved_amount"] + frame["correct_decision_value_amount"] - frame["ai_cost_amount"]
+        - frame["error_cost_amount"])
+
+
+def test_undefined_ratios_are_nan_not_zero():
+    cases = fixture_cases()
+    automated_error = cases[(cases["user_action"].isna()) & (cases["status"] == "error")]
+    frame = compute_kpis(automated_error, IMPACT)
+    row = frame.iloc[0]
+    assert row["cases"] == 1 and row["reviewed_cases"] == 0 and row["labeled_cases"] == 0
+    for column in ("acceptance_rate", "override_rate", "accuracy", "accuracy_ci_low", "decision_seconds_p50",
+                   "roi", "decision_time_to_baseline_ratio"):
+        assert math.isnan(row[column]), column
+    assert row["error_rate"] == 1.0 and row["ai_cost_amount"] == 0.0
+    records = to_records(daily_kpis(automated_error, IMPACT, date(2026, 3, 2)))
+    assert records[0]["accuracy"] is None and records[0]["roi"] is None and records[0]["cases"] == 1
+    assert type(records[0]["cases"]) is int and records[0]["kpi_date"] == date(2026, 3, 2)
+
+
+def test_empty_day_gives_an_empty_frame_with_the_schema():
+    frame = daily_kpis(fixture_cases().iloc[:0], IMPACT, date(2026, 3, 2))
+    assert frame.empty and list(frame.columns) == ["kpi_date", *KEY_COLUMNS, "currency", *METRIC_COLUMNS]
+    assert render_markdown(headline_table(frame)) == "_no rows_"
+
+
+def test_labeled_cases_from_derive_labels_are_accepted_as_input():
+    """The real upstream frame (pandas str dtype, nullable booleans) goes through unchanged."""
+    from eval_pipelines.demo.generator import generate_day_frame
+    from eval_pipelines.labeling.labels import derive_labels
+
+    cases = derive_labels(generate_day_frame(date(2026, 3, 2), 2000, seed=5), 0.5, 120.0)
+    frame = compute_kpis(cases, ImpactConfig())
+    assert frame["cases"].sum() == len(cases)
+    assert frame["correct_cases"].sum() == int(cases["ai_correct"].sum())
+    assert frame["labeled_cases"].sum() == int(cases["is_labeled"].sum())
+    assert frame["overridden_cases"].sum() == int(cases["tag_override"].sum())
+    assert frame["compliance_flags"].sum() == int(cases["tag_compliance"].sum())
+
+
+# ---------------------------------------------------------------------------------------------- statistics
+
+
+@pytest.mark.parametrize(("k", "n", "level"), [(0, 1, 0.95), (1, 1, 0.95), (3, 6, 0.95), (97, 100, 0.95),
+                                                (500, 1000, 0.9), (12, 40, 0.99), (0, 250, 0.95)])
+def test_wilson_interval_matches_scipy(k, n, level):
+    low, high = wilson_interval(k, n, level)
+    reference = stats.binomtest(k, n).proportion_ci(confidence_level=level, method="wilson")
+    assert low == pytest.approx(reference.low, abs=1e-12)
+    assert high == pytest.approx(reference.high, abs=1e-12)
+
+
+def test_wilson_interval_is_vectorised_and_nan_without_trials():
+    low, high = wilson_interval(np.array([3, 0]), np.array([6, 0]))
+    assert low[0] == pytest.approx(wilson(3, 6)[0]) and math.isnan(low[1]) and math.isnan(high[1])
+
+
+def test_wilson_coverage_exact_and_simulated():
+    """Coverage of the 95 % interval: exact (binomial sum) and by seeded simulation, which must agree."""
+    n, level = 80, 0.95
+    ks = np.arange(n + 1)
+    low, high = wilson_interval(ks, np.full(n + 1, n), level)
+    grid = np.linspace(0.05, 0.95, 91)
+    exact = np.array([stats.binom.pmf(ks, n, p)[(low <= p) & (p <= high)].sum() for p in grid])
+    assert 0.945 <= exact.mean() <= 0.96  # Wilson's mean coverage sits at the nominal level
+    assert exact.min() >= 0.90  # and its oscillations stay shallow in the interior
+
+    rng = np.random.default_rng(20260302)
+    p = 0.83
+    draws = rng.binomial(n, p, size=40_000)
+    lo, hi = wilson_interval(draws, np.full(draws.shape, n), level)
+    simulated = float(np.mean((lo <= p) & (p <= hi)))
+    exact_p = stats.binom.pmf(ks, n, p)[(low <= p) & (p <= high)].sum()
+    assert abs(simulated - exact_p) < 4 * math.sqrt(exact_p * (1 - exact_p) / draws.size)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_grouped_quantiles_equal_numpy_bit_for_bit(seed):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, 7, size=5000)
+    values = rng.lognormal(3.0, 1.0, size=5000).round(2)  # ties included
+    values[rng.random(5000) < 0.1] = np.nan
+    qs = [0.0, 0.5, 0.9, 0.95, 0.99, 1.0]
+    result = grouped_quantiles(ids, values, 8, qs)  # group 7 has no cases
+    for group in range(7):
+        known = values[(ids == group) & ~np.isnan(values)]
+        np.testing.assert_array_equal(result[group], np.quantile(known, qs))
+    assert np.isnan(result[7]).all()
+
+
+def test_grouped_quantiles_single_and_two_values():
+    result = grouped_quantiles(np.array([0, 1, 1]), np.array([5.0, 1.0, 3.0]), 2, [0.5, 0.9])
+    np.testing.assert_array_equal(result, [[5.0, 5.0], [2.0, 2.8]])
+
+
+# -------------------------------------------------------------------------------------------- definitions
+
+
+def test_every_kpi_column_has_a_definition_with_a_unit():
+    assert undocumented_metrics() == []
+    units = {"count", "fraction", "seconds", "milliseconds", "hours", "currency", "USD", "ratio", "days"}
+    for definition in BY_METRIC.values():
+        assert definition.unit in units, definition
+        assert definition.formula and definition.label
+    for column in METRIC_COLUMNS:
+        unit = BY_METRIC[column].unit
+        if column.endswith("_amount"):
+            assert unit == "currency", column
+        if column.endswith("_rate"):
+            assert unit == "fraction", column
+        if column in COUNT_COLUMNS:
+            assert unit == "count", column
+        if "_ms" in column:
+            assert unit == "milliseconds", column
+        if column.endswith("_hours") or column == "hours_saved":
+            assert unit == "hours", column
+
+
+def test_headline_table_formats_the_fixture():
+    frame = daily_kpis(fixture_cases(), IMPACT, date(2026, 3, 2))
+    text = render_markdown(headline_table(frame))
+    lines = text.splitlines()
+    assert len(lines) == 2 + 3 and all(line.startswith("| 2026-03-02 ") for line in lines[2:])
+    assert "42.9%" in text  # group A acceptance 3/7
+    assert "50.0% [18.8%, 81.2%]" in text  # group A accuracy and its Wilson interval
+    assert "-280.99 EUR" in text
