@@ -44,6 +44,7 @@ bench: install
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/bench_sensor.py
 	$(BIN)/python bench/bench_kpis.py
+	$(BIN)/python bench/bench_drift.py --sizes 1000000
 
 lint: install
 	$(BIN)/ruff check .

@@ -56,12 +56,17 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
     def run(assets: list, partition_key: str | None, label: str) -> bool:
         result = dg.materialize(assets, partition_key=partition_key, instance=instance, resources=resources,
                                 raise_on_error=False, tags={"eval_pipelines/trigger": "cli"}, run_config=run_config)
-        failed_checks = [c.asset_check_key.to_user_string() for c in result.get_asset_check_evaluations()
-                         if not c.passed]
+        evaluations = [c for c in result.get_asset_check_evaluations() if not c.passed]
+        # A failed WARN check (drift, for instance) is news, not a failure: only ERROR checks fail the command.
+        failed = [c.asset_check_key.to_user_string() for c in evaluations
+                  if c.severity == dg.AssetCheckSeverity.ERROR]
+        warned = [c.asset_check_key.to_user_string() for c in evaluations
+                  if c.severity != dg.AssetCheckSeverity.ERROR]
         materialized = len(result.get_asset_materialization_events())
-        ok = result.success and not failed_checks
+        ok = result.success and not failed
         print(f"{label}: run {result.run_id[:8]} {'ok' if ok else 'FAILED'}: {materialized} asset(s) materialised"
-              + (f", failed checks: {', '.join(failed_checks)}" if failed_checks else ""))
+              + (f", failed checks: {', '.join(failed)}" if failed else "")
+              + (f", warnings: {', '.join(warned)}" if warned else ""))
         return ok
 
     # Daily assets day by day, oldest first; then the assets over the whole history (eval set, library,
@@ -111,9 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate the configuration file and exit")
     check.set_defaults(handler=_cmd_check_config)
 
+    from eval_pipelines.drift.cli import register as register_drift
     from eval_pipelines.kpis.cli import register as register_kpis
 
-    for register in (register_kpis,):
+    for register in (register_drift, register_kpis):
         register(commands)
     return parser
 

@@ -7,6 +7,7 @@ Loading is light (one YAML parse, no data access), so the location starts in abo
 import dagster as dg
 
 from eval_pipelines.config import load_settings
+from eval_pipelines.drift import assets as drift
 from eval_pipelines.ingestion.assets import production_logs
 from eval_pipelines.ingestion.sensors import landing_sensor
 from eval_pipelines.kpis import assets as kpis
@@ -14,7 +15,7 @@ from eval_pipelines.labeling.assets import labeled_cases
 from eval_pipelines.resources import build_resources
 
 # One module per domain; each exports ASSETS and ASSET_CHECKS (checks declared on an asset travel with it).
-DOMAINS = [kpis]
+DOMAINS = [drift, kpis]
 ALL_ASSETS = [production_logs, labeled_cases, *(a for domain in DOMAINS for a in domain.ASSETS)]
 ALL_ASSET_CHECKS = [c for domain in DOMAINS for c in domain.ASSET_CHECKS]
 DOMAIN_SENSORS = [s for domain in DOMAINS for s in getattr(domain, "SENSORS", [])]

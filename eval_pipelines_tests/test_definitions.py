@@ -19,10 +19,13 @@ def test_definitions_validate_and_pin_the_graph():
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     assert {key.to_user_string() for key in graph.get_all_asset_keys()} == {
-        "production_logs", "labeled_cases", "kpi_daily", "kpi_rollups", "kpi_definitions"}
+        "production_logs", "labeled_cases", "kpi_daily", "kpi_rollups", "kpi_definitions", "drift_profile",
+        "drift_report"}
     assert {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys} == {
         ("production_logs", "contract_expectations"), ("production_logs", "quarantine_rate"),
-        ("kpi_daily", "kpi_daily_consistent")}
+        ("kpi_daily", "kpi_daily_consistent"), ("drift_report", "no_major_drift")}
+    assert graph.get(dg.AssetKey("drift_report")).parent_keys == {dg.AssetKey("labeled_cases"),
+                                                                   dg.AssetKey("drift_profile")}
     assert graph.get(dg.AssetKey("labeled_cases")).parent_keys == {dg.AssetKey("production_logs")}
     assert {s.name for s in defs.sensors} == {"landing_sensor", "automation_sensor"}
     for key in graph.get_all_asset_keys():

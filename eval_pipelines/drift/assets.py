@@ -1,0 +1,245 @@
+"""Dagster side of drift: ``drift_profile`` (a day's reference statistics) and ``drift_report`` (the day vs its window).
+
+The maths lives in :mod:`eval_pipelines.drift.report` and friends; this module only reads and writes: the day's
+cases in, the window's stored profiles from the lake, results to the warehouse table ``drift_results`` (one
+transaction per day), the Markdown summary to the metadata and a standalone HTML report next to the report frame in
+the lake (``<lake>/drift_report/<day>.html``).
+"""
+
+
+from collections.abc import Iterator
+from datetime import date, timedelta
+
+import dagster as dg
+import pandas as pd
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+
+from eval_pipelines.config import Settings
+from eval_pipelines.drift.monitors import Monitor, available, default_monitors
+from eval_pipelines.drift.profile import (
+    CategoricalProfile,
+    NumericProfile,
+    ProfileSet,
+    profile_from_frame,
+    profile_to_frame,
+)
+from eval_pipelines.drift.render import html_report, markdown_summary
+from eval_pipelines.drift.report import (
+    DriftReport,
+    compare,
+    profile_frame,
+    reference_window,
+    window_label,
+    window_profile,
+)
+from eval_pipelines.drift.tables import drift_results
+from eval_pipelines.lake import Lake
+from eval_pipelines.metadata import markdown_table
+from eval_pipelines.partitions import daily_partitions
+from eval_pipelines.resources import ProjectConfigResource, WarehouseResource, lake_root
+from eval_pipelines.warehouse.core import PartitionWrite, replace_partitions
+
+DRIFT_CHECK = "no_major_drift"
+PROFILE_ASSET = "drift_profile"
+REPORT_ASSET = "drift_report"
+CASES_ASSET = "labeled_cases"
+
+# Follow labeled_cases as soon as it lands, but never past a failed blocking check upstream.
+FOLLOW_UPSTREAM = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
+
+
+def monitors_for(settings: Settings) -> list[Monitor]:
+    drift = settings.drift
+    return default_monitors(settings.features.numeric, settings.features.categorical, drift.exclude,
+                            drift.language_column)
+
+
+def _read_cases(lake: Lake, day: str, monitors: list[Monitor]) -> pd.DataFrame | None:
+    """The columns the monitors need from a day's labeled_cases in the lake, or None when the day is absent."""
+    if not lake.exists(CASES_ASSET, day):
+        return None
+    with lake.fs.open(lake.path(CASES_ASSET, day), "rb") as handle:
+        present = set(pq.read_schema(handle).names)
+    wanted = sorted({s for m in monitors for s in m.sources} & present)
+    return lake.read(CASES_ASSET, day, columns=wanted)
+
+
+def load_reference(lake: Lake, days: list[date], monitors: list[Monitor], settings: Settings,
+                   log: dg.DagsterLogManager | None = None) -> tuple[ProfileSet, list[str]]:
+    """Merge the stored day profiles of the window; a day without one (or with an out-of-date one, missing a
+    monitored column its cases have) is profiled from its labeled_cases in memory. Returns (profile, days used)."""
+    profiles: list[ProfileSet] = []
+    for day in days:
+        key = day.isoformat()
+        stored = profile_from_frame(lake.read(PROFILE_ASSET, key)) if lake.exists(PROFILE_ASSET, key) else None
+        if stored is not None and all(m.key in stored.columns for m in monitors):
+            profiles.append(stored)
+            continue
+        cases = _read_cases(lake, key, monitors)
+        if cases is None:
+            if stored is not None:
+                profiles.append(stored)
+            continue
+        usable, _ = available(monitors, cases.columns)
+        if stored is not None and all(m.key in stored.columns for m in usable):
+            profiles.append(stored)
+            continue
+        if log is not None:
+            log.warning(f"{PROFILE_ASSET} for {key} is missing or out of date; profiled labeled_cases in memory "
+                        f"(materialise {PROFILE_ASSET} for {key} to store it)")
+        profiles.append(profile_frame(cases, monitors, settings.drift, key))
+    used = [d for p in profiles for d in p.days]
+    return window_profile(profiles, settings.drift), used
+
+
+def read_history(engine: sa.Engine, day: date, days: int) -> pd.DataFrame:
+    """drift_results of the ``days`` days ending on ``day``, for the timeline."""
+    table = drift_results
+    query = sa.select(table.c.date, table.c.column, table.c.kind, table.c.effect_size, table.c.threshold,
+                      table.c.severity, table.c.drifted).where(table.c.date >= day - timedelta(days=days - 1),
+                                                               table.c.date <= day)
+    with engine.connect() as connection:
+        rows = connection.execute(query).mappings().all()
+    return pd.DataFrame([dict(r) for r in rows],
+                        columns=["date", "column", "kind", "effect_size", "threshold", "severity", "drifted"])
+
+
+def write_html(lake: Lake, day: str, text: str) -> str:
+    """Write ``<lake>/drift_report/<day>.html`` atomically; returns its URI."""
+    final = lake.path(REPORT_ASSET, day).removesuffix(".parquet") + ".html"
+    lake.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
+    temporary = f"{final}.tmp"
+    with lake.fs.open(temporary, "wb") as handle:
+        handle.write(text.encode("utf-8"))
+    lake.fs.mv(temporary, final)
+    return lake.uri(REPORT_ASSET, day).removesuffix(".parquet") + ".html"
+
+
+def _profile_overview(profile: ProfileSet) -> pd.DataFrame:
+    rows = []
+    for (column, kind), item in profile.columns.items():
+        size = (len(item.band.knots) if isinstance(item, NumericProfile)
+                else len(item.categories) if isinstance(item, CategoricalProfile) else len(item.rows))
+        exact = item.band.exact if isinstance(item, NumericProfile) else True
+        rows.append({"column": column, "kind": kind, "rows": item.n, "missing": item.n_missing,
+                     "knots / categories / bins": size, "exact": exact})
+    return pd.DataFrame(rows)
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    group_name="drift",
+    kinds={"python", "parquet"},
+    io_manager_key="lake_io_manager",
+    automation_condition=FOLLOW_UPSTREAM,
+    description=(
+        "Reference statistics of one day's labeled_cases, per monitored column: numeric ECDF knots with counts and "
+        "moments, category counts, accuracy by confidence bin. Mergeable, so a report's reference window is the "
+        "merge of its days' profiles and no report re-reads the raw reference."
+    ),
+)
+def drift_profile(
+    context: dg.AssetExecutionContext, project: ProjectConfigResource, labeled_cases: pd.DataFrame
+) -> dg.Output[pd.DataFrame]:
+    settings = project.load()
+    profile = profile_frame(labeled_cases, monitors_for(settings), settings.drift, context.partition_key)
+    overview = _profile_overview(profile)
+    return dg.Output(
+        profile_to_frame(profile),
+        metadata={
+            "dagster/row_count": len(profile.columns),
+            "rows_profiled": len(labeled_cases),
+            "exact_numeric_columns": int(overview["exact"].sum()) if len(overview) else 0,
+            "profile": markdown_table(overview, max_rows=100),
+        },
+    )
+
+
+def _check_result(report: DriftReport, reference_days: list[str]) -> dg.AssetCheckResult:
+    major = report.major
+    names = [f"{r.column} ({r.kind})" for r in major]
+    if not report.results:
+        description = "no reference data for this day: nothing compared"
+    elif major:
+        description = f"major drift in: {', '.join(names)}"
+    else:
+        minor = [f"{r.column} ({r.kind})" for r in report.drifted]
+        description = "no major drift" + (f"; minor: {', '.join(minor)}" if minor else "")
+    return dg.AssetCheckResult(
+        check_name=DRIFT_CHECK,
+        passed=not major,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=description,
+        metadata={"major_drift_columns": dg.MetadataValue.text(", ".join(names) or "none"),
+                  "major": len(major), "minor": len(report.drifted) - len(major),
+                  "reference_days": dg.MetadataValue.text(window_label(reference_days))},
+    )
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    group_name="drift",
+    kinds={"python", "parquet", "sql"},
+    io_manager_key="lake_io_manager",
+    automation_condition=FOLLOW_UPSTREAM,
+    pool="warehouse",
+    deps=[drift_profile],
+    description=(
+        "The day's labeled_cases against its reference window (drift.reference: trailing N days or a fixed "
+        "baseline, read as stored drift_profile days): KS / Wasserstein / PSI for numeric columns, chi-square / "
+        "Jensen–Shannon / PSI / share changes for categorical ones, missing shares, calibration. A check drifts "
+        "when its Benjamini–Hochberg adjusted p-value is at most drift.alpha and its effect size is material. "
+        "Rows to the warehouse table drift_results; the standalone HTML report to <lake>/drift_report/<day>.html."
+    ),
+    check_specs=[dg.AssetCheckSpec(DRIFT_CHECK, asset=REPORT_ASSET,
+                                   description="Warns when a monitored column drifts with major severity.")],
+)
+def drift_report(
+    context: dg.AssetExecutionContext,
+    project: ProjectConfigResource,
+    warehouse: WarehouseResource,
+    labeled_cases: pd.DataFrame,
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    settings = project.load()
+    config = settings.drift
+    key = context.partition_key
+    day = date.fromisoformat(key)
+    lake = Lake(lake_root(settings))
+    monitors = monitors_for(settings)
+    reference, used = load_reference(lake, reference_window(config.reference, day), monitors, settings, context.log)
+    if len(used) >= config.reference.min_days:
+        report = compare(reference, labeled_cases, monitors, config)
+    else:
+        report = DriftReport([], reference.rows, len(labeled_cases), tuple(used), config.alpha,
+                             (f"{len(used)} reference day(s) with data, fewer than "
+                              f"drift.reference.min_days={config.reference.min_days}",))
+        context.log.warning(report.notes[0])
+
+    engine = warehouse.engine()
+    replace_partitions(engine, [PartitionWrite(drift_results, {"date": day}, report.records(day))])
+    history = read_history(engine, day, config.timeline_days)
+    label = window_label(used)
+    uri = write_html(lake, key, html_report(report, key, label, history))
+    frame = report.frame(key)
+    yield dg.Output(
+        frame,
+        metadata={
+            "dagster/row_count": len(frame),
+            "checks": len(report.results),
+            "drifted": len(report.drifted),
+            "major": len(report.major),
+            "drifted_columns": dg.MetadataValue.text(
+                ", ".join(f"{r.column} ({r.kind}, {r.severity})" for r in report.drifted) or "none"),
+            "reference_days": dg.MetadataValue.text(label),
+            "reference_rows": report.reference_rows,
+            "current_rows": report.current_rows,
+            "summary": dg.MetadataValue.md(markdown_summary(report, key, label, history, config.plot_columns)),
+            "html_report": dg.MetadataValue.path(uri),
+        },
+    )
+    yield _check_result(report, used)
+
+
+ASSETS = [drift_profile, drift_report]
+ASSET_CHECKS: list[dg.AssetChecksDefinition] = []  # the check is declared on drift_report (check_specs)

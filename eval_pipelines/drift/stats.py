@@ -1,0 +1,443 @@
+"""Two-sample drift statistics: one function per statistic, each equal to its scipy counterpart on raw arrays.
+
+Why not call scipy directly everywhere? Because a day's report compares the day with a *stored profile* of the
+reference window, not with the raw reference (see :mod:`eval_pipelines.drift.profile`). The numeric statistics are
+therefore written against an :class:`EcdfBand` (what the profile knows about the reference ECDF: exact counts at
+its knots, bounds in between). A band built from raw data with every distinct value as a knot has zero width, and
+then the statistics are exactly scipy's (``ks_2samp``, ``wasserstein_distance``); a compressed band gives a KS
+statistic that is never above the exact one (so false alarms are not inflated) and a Wasserstein distance within
+a bound the band itself reports. Everything is vectorised; there is no loop over rows.
+
+References
+----------
+* Kolmogorov–Smirnov two-sample test: Hodges, J. L. (1958), "The significance probability of the Smirnov
+  two-sample test", Arkiv för Matematik 3; scipy.stats.ks_2samp (exact for n <= 10,000, else Smirnov's limit).
+* Wasserstein-1 distance between ECDFs: Ramdas, Garcia, Cuturi (2017), "On Wasserstein two-sample testing and
+  related families of nonparametric tests", Entropy 19(2); scipy.stats.wasserstein_distance.
+* Pearson chi-square test of homogeneity, with Cochran's rule (expected counts >= 5): Cochran, W. G. (1954),
+  "Some methods for strengthening the common χ² tests", Biometrics 10(4).
+* Jensen–Shannon distance: Endres & Schindelin (2003), "A new metric for probability distributions", IEEE Trans.
+  Inf. Theory 49(7); scipy.spatial.distance.jensenshannon.
+* Population stability index: Siddiqi, N. (2006), "Credit Risk Scorecards", Wiley (0.1 / 0.25 rules of thumb).
+* Benjamini, Y. & Hochberg, Y. (1995), "Controlling the false discovery rate", JRSS B 57(1);
+  scipy.stats.false_discovery_control.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+from scipy import stats as sps
+
+KS_EXACT_MAX_N = 10_000  # scipy's method="auto": exact p-values up to this many rows per side
+PSI_EPSILON = 1e-4  # share given to an empty bin in PSI, so the logarithm stays finite
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# ECDF bands
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EcdfBand:
+    """What is known about a sample's ECDF, as integer counts at sorted knots.
+
+    At knot ``x[k]``: ``le_lo[k] <= #(v <= x[k]) <= le_hi[k]`` and ``lt_lo[k] <= #(v < x[k]) <= lt_hi[k]``.
+    Between knots, ``x[k] < z < x[k+1]``, the count ``#(v <= z)`` lies in ``[le_lo[k], lt_hi[k+1]]``. The first and
+    last knots are the sample's minimum and maximum, so below the first the count is 0 and from the last on it is
+    ``n``. Built from raw values with every distinct value a knot, every bound is exact and the band has zero width.
+    """
+
+    knots: np.ndarray
+    le_lo: np.ndarray
+    le_hi: np.ndarray
+    lt_lo: np.ndarray
+    lt_hi: np.ndarray
+    n: int
+
+    @classmethod
+    def empty(cls) -> EcdfBand:
+        none = np.zeros(0, dtype=np.int64)
+        return cls(np.zeros(0), none, none, none, none, 0)
+
+    @classmethod
+    def from_sorted(cls, values: np.ndarray, max_knots: int | None = None) -> EcdfBand:
+        """The band of sorted, finite ``values``: exact when the distinct values fit in ``max_knots`` (or it is None).
+
+        Otherwise the knots are ``max_knots`` evenly spaced order statistics (always the minimum and the maximum),
+        with exact counts at each, so between two knots at most about ``n / max_knots`` values are unaccounted for.
+        """
+        values = np.asarray(values, dtype=np.float64)
+        n = len(values)
+        if n == 0:
+            return cls.empty()
+        starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+        if max_knots is None or len(starts) <= max_knots:
+            knots = values[starts]
+            lt = starts.astype(np.int64)
+            le = np.r_[starts[1:], n].astype(np.int64)
+        else:
+            ranks = np.round(np.linspace(0, n - 1, max(2, max_knots))).astype(np.int64)
+            picked = values[ranks]
+            knots = picked[np.r_[True, picked[1:] != picked[:-1]]]
+            lt = np.searchsorted(values, knots, "left").astype(np.int64)
+            le = np.searchsorted(values, knots, "right").astype(np.int64)
+        return cls(knots, le, le.copy(), lt, lt.copy(), n)
+
+    @property
+    def exact(self) -> bool:
+        """True when the ECDF is known everywhere (zero-width band)."""
+        return bool(np.array_equal(self.le_lo, self.le_hi) and np.array_equal(self.lt_lo, self.lt_hi)
+                    and np.array_equal(self.lt_hi[1:], self.le_lo[:-1]))
+
+    def _interval_width(self) -> np.ndarray:
+        return (self.lt_hi[1:] - self.le_lo[:-1]).astype(np.float64)
+
+    def max_width(self) -> float:
+        """Largest uncertainty of the ECDF anywhere, as a share of ``n`` (0 for an exact band)."""
+        if self.n == 0 or len(self.knots) == 0:
+            return 0.0
+        widths = np.r_[self.le_hi - self.le_lo, self.lt_hi - self.lt_lo, self._interval_width()]
+        return float(widths.max()) / self.n
+
+    def area_width(self) -> float:
+        """∫ (band width) dx / n: the most any ECDF estimate inside the band can be off in Wasserstein terms."""
+        if self.n == 0 or len(self.knots) < 2:
+            return 0.0
+        return float(np.sum(self._interval_width() * np.diff(self.knots))) / self.n
+
+    def count_bounds(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Bounds on #(v <= z) for each z (right-continuous)."""
+        z = np.asarray(z, dtype=np.float64)
+        last = len(self.knots) - 1
+        k = np.searchsorted(self.knots, z, "right") - 1
+        kc = np.clip(k, 0, last)
+        below = k < 0
+        at_knot = ~below & (self.knots[kc] == z)
+        above = ~below & ~at_knot & (k >= last)
+        nxt = np.minimum(kc + 1, last)
+        lo = np.where(below, 0, np.where(above, self.n, self.le_lo[kc]))
+        hi = np.where(below, 0, np.where(above, self.n, np.where(at_knot, self.le_hi[kc], self.lt_hi[nxt])))
+        return lo, hi
+
+    def _mids(self) -> tuple[np.ndarray, np.ndarray]:
+        return (self.le_lo + self.le_hi) / 2.0, (self.lt_lo + self.lt_hi) / 2.0
+
+    def _interpolate(self, z: np.ndarray, k: np.ndarray, le_mid: np.ndarray, lt_mid: np.ndarray) -> np.ndarray:
+        """Linear estimate on the open interval (x[k], x[k+1]) from le_mid[k] to lt_mid[k+1]."""
+        last = len(self.knots) - 1
+        k0 = np.clip(k, 0, last)
+        k1 = np.minimum(k0 + 1, last)
+        x0, x1 = self.knots[k0], self.knots[k1]
+        span = np.where(x1 > x0, x1 - x0, 1.0)
+        return le_mid[k0] + (lt_mid[k1] - le_mid[k0]) * np.clip((z - x0) / span, 0.0, 1.0)
+
+    def estimate(self, z: np.ndarray) -> np.ndarray:
+        """An estimate of #(v <= z) inside the band: exact at knots, linear between them."""
+        z = np.asarray(z, dtype=np.float64)
+        if self.n == 0:
+            return np.zeros_like(z)
+        le_mid, lt_mid = self._mids()
+        last = len(self.knots) - 1
+        k = np.searchsorted(self.knots, z, "right") - 1
+        kc = np.clip(k, 0, last)
+        at_knot = (k >= 0) & (self.knots[kc] == z)
+        inside = (k >= 0) & (k < last) & ~at_knot
+        return np.where(k < 0, 0.0, np.where(at_knot, le_mid[kc], np.where(
+            inside, self._interpolate(z, k, le_mid, lt_mid), float(self.n))))
+
+    def estimate_left(self, z: np.ndarray) -> np.ndarray:
+        """An estimate of #(v < z), the left limit, consistent with :meth:`estimate`."""
+        z = np.asarray(z, dtype=np.float64)
+        if self.n == 0:
+            return np.zeros_like(z)
+        le_mid, lt_mid = self._mids()
+        count = len(self.knots)
+        k = np.searchsorted(self.knots, z, "left")  # first knot >= z
+        kc = np.clip(k, 0, count - 1)
+        at_knot = (k < count) & (self.knots[kc] == z)
+        inside = (k > 0) & (k < count) & ~at_knot
+        return np.where(at_knot, lt_mid[kc], np.where(k == 0, 0.0, np.where(
+            inside, self._interpolate(z, k - 1, le_mid, lt_mid), float(self.n))))
+
+    def quantile(self, probabilities: np.ndarray | float) -> np.ndarray:
+        """Inverse of :meth:`estimate`: the smallest z with estimated #(v <= z) >= p·n (inverted-CDF quantile)."""
+        p = np.atleast_1d(np.asarray(probabilities, dtype=np.float64))
+        if self.n == 0:
+            return np.full(p.shape, np.nan)
+        le_mid, lt_mid = self._mids()
+        target = np.clip(p, 0.0, 1.0) * self.n
+        k = np.minimum(np.searchsorted(le_mid, target, "left"), len(self.knots) - 1)  # first knot reaching target
+        k_prev = np.maximum(k - 1, 0)
+        inside = (k > 0) & (lt_mid[k] > target)  # the target is crossed before the knot, on the open interval
+        rise = np.where(lt_mid[k] > le_mid[k_prev], lt_mid[k] - le_mid[k_prev], 1.0)
+        fraction = np.clip((target - le_mid[k_prev]) / rise, 0.0, 1.0)
+        between = self.knots[k_prev] + fraction * (self.knots[k] - self.knots[k_prev])
+        return np.where(inside, between, self.knots[k])
+
+
+@dataclass(frozen=True)
+class BandComparison:
+    """KS and Wasserstein-1 between a band's sample and a current sample, with their approximation bounds."""
+
+    ks: float  # sup |F_ref - F_cur|, never above the exact statistic
+    ks_max_error: float  # exact KS lies in [ks, ks + ks_max_error]
+    wasserstein: float  # ∫ |F_ref - F_cur| dx with F_ref estimated inside the band
+    wasserstein_max_error: float  # |exact W1 - wasserstein| <= this
+
+
+def compare_band(band: EcdfBand, current_sorted: np.ndarray) -> BandComparison:
+    """KS statistic and W1 distance between the band's sample and sorted, finite ``current_sorted``.
+
+    Both ECDFs are right-continuous step functions, so on the merged sorted points (every current value and every
+    knot) each piece ``[p_i, p_{i+1})`` has a constant current ECDF, a constant band between knots, and a linear
+    reference estimate. KS is the largest distance from the current ECDF to the band: since the true reference ECDF
+    lies in the band, ``ks <= KS_exact <= ks + band.max_width()``, so the p-value is never smaller than the exact
+    one. W1 integrates |estimate − current| exactly piece by piece (splitting a piece where the difference changes
+    sign) and is within ``band.area_width()`` of the exact W1. For an exact band both equal scipy's.
+    One pass of vectorised gathers over the merged points; no per-row Python.
+    """
+    m = len(current_sorted)
+    if band.n == 0 or m == 0:
+        return BandComparison(float("nan"), 0.0, float("nan"), 0.0)
+    n = float(band.n)
+    knots = band.knots
+    points = np.sort(np.concatenate([current_sorted, knots]), kind="stable")  # a merge of two sorted runs
+    # A knot sits after the current values equal to it (stable merge), at the last position of its value.
+    knot_at = np.searchsorted(points, knots, "right") - 1
+    knot_first = np.searchsorted(points, knots, "left")
+    knot_current = np.searchsorted(current_sorted, knots, "right")  # #(current <= knot)
+    is_current = np.ones(len(points), dtype=bool)
+    is_current[knot_at] = False
+    current_cdf = np.empty(len(points))
+    current_cdf[is_current] = _counts_at_or_below(current_sorted)
+    current_cdf[knot_at] = knot_current
+    current_cdf /= m
+    slot = np.searchsorted(knots, points, "right")  # = k + 1 for the last knot k <= point; 0 below the minimum
+
+    # KS. Per-slot tables (slot 0: below the minimum; slot K: at or above the maximum) avoid clipping. Between
+    # knots the band is [le_lo[k], lt_hi[k+1]]; at a knot it is the narrower [le_lo[k], le_hi[k]], evaluated on
+    # the knots themselves (current values equal to a knot have the knot's current ECDF).
+    lower = np.r_[0.0, band.le_lo / n][slot]
+    lower -= current_cdf
+    upper = np.r_[band.lt_hi / n, 1.0][slot]
+    np.subtract(current_cdf, upper, out=upper)
+    at_knots = np.maximum(band.le_lo / n - knot_current / m, knot_current / m - band.le_hi / n)
+    ks = max(0.0, float(lower.max()), float(upper.max()), float(at_knots.max()))
+    del lower, upper
+
+    # Wasserstein: the reference estimate is linear from le_mid[k] at x[k] to lt_mid[k+1] at x[k+1].
+    le_mid = (band.le_lo + band.le_hi) / (2.0 * n)
+    lt_mid = (band.lt_lo + band.lt_hi) / (2.0 * n)
+    base = np.r_[0.0, le_mid]
+    span = np.r_[1.0, np.diff(knots), 1.0]
+    slope = np.where(span > 0, (np.r_[lt_mid, 1.0] - base) / np.where(span > 0, span, 1.0), 0.0)
+    slope[0] = slope[-1] = 0.0
+    intercept = base - slope * np.r_[knots[0], knots]
+    estimate = slope[slot]
+    estimate *= points
+    estimate += intercept[slot]  # right-continuous value at every point
+    start = estimate[:-1] - current_cdf[:-1]
+    end = estimate[1:] - current_cdf[:-1]
+    # the left limit differs from the value only at a knot (the reference's jump): fix the pieces ending there
+    ends_at_knot = knot_first[knot_first > 0]
+    end[ends_at_knot - 1] = lt_mid[knot_first > 0] - current_cdf[ends_at_knot - 1]
+    width = np.diff(points)
+    magnitude = np.abs(start)
+    magnitude += np.abs(end)
+    area = 0.5 * float(np.dot(width, magnitude))
+    crossing = np.flatnonzero((start * end < 0) & (magnitude > 0))  # the sign changes inside these pieces
+    if len(crossing):
+        a, b, w, total = start[crossing], end[crossing], width[crossing], magnitude[crossing]
+        area += float(np.sum(w * (a * a + b * b) / (2 * total) - w * total / 2))
+    return BandComparison(ks, band.max_width(), area, band.area_width())
+
+
+def _counts_at_or_below(sorted_values: np.ndarray) -> np.ndarray:
+    """For each value of a sorted array, how many values are <= it (the end of its run of ties)."""
+    m = len(sorted_values)
+    ends = np.flatnonzero(sorted_values[1:] != sorted_values[:-1]) + 1
+    if len(ends) == m - 1:
+        return np.arange(1, m + 1, dtype=np.float64)
+    ends = np.r_[ends, m]
+    return np.repeat(ends.astype(np.float64), np.diff(np.r_[0, ends]))
+
+
+def ks_band(band: EcdfBand, current_sorted: np.ndarray) -> tuple[float, float]:
+    """(KS statistic, its maximum error) of :func:`compare_band`."""
+    result = compare_band(band, current_sorted)
+    return result.ks, result.ks_max_error
+
+
+def wasserstein_band(band: EcdfBand, current_sorted: np.ndarray) -> tuple[float, float]:
+    """(W1 distance, its maximum error) of :func:`compare_band`."""
+    result = compare_band(band, current_sorted)
+    return result.wasserstein, result.wasserstein_max_error
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Raw-array statistics (scipy-equal)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _finite_sorted(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    return np.sort(values[np.isfinite(values)])
+
+
+def ks_pvalue(statistic: float, n1: int, n2: int) -> float:
+    """Two-sided p-value of the two-sample KS statistic, as scipy's ``ks_2samp(method="auto")`` computes it.
+
+    Exact (Hodges' lattice-path counting) when both samples have at most 10,000 rows, otherwise Smirnov's
+    distribution ``kstwo`` at the effective size ``n1·n2/(n1+n2)``.
+    """
+    if n1 <= 0 or n2 <= 0 or not np.isfinite(statistic):
+        return float("nan")
+    if max(n1, n2) <= KS_EXACT_MAX_N:
+        try:
+            from scipy.stats._stats_py import _attempt_exact_2kssamp
+        except ImportError:  # a future scipy moved it: the asymptotic value below is still valid
+            pass
+        else:
+            ok, _, probability = _attempt_exact_2kssamp(n1, n2, math.gcd(n1, n2), float(statistic), "two-sided")
+            if ok:
+                return float(np.clip(probability, 0.0, 1.0))
+    big, small = sorted((float(n1), float(n2)), reverse=True)
+    effective = big * small / (big + small)
+    return float(np.clip(sps.kstwo.sf(statistic, np.round(effective)), 0.0, 1.0))
+
+
+@dataclass(frozen=True)
+class KsResult:
+    statistic: float
+    pvalue: float
+
+
+def ks_2samp(reference: np.ndarray, current: np.ndarray) -> KsResult:
+    """Two-sample KS test on raw arrays (non-finite values dropped); equals ``scipy.stats.ks_2samp``."""
+    ref, cur = _finite_sorted(reference), _finite_sorted(current)
+    statistic, _ = ks_band(EcdfBand.from_sorted(ref), cur)
+    return KsResult(statistic, ks_pvalue(statistic, len(ref), len(cur)))
+
+
+def wasserstein_distance(reference: np.ndarray, current: np.ndarray) -> float:
+    """W1 distance on raw arrays (non-finite values dropped); equals ``scipy.stats.wasserstein_distance``."""
+    distance, _ = wasserstein_band(EcdfBand.from_sorted(_finite_sorted(reference)), _finite_sorted(current))
+    return distance
+
+
+@dataclass(frozen=True)
+class Chi2Result:
+    """Pearson chi-square test of homogeneity on a 2 x k table after pooling rare categories."""
+
+    statistic: float
+    pvalue: float
+    dof: int
+    table: np.ndarray  # 2 x k counts actually tested (pooled group last, when any)
+    pooled: np.ndarray  # indices of the input categories pooled into one group
+
+
+def chi2_homogeneity(reference: np.ndarray, current: np.ndarray, min_expected: float = 5.0) -> Chi2Result:
+    """Do two samples share one categorical distribution? Categories expected below ``min_expected`` are pooled.
+
+    ``reference`` and ``current`` are aligned counts per category. Pooling follows Cochran's rule: a category
+    whose smaller expected count (over the two rows) is below ``min_expected`` joins one "rare" group; if that
+    group is itself still below the rule, it is merged into the smallest remaining category. Without pooling the
+    statistic equals ``scipy.stats.chi2_contingency(table, correction=False)`` (Pearson, no Yates correction,
+    which over-corrects and only applies to 2 x 2 tables).
+    """
+    a = np.asarray(reference, dtype=np.float64)
+    b = np.asarray(current, dtype=np.float64)
+    index = np.flatnonzero((a + b) > 0)
+    a, b = a[index], b[index]
+    total_a, total_b = a.sum(), b.sum()
+    total = total_a + total_b
+    empty = np.zeros(0, dtype=np.int64)
+    if total_a == 0 or total_b == 0 or len(a) < 2:
+        return Chi2Result(0.0, 1.0, 0, np.vstack([a, b]), empty)
+    smaller_row = min(total_a, total_b)
+    rare = (a + b) * smaller_row / total < min_expected
+    pooled = index[rare]
+    if rare.any():
+        keep_a, keep_b = a[~rare], b[~rare]
+        group_a, group_b = a[rare].sum(), b[rare].sum()
+        if (group_a + group_b) * smaller_row / total < min_expected and len(keep_a) > 0:
+            smallest = int(np.argmin(keep_a + keep_b))
+            keep_a[smallest] += group_a
+            keep_b[smallest] += group_b
+        else:
+            keep_a, keep_b = np.r_[keep_a, group_a], np.r_[keep_b, group_b]
+        a, b = keep_a, keep_b
+    table = np.vstack([a, b])
+    if table.shape[1] < 2:
+        return Chi2Result(0.0, 1.0, 0, table, pooled)
+    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / total
+    statistic = float(((table - expected) ** 2 / expected).sum())
+    dof = table.shape[1] - 1
+    return Chi2Result(statistic, float(sps.chi2.sf(statistic, dof)), dof, table, pooled)
+
+
+def two_proportion_chi2(k_ref: int, n_ref: int, k_cur: int, n_cur: int) -> tuple[float, float]:
+    """Pearson chi-square (1 dof) for "same proportion k/n in both samples"; the square of the two-proportion z."""
+    result = chi2_homogeneity(np.array([k_ref, n_ref - k_ref]), np.array([k_cur, n_cur - k_cur]), min_expected=0.0)
+    return result.statistic, result.pvalue
+
+
+def stratified_proportions_chi2(k_ref: np.ndarray, n_ref: np.ndarray, k_cur: np.ndarray,
+                                n_cur: np.ndarray) -> tuple[float, float, int]:
+    """Same proportion in every stratum? Sum of per-stratum 2 x 2 Pearson statistics; returns (stat, p, dof).
+
+    Used for calibration drift: strata are confidence bins, the proportion is accuracy. A stratum contributes one
+    degree of freedom unless it is empty on a side or its pooled proportion is 0 or 1 (no information).
+    """
+    k1, n1 = np.asarray(k_ref, dtype=np.float64), np.asarray(n_ref, dtype=np.float64)
+    k2, n2 = np.asarray(k_cur, dtype=np.float64), np.asarray(n_cur, dtype=np.float64)
+    pooled = (k1 + k2) / np.where(n1 + n2 > 0, n1 + n2, 1.0)
+    informative = (n1 > 0) & (n2 > 0) & (pooled > 0) & (pooled < 1)
+    if not informative.any():
+        return 0.0, 1.0, 0
+    k1, n1, k2, n2, pooled = k1[informative], n1[informative], k2[informative], n2[informative], pooled[informative]
+    difference = k1 / n1 - k2 / n2
+    statistic = float(np.sum(difference**2 / (pooled * (1 - pooled) * (1 / n1 + 1 / n2))))
+    dof = int(informative.sum())
+    return statistic, float(sps.chi2.sf(statistic, dof)), dof
+
+
+def jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:
+    """Jensen–Shannon distance (base 2, in [0, 1]); equals ``scipy.spatial.distance.jensenshannon(p, q, base=2)``."""
+    p = np.asarray(p, dtype=np.float64)
+    q = np.asarray(q, dtype=np.float64)
+    if p.sum() <= 0 or q.sum() <= 0:
+        return float("nan")
+    p, q = p / p.sum(), q / q.sum()
+    m = (p + q) / 2.0
+    divergence = (special.rel_entr(p, m).sum() + special.rel_entr(q, m).sum()) / np.log(2.0)
+    return float(np.sqrt(max(divergence, 0.0) / 2.0))
+
+
+def psi(reference_share: np.ndarray, current_share: np.ndarray, epsilon: float = PSI_EPSILON) -> float:
+    """Population stability index Σ (c − r)·ln(c / r) over bins; shares below ``epsilon`` are raised to it."""
+    r = np.maximum(np.asarray(reference_share, dtype=np.float64), epsilon)
+    c = np.maximum(np.asarray(current_share, dtype=np.float64), epsilon)
+    return float(np.sum((c - r) * np.log(c / r)))
+
+
+def benjamini_hochberg(pvalues: np.ndarray) -> np.ndarray:
+    """BH-adjusted p-values (NaN stays NaN and is not counted); equals ``scipy.stats.false_discovery_control``."""
+    p = np.asarray(pvalues, dtype=np.float64)
+    adjusted = np.full(p.shape, np.nan)
+    finite = np.flatnonzero(np.isfinite(p))
+    if len(finite) == 0:
+        return adjusted
+    values = p[finite]
+    order = np.argsort(values, kind="stable")
+    m = len(values)
+    scaled = values[order] * m / np.arange(1, m + 1)
+    monotone = np.minimum.accumulate(scaled[::-1])[::-1]
+    result = np.empty(m)
+    result[order] = np.clip(monotone, 0.0, 1.0)
+    adjusted[finite] = result
+    return adjusted

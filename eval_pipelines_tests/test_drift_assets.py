@@ -1,0 +1,136 @@
+"""drift_profile + drift_report in Dagster on demo data: scenario drift shows on its days, quiet days are quiet."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from eval_pipelines.demo.generator import MANIFEST_NAME, generate_logs
+from eval_pipelines.drift.assets import ASSETS, DRIFT_CHECK, load_reference, monitors_for
+from eval_pipelines.drift.tables import drift_results
+from eval_pipelines.ingestion.assets import production_logs, read_partition
+from eval_pipelines.labeling.assets import label_cases, labeled_cases
+from eval_pipelines.lake import Lake
+from eval_pipelines.resources import lake_root
+from eval_pipelines.warehouse.core import create_warehouse_engine
+from eval_pipelines_tests.conftest import make_project
+
+START = date(2026, 3, 1)
+DAYS = 12
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory):
+    """12 demo days ingested and labelled into the lake (core functions, no Dagster), plus the scenario dates."""
+    root = tmp_path_factory.mktemp("drift_demo")
+    project = make_project(root, {"drift": {"reference": {"trailing_days": 3}}})
+    generate_logs(project.landing_dir, days=DAYS, events_per_day=3000, seed=7, start_date=START)
+    scenario = json.loads((project.landing_dir / MANIFEST_NAME).read_text())["scenario"]
+    lake = Lake(lake_root(project.settings))
+    for offset in range(DAYS):
+        day = date.fromordinal(START.toordinal() + offset)
+        cases, _ = label_cases(read_partition(project.settings, day).valid, 0.5, 120.0)
+        lake.write("labeled_cases", day.isoformat(), cases)
+    return project, lake, scenario, dg.DagsterInstance.ephemeral()
+
+
+def _materialize(demo, day: str) -> tuple[pd.DataFrame, dg.ExecuteInJobResult]:
+    project, lake, _, instance = demo
+    result = dg.materialize([production_logs, labeled_cases, *ASSETS], selection=ASSETS, partition_key=day,
+                            resources=project.resources(), instance=instance)
+    assert result.success
+    return lake.read("drift_report", day), result
+
+
+def _drifted(frame: pd.DataFrame) -> dict[tuple[str, str], str]:
+    return {(row.column, row.kind): row.severity for row in frame.itertuples() if row.drifted}
+
+
+def _check(result: dg.ExecuteInJobResult) -> dg.AssetCheckEvaluation:
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.check_name == DRIFT_CHECK
+    return evaluation
+
+
+def test_scenario_days_are_quiet_before_and_drift_on_the_right_columns(demo) -> None:
+    scenario = demo[2]
+    assert scenario["rollout_start"] > "2026-03-04"
+
+    for quiet in ("2026-03-03", "2026-03-04"):
+        frame, result = _materialize(demo, quiet)
+        assert len(frame) > 15 and _drifted(frame) == {}, quiet
+        assert _check(result).passed
+
+    frame, result = _materialize(demo, scenario["rollout_start"])
+    drifted = _drifted(frame)
+    assert drifted[("model_version", "categorical")] == "major"
+    model = frame.set_index(["column", "kind"]).loc[("model_version", "categorical")]
+    assert "unseen: 'triage-v2'" in model["reason"]
+    assert not {("product", "categorical"), ("language", "categorical"), ("latency_ms", "numeric"),
+                ("status", "categorical")} & set(drifted)
+
+    frame, result = _materialize(demo, scenario["launch_day"])
+    drifted = _drifted(frame)
+    assert {("product", "categorical"), ("language", "categorical")} <= set(drifted)
+    reasons = frame.set_index(["column", "kind"])["reason"]
+    assert "unseen: 'nova'" in reasons[("product", "categorical")]
+    assert "'pt'" in reasons[("language", "categorical")] and "'ja'" in reasons[("language", "categorical")]
+    assert not {("latency_ms", "numeric"), ("status", "categorical")} & set(drifted)
+
+    frame, result = _materialize(demo, scenario["incident_day"])
+    drifted = _drifted(frame)
+    assert drifted[("latency_ms", "numeric")] == "major" and drifted[("status", "categorical")] == "major"
+    assert "'timeout'" in frame.set_index(["column", "kind"])["reason"][("status", "categorical")]
+    assert not {("product", "categorical"), ("language", "categorical")} & set(drifted)
+    evaluation = _check(result)
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert "latency_ms (numeric)" in evaluation.description and "status (categorical)" in evaluation.description
+
+
+def test_report_writes_warehouse_html_and_metadata_and_reruns_cleanly(demo, tmp_path: Path) -> None:
+    project, lake, scenario, _ = demo
+    day = scenario["incident_day"]
+    _materialize(demo, day)
+    frame, result = _materialize(demo, day)  # a re-run replaces the day, never duplicates it
+    engine = create_warehouse_engine(project.warehouse_url)
+    with engine.connect() as connection:
+        rows = pd.DataFrame(connection.execute(
+            sa.select(drift_results).where(drift_results.c.date == date.fromisoformat(day))).mappings().all())
+    assert len(rows) == len(frame) and not rows.duplicated(["column", "kind"]).any()
+    assert list(rows.columns) == ["date", "column", "kind", "test", "statistic", "p_value", "p_adjusted",
+                                  "effect_size", "threshold", "severity", "drifted", "reason"]
+    assert set(rows.loc[rows["drifted"], "column"]) >= {"latency_ms", "status"}
+
+    page = Path(lake.path("drift_report", day).removesuffix(".parquet") + ".html").read_text(encoding="utf-8")
+    assert "latency_ms" in page and "<svg" in page and "Timeline of drift scores" in page
+
+    (materialization,) = [m for m in result.asset_materializations_for_node("drift_report")]
+    metadata = materialization.metadata
+    assert metadata["dagster/row_count"].value == len(frame)
+    assert metadata["major"].value >= 2
+    summary = metadata["summary"].value
+    assert "latency_ms" in summary and "█" in summary and "#### Timeline" in summary
+    assert metadata["html_report"].value.endswith(f"drift_report/{day}.html")
+
+    # the day profile is stored, and a later report reads it without the raw cases
+    stored = lake.read("drift_profile", day)
+    assert {"latency_ms", "status", "confidence", "user_action"} <= set(stored["column"])
+    profiles_only = Lake(str(tmp_path / "lake"))
+    profiles_only.write("drift_profile", day, stored)
+    reference, used = load_reference(profiles_only, [date.fromisoformat(day)], monitors_for(project.settings),
+                                     project.settings)
+    assert used == [day] and reference.rows == 3000
+    assert reference.columns[("latency_ms", "numeric")].n == 3000
+
+
+def test_no_reference_days_means_no_comparison_and_a_passing_check(demo) -> None:
+    frame, result = _materialize(demo, START.isoformat())
+    assert frame.empty
+    evaluation = _check(result)
+    assert evaluation.passed and "no reference data" in evaluation.description
