@@ -27,12 +27,15 @@ demo: install
 	rm -rf data/landing
 	$(BIN)/eval-pipelines generate-logs --out data/landing --days $(DEMO_DAYS) \
 		--events-per-day $(DEMO_EVENTS_PER_DAY) --seed $(DEMO_SEED)
-	$(BIN)/eval-pipelines materialize
+	$(BIN)/eval-pipelines materialize --checks-advisory
 	@echo
 	@echo "Demo done. Where to look:"
 	@echo "  lake (Parquet):     data/lake/<asset>/<YYYY-MM-DD>.parquet"
 	@echo "  warehouse (SQLite): data/warehouse.db   e.g. sqlite3 data/warehouse.db 'select * from ingestion_batches'"
 	@echo "  Dagster UI:         make dev   then open http://127.0.0.1:3000 (runs, lineage, metadata, checks)"
+	@echo "  KPIs:               .venv/bin/eval-pipelines kpis --period week"
+	@echo "  drift reports:      data/lake/drift_report/<YYYY-MM-DD>.html"
+	@echo "  release gates:      .venv/bin/eval-pipelines gate --candidate keyword_rules   (passes; naive_rules fails on purpose)"
 
 test: install
 	$(BIN)/python -m pytest -q
@@ -45,6 +48,9 @@ bench: install
 	$(BIN)/python bench/bench_sensor.py
 	$(BIN)/python bench/bench_kpis.py
 	$(BIN)/python bench/bench_drift.py --sizes 1000000
+	$(BIN)/python bench/bench_evalset.py
+	$(BIN)/python bench/bench_edge_cases.py
+	$(BIN)/python bench/bench_scoring.py
 
 lint: install
 	$(BIN)/ruff check .

@@ -19,6 +19,7 @@ from eval_pipelines.edge_cases.settings import EdgeCaseConfig
 from eval_pipelines.evalsets.settings import EvalSetConfig
 from eval_pipelines.ingestion.contract import CANONICAL_COLUMNS, FIELDS_BY_NAME, FieldKind
 from eval_pipelines.kpis.settings import ImpactConfig
+from eval_pipelines.scoring.settings import ScoringConfig
 from eval_pipelines.settings_base import StrictModel
 
 CONFIG_ENV_VAR = "EVAL_PIPELINES_CONFIG"
@@ -159,6 +160,7 @@ class Settings(_Strict):
     edge_cases: EdgeCaseConfig = EdgeCaseConfig()
     drift: DriftConfig = DriftConfig()
     impact: ImpactConfig = ImpactConfig()
+    scoring: ScoringConfig = ScoringConfig()
 
     @model_validator(mode="after")
     def _mapping_targets_known(self) -> Settings:

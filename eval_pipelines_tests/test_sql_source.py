@@ -70,5 +70,5 @@ def test_missing_sql_table_is_named(tmp_path):
     sa.create_engine(source_url).connect().close()
     project = make_project(tmp_path, {
         "source": {"kind": "sql", "sql": {"url": source_url, "table": "nope", "timestamp_column": "ts"}}})
-    with pytest.raises(Exception, match="source.sql.table: table 'nope' not found"):
+    with pytest.raises(Exception, match=r"source\.sql\.table: table 'nope' not found"):
         dg.materialize([production_logs], partition_key="2026-11-20", resources=project.resources())

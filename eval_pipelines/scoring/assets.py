@@ -1,0 +1,335 @@
+"""Dagster side of scoring: ``production_scores`` (daily), ``scored_runs`` (one partition per candidate) and its
+blocking ``release_gate`` check, plus the sensor that re-runs a candidate whose definition changed.
+
+The maths is in the plain modules next to this one (runs, summarise, stats, gate); here is only wiring, I/O and
+metadata.
+"""
+
+
+import hashlib
+import importlib.util
+import json
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from eval_pipelines.config import Settings, load_settings
+from eval_pipelines.edge_cases.store import load_library, record_run_results
+from eval_pipelines.evalsets.store import load_eval_set
+from eval_pipelines.labeling.assets import FOLLOW_UPSTREAM
+from eval_pipelines.lake import Lake
+from eval_pipelines.metadata import column_schema, markdown_table
+from eval_pipelines.partitions import daily_partitions
+from eval_pipelines.resources import ProjectConfigResource, WarehouseResource, lake_root
+from eval_pipelines.scoring.adapters import HttpSystem, LoggedSystem, SystemUnderTest, build_system
+from eval_pipelines.scoring.gate import render_gate
+from eval_pipelines.scoring.production import score_production, summarise_production
+from eval_pipelines.scoring.runs import ScoredRun, attach_logged, edge_cases_frame, eval_set_cases_frame, score_run
+from eval_pipelines.scoring.settings import (
+    PRODUCTION,
+    LoggedCandidate,
+    PredictionsCandidate,
+    PythonCandidate,
+    ScoringConfig,
+    scoring_config,
+)
+from eval_pipelines.scoring.store import RunInfo, logged_details, write_production_scores, write_run
+from eval_pipelines.scoring.summarise import ALL, EDGE_CASE_PASS, EDGE_CASES, EVAL_SET
+
+GATE_CHECK = "release_gate"
+SCORED_RUNS = dg.AssetKey("scored_runs")
+
+
+def _candidate_names() -> list[str]:
+    names = [c.name for c in scoring_config(load_settings()).candidates]
+    return names or ["no_candidate_configured"]
+
+
+candidate_partitions = dg.StaticPartitionsDefinition(_candidate_names())
+
+# A scored run follows a *new* eval-set version (the eval_set asset's data version is its content hash, so a
+# refresh that changed nothing does not re-run every candidate) and runs a newly configured candidate once. A
+# changed candidate is picked up by ``candidate_change_sensor``. It waits for an eval set to exist, and never runs
+# while one of its inputs is being written.
+FOLLOW_EVAL_SET = (
+    (dg.AutomationCondition.newly_missing()
+     | dg.AutomationCondition.any_deps_match(dg.AutomationCondition.data_version_changed())
+     .allow(dg.AssetSelection.assets("eval_set"))).since_last_handled()
+    & ~dg.AutomationCondition.any_deps_missing().allow(dg.AssetSelection.assets("eval_set"))
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("new eval-set version or new candidate")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# production_scores
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _headline(rows: pd.DataFrame, scorer: str) -> pd.DataFrame:
+    selected = rows[(rows["scorer"] == scorer) & (rows["label_source"] == ALL)]
+    return selected[["system", "slice_dim", "slice_value", "n_scored", "mean", "ci_low", "ci_high"]].round(4)
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    group_name="scoring",
+    kinds={"python", "parquet", "sql"},
+    io_manager_key="lake_io_manager",
+    pool="warehouse",
+    automation_condition=FOLLOW_UPSTREAM,
+    description=(
+        "The deployed system scored against the humans' decisions of the day (accept and override as implicit "
+        "labels, ground truth where present) with every configured scorer, by system, model_version and segment "
+        "and by label source. Per-case scores in the lake; summaries in the warehouse table production_scores."
+    ),
+)
+def production_scores(
+    context: dg.AssetExecutionContext, project: ProjectConfigResource, warehouse: WarehouseResource,
+    labeled_cases: pd.DataFrame,
+) -> dg.Output[pd.DataFrame]:
+    settings = project.load()
+    config = scoring_config(settings)
+    scored = score_production(labeled_cases, config.scorers)
+    rows = summarise_production(scored, config.scorers, config.production_slices, config.comparison.confidence)
+    write_production_scores(warehouse.engine(), date.fromisoformat(context.partition_key), rows)
+    overall = rows[(rows["slice_dim"] == ALL) & (rows["label_source"] == ALL)]
+    by_scorer = overall.drop_duplicates("scorer").set_index("scorer")
+    primary = by_scorer["mean"].get(config.primary_scorer, float("nan")) if len(by_scorer) else float("nan")
+    return dg.Output(scored, metadata={
+        "dagster/row_count": len(scored),
+        "warehouse_rows": len(rows),
+        f"{config.primary_scorer}": dg.MetadataValue.float(round(float(primary), 6)),
+        "scores": markdown_table(overall[["system", "scorer", "n_scored", "mean", "ci_low", "ci_high", "p95"]]
+                                 .round(6), max_rows=60),
+        "by_slice": markdown_table(_headline(rows, config.primary_scorer), max_rows=60),
+        "by_label_source": markdown_table(
+            rows[(rows["scorer"] == config.primary_scorer) & (rows["slice_dim"] == ALL)]
+            [["system", "label_source", "n_scored", "mean", "ci_low", "ci_high"]].round(4), max_rows=20),
+        "dagster/column_schema": column_schema(scored),
+    })
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# scored_runs
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _baseline_system(settings: Settings, config: ScoringConfig, candidate: str) -> tuple[str, SystemUnderTest]:
+    name = config.baseline_of(candidate)
+    if name == PRODUCTION:
+        return name, LoggedSystem(PRODUCTION)
+    return name, build_system(config.candidate(name), settings.resolve_path)
+
+
+def _needs_logged(config: ScoringConfig, candidate: str) -> bool:
+    return isinstance(config.candidate(candidate), LoggedCandidate) or config.baseline_of(candidate) == PRODUCTION \
+        or isinstance(config.candidate(config.baseline_of(candidate)), LoggedCandidate)
+
+
+def _summary_preview(run: ScoredRun, case_set: str) -> pd.DataFrame:
+    summary = run.summary
+    rows = summary[(summary["case_set"] == case_set) & (summary["slice_dim"] == ALL)]
+    return rows[["scorer", "n_scored", "estimate", "ci_low", "ci_high", "p95", "baseline_estimate", "diff",
+                 "diff_ci_low", "diff_ci_high", "p_value", "test", "wins", "losses"]]
+
+
+def _slice_preview(run: ScoredRun, scorer: str, dimensions: tuple[str, ...]) -> pd.DataFrame:
+    summary = run.summary
+    rows = summary[(summary["case_set"] == EVAL_SET) & (summary["scorer"] == scorer)
+                   & summary["slice_dim"].isin(dimensions)]
+    return rows[["slice_dim", "slice_value", "n_scored", "estimate", "ci_low", "ci_high", "baseline_estimate",
+                 "diff", "p_value"]]
+
+
+def _edge_preview(run: ScoredRun) -> pd.DataFrame:
+    summary = run.summary
+    rows = summary[(summary["case_set"] == EDGE_CASES) & (summary["scorer"] == EDGE_CASE_PASS)]
+    return rows[["slice_value", "n_scored", "mean", "baseline_mean", "wins", "losses"]].rename(
+        columns={"slice_value": "failure_mode", "n_scored": "entries", "mean": "pass_rate",
+                 "baseline_mean": "baseline_pass_rate"})
+
+
+def _lifecycle_applies(config: ScoringConfig, run: ScoredRun) -> bool:
+    if config.lifecycle_policy == "never":
+        return False
+    return config.lifecycle_policy == "always" or run.passed
+
+
+@dg.asset(
+    partitions_def=candidate_partitions,
+    deps=["eval_set", "edge_case_library"],
+    group_name="scoring",
+    kinds={"python", "parquet", "sql"},
+    io_manager_key="lake_io_manager",
+    pool="warehouse",
+    automation_condition=FOLLOW_EVAL_SET,
+    description=(
+        "One partition per candidate in scoring.candidates: the candidate replayed on the current eval set and the "
+        "edge-case library, every case scored, summarised per scorer and slice with the estimate projected to "
+        "production (95% CI), compared with the baseline on the same cases (McNemar / paired bootstrap), and "
+        "judged by the release gate of its context. Per-case results in the lake and scored_cases; summaries in "
+        "scored_runs; the gate in release_gates; edge-case results move the library's lifecycle."
+    ),
+    check_specs=[dg.AssetCheckSpec(GATE_CHECK, asset="scored_runs", blocking=True,
+                                   description="The release gate of the candidate's context: every criterion "
+                                               "with its value, threshold and verdict.")],
+)
+def scored_runs(
+    context: dg.AssetExecutionContext, project: ProjectConfigResource, warehouse: WarehouseResource
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    settings = project.load()
+    config = scoring_config(settings)
+    name = context.partition_key
+    try:
+        candidate = config.candidate(name)
+    except KeyError as error:
+        raise dg.Failure(str(error.args[0])) from None
+    engine = warehouse.engine()
+    try:
+        version, eval_cases, strata = load_eval_set(engine)
+    except LookupError as error:
+        raise dg.Failure(f"{error}; scored runs replay the current eval set") from None
+
+    cases = eval_set_cases_frame(eval_cases)
+    entries = load_library(engine, config.edge_case_statuses) if config.edge_cases else pd.DataFrame()
+    edge = edge_cases_frame(entries) if len(entries) else None
+    if _needs_logged(config, name):
+        lake = Lake(lake_root(settings))
+        details = logged_details(lake, cases["timestamp"], cases["event_id"])
+        cases = attach_logged(cases, details)
+    baseline_name, baseline = _baseline_system(settings, config, name)
+    system = build_system(candidate, settings.resolve_path)
+    criteria = config.gates[candidate.gate]
+    context.log.info(f"replaying {name} ({candidate.adapter}) on eval set {version}: {len(cases):,} cases"
+                     f"{f' + {len(edge):,} library entries' if edge is not None else ''}; baseline {baseline_name}")
+    run = score_run(cases, strata, system, baseline, config, criteria, edge)
+
+    created_at = datetime.now(UTC)
+    info = RunInfo(context.run.run_id, name, created_at, version, baseline_name, candidate.gate)
+    write_run(engine, run, info, [s.name for s in config.scorers])
+    lifecycle = "not applied"
+    if len(run.edge_outcomes) and _lifecycle_applies(config, run):
+        update = record_run_results(engine, run.edge_outcomes[["entry_id", "passed"]], context.run.run_id, created_at)
+        moved = update.changes.groupby(["from_status", "to_status"]).size()
+        lifecycle = ", ".join(f"{a} → {b}: {n}" for (a, b), n in moved.items()) or "no transitions"
+    elif len(run.edge_outcomes):
+        lifecycle = f"not applied (lifecycle_policy {config.lifecycle_policy}, gate passed: {run.passed})"
+
+    errors = int((run.cases["status"] != "ok").sum())
+    metadata: dict[str, object] = {
+        "dagster/row_count": len(run.cases),
+        "candidate": name,
+        "adapter": candidate.adapter,
+        "eval_set_version": version,
+        "baseline": baseline_name,
+        "gate_context": candidate.gate,
+        "gate_passed": run.passed,
+        "eval_set_cases": int((run.cases["case_set"] == EVAL_SET).sum()),
+        "edge_case_entries": len(run.edge_outcomes),
+        "errors": errors,
+        "scores": markdown_table(_summary_preview(run, EVAL_SET).round(5), max_rows=30),
+        "by_segment": markdown_table(_slice_preview(run, config.primary_scorer, ("segment",)).round(4),
+                                     max_rows=30),
+        "by_failure_mode": markdown_table(_slice_preview(run, config.primary_scorer, ("failure_mode",)).round(4),
+                                          max_rows=30),
+        "edge_cases": markdown_table(_edge_preview(run).round(4), max_rows=30),
+        "edge_case_lifecycle": lifecycle,
+        "losses": markdown_table(run.cases.loc[run.cases["outcome"] == "loss",
+                                               ["case_set", "event_id", "input_text", "label", "output",
+                                                "baseline_output"]], max_rows=10, max_chars=60),
+        "timings_s": dg.MetadataValue.json({k: round(v, 3) for k, v in run.timings.items()}),
+        "gate": dg.MetadataValue.md(render_gate(run.gate)),
+    }
+    for label, value in (("primary_estimate", _primary(run, config, "estimate")),
+                         ("primary_ci_low", _primary(run, config, "ci_low"))):
+        metadata[label] = dg.MetadataValue.float(round(value, 6))
+    if isinstance(system, HttpSystem):
+        metadata["http"] = dg.MetadataValue.json(vars(system.stats))
+    yield dg.Output(run.cases.drop(columns=["features"]), metadata=metadata)
+    failed = run.failures["criterion"].tolist()
+    yield dg.AssetCheckResult(
+        check_name=GATE_CHECK,
+        passed=run.passed,
+        description=("all criteria pass" if run.passed else f"failed: {', '.join(failed)}")
+        + f" (context {candidate.gate}, {len(run.gate)} criteria)",
+        metadata={
+            "gate": dg.MetadataValue.md(render_gate(run.gate)),
+            "criteria": len(run.gate),
+            "failed": len(failed),
+            "eval_set_version": version,
+            "run_id": context.run.run_id,
+        },
+    )
+
+
+def _primary(run: ScoredRun, config: ScoringConfig, statistic: str) -> float:
+    summary = run.summary
+    row = summary[(summary["case_set"] == EVAL_SET) & (summary["scorer"] == config.primary_scorer)
+                  & (summary["slice_dim"] == ALL)]
+    return float(row[statistic].iloc[0]) if len(row) else float("nan")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Re-run a candidate whose definition changed
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _file_digest(path: Path) -> str:
+    try:
+        stat = path.stat()
+    except OSError:
+        return "missing"
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def candidate_fingerprint(settings: Settings, config: ScoringConfig, name: str) -> str:
+    """A hash of everything that defines a candidate's run: its config, the scorers and gates, and the code or
+    file it points at (a python target's module source, a predictions file's size and mtime)."""
+    candidate = config.candidate(name)
+    parts = [candidate.model_dump_json(), json.dumps([s.model_dump() for s in config.scorers], sort_keys=True,
+                                                     default=str),
+             json.dumps([c.model_dump() for c in config.gates[candidate.gate]], sort_keys=True, default=str)]
+    if isinstance(candidate, PythonCandidate):
+        try:
+            spec = importlib.util.find_spec(candidate.target.partition(":")[0])
+        except (ImportError, ValueError):
+            spec = None
+        origin = spec.origin if spec is not None else None
+        parts.append(hashlib.sha256(Path(origin).read_bytes()).hexdigest() if origin and Path(origin).is_file()
+                     else "unresolved")
+    elif isinstance(candidate, PredictionsCandidate) and "://" not in candidate.path:
+        parts.append(_file_digest(settings.resolve_path(candidate.path)))
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+@dg.sensor(
+    name="candidate_change_sensor",
+    target=[SCORED_RUNS],
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Requests a scored run for every candidate whose definition changed (config, scorers, gate, the "
+                "python module's source or the predictions file) since the sensor last looked.",
+)
+def candidate_change_sensor(context: dg.SensorEvaluationContext, project: ProjectConfigResource) -> \
+        dg.SensorResult:
+    settings = project.load()
+    config = scoring_config(settings)
+    known = set(candidate_partitions.get_partition_keys())
+    previous: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    current = {c.name: candidate_fingerprint(settings, config, c.name) for c in config.candidates
+               if c.name in known}
+    requests = [dg.RunRequest(run_key=f"{name}:{fingerprint}", partition_key=name, asset_selection=[SCORED_RUNS],
+                              tags={"eval_pipelines/trigger": "candidate_changed"})
+                for name, fingerprint in current.items()
+                if name in previous and previous[name] != fingerprint]
+    # A candidate seen for the first time is left to the asset's automation condition (newly missing).
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps(current, sort_keys=True))
+
+
+ASSETS = [production_scores, scored_runs]
+ASSET_CHECKS: list[dg.AssetChecksDefinition] = []
+SENSORS = [candidate_change_sensor]

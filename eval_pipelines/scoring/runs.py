@@ -1,0 +1,218 @@
+"""A scored run, end to end and without dagster: replay → score → summarise → compare → edge cases → gate.
+
+``score_run`` takes the cases (the eval set's, with its design, plus the library entries to replay), the system
+under test and the baseline system, and returns everything the asset stores: the per-case frame (lake and
+``scored_cases``), the summary rows (``scored_runs``), the per-entry edge-case outcomes (the library's lifecycle)
+and the gate table (the blocking check and ``eval-pipelines gate``).
+
+The baseline is replayed on exactly the same cases in the same run, so the comparison is paired by construction;
+for the default baseline, production, "replaying" is reading the logged outputs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from eval_pipelines.scoring.adapters import LoggedSystem, SystemUnderTest, replay_inputs
+from eval_pipelines.scoring.gate import evaluate_gate, gate_passed
+from eval_pipelines.scoring.scorers import score_frame, traits
+from eval_pipelines.scoring.settings import EdgeCaseCriterion, RegressionCriterion, ScoreCriterion, ScoringConfig
+from eval_pipelines.scoring.summarise import (
+    EDGE_CASES,
+    EVAL_SET,
+    Design,
+    baseline_column,
+    edge_case_outcomes,
+    edge_case_summary,
+    score_column,
+    summarise,
+)
+
+CASE_COLUMNS: tuple[str, ...] = (
+    "case_set", "event_id", "entry_id", "stratum", "weight", "split", "segment", "model_version", "failure_mode",
+    "system", "timestamp", "input_text", "features", "ai_output", "label",
+)
+"""Columns of the cases a run replays (eval-set cases and library entries brought to one shape)."""
+
+LOGGED_COLUMNS: tuple[str, ...] = ("confidence", "latency_ms", "cost_usd", "status")
+"""Production's logged operational columns, attached to the cases for the ``logged`` adapter."""
+
+
+def eval_set_cases_frame(cases: pd.DataFrame) -> pd.DataFrame:
+    """eval_set_cases rows as run cases: ``failure_mode`` is production's failure tags ('|'-joined)."""
+    frame = pd.DataFrame({column: cases[column] if column in cases.columns else None for column in CASE_COLUMNS})
+    frame["case_set"] = EVAL_SET
+    frame["entry_id"] = pd.array([None] * len(frame), dtype="str")
+    frame["failure_mode"] = cases["failure_tags"].astype("str").fillna("") if "failure_tags" in cases else ""
+    frame["weight"] = pd.to_numeric(frame["weight"], errors="coerce")
+    return _typed(frame)
+
+
+def edge_cases_frame(entries: pd.DataFrame) -> pd.DataFrame:
+    """Library entries (``edge_cases`` rows) as run cases: the representative case with its expected output."""
+    n = len(entries)
+
+    def column(name: str) -> object:
+        return entries[name] if name in entries.columns else [None] * n
+
+    frame = pd.DataFrame({
+        "case_set": [EDGE_CASES] * n,
+        "event_id": column("representative_event_id"),
+        "entry_id": column("entry_id"),
+        "stratum": [None] * n,
+        "weight": np.full(n, np.nan),
+        "split": [None] * n,
+        "segment": column("segment"),
+        "model_version": column("model_version"),
+        "failure_mode": column("failure_mode"),
+        "system": column("system"),
+        "timestamp": column("first_seen"),
+        "input_text": column("input_text"),
+        "features": [None] * n,
+        "ai_output": column("ai_output"),
+        "label": column("expected_output"),
+    }, index=pd.RangeIndex(n))
+    frame = _typed(frame)
+    # Production's call status is not stored with an entry, but its failure tags say whether it errored.
+    tags = pd.Series(column("failure_tags"), dtype="str").fillna("").str.split("|")
+    frame["status"] = np.where(tags.map(lambda t: "error" in t), "error",
+                               np.where(tags.map(lambda t: "timeout" in t), "timeout", "ok"))
+    for name in LOGGED_COLUMNS[:-1]:
+        frame[name] = np.nan
+    return frame
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.reset_index(drop=True)
+    for column in CASE_COLUMNS:
+        if column == "weight":
+            frame[column] = frame[column].astype("float64")
+        elif column == "timestamp":
+            frame[column] = pd.to_datetime(frame[column], utc=True, errors="coerce", format="mixed")
+        else:
+            frame[column] = frame[column].astype("str")
+    return frame[list(CASE_COLUMNS)]
+
+
+def attach_logged(cases: pd.DataFrame, logged: pd.DataFrame | None) -> pd.DataFrame:
+    """Add production's logged confidence, latency, cost and status (from labeled_cases) by event_id."""
+    if logged is None or logged.empty:
+        return cases.assign(**{c: np.nan for c in LOGGED_COLUMNS[:-1]}, status="ok")
+    details = logged.drop_duplicates("event_id").set_index("event_id")
+    ids = cases["event_id"].astype("str")
+    out = cases.copy()
+    for column in LOGGED_COLUMNS:
+        values = details[column].reindex(ids).to_numpy() if column in details.columns else None
+        if column == "status":
+            out[column] = pd.Series(values, dtype="str").fillna("ok").to_numpy() if values is not None else "ok"
+        else:
+            out[column] = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=np.float64) \
+                if values is not None else np.nan
+    return out
+
+
+def replay(system: SystemUnderTest, cases: pd.DataFrame) -> pd.DataFrame:
+    """The system's outputs for the cases, row for row. The logged adapter also sees ``ai_output`` and the logged
+    columns; every other adapter only the replay inputs."""
+    if isinstance(system, LoggedSystem):
+        return system.predict(cases.reset_index(drop=True))
+    return system.predict(replay_inputs(cases))
+
+
+@dataclass(frozen=True)
+class ScoredRun:
+    """Everything one run produces."""
+
+    cases: pd.DataFrame  # one row per replayed case: case columns, outputs, scores, baseline outputs and scores
+    summary: pd.DataFrame  # SUMMARY_COLUMNS rows, both case sets
+    edge_outcomes: pd.DataFrame  # entry_id, failure_mode, passed, cases, baseline_passed
+    gate: pd.DataFrame  # GATE_COLUMNS
+    passed: bool
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def failures(self) -> pd.DataFrame:
+        return self.gate[~self.gate["passed"].astype(bool)]
+
+
+def scored_frame(cases: pd.DataFrame, outputs: pd.DataFrame, baseline: pd.DataFrame | None,
+                 config: ScoringConfig) -> pd.DataFrame:
+    """Cases + outputs + per-scorer scores (and the baseline's), in one wide frame."""
+    frame = pd.concat([cases.drop(columns=[c for c in LOGGED_COLUMNS if c in cases.columns]).reset_index(drop=True),
+                       outputs.reset_index(drop=True)], axis=1)
+    scores = score_frame(frame, config.scorers)
+    columns: dict[str, object] = {score_column(name): values for name, values in scores.items()}
+    if baseline is not None:
+        base = pd.concat([cases[["label"]].reset_index(drop=True), baseline.reset_index(drop=True)], axis=1)
+        for name, values in score_frame(base, config.scorers).items():
+            columns[baseline_column(name)] = values
+        columns["baseline_output"] = baseline["output"].to_numpy()
+        columns["baseline_status"] = baseline["status"].to_numpy()
+    return frame.assign(**columns)
+
+
+def win_loss(frame: pd.DataFrame, scorer: str, higher_is_better: bool) -> pd.Series:
+    """Per case: 'win' / 'loss' / 'tie' against the baseline on one scorer (null when either is unscored)."""
+    cand = frame[score_column(scorer)].to_numpy(dtype=np.float64)
+    base = frame[baseline_column(scorer)].to_numpy(dtype=np.float64)
+    d = (cand - base) * (1.0 if higher_is_better else -1.0)
+    out = np.where(np.isnan(d), None, np.where(d > 0, "win", np.where(d < 0, "loss", "tie")))
+    return pd.Series(out, index=frame.index, dtype="str")
+
+
+def score_run(cases: pd.DataFrame, strata: pd.DataFrame, system: SystemUnderTest,
+              baseline: SystemUnderTest | None, config: ScoringConfig,
+              criteria: Sequence[ScoreCriterion | RegressionCriterion | EdgeCaseCriterion],
+              edge_cases: pd.DataFrame | None = None) -> ScoredRun:
+    """Replay, score, summarise, compare and gate one candidate.
+
+    ``cases``: eval-set cases as built by :func:`eval_set_cases_frame` (plus logged columns for a logged system or
+    baseline). ``strata``: ``stratum``, ``population``, ``sample`` of the eval-set version. ``edge_cases``: entries
+    as built by :func:`edge_cases_frame` (optional).
+    """
+    timings: dict[str, float] = {}
+    all_cases = cases if edge_cases is None or edge_cases.empty else pd.concat([cases, edge_cases],
+                                                                               ignore_index=True)
+    all_cases = all_cases.reset_index(drop=True)
+    for name in LOGGED_COLUMNS:
+        if name not in all_cases.columns:
+            all_cases[name] = "ok" if name == "status" else np.nan
+    all_cases["status"] = all_cases["status"].astype("str").fillna("ok")
+
+    began = time.perf_counter()
+    outputs = replay(system, all_cases)
+    timings["replay_s"] = time.perf_counter() - began
+    began = time.perf_counter()
+    baseline_outputs = replay(baseline, all_cases) if baseline is not None else None
+    timings["baseline_s"] = time.perf_counter() - began
+
+    began = time.perf_counter()
+    frame = scored_frame(all_cases, outputs, baseline_outputs, config)
+    scorer_traits = {s.name: traits(s) for s in config.scorers}
+    if baseline_outputs is not None:
+        primary = scorer_traits[config.primary_scorer]
+        frame["outcome"] = win_loss(frame, config.primary_scorer, primary.higher_is_better)
+    timings["score_s"] = time.perf_counter() - began
+
+    began = time.perf_counter()
+    with_baseline = baseline_outputs is not None
+    eval_part = frame[frame["case_set"] == EVAL_SET].reset_index(drop=True)
+    parts = [summarise(eval_part, scorer_traits, config.slices, config.comparison, Design.from_strata(strata),
+                       EVAL_SET, with_baseline)]
+    edge_part = frame[frame["case_set"] == EDGE_CASES].reset_index(drop=True)
+    outcomes = pd.DataFrame(columns=["entry_id", "failure_mode", "passed", "cases", "baseline_passed"])
+    if len(edge_part):
+        parts.append(summarise(edge_part, scorer_traits, ["failure_mode"], config.comparison, None, EDGE_CASES,
+                               with_baseline))
+        outcomes = edge_case_outcomes(edge_part, config.primary_scorer, config.edge_case_min_share, with_baseline)
+        parts.append(edge_case_summary(outcomes, config.comparison))
+    summary = pd.concat(parts, ignore_index=True)
+    timings["summarise_s"] = time.perf_counter() - began
+
+    gate = evaluate_gate(criteria, summary)
+    return ScoredRun(frame, summary, outcomes, gate, gate_passed(gate), timings)

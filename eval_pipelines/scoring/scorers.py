@@ -1,0 +1,251 @@
+"""Scorers: one number per case, from the replayed frame (label, output, confidence, latency_ms, cost_usd, status).
+
+A scorer returns a float64 array aligned with the frame; NaN means "this case cannot be scored by this scorer"
+(no label, no confidence, no latency), and such cases are left out of that scorer's means, never counted as
+zero. A system that failed on a case (``status`` error/timeout, null output) is *wrong* on it for the match
+scorers: a release must not look better by failing on its hard cases.
+
+Kinds (``ScorerConfig.kind``):
+
+- ``exact_match`` (binary): output == label after stripping surrounding whitespace.
+- ``normalised_match`` (binary): equal after Unicode NFKC, lower case, punctuation to spaces, whitespace collapsed.
+- ``label_set_f1`` (continuous in [0, 1]): output and label as sets of parts split on ``separator``;
+  F1 = 2|A ∩ B| / (|A| + |B|). For the demo's ``category/priority`` a right category with a wrong priority is 0.5.
+- ``numeric_tolerance`` (binary): |output - label| <= abs_tol + rel_tol * |label|; NaN when the label is not a
+  number, 0 when the output is not.
+- ``brier`` (lower is better): (confidence - correct)^2, correct from the ``correct_by`` scorer (Brier 1950).
+- ``ece`` (lower is better): per-case contributions whose mean is the expected calibration error with ``bins``
+  equal-width bins (Naeini et al. 2015): case i in bin b scores sign(conf̄_b - acc_b) * (conf_i - correct_i), so
+  mean_i = Σ_b (n_b / n) |conf̄_b - acc_b| exactly. Bins and signs are fixed on the whole frame, so the mean over
+  a slice is that slice's signed gap against the global bins, not a re-binned ECE.
+- ``latency_slo`` (binary): latency_ms <= slo_ms. ``latency`` (lower is better): latency_ms itself, for quantiles.
+- ``cost`` (lower is better): cost_usd itself. ``success`` (binary): status == "ok".
+- ``custom``: ``package.module:function(frame) -> sequence of floats``, declared ``binary`` / ``higher_is_better``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from eval_pipelines.scoring.settings import ScorerConfig
+
+ScoreFunction = Callable[[pd.DataFrame, ScorerConfig, Mapping[str, np.ndarray]], np.ndarray]
+
+
+@dataclass(frozen=True)
+class ScorerTraits:
+    binary: bool
+    higher_is_better: bool
+
+
+_TRAITS: dict[str, ScorerTraits] = {
+    "exact_match": ScorerTraits(True, True),
+    "normalised_match": ScorerTraits(True, True),
+    "label_set_f1": ScorerTraits(False, True),
+    "numeric_tolerance": ScorerTraits(True, True),
+    "brier": ScorerTraits(False, False),
+    "ece": ScorerTraits(False, False),
+    "latency_slo": ScorerTraits(True, True),
+    "latency": ScorerTraits(False, False),
+    "cost": ScorerTraits(False, False),
+    "success": ScorerTraits(True, True),
+}
+
+
+def traits(config: ScorerConfig) -> ScorerTraits:
+    """Whether the scorer is binary (paired McNemar) and which direction is better (wins, regressions)."""
+    if config.kind == "custom":
+        return ScorerTraits(bool(config.binary), True if config.higher_is_better is None else config.higher_is_better)
+    return _TRAITS[config.kind]
+
+
+def load_callable(target: str) -> Callable[..., object]:
+    """Import ``package.module:function``; the error says what was not found, for a config typo."""
+    module_name, _, attribute = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ImportError(f"cannot import module {module_name!r} of {target!r}: {error}") from error
+    function = getattr(module, attribute, None)
+    if not callable(function):
+        raise AttributeError(f"{target!r}: module {module_name!r} has no callable {attribute!r}")
+    return function
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Text helpers (vectorised in Arrow)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _arrow_text(values: pd.Series) -> pa.Array:
+    array = pa.array(values.astype("str").to_numpy(dtype=object, na_value=None), type=pa.large_string())
+    return pc.utf8_trim_whitespace(array)
+
+
+def normalise_text(values: pd.Series) -> pa.Array:
+    """NFKC, lower case, runs of anything but letters and digits to one space, trimmed; null stays null."""
+    array = _arrow_text(values)
+    array = pc.utf8_normalize(array, form="NFKC")
+    array = pc.utf8_lower(array)
+    array = pc.replace_substring_regex(array, pattern=r"[^\p{L}\p{N}]+", replacement=" ")
+    return pc.utf8_trim_whitespace(array)
+
+
+def _match(output: pa.Array, label: pa.Array) -> np.ndarray:
+    """1.0 where equal, 0.0 where different or the output is null, NaN where the label is null."""
+    equal = pc.fill_null(pc.equal(output, label), False).to_numpy(zero_copy_only=False).astype(np.float64)
+    return np.where(label.is_null().to_numpy(zero_copy_only=False), np.nan, equal)
+
+
+def _numbers(frame: pd.DataFrame, column: str) -> np.ndarray:
+    if column not in frame.columns:
+        return np.full(len(frame), np.nan)
+    return pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The built-in scorers
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def exact_match(frame: pd.DataFrame, config: ScorerConfig, scored: Mapping[str, np.ndarray]) -> np.ndarray:
+    return _match(_arrow_text(frame["output"]), _arrow_text(frame["label"]))
+
+
+def normalised_match(frame: pd.DataFrame, config: ScorerConfig, scored: Mapping[str, np.ndarray]) -> np.ndarray:
+    return _match(normalise_text(frame["output"]), normalise_text(frame["label"]))
+
+
+def _parts(value: object, separator: str) -> frozenset[str]:
+    return frozenset(part.strip() for part in str(value).split(separator) if part.strip())
+
+
+def label_set_f1(frame: pd.DataFrame, config: ScorerConfig, scored: Mapping[str, np.ndarray]) -> np.ndarray:
+    labels = frame["label"].astype("str").to_numpy(dtype=object, na_value=None)
+    outputs = frame["output"].astype("str").to_numpy(dtype=object, na_value=None)
+    separator = config.separator
+    cache: dict[object, frozenset[str]] = {}
+
+    def parts(value: object) -> frozenset[str]:
+        found = cache.get(value)
+        if found is None:
+            found = cache[value] = _parts(value, separator)
+        return found
+
+    out = np.empty(len(frame), dtype=np.float64)
+    for i, (label, output) in enumerate(zip(labels, outputs, strict=True)):
+        if label is None:
+            out[i] = np.nan
+            continue
+        if output is None:
+            out[i] = 0.0
+            continue
+        expected, got = parts(label), parts(output)
+        total = len(expected) + len(got)
+        out[i] = 2.0 * len(expected & got) / total if total else 1.0
+    return out
+
+
+def numeric_tolerance(frame: pd.DataFrame, config: ScorerConfig, scored: Mapping[str, np.ndarray]) -> np.ndarray:
+    label = _numbers(frame, "label")
+    output = _numbers(frame, "output")
+    with np.errstate(invalid="ignore"):
+        within = np.abs(output - label) <= config.abs_tol + config.rel_tol * np.abs(label)
+    return np.where(np.isnan(label), np.nan, within.astype(np.float64))
+
+
+def brier(frame: pd.DataFrame, config: ScorerConfig, scored: Mapping[str, np.ndarray]) -> np.ndarray:
+    confidence = _numbers(frame, "confidence")
+    correct = scored[config.correct_by]
+    return (confidence - correct) ** 2  # NaN when either is missing
+
+
+def ece_contributions(confidence: np.ndarray, correct: np.ndarray, bins: int) -> np.ndarray:
+    """Per-case terms whose mean over the valid cases is the expected calibration error (equal-width bins).
+
+    Bin b is [b/B, (b+1)/B), the last one closed at 1. NaN where confidence or correctness is missing.
+    """
+    valid = ~(np.isnan(confidence) | np.isnan(correct))
+    out = np.full(len(confidence), np.nan)
+    if not valid.any():
+        return out
+    conf = np.clip(confidence[valid], 0.0, 1.0)
+    right = correct[valid]
+    index = np.minimum((conf * bins).astype(np.int64), bins - 1)
+    counts = np.bincount(index, minlength=bins)
+    gap = (np.bincount(index, weights=conf, minlength=bins) - np.bincount(index, weights=right, minlength=bins))
+    sign = np.sign(np.divide(gap, counts, out=np.zeros(bins), where=counts > 0))
+    out[valid] = sign[index] * (conf - right)
+    return out
+
+
+def ece(frame: pd.DataFrame, config: ScorerConfig, scored: Mapping[str, np.ndarray]) -> np.ndarray:
+    return ece_contributions(_numbers(frame, "confidence"), scored[config.correct_by], config.bins)
+
+
+def latency_slo(frame: pd.DataFrame, config: ScorerConfig, scored: Mapping[str, np.ndarray]) -> np.ndarray:
+    latency = _numbers(frame, "latency_ms")
+    return np.where(np.isnan(latency), np.nan, (latency <= config.slo_ms).astype(np.float64))
+
+
+def latency(frame: pd.DataFrame, config: ScorerConfig, scored: Mapping[str, np.ndarray]) -> np.ndarray:
+    return _numbers(frame, "latency_ms")
+
+
+def cost(frame: pd.DataFrame, config: ScorerConfig, scored: Mapping[str, np.ndarray]) -> np.ndarray:
+    return _numbers(frame, "cost_usd")
+
+
+def success(frame: pd.DataFrame, config: ScorerConfig, scored: Mapping[str, np.ndarray]) -> np.ndarray:
+    return (frame["status"].astype("str") == "ok").to_numpy(dtype=np.float64, na_value=0.0)
+
+
+def custom(frame: pd.DataFrame, config: ScorerConfig, scored: Mapping[str, np.ndarray]) -> np.ndarray:
+    assert config.function is not None
+    values = np.asarray(load_callable(config.function)(frame), dtype=np.float64)
+    if values.shape != (len(frame),):
+        raise ValueError(f"custom scorer {config.name!r} ({config.function}) returned shape {values.shape}, "
+                         f"expected ({len(frame)},): one score per case")
+    return values
+
+
+SCORERS: dict[str, ScoreFunction] = {
+    "exact_match": exact_match,
+    "normalised_match": normalised_match,
+    "label_set_f1": label_set_f1,
+    "numeric_tolerance": numeric_tolerance,
+    "brier": brier,
+    "ece": ece,
+    "latency_slo": latency_slo,
+    "latency": latency,
+    "cost": cost,
+    "success": success,
+    "custom": custom,
+}
+
+
+def _order(configs: Sequence[ScorerConfig]) -> list[ScorerConfig]:
+    """Scorers that others read (``correct_by``) first; otherwise the configured order."""
+    needed = {c.correct_by for c in configs if c.kind in ("brier", "ece")}
+    return sorted(configs, key=lambda c: 0 if c.name in needed else 1)
+
+
+def score_frame(frame: pd.DataFrame, configs: Sequence[ScorerConfig]) -> dict[str, np.ndarray]:
+    """Every configured scorer on ``frame``: name -> float64 array aligned with the frame's rows.
+
+    ``frame`` needs ``label`` and ``output``; confidence, latency_ms, cost_usd and status are used when present.
+    """
+    if "status" not in frame.columns:
+        frame = frame.assign(status=np.where(frame["output"].isna(), "error", "ok"))
+    scored: dict[str, np.ndarray] = {}
+    for config in _order(configs):
+        values = SCORERS[config.kind](frame, config, scored)
+        scored[config.name] = np.asarray(values, dtype=np.float64)
+    return {config.name: scored[config.name] for config in configs}

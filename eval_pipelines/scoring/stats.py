@@ -1,0 +1,337 @@
+"""The statistics of scored runs: paired tests against the baseline, intervals, weighted quantiles, domains.
+
+Paired comparisons (candidate vs baseline on the same cases), with ``d_i = candidate_i - baseline_i`` oriented so
+that a positive difference is an improvement (for lower-is-better scores the sign is flipped by the caller):
+
+- Binary scores: McNemar's test on the discordant pairs ``b`` (baseline right, candidate wrong: losses) and ``c``
+  (wins). Under H0 (no difference) ``b ~ Binomial(b + c, 1/2)`` given ``b + c``; the exact test is that binomial
+  (two-sided: ``min(1, 2 P(X <= min(b, c)))``, which is what ``scipy.stats.binomtest`` gives for p = 1/2), used
+  when ``b + c`` is below ``exact_below``. Above it the continuity-corrected statistic
+  ``(|b - c| - 1)^2 / (b + c) ~ chi2(1)`` (McNemar 1947; Edwards 1948), one-sided through
+  ``z = (b - c - 1) / sqrt(b + c)``. The CI of the difference in proportions ``(c - b) / n`` is the Wald
+  interval after adding 1/2 to every cell of the 2x2 table (Agresti & Min 2005), which keeps close to nominal
+  coverage even with few discordant pairs.
+- Continuous scores: the paired bootstrap of the mean difference (Efron & Tibshirani 1993, ch. 13 and 16):
+  percentile CI; p-values from the same resamples shifted to the null (``mean* - mean`` is the null distribution
+  of the mean; two-sided ``P(|mean* - mean| >= |mean|)``, regression ``P(mean* - mean <= mean)``), each
+  ``(1 + count) / (1 + B)``. Or the sign-flip permutation test (exact by enumeration when ``2^n <= B``), which is
+  exact under H0 of a symmetric difference distribution.
+
+"Significant regression" is the one-sided p-value (candidate worse) below α; under H0 it fires at most at rate α
+(exactly for the permutation test, conservatively for exact McNemar, asymptotically for the bootstrap).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+
+import numpy as np
+from scipy import stats
+
+_BOOTSTRAP_CHUNK_CELLS = 4_000_000  # resample indices drawn per block (n * resamples), ~32 MB of int64
+
+
+@dataclass(frozen=True)
+class PairedResult:
+    """A paired comparison: mean difference (candidate - baseline, positive = better), CI, p-values, counts."""
+
+    test: str  # mcnemar_exact | mcnemar_chi2 | bootstrap | permutation | none
+    n_pairs: int
+    candidate_mean: float
+    baseline_mean: float
+    diff: float  # improvement: positive is better for the candidate
+    ci_low: float
+    ci_high: float
+    p_value: float  # two-sided
+    p_value_regression: float  # one-sided, H1: the candidate is worse
+    wins: int
+    losses: int
+    ties: int
+
+    def as_dict(self) -> dict[str, float | int | str]:
+        return asdict(self)
+
+    def significant_regression(self, alpha: float) -> bool:
+        return bool(self.p_value_regression < alpha)
+
+
+def _empty(test: str = "none") -> PairedResult:
+    nan = float("nan")
+    return PairedResult(test, 0, nan, nan, nan, nan, nan, nan, nan, 0, 0, 0)
+
+
+def mcnemar(candidate: np.ndarray, baseline: np.ndarray, exact_below: int = 25,
+            confidence: float = 0.95) -> PairedResult:
+    """McNemar's test on paired 0/1 scores (NaN pairs dropped); ``diff`` is candidate minus baseline accuracy."""
+    keep = ~(np.isnan(candidate) | np.isnan(baseline))
+    cand, base = candidate[keep] > 0.5, baseline[keep] > 0.5
+    n = int(keep.sum())
+    if n == 0:
+        return _empty("mcnemar_exact")
+    losses = int(np.sum(base & ~cand))  # b
+    wins = int(np.sum(~base & cand))  # c
+    both = int(np.sum(base & cand))
+    neither = n - losses - wins - both
+    discordant = losses + wins
+    if discordant == 0:
+        two_sided, regression, test = 1.0, 1.0, "mcnemar_exact"
+    elif discordant < exact_below:
+        test = "mcnemar_exact"
+        two_sided = float(min(1.0, 2.0 * stats.binom.cdf(min(losses, wins), discordant, 0.5)))
+        regression = float(stats.binom.sf(losses - 1, discordant, 0.5))  # P(B >= b): many losses
+    else:
+        test = "mcnemar_chi2"
+        statistic = max(abs(losses - wins) - 1.0, 0.0) ** 2 / discordant
+        two_sided = float(stats.chi2.sf(statistic, 1))
+        z = (losses - wins - 1.0) / np.sqrt(discordant)
+        regression = float(stats.norm.sf(z))
+    diff = (wins - losses) / n
+    low, high = _agresti_min(both, losses, wins, neither, confidence)
+    return PairedResult(test, n, float(cand.mean()), float(base.mean()), diff, low, high, two_sided, regression,
+                        wins, losses, both + neither)
+
+
+def _agresti_min(both: int, losses: int, wins: int, neither: int, confidence: float) -> tuple[float, float]:
+    """Wald CI of p(candidate right) - p(baseline right) with 1/2 added to each cell (Agresti & Min 2005)."""
+    n11, n10, n01, n00 = both + 0.5, losses + 0.5, wins + 0.5, neither + 0.5
+    total = n11 + n10 + n01 + n00
+    p10, p01 = n10 / total, n01 / total
+    diff = p01 - p10
+    variance = (p10 + p01 - diff**2) / total
+    z = _z(confidence)
+    half = z * np.sqrt(max(variance, 0.0))
+    return float(max(diff - half, -1.0)), float(min(diff + half, 1.0))
+
+
+def _counts(d: np.ndarray) -> tuple[int, int, int]:
+    return int(np.sum(d > 0)), int(np.sum(d < 0)), int(np.sum(d == 0))
+
+
+def bootstrap_means(values: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """``resamples`` means of with-replacement resamples of ``values``, drawn in memory-bounded blocks."""
+    n = len(values)
+    out = np.empty(resamples, dtype=np.float64)
+    block = max(1, _BOOTSTRAP_CHUNK_CELLS // max(n, 1))
+    for start in range(0, resamples, block):
+        stop = min(resamples, start + block)
+        index = rng.integers(0, n, size=(stop - start, n))
+        out[start:stop] = values[index].mean(axis=1)
+    return out
+
+
+def paired_bootstrap(candidate: np.ndarray, baseline: np.ndarray, resamples: int = 2000, confidence: float = 0.95,
+                     seed: int = 0) -> PairedResult:
+    """Paired bootstrap of the mean difference (see the module docstring); NaN pairs dropped."""
+    keep = ~(np.isnan(candidate) | np.isnan(baseline))
+    cand, base = candidate[keep], baseline[keep]
+    n = len(cand)
+    if n == 0:
+        return _empty("bootstrap")
+    d = cand - base
+    observed = float(d.mean())
+    wins, losses, ties = _counts(d)
+    if n == 1:  # one pair: no variability to judge it by
+        return PairedResult("bootstrap", n, float(cand.mean()), float(base.mean()), observed, observed, observed,
+                            1.0, 1.0, wins, losses, ties)
+    means = bootstrap_means(d, resamples, np.random.default_rng(seed))
+    alpha = 1.0 - confidence
+    low, high = np.quantile(means, [alpha / 2.0, 1.0 - alpha / 2.0])
+    centred = means - observed
+    two_sided = (1 + int(np.sum(np.abs(centred) >= abs(observed) - 1e-12))) / (resamples + 1)
+    regression = (1 + int(np.sum(centred <= observed + 1e-12))) / (resamples + 1)
+    return PairedResult("bootstrap", n, float(cand.mean()), float(base.mean()), observed, float(low), float(high),
+                        float(min(two_sided, 1.0)), float(min(regression, 1.0)), wins, losses, ties)
+
+
+def sign_flip_pvalues(d: np.ndarray, resamples: int, rng: np.random.Generator) -> tuple[float, float]:
+    """Two-sided and "mean is negative" p-values of the paired sign-flip permutation test of mean(d) = 0.
+
+    Exact (every one of the 2^n sign vectors) when 2^n <= ``resamples``, as scipy's ``permutation_test`` does;
+    otherwise ``resamples`` random sign vectors and the ``(1 + count) / (1 + B)`` estimate.
+    """
+    n = len(d)
+    observed = float(d.mean())
+    tolerance = 1e-12 * max(1.0, float(np.abs(d).max()))
+    if n <= 20 and 2**n <= resamples:
+        codes = np.arange(2**n, dtype=np.int64)[:, None]
+        signs = 1.0 - 2.0 * ((codes >> np.arange(n)) & 1)
+        means = signs @ d / n
+        two_sided = float(np.mean(np.abs(means) >= abs(observed) - tolerance))
+        lower = float(np.mean(means <= observed + tolerance))
+        return two_sided, lower
+    count_two = count_low = 0
+    block = max(1, _BOOTSTRAP_CHUNK_CELLS // max(n, 1))
+    for start in range(0, resamples, block):
+        size = min(block, resamples - start)
+        signs = rng.integers(0, 2, size=(size, n), dtype=np.int8) * 2 - 1
+        means = signs @ d / n
+        count_two += int(np.sum(np.abs(means) >= abs(observed) - tolerance))
+        count_low += int(np.sum(means <= observed + tolerance))
+    return (1 + count_two) / (resamples + 1), (1 + count_low) / (resamples + 1)
+
+
+def paired_permutation(candidate: np.ndarray, baseline: np.ndarray, resamples: int = 2000,
+                       confidence: float = 0.95, seed: int = 0) -> PairedResult:
+    """Sign-flip permutation p-values with the paired-bootstrap percentile CI of the mean difference."""
+    boot = paired_bootstrap(candidate, baseline, resamples, confidence, seed)
+    keep = ~(np.isnan(candidate) | np.isnan(baseline))
+    d = candidate[keep] - baseline[keep]
+    if len(d) < 2:
+        two_sided, regression = boot.p_value, boot.p_value_regression
+    else:
+        two_sided, regression = sign_flip_pvalues(d, resamples, np.random.default_rng(seed + 1))
+    return PairedResult("permutation", boot.n_pairs, boot.candidate_mean, boot.baseline_mean, boot.diff,
+                        boot.ci_low, boot.ci_high, two_sided, regression, boot.wins, boot.losses, boot.ties)
+
+
+def paired_compare(candidate: np.ndarray, baseline: np.ndarray, binary: bool, higher_is_better: bool = True,
+                   continuous_test: str = "bootstrap", resamples: int = 2000, exact_below: int = 25,
+                   confidence: float = 0.95, seed: int = 0) -> PairedResult:
+    """The paired test that fits the score: McNemar for binary, bootstrap or permutation otherwise.
+
+    For lower-is-better scores both sides are negated first, so ``diff > 0`` always means "the candidate is
+    better" and ``p_value_regression`` always tests "the candidate is worse"; the reported means are the raw ones.
+    """
+    cand = np.asarray(candidate, dtype=np.float64)
+    base = np.asarray(baseline, dtype=np.float64)
+    if binary:
+        return mcnemar(cand, base, exact_below, confidence)
+    sign = 1.0 if higher_is_better else -1.0
+    test = paired_permutation if continuous_test == "permutation" else paired_bootstrap
+    result = test(sign * cand, sign * base, resamples, confidence, seed)
+    if higher_is_better:
+        return result
+    return PairedResult(result.test, result.n_pairs, -result.candidate_mean, -result.baseline_mean, result.diff,
+                        result.ci_low, result.ci_high, result.p_value, result.p_value_regression, result.wins,
+                        result.losses, result.ties)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# One-sample intervals and quantiles
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def wilson_interval(successes: float, n: float, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion (Wilson 1927); (nan, nan) for n = 0."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    z = _z(confidence)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(centre - half, 0.0)), float(min(centre + half, 1.0))
+
+
+def mean_interval(values: np.ndarray, binary: bool, confidence: float = 0.95) -> tuple[float, float, float, float]:
+    """(mean, std_error, low, high) of the finite values: Wilson for 0/1 scores, Student t otherwise."""
+    x = values[~np.isnan(values)]
+    n = len(x)
+    if n == 0:
+        nan = float("nan")
+        return nan, nan, nan, nan
+    mean = float(x.mean())
+    std_error = float(x.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+    if binary:
+        low, high = wilson_interval(float(x.sum()), n, confidence)
+    elif n > 1:
+        half = float(stats.t.ppf(0.5 + confidence / 2.0, n - 1)) * std_error
+        low, high = mean - half, mean + half
+    else:
+        low = high = float("nan")
+    return mean, std_error, low, high
+
+
+def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
+    """The inverse of the weighted empirical CDF at ``q`` (NaN values dropped).
+
+    With integer weights this equals ``np.quantile`` of the sample where each value is repeated ``weight`` times,
+    method ``inverted_cdf``: the quantile the population would have if each case stood for ``weight`` cases.
+    """
+    keep = ~(np.isnan(values) | np.isnan(weights)) & (weights > 0)
+    x, w = values[keep], weights[keep]
+    if not len(x):
+        return float("nan")
+    order = np.argsort(x, kind="stable")
+    x, w = x[order], w[order]
+    cumulative = np.cumsum(w)
+    target = q * cumulative[-1]
+    index = int(np.searchsorted(cumulative, target - 1e-9 * cumulative[-1], side="left"))
+    return float(x[min(index, len(x) - 1)])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Domain (slice) estimation under the stratified design
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DomainEstimate:
+    estimate: float
+    std_error: float
+    ci_low: float
+    ci_high: float
+    n: int
+    population: float  # estimated number of production cases in the domain
+
+
+def domain_estimate(values: np.ndarray, strata: np.ndarray, population: dict[str, float], in_domain: np.ndarray,
+                    sample_sizes: dict[str, int], confidence: float = 0.95) -> DomainEstimate:
+    """Mean of ``values`` over a domain (slice) that cuts across strata, under stratified SRSWOR.
+
+    The ratio estimator ``ŷ_d = Σ w_i δ_i y_i / Σ w_i δ_i`` (``w_i = N_h / n_h``, ``δ_i`` in the domain and scored)
+    with the linearisation variance ``Σ_h N_h² (1 - n_h/N_h) s²_{z,h} / n_h`` of ``z_i = δ_i (y_i - ŷ_d) / N̂_d``,
+    where ``s²_{z,h}`` runs over all ``n_h`` sampled cases of stratum h, zeros outside the domain included
+    (Särndal, Swensson & Wretman 1992, §10.3 and Result 5.10.1). When the domain is a union of whole strata this
+    is exactly the stratified estimator of :mod:`eval_pipelines.evalsets.estimation`.
+
+    ``sample_sizes`` is ``n_h`` per stratum (all sampled cases, not only the scored ones), ``population`` ``N_h``.
+    """
+    codes, uniques = _codes(np.asarray(strata, dtype=object))
+    big_n = np.array([float(population[str(u)]) for u in uniques])
+    small_n = np.array([float(sample_sizes[str(u)]) for u in uniques])
+    return domain_estimate_coded(values, codes, big_n, small_n, in_domain, confidence)
+
+
+def domain_estimate_coded(values: np.ndarray, codes: np.ndarray, big_n: np.ndarray, small_n: np.ndarray,
+                          in_domain: np.ndarray, confidence: float = 0.95) -> DomainEstimate:
+    """:func:`domain_estimate` with strata already coded 0..H-1 and ``N_h``, ``n_h`` as arrays (the fast path
+    when one design serves hundreds of slices)."""
+    values = np.asarray(values, dtype=np.float64)
+    member = np.asarray(in_domain, dtype=bool) & ~np.isnan(values)
+    nan = float("nan")
+    if not member.any():
+        return DomainEstimate(nan, nan, nan, nan, 0, 0.0)
+    weight = (big_n / small_n)[codes]
+    domain_total = float(np.sum(weight[member]))
+    estimate = float(np.sum(weight[member] * values[member]) / domain_total)
+    z = np.where(member, (np.nan_to_num(values) - estimate) / domain_total, 0.0)
+    k = len(big_n)
+    sums = np.bincount(codes, weights=z, minlength=k)
+    squares = np.bincount(codes, weights=z * z, minlength=k)
+    # Sampled cases absent from the frame have z = 0: divide by n_h, not by the count present.
+    means = sums / small_n
+    variance_h = np.where(small_n > 1, (squares - small_n * means**2) / np.maximum(small_n - 1, 1), 0.0)
+    fpc = 1.0 - small_n / big_n
+    variance = float(np.sum(big_n**2 * fpc * np.maximum(variance_h, 0.0) / small_n))
+    std_error = float(np.sqrt(variance))
+    quantile = _z(confidence)
+    low, high = estimate - quantile * std_error, estimate + quantile * std_error
+    if np.isin(values[member], (0.0, 1.0)).all():
+        low, high = max(low, 0.0), min(high, 1.0)
+    return DomainEstimate(estimate, std_error, low, high, int(member.sum()), domain_total)
+
+
+@lru_cache(maxsize=16)
+def _z(confidence: float) -> float:
+    return float(stats.norm.ppf(0.5 + confidence / 2.0))
+
+
+def strata_codes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes 0..H-1 of stratum labels and the sorted labels."""
+    return _codes(np.asarray(labels, dtype=object))
+
+
+def _codes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    uniques, codes = np.unique(labels.astype(str), return_inverse=True)
+    return codes.ravel(), uniques

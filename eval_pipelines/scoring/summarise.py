@@ -1,0 +1,206 @@
+"""Per-case scores to summary rows: one row per case set, scorer and slice, with the projection and the comparison.
+
+Eval-set cases carry the design (stratum, weight, N_h), so their summaries project to production:
+
+- the whole set, and any slice that is a union of whole strata (a segment when segment is a strata column, a
+  single stratum), use the stratified estimator of :func:`eval_pipelines.evalsets.estimation.stratified_estimate`;
+- a slice that cuts across strata (failure tag, split, a column that is not a stratum) uses the domain ratio
+  estimator :func:`eval_pipelines.scoring.stats.domain_estimate`, which reduces to the former on unions of strata.
+
+Quantiles (p50..p99, e.g. of latency) are weighted by the design weights, so they describe production too. Edge
+cases have no design: their summaries are plain means with Wilson (0/1) or t intervals.
+
+Every row also carries the paired comparison with the baseline on the same cases of the slice
+(:func:`eval_pipelines.scoring.stats.paired_compare`).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from eval_pipelines.evalsets.estimation import stratified_estimate
+from eval_pipelines.scoring.scorers import ScorerTraits
+from eval_pipelines.scoring.settings import ComparisonConfig
+from eval_pipelines.scoring.stats import (
+    domain_estimate_coded,
+    mean_interval,
+    paired_compare,
+    strata_codes,
+    weighted_quantile,
+)
+
+EVAL_SET = "eval_set"
+EDGE_CASES = "edge_cases"
+ALL = "all"
+EDGE_CASE_PASS = "edge_case_pass"
+"""Pseudo-scorer of the edge-case rows: 1 when the candidate passes a library entry."""
+
+QUANTILES: dict[str, float] = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
+NO_FAILURE = "none"
+
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "case_set", "scorer", "slice_dim", "slice_value", "binary", "higher_is_better", "n_cases", "n_scored", "mean",
+    "estimate", "std_error", "ci_low", "ci_high", "population", *QUANTILES, "baseline_mean", "baseline_estimate",
+    "diff", "diff_ci_low", "diff_ci_high", "p_value", "p_value_regression", "test", "wins", "losses", "ties",
+)
+
+
+def score_column(scorer: str) -> str:
+    return f"score__{scorer}"
+
+
+def baseline_column(scorer: str) -> str:
+    return f"baseline_score__{scorer}"
+
+
+def slice_masks(cases: pd.DataFrame, dimensions: Sequence[str]) -> Iterator[tuple[str, str, np.ndarray]]:
+    """``(dimension, value, mask)`` for 'all' and every value of each dimension present in ``cases``.
+
+    ``failure_mode`` slices overlap: a case is in the slice of every tag of its ``failure_mode`` ('|'-joined),
+    or in 'none' when it has none.
+    """
+    yield ALL, ALL, np.ones(len(cases), dtype=bool)
+    for dimension in dimensions:
+        if dimension not in cases.columns:
+            continue
+        values = cases[dimension].astype("str").fillna("<null>")
+        if dimension == "failure_mode":
+            parts = values.replace("", NO_FAILURE).str.split("|")
+            levels = sorted({tag for tags in parts for tag in tags})
+            for level in levels:
+                yield dimension, level, parts.map(lambda tags, level=level: level in tags).to_numpy(dtype=bool)
+            continue
+        for level in sorted(values.unique()):
+            yield dimension, str(level), (values == level).to_numpy(dtype=bool)
+
+
+@dataclass(frozen=True)
+class Design:
+    """The eval set's design for the cases in a frame: N_h and n_h per stratum."""
+
+    population: dict[str, float]  # N_h
+    sample: dict[str, int]  # n_h, all sampled cases of the stratum
+
+    @classmethod
+    def from_strata(cls, strata: pd.DataFrame) -> Design:
+        return cls(dict(zip(strata["stratum"].astype(str), strata["population"].astype(float), strict=True)),
+                   dict(zip(strata["stratum"].astype(str), strata["sample"].astype(int), strict=True)))
+
+
+class _Projector:
+    """Projects slice means of one frame: the whole set through the eval-set estimator, slices through the
+    domain estimator (identical on unions of strata, and vectorised with the strata coded once)."""
+
+    def __init__(self, strata: np.ndarray, design: Design, confidence: float) -> None:
+        self.strata = strata
+        self.design = design
+        self.confidence = confidence
+        self.codes, uniques = strata_codes(strata)
+        self.big_n = np.array([design.population[str(u)] for u in uniques], dtype=np.float64)
+        self.small_n = np.array([design.sample[str(u)] for u in uniques], dtype=np.float64)
+        self.sizes = pd.Series(self.big_n, index=[str(u) for u in uniques])
+
+    def __call__(self, values: np.ndarray, mask: np.ndarray, whole: bool) -> tuple[float, float, float, float,
+                                                                                  float]:
+        """(estimate, std_error, ci_low, ci_high, population) of the slice mean projected to production."""
+        if whole:
+            result = stratified_estimate(values, self.strata, self.sizes, self.confidence)
+            return result.estimate, result.std_error, result.ci_low, result.ci_high, float(result.population)
+        found = domain_estimate_coded(values, self.codes, self.big_n, self.small_n, mask, self.confidence)
+        return found.estimate, found.std_error, found.ci_low, found.ci_high, found.population
+
+
+def _seed(base: int, *parts: str) -> int:
+    return (base * 1_000_003 + zlib.crc32("|".join(parts).encode())) % 2**32
+
+
+def summarise(frame: pd.DataFrame, scorers: Mapping[str, ScorerTraits], dimensions: Sequence[str],
+              comparison: ComparisonConfig, design: Design | None = None, case_set: str = EVAL_SET,
+              with_baseline: bool = True) -> pd.DataFrame:
+    """Summary rows (``SUMMARY_COLUMNS``) of one case set.
+
+    ``frame`` has ``score__<name>`` (and ``baseline_score__<name>`` when ``with_baseline``) per scorer; with a
+    ``design`` also ``stratum`` and ``weight``, and the estimates are projections; without, plain means.
+    """
+    rows: list[dict[str, object]] = []
+    project = _Projector(frame["stratum"].astype(str).to_numpy(), design, comparison.confidence) \
+        if design is not None else None
+    weights = frame["weight"].to_numpy(dtype=np.float64) if design is not None else np.ones(len(frame))
+    masks = list(slice_masks(frame, dimensions))
+    for name, trait in scorers.items():
+        values = frame[score_column(name)].to_numpy(dtype=np.float64)
+        base = frame[baseline_column(name)].to_numpy(dtype=np.float64) if with_baseline else None
+        for dimension, level, mask in masks:
+            x = values[mask]
+            mean, std_error, low, high = mean_interval(x, trait.binary, comparison.confidence)
+            estimate, population = mean, float(np.sum(~np.isnan(x)))
+            if project is not None:
+                estimate, std_error, low, high, population = project(values, mask, dimension == ALL)
+            row: dict[str, object] = {
+                "case_set": case_set, "scorer": name, "slice_dim": dimension, "slice_value": level,
+                "binary": trait.binary, "higher_is_better": trait.higher_is_better, "n_cases": int(mask.sum()),
+                "n_scored": int(np.sum(~np.isnan(x))), "mean": mean, "estimate": estimate, "std_error": std_error,
+                "ci_low": low, "ci_high": high, "population": population,
+                **{key: weighted_quantile(x, weights[mask], q) for key, q in QUANTILES.items()},
+            }
+            if base is not None:
+                b = base[mask]
+                baseline_estimate = float(np.nanmean(b)) if np.any(~np.isnan(b)) else float("nan")
+                if project is not None:
+                    baseline_estimate = project(base, mask, dimension == ALL)[0]
+                paired = paired_compare(x, b, trait.binary, trait.higher_is_better, comparison.continuous_test,
+                                        comparison.resamples, comparison.exact_below, comparison.confidence,
+                                        _seed(comparison.seed, case_set, name, dimension, level))
+                row.update({
+                    "baseline_mean": float(np.nanmean(b)) if np.any(~np.isnan(b)) else float("nan"),
+                    "baseline_estimate": baseline_estimate, "diff": paired.diff, "diff_ci_low": paired.ci_low,
+                    "diff_ci_high": paired.ci_high, "p_value": paired.p_value,
+                    "p_value_regression": paired.p_value_regression, "test": paired.test, "wins": paired.wins,
+                    "losses": paired.losses, "ties": paired.ties,
+                })
+            rows.append(row)
+    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+
+
+def edge_case_outcomes(frame: pd.DataFrame, primary: str, min_share: float = 1.0,
+                       with_baseline: bool = True) -> pd.DataFrame:
+    """Per library entry: whether the candidate (and the baseline) passes it.
+
+    A replayed case with a label passes when the primary scorer is 1; one without a label (the failure was the
+    system failing, e.g. an error or a rejection with no final decision) passes when the system answered without
+    an error. An entry passes when at least ``min_share`` of its replayed cases pass.
+    """
+    labeled = frame["label"].notna().to_numpy(dtype=bool)
+    ok = (frame["status"].astype("str") == "ok").to_numpy(dtype=bool, na_value=False)
+    passed = np.where(labeled, frame[score_column(primary)].to_numpy(dtype=np.float64) > 0.5, ok)
+    data = {"entry_id": frame["entry_id"].astype("str"), "failure_mode": frame["failure_mode"].astype("str"),
+            "passed": passed}
+    if with_baseline:
+        base_ok = (frame["baseline_status"].astype("str") == "ok").to_numpy(dtype=bool, na_value=False)
+        data["baseline_passed"] = np.where(
+            labeled, frame[baseline_column(primary)].to_numpy(dtype=np.float64) > 0.5, base_ok)
+    per_case = pd.DataFrame(data)
+    grouped = per_case.groupby(["entry_id", "failure_mode"], sort=True)
+    outcome = grouped["passed"].mean().ge(min_share - 1e-12).rename("passed").to_frame()
+    outcome["cases"] = grouped.size()
+    if with_baseline:
+        outcome["baseline_passed"] = grouped["baseline_passed"].mean().ge(min_share - 1e-12)
+    return outcome.reset_index()
+
+
+def edge_case_summary(outcomes: pd.DataFrame, comparison: ComparisonConfig) -> pd.DataFrame:
+    """Pass-rate rows (scorer ``edge_case_pass``) overall and per failure mode, compared with the baseline."""
+    frame = pd.DataFrame({
+        "failure_mode": outcomes["failure_mode"],
+        score_column(EDGE_CASE_PASS): outcomes["passed"].astype(float),
+    })
+    with_baseline = "baseline_passed" in outcomes.columns
+    if with_baseline:
+        frame[baseline_column(EDGE_CASE_PASS)] = outcomes["baseline_passed"].astype(float)
+    return summarise(frame, {EDGE_CASE_PASS: ScorerTraits(True, True)}, ["failure_mode"], comparison,
+                     case_set=EDGE_CASES, with_baseline=with_baseline)

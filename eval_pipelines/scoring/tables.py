@@ -1,0 +1,133 @@
+"""Warehouse tables of scoring. Columns and units are documented in docs/scoring.md (and docs/warehouse.md).
+
+``production_scores`` is replaced per day; the three run tables are written per scored run (key ``run_id``) in one
+transaction and kept as history, so BI can follow a candidate across eval-set versions and the CLI reads the
+latest run of a candidate.
+
+Sign convention of every comparison column: ``diff`` is the candidate's improvement over the baseline, positive
+when the candidate is better, in the scorer's unit, whatever the scorer's direction (for lower-is-better scorers
+such as latency or Brier, ``diff = baseline - candidate``).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from eval_pipelines.warehouse.core import metadata
+
+
+def _summary_stats() -> list[sa.Column]:
+    """Fresh copies of the statistics columns both summary tables share (a Column belongs to one table)."""
+    return [
+        sa.Column("binary", sa.Boolean, nullable=False, comment="0/1 scores (McNemar) or continuous (bootstrap)"),
+        sa.Column("higher_is_better", sa.Boolean, nullable=False),
+        sa.Column("n_cases", sa.Integer, nullable=False, comment="cases in the slice"),
+        sa.Column("n_scored", sa.Integer, nullable=False, comment="cases with a score (label, confidence... present)"),
+        sa.Column("mean", sa.Float, comment="unweighted mean of the scores over the slice's cases"),
+        sa.Column("std_error", sa.Float),
+        sa.Column("ci_low", sa.Float, comment="95% CI of the estimate"),
+        sa.Column("ci_high", sa.Float),
+        sa.Column("p50", sa.Float, comment="median score (weighted by design weights for eval-set rows)"),
+        sa.Column("p90", sa.Float),
+        sa.Column("p95", sa.Float),
+        sa.Column("p99", sa.Float),
+    ]
+
+
+production_scores = sa.Table(
+    "production_scores",
+    metadata,
+    sa.Column("partition_date", sa.Date, primary_key=True),
+    sa.Column("system", sa.String(256), primary_key=True),
+    sa.Column("slice_dim", sa.String(64), primary_key=True, comment="'all' or a labeled_cases column"),
+    sa.Column("slice_value", sa.String(256), primary_key=True),
+    sa.Column("label_source", sa.String(16), primary_key=True, comment="all | ground_truth | human_action"),
+    sa.Column("scorer", sa.String(64), primary_key=True),
+    *_summary_stats(),
+    comment="The deployed system scored against human decisions (and ground truth), per day, slice and scorer.",
+)
+
+scored_runs = sa.Table(
+    "scored_runs",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True, comment="Dagster run id of the scored run"),
+    sa.Column("case_set", sa.String(16), primary_key=True, comment="eval_set | edge_cases"),
+    sa.Column("scorer", sa.String(64), primary_key=True, comment="scorer name, or edge_case_pass (entries)"),
+    sa.Column("slice_dim", sa.String(64), primary_key=True,
+              comment="all | segment | stratum | failure_mode | split | model_version"),
+    sa.Column("slice_value", sa.String(512), primary_key=True),
+    sa.Column("candidate", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("eval_set_version", sa.String(32), nullable=False),
+    sa.Column("baseline", sa.String(64), nullable=False, comment="'production' or a candidate name"),
+    sa.Column("context", sa.String(64), nullable=False, comment="gate context the candidate is judged in"),
+    *_summary_stats(),
+    sa.Column("estimate", sa.Float,
+              comment="eval_set: mean projected to production through the design weights; edge_cases: mean"),
+    sa.Column("population", sa.Float, comment="production cases the estimate stands for (eval_set rows)"),
+    sa.Column("baseline_mean", sa.Float),
+    sa.Column("baseline_estimate", sa.Float),
+    sa.Column("diff", sa.Float, comment="candidate improvement over the baseline on the same cases (+ = better)"),
+    sa.Column("diff_ci_low", sa.Float),
+    sa.Column("diff_ci_high", sa.Float),
+    sa.Column("p_value", sa.Float, comment="two-sided paired test"),
+    sa.Column("p_value_regression", sa.Float, comment="one-sided: H1 the candidate is worse"),
+    sa.Column("test", sa.String(32), comment="mcnemar_exact | mcnemar_chi2 | bootstrap | permutation"),
+    sa.Column("wins", sa.Integer),
+    sa.Column("losses", sa.Integer),
+    sa.Column("ties", sa.Integer),
+    sa.Index("ix_scored_runs_candidate", "candidate", "created_at"),
+    comment="One row per scored run, case set, scorer and slice: estimate, 95% CI, paired comparison.",
+)
+
+scored_cases = sa.Table(
+    "scored_cases",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("case_set", sa.String(16), primary_key=True),
+    sa.Column("event_id", sa.String(256), primary_key=True),
+    sa.Column("scorer", sa.String(64), primary_key=True),
+    sa.Column("candidate", sa.String(64), nullable=False),
+    sa.Column("entry_id", sa.String(32), comment="edge-case library entry (edge_cases rows)"),
+    sa.Column("stratum", sa.String(512)),
+    sa.Column("split", sa.String(16)),
+    sa.Column("segment", sa.String(256)),
+    sa.Column("failure_mode", sa.String(256), comment="production failure tags, or the entry's failure mode"),
+    sa.Column("weight", sa.Float, comment="design weight (eval-set cases)"),
+    sa.Column("label", sa.Text),
+    sa.Column("output", sa.Text),
+    sa.Column("status", sa.String(16), comment="ok | error | timeout (the candidate's call)"),
+    sa.Column("error", sa.Text),
+    sa.Column("latency_ms", sa.Float),
+    sa.Column("cost_usd", sa.Float),
+    sa.Column("confidence", sa.Float),
+    sa.Column("score", sa.Float),
+    sa.Column("baseline_output", sa.Text),
+    sa.Column("baseline_score", sa.Float),
+    sa.Column("outcome", sa.String(8), comment="win | loss | tie against the baseline on this scorer"),
+    sa.Index("ix_scored_cases_outcome", "run_id", "scorer", "outcome"),
+    comment="Per scored run, case and scorer: output, score, the baseline's, and the win/loss for inspection.",
+)
+
+release_gates = sa.Table(
+    "release_gates",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True, comment="order of the criterion in the context"),
+    sa.Column("candidate", sa.String(64), nullable=False),
+    sa.Column("context", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("eval_set_version", sa.String(32), nullable=False),
+    sa.Column("criterion", sa.Text, nullable=False),
+    sa.Column("value", sa.Float),
+    sa.Column("op", sa.String(4), nullable=False),
+    sa.Column("threshold", sa.Float, nullable=False),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("detail", sa.Text),
+    sa.Column("gate_passed", sa.Boolean, nullable=False, comment="every criterion of the run passed"),
+    sa.Index("ix_release_gates_candidate", "candidate", "created_at"),
+    comment="The release gate of each scored run: one row per criterion with value, threshold and verdict.",
+)
+
+RUN_TABLES = (scored_runs, scored_cases, release_gates)
+SCORING_TABLES = (production_scores, *RUN_TABLES)
