@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
+from eval_pipelines.automation import FOLLOW_UPSTREAM_ANY_DAY
 from eval_pipelines.config import Settings
 from eval_pipelines.drift.monitors import Monitor, available, default_monitors
 from eval_pipelines.drift.profile import (
@@ -45,8 +46,6 @@ PROFILE_ASSET = "drift_profile"
 REPORT_ASSET = "drift_report"
 CASES_ASSET = "labeled_cases"
 
-# Follow labeled_cases as soon as it lands, but never past a failed blocking check upstream.
-FOLLOW_UPSTREAM = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
 
 
 def monitors_for(settings: Settings) -> list[Monitor]:
@@ -132,7 +131,7 @@ def _profile_overview(profile: ProfileSet) -> pd.DataFrame:
     group_name="drift",
     kinds={"python", "parquet"},
     io_manager_key="lake_io_manager",
-    automation_condition=FOLLOW_UPSTREAM,
+    automation_condition=FOLLOW_UPSTREAM_ANY_DAY,
     description=(
         "Reference statistics of one day's labeled_cases, per monitored column: numeric ECDF knots with counts and "
         "moments, category counts, accuracy by confidence bin. Mergeable, so a report's reference window is the "
@@ -182,7 +181,7 @@ def _check_result(report: DriftReport, reference_days: list[str]) -> dg.AssetChe
     group_name="drift",
     kinds={"python", "parquet", "sql"},
     io_manager_key="lake_io_manager",
-    automation_condition=FOLLOW_UPSTREAM,
+    automation_condition=FOLLOW_UPSTREAM_ANY_DAY,
     pool="warehouse",
     deps=[drift_profile],
     description=(

@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime
 import dagster as dg
 import pandas as pd
 
+from eval_pipelines.automation import FOLLOW_UPSTREAM_ANY_DAY
 from eval_pipelines.kpis.definitions import DEFINITIONS, undocumented_metrics
 from eval_pipelines.kpis.metrics import (
     COUNT_COLUMNS,
@@ -29,13 +30,6 @@ from eval_pipelines.metadata import column_schema
 from eval_pipelines.partitions import daily_partitions
 from eval_pipelines.resources import ProjectConfigResource, WarehouseResource, lake_root
 from eval_pipelines.warehouse.core import replace_partitions
-
-# Follow the upstream day as soon as it is updated and its blocking checks pass, for ANY day: plain eager() only
-# looks at the latest partition, and late data for an older day must flow through to the KPIs and the rollups.
-FOLLOW_ANY_DAY = (
-    dg.AutomationCondition.eager().without(dg.AutomationCondition.in_latest_time_window())
-    & dg.AutomationCondition.all_deps_blocking_checks_passed()
-).with_label("eager_any_day")
 
 CONSISTENCY_CHECK = "kpi_daily_consistent"
 COLUMN_DESCRIPTIONS = {d.metric: f"{d.formula} [{d.unit}]" for d in DEFINITIONS}
@@ -110,7 +104,7 @@ def consistency_problems(frame: pd.DataFrame, case_count: int) -> list[str]:
     kinds={"python", "sql"},
     deps=["labeled_cases"],
     pool="warehouse",
-    automation_condition=FOLLOW_ANY_DAY,
+    automation_condition=FOLLOW_UPSTREAM_ANY_DAY,
     description=(
         "Business KPIs of one day in the warehouse table kpi_daily, one row per (kpi_date, system, model_version, "
         "segment): volume, acceptance/edit/override/reject/ignore rates, accuracy with its Wilson CI, decision "
@@ -160,7 +154,7 @@ def kpi_daily(
     kinds={"python", "sql"},
     deps=[kpi_daily],
     pool="warehouse",
-    automation_condition=FOLLOW_ANY_DAY,
+    automation_condition=FOLLOW_UPSTREAM_ANY_DAY,
     description=(
         "Weekly (kpi_weekly, ISO weeks) and monthly (kpi_monthly) KPI rollups of the periods containing this "
         "partition's day, replaced together in one transaction after kpi_daily changes. Additive columns are "

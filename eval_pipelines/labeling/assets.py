@@ -4,18 +4,12 @@
 import dagster as dg
 import pandas as pd
 
+from eval_pipelines.automation import FOLLOW_UPSTREAM_ANY_DAY
 from eval_pipelines.labeling.labels import FAILURE_TAGS, derive_labels
 from eval_pipelines.labeling.pii import mask_pii
 from eval_pipelines.metadata import column_schema, markdown_table
 from eval_pipelines.partitions import daily_partitions
 from eval_pipelines.resources import ProjectConfigResource
-
-# Follow production_logs as soon as it lands, for any day (late files re-ingest old days, not only the latest), but
-# never past a failed blocking contract check.
-FOLLOW_UPSTREAM = (
-    dg.AutomationCondition.eager().without(dg.AutomationCondition.in_latest_time_window())
-    & dg.AutomationCondition.all_deps_blocking_checks_passed()
-)
 
 
 def label_cases(production_logs: pd.DataFrame, low_confidence_below: float,
@@ -32,7 +26,7 @@ def label_cases(production_logs: pd.DataFrame, low_confidence_below: float,
     group_name="labeling",
     kinds={"python", "parquet"},
     io_manager_key="lake_io_manager",
-    automation_condition=FOLLOW_UPSTREAM,
+    automation_condition=FOLLOW_UPSTREAM_ANY_DAY,
     description=(
         "One day of production cases with the implicit label from the human decision (or ground truth), "
         "whether the AI was right, failure-mode tags, and input_text with PII masked. Every evaluation asset "

@@ -16,10 +16,10 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from eval_pipelines.automation import FOLLOW_UPSTREAM_ANY_DAY
 from eval_pipelines.config import Settings, load_settings
 from eval_pipelines.edge_cases.store import load_library, record_run_results
 from eval_pipelines.evalsets.store import load_eval_set
-from eval_pipelines.labeling.assets import FOLLOW_UPSTREAM
 from eval_pipelines.lake import Lake
 from eval_pipelines.metadata import column_schema, markdown_table
 from eval_pipelines.partitions import daily_partitions
@@ -80,7 +80,7 @@ def _headline(rows: pd.DataFrame, scorer: str) -> pd.DataFrame:
     kinds={"python", "parquet", "sql"},
     io_manager_key="lake_io_manager",
     pool="warehouse",
-    automation_condition=FOLLOW_UPSTREAM,
+    automation_condition=FOLLOW_UPSTREAM_ANY_DAY,
     description=(
         "The deployed system scored against the humans' decisions of the day (accept and override as implicit "
         "labels, ground truth where present) with every configured scorer, by system, model_version and segment "
