@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,7 @@ RAW_COLUMN = "__raw__"
 # field) makes the parse retry with larger blocks instead of failing the file.
 _JSON_BLOCK_BYTES = 8 << 20
 _MAX_JSON_BLOCK_BYTES = 512 << 20
+_COUNT_CHUNK = 32 << 20
 
 
 @dataclass(frozen=True)
@@ -100,11 +102,14 @@ def _read_parquet(path: Path) -> ReadResult:
     return ReadResult(path, "parquet", _with_lines(frame, np.arange(1, len(frame) + 1)))
 
 
-def _line_count(data: bytes) -> int:
-    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+def _line_count(data: bytes | pa.Buffer) -> int:
+    """Lines in ``data``; numpy compares in chunks and releases the GIL, so this overlaps pyarrow's parse."""
+    view = np.frombuffer(data, dtype=np.uint8)
+    newlines = sum(int(np.count_nonzero(view[i:i + _COUNT_CHUNK] == 10)) for i in range(0, len(view), _COUNT_CHUNK))
+    return newlines + (1 if len(view) and view[-1] != 10 else 0)
 
 
-def _parse_json_lines(data: bytes) -> pa.Table:
+def _parse_json_lines(data: pa.Buffer) -> pa.Table:
     """pyarrow's multithreaded parse; blocks grow only when one line is longer than a block."""
     block = _JSON_BLOCK_BYTES
     while True:
@@ -117,14 +122,18 @@ def _parse_json_lines(data: bytes) -> pa.Table:
 
 
 def _read_jsonl(path: Path, fmt: str, data: bytes) -> ReadResult:
+    # Reading into memory beat a memory map here: the parser's threads stalled on page faults.
+    buffer = pa.py_buffer(data)
     try:
-        table = _parse_json_lines(data)
-        table.validate(full=True)  # pyarrow does not reject invalid UTF-8 on parse; this does
-        # pyarrow skips blank lines and accepts several objects on one line or one object over several lines;
-        # only when rows and lines agree one to one can a row be traced back to its line.
-        if table.num_rows == _line_count(data):
-            frame = _flatten(table).to_pandas()
-            return ReadResult(path, fmt, _with_lines(frame, np.arange(1, len(frame) + 1)))
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            lines = pool.submit(_line_count, buffer)
+            table = _parse_json_lines(buffer)
+            table.validate(full=True)  # pyarrow does not reject invalid UTF-8 on parse; this does
+            # pyarrow skips blank lines and accepts several objects on one line or one object over several lines;
+            # only when rows and lines agree one to one can a row be traced back to its line.
+            if table.num_rows == lines.result():
+                frame = _flatten(table).to_pandas()
+                return ReadResult(path, fmt, _with_lines(frame, np.arange(1, len(frame) + 1)))
     except pa.ArrowInvalid:
         pass
     return _read_jsonl_by_line(path, fmt, data)
