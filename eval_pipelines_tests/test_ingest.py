@@ -213,3 +213,29 @@ def test_csv_with_non_utf8_bytes_keeps_its_good_rows_and_line_numbers(tmp_path: 
     (quarantined,) = result.quarantined.to_dict("records")
     assert quarantined["line_number"] == 3 and "non-UTF-8" in quarantined["reason"]
     assert result.rows_read == 3
+
+
+def test_csv_with_quoted_newlines_and_bad_rows_keeps_physical_line_numbers(tmp_path: Path):
+    header = "event_id,timestamp,system,model_version,segment,input_text,ai_output,latency_ms,cost_usd,status"
+    row = "{},2026-11-20T01:00:00Z,triage,v1,smb,{},billing/low,{},0.1,ok"
+    lines = [
+        header,
+        'e1,2026-11-20T01:00:00Z,triage,v1,smb,"first line',  # a quoted value over lines 2-4
+        "second line",
+        'third line",billing/low,12,0.1,ok',
+        "e2,2026-11-20T01:00:00Z,triage,v1,smb",   # too few fields: line 5
+        row.format("e3", "plain", "-4"),           # invalid value: line 6
+        'e4,2026-11-20T01:00:00Z,triage,v1,smb,"multi',  # starts on line 7
+        'line",billing/low,12,0.1,ok',
+        row.format("e5", "plain", "12"),           # line 9
+    ]
+    day_dir = tmp_path / DAY.isoformat()
+    day_dir.mkdir()
+    (day_dir / "x.csv").write_text("\n".join(lines) + "\n")
+    result = ingest_files(landing_files(tmp_path, DAY), parse_settings({}), DAY, root=tmp_path)
+    assert result.valid[["event_id", "source_line"]].values.tolist() == [["e1", 2], ["e4", 7], ["e5", 9]]
+    assert result.valid.loc[0, "input_text"] == "first line\nsecond line\nthird line"
+    assert result.quarantined[["line_number", "field"]].values.tolist() == [[5, None], [6, "latency_ms"]]
+    assert "wrong number of fields: expected 10, got 5" in result.quarantined.loc[0, "reason"]
+    assert result.quarantined["line_number"].is_unique
+    assert result.rows_read == result.rows_valid + result.rows_quarantined == 5

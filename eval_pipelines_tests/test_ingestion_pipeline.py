@@ -73,7 +73,7 @@ def test_a_demo_day_matches_the_generator(demo_project):
     assert not cases["input_text"].str.contains(r"[\w.+-]+@[\w-]+\.\w+", regex=True, na=False).any()
 
     checks = {e.asset_check_key.name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"contract_expectations": True, "quarantine_rate": True}
+    assert checks == {"contract_expectations": True, "quarantine_rate": True, "files_readable": True}
     materialization = result.asset_materializations_for_node("production_logs")[0]
     assert materialization.metadata["rows_read"].value == expected["events"]
 
@@ -107,3 +107,22 @@ def test_a_bad_day_fails_the_blocking_check_and_stops_labeling(project: Project)
         rows = connection.execute(sa.text("SELECT line_number, reason FROM quarantined_events ORDER BY 1")).all()
     assert [r[0] for r in rows] == [2, 3, 4] and all("unparseable JSON" in r[1] for r in rows)
     assert len(pd.read_parquet(project.root / "lake" / "production_logs" / "2026-10-05.parquet")) == 1
+
+
+def test_an_unreadable_file_fails_the_files_check_and_stops_labeling(demo_project):
+    """A truncated .gz loses every row it held: the day must not look complete to downstream assets."""
+    import gzip
+
+    project, manifest = demo_project
+    day = "2026-10-03"
+    payload = gzip.compress(b"".join(f'{{"event_id": "z{i}"}}\n'.encode() for i in range(5000)))
+    (project.landing_dir / day / "late-export.jsonl.gz").write_bytes(payload[: len(payload) // 2])
+    result = run_day(project, day)
+    checks = {e.asset_check_key.name: e for e in result.get_asset_check_evaluations()}
+    assert checks["files_readable"].passed is False
+    assert "late-export.jsonl.gz" in checks["files_readable"].description
+    assert checks["quarantine_rate"].passed is True  # the rows that were read are fine; the lost ones are not
+    assert result.asset_materializations_for_node("labeled_cases") == []
+    materialization = result.asset_materializations_for_node("production_logs")[0]
+    assert materialization.metadata["files_failed"].value == 1
+    assert materialization.metadata["rows_read"].value == manifest["days"][day]["events"]

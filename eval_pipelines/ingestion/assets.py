@@ -26,6 +26,7 @@ CONTRACT_CHECK = "contract_expectations"
 # Metadata key holding the landing state a materialisation ingested; the sensor compares against it.
 LANDING_FINGERPRINT = "landing_fingerprint"
 QUARANTINE_CHECK = "quarantine_rate"
+FILES_CHECK = "files_readable"
 
 
 def read_partition(settings: Settings, day: date) -> IngestResult:
@@ -74,6 +75,9 @@ def _preview(valid: pd.DataFrame) -> dg.MetadataValue:
                           description="Great Expectations suite generated from the canonical contract."),
         dg.AssetCheckSpec(QUARANTINE_CHECK, asset="production_logs", blocking=True,
                           description="Share of quarantined rows stays under quality.max_quarantine_rate."),
+        dg.AssetCheckSpec(FILES_CHECK, asset="production_logs", blocking=True,
+                          description="Every landing file of the day could be read: an unreadable file's rows are "
+                                      "unknown, so the day's figures would be silently incomplete."),
     ],
 )
 def production_logs(
@@ -135,6 +139,15 @@ def _outputs(result: IngestResult, files: pd.DataFrame, settings: Settings, fing
             "failed": len(contract.failures),
             "results": markdown_table(pd.DataFrame(contract.outcomes), max_rows=100),
         },
+    )
+    failed_files = [f for f in result.files if f.status == "failed"]
+    yield dg.AssetCheckResult(
+        check_name=FILES_CHECK,
+        passed=not failed_files,
+        description=(f"all {len(result.files)} file(s) read" if not failed_files else
+                     f"{len(failed_files)} of {len(result.files)} file(s) could not be read; fix or remove them and "
+                     "re-materialise the day: " + "; ".join(f"{f.source_file}: {f.error}" for f in failed_files)),
+        metadata={"files_failed": len(failed_files), "files": len(result.files)},
     )
     limit = settings.quality.max_quarantine_rate
     yield dg.AssetCheckResult(

@@ -11,6 +11,7 @@ paths address.
 
 from __future__ import annotations
 
+import csv
 import gzip
 import io
 import json
@@ -177,69 +178,77 @@ def _read_jsonl_by_line(path: Path, fmt: str, data: bytes) -> ReadResult:
                       used_fallback=True)
 
 
-def _csv_header(data: bytes, delimiter: str) -> list[str]:
-    first_line = data.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8")
-    return list(pd.read_csv(io.StringIO(first_line), sep=delimiter, nrows=0).columns)
-
-
 def _read_csv(path: Path, fmt: str, data: bytes, delimiter: str) -> ReadResult:
-    """CSV values are read as text and typed later by the contract, so one bad cell cannot fail a column."""
-    try:
-        header = _csv_header(data, delimiter)
-    except (UnicodeDecodeError, pd.errors.EmptyDataError) as error:
-        return ReadResult(path, fmt, None, error=f"no readable header line: {error}")
-    lines = data.split(b"\n")
-    rejected: list[RejectedLine] = []
-    # Non-UTF-8 bytes would fail the whole pyarrow read: take those lines out first, keeping their numbers.
-    try:
-        data.decode("utf-8")
-        kept_line_numbers = None
-    except UnicodeDecodeError:
-        kept: list[bytes] = []
-        kept_line_numbers = []
-        for line_number, raw in enumerate(lines, start=1):
-            text, problem = _decode_line(raw, line_number)
-            if problem is not None:
-                rejected.append(problem)
-            else:
-                kept.append(raw)
-                kept_line_numbers.append(line_number)
-        data = b"\n".join(kept)
+    """CSV values are read as text and typed later by the contract, so one bad cell cannot fail a column.
 
-    bad_rows: list[tuple[int | None, str, str]] = []
+    The fast path is pyarrow's parser. Any irregularity (a record with the wrong number of fields, non-UTF-8
+    bytes, a quoted value spanning lines) sends the file to the record-by-record path, which knows the physical
+    line every record starts on, so quarantined rows and valid rows carry their true line numbers.
+    """
+    irregular = False
 
     def on_invalid_row(row: pa_csv.InvalidRow) -> str:
-        bad_rows.append((row.number, f"wrong number of fields: expected {row.expected_columns}, "
-                         f"got {row.actual_columns}", row.text))
+        nonlocal irregular
+        irregular = True
         return "skip"
 
-    table = pa_csv.read_csv(
-        io.BytesIO(data),
-        parse_options=pa_csv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid_row,
-                                          newlines_in_values=False),
-        convert_options=pa_csv.ConvertOptions(
-            column_types={name: pa.string() for name in header}, strings_can_be_null=True
-        ),
-    )
-    # pyarrow numbers rows from 1 at the header; map them back to the file's physical lines.
-    physical = (lambda n: kept_line_numbers[n - 1]) if kept_line_numbers is not None else (lambda n: n)
-    text_lines = data.split(b"\n")
-    if any(number is None for number, _, _ in bad_rows):
-        # Multithreaded parsing does not know row numbers: find each bad row by its text instead.
-        unclaimed = {}
-        for n, raw in enumerate(text_lines, start=1):
-            unclaimed.setdefault(raw.rstrip(b"\r").decode("utf-8"), []).append(n)
-        bad_rows = [(number if number is not None else unclaimed.get(text, [-1]).pop(0), reason, text)
-                    for number, reason, text in bad_rows]
-    skipped = {number for number, _, _ in bad_rows}
-    for number, reason, text in bad_rows:
-        rejected.append(RejectedLine(physical(number) if number > 0 else -1, reason, text))
-    non_blank = [n for n, raw in enumerate(text_lines, start=1) if raw.strip()]
-    row_lines = [physical(n) for n in non_blank[1:] if n not in skipped]
-    frame = table.to_pandas()
-    if len(row_lines) != len(frame):  # quoted newlines inside values: fall back to record numbers
-        row_lines = list(range(2, len(frame) + 2))
-    used_fallback = bool(rejected)
+    try:
+        table = pa_csv.read_csv(
+            io.BytesIO(data),
+            read_options=pa_csv.ReadOptions(column_names=None),
+            parse_options=pa_csv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid_row,
+                                              newlines_in_values=True),
+            convert_options=pa_csv.ConvertOptions(strings_can_be_null=True, column_types=_all_text(data, delimiter)),
+        )
+        table.validate(full=True)
+    except (pa.ArrowInvalid, UnicodeDecodeError, ValueError):
+        irregular = True
+    if not irregular:
+        lines = [n for n, raw in enumerate(data.split(b"\n"), start=1) if raw.strip()]
+        if len(lines) == table.num_rows + 1:  # one physical line per record: line numbers are exact
+            frame = table.to_pandas()
+            return ReadResult(path, fmt, _with_lines(frame, np.asarray(lines[1:], dtype=np.int64)))
+    return _read_csv_by_record(path, fmt, data, delimiter)
+
+
+def _all_text(data: bytes, delimiter: str) -> dict[str, pa.DataType]:
+    header = next(csv.reader([data.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8")], delimiter=delimiter), [])
+    return {name: pa.string() for name in header}
+
+
+def _read_csv_by_record(path: Path, fmt: str, data: bytes, delimiter: str) -> ReadResult:
+    rejected: list[RejectedLine] = []
+    kept_lines: list[str] = []
+    physical: list[int] = []  # physical line number of each kept line
+    for line_number, raw in enumerate(data.split(b"\n"), start=1):
+        text, problem = _decode_line(raw.rstrip(b"\r"), line_number)
+        if problem is not None:
+            rejected.append(problem)
+        else:
+            kept_lines.append(text + "\n")  # the csv module keeps newlines inside quoted values only if given
+            physical.append(line_number)
+    reader = csv.reader(kept_lines, delimiter=delimiter)
+    header: list[str] | None = None
+    records: list[list[str]] = []
+    starts: list[int] = []
+    consumed = 0  # kept lines consumed by the reader so far
+    for fields in reader:
+        start, consumed = physical[consumed], reader.line_num
+        if not fields or all(not f.strip() for f in fields):
+            continue
+        if header is None:
+            header = fields
+            continue
+        if len(fields) != len(header):
+            raw = "".join(kept_lines[physical.index(start):consumed]).rstrip("\n")
+            rejected.append(RejectedLine(start, f"wrong number of fields: expected {len(header)}, got {len(fields)}",
+                                         raw))
+            continue
+        records.append(fields)
+        starts.append(start)
+    if header is None:
+        return ReadResult(path, fmt, None, error="no readable header line")
+    frame = pd.DataFrame(records, columns=header, dtype=object).replace({"": None})
     rejected.sort(key=lambda item: item.line_number)
-    return ReadResult(path, fmt, _with_lines(frame, np.asarray(row_lines, dtype=np.int64)), rejected,
-                      used_fallback=used_fallback)
+    return ReadResult(path, fmt, _with_lines(frame, np.asarray(starts, dtype=np.int64)), rejected,
+                      used_fallback=True)
