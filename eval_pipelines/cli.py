@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from eval_pipelines.config import CONFIG_ENV_VAR, ConfigError, load_settings
@@ -17,7 +17,7 @@ from eval_pipelines.config import CONFIG_ENV_VAR, ConfigError, load_settings
 def _cmd_generate_logs(args: argparse.Namespace) -> int:
     from eval_pipelines.demo.generator import generate_logs
 
-    start = args.start_date or (date.today() - timedelta(days=args.days))
+    start = args.start_date or (datetime.now(UTC).date() - timedelta(days=args.days))
     summary = generate_logs(Path(args.out), days=args.days, events_per_day=args.events_per_day, seed=args.seed,
                             fmt=args.format, start_date=start, files_per_day=args.files_per_day)
     print(f"wrote {summary.total_events:,} events over {args.days} day(s) from {start} to {args.out} "
@@ -133,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.config:
+        # The asset modules read the config when imported (partitions, candidates, cron): point them at the
+        # same file as the resources before any handler imports them.
+        os.environ[CONFIG_ENV_VAR] = str(Path(args.config).resolve())
     if getattr(args, "days", None) is not None and args.command == "generate-logs" and args.days < 1:
         print("--days must be at least 1", file=sys.stderr)
         return 2

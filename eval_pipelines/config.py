@@ -11,6 +11,7 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import sqlalchemy as sa
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -209,8 +210,33 @@ def _format_validation_error(source: str, error: ValidationError) -> str:
     return "\n".join(lines)
 
 
+# URLs that may carry credentials: a password there must come from the environment, never from the file, so it
+# cannot be committed with the config nor shown in the Dagster UI's resource configuration.
+_SECRET_URL_KEYS: dict[tuple[str, ...], str] = {
+    ("storage", "warehouse_url"): "EVAL_PIPELINES_WAREHOUSE_URL",
+    ("source", "sql", "url"): "EVAL_PIPELINES_SOURCE_URL",
+}
+
+
+def _reject_passwords_in_file(raw: dict[str, Any], source: str) -> None:
+    for path, env_name in _SECRET_URL_KEYS.items():
+        node: Any = raw
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if not isinstance(node, str):
+            continue
+        try:
+            password = sa.make_url(node).password
+        except sa.exc.ArgumentError:
+            continue  # not a URL at all: left for the engine to report, with the password-free message
+        if password:
+            raise ConfigError(f"{source}: {'.'.join(path)}: the URL contains a password; remove it from the file "
+                              f"and set the full URL in the environment variable {env_name} instead")
+
+
 def parse_settings(raw: dict[str, Any] | None, source: str = "<config>") -> Settings:
     """Validate an already-parsed mapping; ``source`` names it in error messages."""
+    _reject_passwords_in_file(dict(raw or {}), source)
     raw = _apply_env_overrides(dict(raw or {}))
     try:
         return Settings.model_validate(raw)

@@ -32,13 +32,18 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
 )
 
 
-def build_definitions(config_path: str | None = None) -> dg.Definitions:
-    settings = load_settings(config_path)
+def build_definitions() -> dg.Definitions:
+    """The code location for the config named by ``$EVAL_PIPELINES_CONFIG`` (else the shipped demo config).
+
+    The environment variable, not an argument, selects the file: partitions, candidate partitions and cron
+    conditions are built when their modules are imported, so everything must read the same file.
+    """
+    settings = load_settings()
     return dg.Definitions(
         assets=ALL_ASSETS,
         asset_checks=ALL_ASSET_CHECKS,
         sensors=[landing_sensor, automation_sensor, *DOMAIN_SENSORS],
-        resources=build_resources(settings, config_path),
+        resources=build_resources(settings),
     )
 
 

@@ -59,3 +59,18 @@ def test_config_env_var_selects_the_file(tmp_path: Path, monkeypatch: pytest.Mon
     path.write_text("quality:\n  max_quarantine_rate: 0.2\n")
     monkeypatch.setenv("EVAL_PIPELINES_CONFIG", str(path))
     assert load_settings().quality.max_quarantine_rate == 0.2
+
+
+def test_passwords_in_the_file_are_refused_but_allowed_from_the_environment(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("EVAL_PIPELINES_WAREHOUSE_URL", raising=False)
+    raw = {"storage": {"warehouse_url": "postgresql+psycopg://bi:s3cr3t@db.internal/wh"}}
+    with pytest.raises(ConfigError) as error:
+        parse_settings(raw, "prod.yaml")
+    message = str(error.value)
+    assert "storage.warehouse_url" in message and "EVAL_PIPELINES_WAREHOUSE_URL" in message
+    assert "s3cr3t" not in message
+    with pytest.raises(ConfigError, match=r"source\.sql\.url"):
+        parse_settings({"source": {"kind": "sql", "sql": {"url": "postgresql://u:pw@h/db", "table": "t",
+                                                          "timestamp_column": "ts"}}})
+    monkeypatch.setenv("EVAL_PIPELINES_WAREHOUSE_URL", "postgresql+psycopg://bi:s3cr3t@db.internal/wh")
+    assert parse_settings({}).storage.warehouse_url.endswith("@db.internal/wh")

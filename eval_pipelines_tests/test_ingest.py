@@ -94,7 +94,7 @@ def test_malformed_set_loses_nothing_and_explains_every_rejection(malformed_land
         ("2026-11-20/a.jsonl", 5): ("confidence", "out of range [0.0, 1.0]"),
         ("2026-11-20/a.jsonl", 6): ("user_action", "unknown value 'thumbs_up'"),
         ("2026-11-20/a.jsonl", 7): ("timestamp", "outside partition day 2026-11-20"),
-        ("2026-11-20/a.jsonl", 8): ("input_text", "over source.max_text_chars"),
+        ("2026-11-20/a.jsonl", 8): ("input_text", "over the limit of 100,000; raise source.max_text_chars"),
         ("2026-11-20/b.jsonl", 2): (None, "non-UTF-8 bytes"),
         ("2026-11-20/d.csv", 3): (None, "wrong number of fields"),
         ("2026-11-20/d.csv", 4): ("complaint", "expected true/false, got 'maybe'"),
@@ -239,3 +239,12 @@ def test_csv_with_quoted_newlines_and_bad_rows_keeps_physical_line_numbers(tmp_p
     assert "wrong number of fields: expected 10, got 5" in result.quarantined.loc[0, "reason"]
     assert result.quarantined["line_number"].is_unique
     assert result.rows_read == result.rows_valid + result.rows_quarantined == 5
+
+
+def test_identifiers_longer_than_a_warehouse_key_are_quarantined():
+    long_segment = "s" * 300
+    frame = pd.DataFrame([event("ok1"), event("long1", segment=long_segment), event("ok2", input_text="x" * 5000)])
+    result = ingest_frame(frame, parse_settings({}), DAY, "frame")
+    assert result.valid["event_id"].tolist() == ["ok1", "ok2"]  # long free text is fine, long keys are not
+    (reason,) = result.quarantined["reason"]
+    assert "segment is 300 characters, over the limit of 256" in reason

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from eval_pipelines.config import Settings
-from eval_pipelines.ingestion.contract import CANONICAL_FIELDS, FieldKind, FieldSpec
+from eval_pipelines.ingestion.contract import CANONICAL_FIELDS, IDENTIFIER_MAX_CHARS, FieldKind, FieldSpec
 from eval_pipelines.ingestion.readers import LINE_COLUMN, RAW_COLUMN
 
 SOURCE_FILE_COLUMN = "source_file"
@@ -61,7 +61,7 @@ class _Problems:
 def target_fields(settings: Settings) -> list[FieldSpec]:
     """The canonical fields plus the configured features, as contract entries."""
     features = [FieldSpec(name, FieldKind.FLOAT, False, "numeric feature") for name in settings.features.numeric]
-    features += [FieldSpec(name, FieldKind.STRING, False, "categorical feature")
+    features += [FieldSpec(name, FieldKind.STRING, False, "categorical feature", max_chars=IDENTIFIER_MAX_CHARS)
                  for name in settings.features.categorical]
     return [*CANONICAL_FIELDS, *features]
 
@@ -95,10 +95,13 @@ def _to_text(series: pd.Series, spec: FieldSpec, settings: Settings, problems: _
     if value_map:
         text = text.where(~text.isin(list(value_map)), text.map(value_map))
     lengths = text.str.len()
-    too_long = (lengths > settings.source.max_text_chars).to_numpy(dtype=bool, na_value=False)
+    if spec.max_chars is not None and spec.max_chars < settings.source.max_text_chars:
+        limit, rule = spec.max_chars, "identifiers and categories are keys in the warehouse; map a shorter value"
+    else:
+        limit, rule = settings.source.max_text_chars, "raise source.max_text_chars if such values are legitimate"
+    too_long = (lengths > limit).to_numpy(dtype=bool, na_value=False)
     problems.add(too_long, spec.name, lambda positions: [
-        f"{spec.name} is {n:,.0f} characters, over source.max_text_chars ({settings.source.max_text_chars:,}); "
-        "raise the limit if such values are legitimate" for n in lengths.iloc[positions]])
+        f"{spec.name} is {n:,.0f} characters, over the limit of {limit:,}; {rule}" for n in lengths.iloc[positions]])
     if spec.allowed is not None:
         unknown = text.notna() & ~text.isin(spec.allowed)
         problems.add(unknown, spec.name, _quoted(text, "unknown value ", f" for {spec.name}; allowed: "

@@ -29,17 +29,26 @@ class FieldSpec:
     allowed: tuple[str, ...] | None = None
     # Free text that may hold PII; masked in labeled_cases before anything leaves it.
     free_text: bool = False
+    # Identifiers and categories become warehouse keys (VARCHAR); longer values are quarantined, not truncated.
+    max_chars: int | None = None
+
+
+IDENTIFIER_MAX_CHARS = 256
 
 
 USER_ACTIONS = ("accepted", "edited", "overridden", "rejected", "ignored")
 STATUSES = ("ok", "error", "timeout")
 
 CANONICAL_FIELDS: tuple[FieldSpec, ...] = (
-    FieldSpec("event_id", FieldKind.STRING, True, "Unique id of the recommendation event."),
+    FieldSpec("event_id", FieldKind.STRING, True, "Unique id of the recommendation event.",
+              max_chars=IDENTIFIER_MAX_CHARS),
     FieldSpec("timestamp", FieldKind.TIMESTAMP, True, "When the AI produced the output (UTC)."),
-    FieldSpec("system", FieldKind.STRING, True, "Which AI system / use case."),
-    FieldSpec("model_version", FieldKind.STRING, True, "Version that produced the output."),
-    FieldSpec("segment", FieldKind.STRING, True, "Business segment (tier, region, queue...)."),
+    FieldSpec("system", FieldKind.STRING, True, "Which AI system / use case.",
+              max_chars=IDENTIFIER_MAX_CHARS),
+    FieldSpec("model_version", FieldKind.STRING, True, "Version that produced the output.",
+              max_chars=IDENTIFIER_MAX_CHARS),
+    FieldSpec("segment", FieldKind.STRING, True, "Business segment (tier, region, queue...).",
+              max_chars=IDENTIFIER_MAX_CHARS),
     FieldSpec("input_text", FieldKind.STRING, False, "The request text.", free_text=True),
     FieldSpec("ai_output", FieldKind.STRING, True, "The recommendation."),
     FieldSpec("confidence", FieldKind.FLOAT, False, "The system's confidence.", minimum=0.0, maximum=1.0),
