@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from eval_pipelines.demo.generator import generate_day_frame
 from eval_pipelines.edge_cases import store
 from eval_pipelines.edge_cases.library import (
-    COUNT_COLUMNS,
     ENTRY_COLUMNS,
     FIXED,
     OPEN,
@@ -22,7 +23,7 @@ from eval_pipelines.edge_cases.library import (
     merge_day,
     rerun_basis_from_ledger,
 )
-from eval_pipelines.edge_cases.settings import DedupConfig, EdgeCaseConfig
+from eval_pipelines.edge_cases.settings import DedupConfig, EdgeCaseConfig, FailureModeRule
 from eval_pipelines.labeling.assets import label_cases
 from eval_pipelines.labeling.labels import FAILURE_TAGS
 from eval_pipelines.warehouse.core import create_warehouse_engine
@@ -55,6 +56,22 @@ def hand_day(day: str, rows: list[tuple[str, str, str, float, set[str]]]) -> pd.
 
 REFUND = "Your agent promised me a refund of $120.00 last week and I still have nothing."
 PARCEL = "The package for order ORD-1200 arrived damaged, the screen is cracked."
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request, tmp_path: Path) -> Iterator[sa.Engine]:
+    """A fresh warehouse on each backend: PostgreSQL enforces types and isolation that SQLite does not."""
+    url = f"sqlite:///{tmp_path / 'w.db'}" if request.param == "sqlite" else request.getfixturevalue(
+        "postgres_database")
+    created = create_warehouse_engine(url)
+    yield created
+    created.dispose()
+
+
+def _utc(value: object) -> pd.Timestamp:
+    """A timestamp as UTC (SQLite gives back naive UTC, PostgreSQL aware)."""
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def ledger_of(*merges: tuple[str, object]) -> pd.DataFrame:
@@ -211,8 +228,7 @@ def test_fingerprint_method_and_a_dedup_settings_change():
     assert switched.new_ids == [] and switched.entries["occurrences"].sum() == 4
 
 
-def test_warehouse_round_trip(tmp_path: Path):
-    engine = create_warehouse_engine(f"sqlite:///{tmp_path / 'w.db'}")
+def test_warehouse_round_trip(engine: sa.Engine):
     library = store.load_entries(engine)
     assert library.empty
     merges = []
@@ -227,14 +243,23 @@ def test_warehouse_round_trip(tmp_path: Path):
     assert store.merged_days(engine) == {"2026-10-01": "stamp-0", "2026-10-02": "stamp-1"}
     assert store.ledger_mismatches(engine) == 0
 
+    # The re-merge basis read from the warehouse, against the two days' contributions by hand: entries of day 2,
+    # and for those also seen on day 1 that day's figures (the only other day, so days_seen is 1).
     from_store = store.rerun_basis(engine, "2026-10-02")
-    in_memory = rerun_basis_from_ledger(ledger_of(*merges), "2026-10-02")
-    assert from_store.previous == in_memory.previous
-    columns = list(COUNT_COLUMNS)
-    pd.testing.assert_frame_equal(
-        from_store.others.sort_values("entry_id").reset_index(drop=True)[["entry_id", *columns]],
-        in_memory.others.sort_values("entry_id").reset_index(drop=True)[["entry_id", *columns]],
-        check_dtype=False)
+    (_, day1), (_, day2) = merges
+    assert from_store.previous == set(day2.contribution["entry_id"])
+    day1_rows = {row.entry_id: row for row in day1.contribution.itertuples()}
+    expected_others = {entry_id: (day1_rows[entry_id].occurrences, 1, day1_rows[entry_id].first_seen,
+                                  day1_rows[entry_id].last_seen)
+                       for entry_id in from_store.previous if entry_id in day1_rows}
+    assert expected_others  # the days share entries: the aggregate is really exercised
+    others = from_store.others.set_index("entry_id")
+    assert set(others.index) == set(expected_others)
+    for entry_id, (occurrences, days_seen, first, last) in expected_others.items():
+        row = others.loc[entry_id]
+        assert (int(row["occurrences"]), int(row["days_seen"])) == (occurrences, days_seen)
+        assert (_utc(row["first_seen"]), _utc(row["last_seen"])) == (_utc(first), _utc(last))
+    assert store.rerun_basis(engine, "2026-10-03") is None  # never merged: nothing to take out
 
     # Re-merge a day through the warehouse: same totals, ledger still consistent.
     rerun = merge_day(library, demo_day(1, 2000), "2026-10-02", CONFIG, "r9", AT, from_store)
@@ -252,3 +277,94 @@ def test_warehouse_round_trip(tmp_path: Path):
     replay = store.load_library(engine, statuses=[OPEN, REGRESSED])
     assert first_id not in set(replay["entry_id"]) and "minhash" not in replay.columns
     assert np.isclose(len(replay), len(loaded) - 1)
+
+
+def test_rerun_basis_accepts_rows_pre_aggregated_over_other_days():
+    """The warehouse hands the pure function one row per entry for its other days (``days_seen`` > 1, no date):
+    the basis must be the one of the raw per-day rows."""
+    t = pd.Timestamp
+    raw = pd.DataFrame({
+        "partition_date": ["2026-10-03", "2026-10-03", "2026-10-01", "2026-10-02", "2026-10-02", "2026-10-01"],
+        "entry_id": ["a", "b", "a", "a", "b", "c"],
+        "occurrences": [4, 1, 2, 3, 5, 9],
+        "first_seen": [t("2026-10-03T01:00Z"), t("2026-10-03T02:00Z"), t("2026-10-01T05:00Z"),
+                       t("2026-10-02T04:00Z"), t("2026-10-02T03:00Z"), t("2026-10-01T00:00Z")],
+        "last_seen": [t("2026-10-03T09:00Z"), t("2026-10-03T02:00Z"), t("2026-10-01T06:00Z"),
+                      t("2026-10-02T23:00Z"), t("2026-10-02T08:00Z"), t("2026-10-01T01:00Z")],
+    })
+    basis = rerun_basis_from_ledger(raw, "2026-10-03")
+    assert basis.previous == {"a", "b"}  # c did not occur on the day: not part of the basis
+    expected = {"a": (5, 2, t("2026-10-01T05:00Z"), t("2026-10-02T23:00Z")),
+                "b": (5, 1, t("2026-10-02T03:00Z"), t("2026-10-02T08:00Z"))}
+    got = {row.entry_id: (row.occurrences, row.days_seen, row.first_seen, row.last_seen)
+           for row in basis.others.itertuples()}
+    assert got == expected
+    aggregated = pd.concat([raw.iloc[:2].assign(days_seen=1), pd.DataFrame({
+        "partition_date": [None, None], "entry_id": ["a", "b"], "occurrences": [5, 5], "days_seen": [2, 1],
+        "first_seen": [t("2026-10-01T05:00Z"), t("2026-10-02T03:00Z")],
+        "last_seen": [t("2026-10-02T23:00Z"), t("2026-10-02T08:00Z")]})], ignore_index=True)
+    again = rerun_basis_from_ledger(aggregated, "2026-10-03")
+    assert again.previous == basis.previous
+    assert {row.entry_id: (row.occurrences, row.days_seen, row.first_seen, row.last_seen)
+            for row in again.others.itertuples()} == expected
+    assert rerun_basis_from_ledger(raw, "2026-10-05") is None  # no row on the day: nothing to take out
+
+
+INVOICE = "My invoice for March shows the same subscription charged twice, please refund one of them."
+
+
+def test_an_entry_scored_while_a_remerge_removes_it_is_kept_with_empty_counts(engine: sa.Engine):
+    """A re-merge removes entries left without occurrences; if a scored run replays one of them between the merge
+    loading the library and writing it, the DELETE keeps it (it is scored now) — and its counts must still go to 0,
+    or the library disagrees with its ledger (the edge_case_ledger check)."""
+    day = "2026-10-01"
+    rows = [("e1", "08:00", REFUND, 0.95, {"override"}), ("e2", "09:00", PARCEL, 0.95, {"override"}),
+            ("e3", "10:00", INVOICE, 0.95, {"override"})]
+    first = merge_day(store.load_entries(engine), hand_day(day, rows), day, CONFIG, "r1", AT,
+                      store.rerun_basis(engine, day))
+    assert store.write_merge(engine, first, day, "stamp-1", "r1", AT) == []
+    ids = first.entries.set_index("representative_event_id")["entry_id"]
+
+    library = store.load_entries(engine)  # the re-merge run loads the library ...
+    again = merge_day(library, hand_day(day, rows[:1]), day, CONFIG, "r2", AT, store.rerun_basis(engine, day))
+    assert sorted(again.removed_ids) == sorted([ids["e2"], ids["e3"]])
+    # ... a scored run replays the parcel entry meanwhile ...
+    store.record_run_results(engine, pd.DataFrame({"entry_id": [ids["e2"]], "passed": [True]}), "score-1", AT)
+    # ... and the merge is written.
+    survivors = store.write_merge(engine, again, day, "stamp-2", "r2", AT)
+
+    assert survivors == [ids["e2"]]
+    assert store.ledger_mismatches(engine) == 0
+    kept = store.load_entries(engine, [ids["e2"]]).iloc[0]
+    assert (kept["status"], kept["last_run_id"], kept["occurrences"], kept["days_seen"]) == (FIXED, "score-1", 0, 0)
+    assert pd.isna(kept["first_seen"]) and pd.isna(kept["last_seen"])
+    assert store.load_events(engine, ids["e2"])["to_status"].tolist() == [OPEN, FIXED]  # not "removed"
+    # The entry nobody scored is gone, with its removed event.
+    assert store.load_entries(engine, [ids["e3"]]).empty
+    assert store.load_events(engine, ids["e3"])["to_status"].tolist() == [OPEN, "removed"]
+    assert store.load_entries(engine, [ids["e1"]]).iloc[0]["occurrences"] == 1
+
+
+def test_load_library_skips_entries_without_occurrences_unless_asked(engine: sa.Engine):
+    """After a rule change and a re-merge, a scored entry can lose its cases to a new entry founded by the same
+    event: two rows with one representative event. Only the one with occurrences is replayed by default."""
+    day = "2026-10-01"
+    cases = hand_day(day, [("e1", "08:00", REFUND, 0.95, {"override"})])
+    first = merge_day(store.load_entries(engine), cases, day, CONFIG, "r1", AT, store.rerun_basis(engine, day))
+    store.write_merge(engine, first, day, "stamp-1", "r1", AT)
+    (old_id,) = first.new_ids
+    store.record_run_results(engine, pd.DataFrame({"entry_id": [old_id], "passed": [True]}), "score-1", AT)
+
+    renamed = EdgeCaseConfig(rules=[FailureModeRule(category="confident_override", tags_all=["override"])])
+    again = merge_day(store.load_entries(engine), cases, day, renamed, "r2", AT, store.rerun_basis(engine, day))
+    store.write_merge(engine, again, day, "stamp-1", "r2", AT)
+    (new_id,) = again.new_ids
+    everything = store.load_library(engine, include_empty=True).set_index("entry_id")
+    assert set(everything.index) == {old_id, new_id}
+    assert set(everything["representative_event_id"]) == {"e1"}  # one event, two entries
+    assert everything.loc[old_id, "occurrences"] == 0 and everything.loc[old_id, "status"] == FIXED
+    replay = store.load_library(engine)
+    assert replay["entry_id"].tolist() == [new_id]
+    assert store.load_library(engine, statuses=[FIXED]).empty
+    assert store.load_library(engine, statuses=[FIXED], include_empty=True)["entry_id"].tolist() == [old_id]
+    assert store.ledger_mismatches(engine) == 0

@@ -6,9 +6,11 @@ import time
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from eval_pipelines.evalsets import build
 from eval_pipelines.evalsets.build import sample_cases, sample_from_lake
 from eval_pipelines.evalsets.store import load_eval_set, write_version
 from eval_pipelines.evalsets.window import lake_days, trailing_window
@@ -68,3 +70,41 @@ def test_lake_sampler_equals_the_in_memory_sampler_and_round_trips(tmp_path: Pat
     assert set(cases["event_id"]) == set(from_lake.cases["event_id"])
     with pytest.raises(LookupError):
         load_eval_set(engine, "no-such-version")
+
+
+@pytest.mark.parametrize("change", ["reordered", "shrunk"])
+def test_a_day_rematerialised_between_the_two_passes_fails_naming_the_day(tmp_path: Path, monkeypatch, change):
+    """Pass 2 reads the selected rows back by position: if labeled_cases of a day is rewritten after pass 1 (same
+    cases in another order, or fewer rows), the build must stop and name the day, not version other cases."""
+    lake = Lake(str(tmp_path / "lake"))
+    days = ["2026-10-01", "2026-10-02", "2026-10-03"]
+    frames = {day: cases_frame(800, seed=i, day=day) for i, day in enumerate(days)}
+    for day, frame in frames.items():
+        lake.write("labeled_cases", day, frame)
+    window = trailing_window(lake_days(lake), 3, today=date(2026, 10, 10))
+    real_frame_from_lake = build.frame_from_lake
+
+    def frame_then_rewrite(*args, **kwargs):
+        frame = real_frame_from_lake(*args, **kwargs)
+        original = frames["2026-10-02"]
+        rewritten = original.iloc[::-1] if change == "reordered" else original.iloc[: len(original) // 3]
+        lake.write("labeled_cases", "2026-10-02", rewritten.reset_index(drop=True))
+        return frame
+
+    monkeypatch.setattr(build, "frame_from_lake", frame_then_rewrite)
+    with pytest.raises(build.SourceChangedError,
+                       match=r"^labeled_cases 2026-10-02 changed during the eval-set build; re-run$") as caught:
+        sample_from_lake(lake, window, config())
+    assert caught.value.days == ["2026-10-02"]
+
+
+def test_replay_identity_names_only_the_days_whose_rows_differ():
+    frame = build.frame_from_cases(cases_frame(600, seed=4), config())
+    selected = np.arange(0, 600, 7)
+    replay = cases_frame(600, seed=4).iloc[selected][["event_id"]]
+    build.check_replay_identity(frame, selected, replay, config().seed)  # the right cases: no error
+    swapped = replay.assign(event_id=replay["event_id"].to_numpy()[::-1])
+    with pytest.raises(build.SourceChangedError, match="labeled_cases memory changed"):
+        build.check_replay_identity(frame, selected, swapped, config().seed)
+    with pytest.raises(build.SourceChangedError):
+        build.check_replay_identity(frame, selected, replay.iloc[:-1], config().seed)

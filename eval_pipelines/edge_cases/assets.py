@@ -118,11 +118,12 @@ def edge_case_library(
         cases = read_columns(lake, day, columns).to_pandas()
         at = datetime.now(UTC)
         merge = merge_day(library, cases, day, rules, context.run.run_id, at, rerun_basis(engine, day))
-        write_merge(engine, merge, day, available[day], context.run.run_id, at)
-        library = merge.entries
+        survivors = write_merge(engine, merge, day, available[day], context.run.run_id, at)
+        # An entry the merge removed but a scored run replayed meanwhile was kept: reload so later days see it.
+        library = load_entries(engine) if survivors else merge.entries
         merged_rows.append({"day": day, "cases": merge.stats["cases"], "failing": merge.stats["failing_cases"],
                             "new_entries": len(merge.new_ids), "entries_updated": len(merge.updated_ids),
-                            "removed": len(merge.removed_ids)})
+                            "removed": len(merge.removed_ids) - len(survivors)})
         context.log.info(f"{day}: {merge.stats['failing_cases']:,} failing case(s), {len(merge.new_ids):,} new "
                          f"entr(y/ies), {len(merge.updated_ids):,} updated")
 

@@ -98,10 +98,6 @@ def conform_entries(entries: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def empty_events() -> pd.DataFrame:
-    return pd.DataFrame({column: pd.Series(dtype="object") for column in EVENT_COLUMNS})
-
-
 def entry_id_for(failure_mode: str, representative_event_id: str) -> str:
     """Stable id of an entry: the failure mode and the event that founded it."""
     return hashlib.sha256(f"{failure_mode}\x1f{representative_event_id}".encode()).hexdigest()[:16]
@@ -123,18 +119,25 @@ class RerunBasis:
 
 
 def rerun_basis_from_ledger(ledger: pd.DataFrame, day: str) -> RerunBasis | None:
-    """The :class:`RerunBasis` of ``day`` from an in-memory ledger (``partition_date`` + CONTRIBUTION_COLUMNS
-    rows of every merged day); None when the day has no rows, as there is then nothing to take out. The warehouse
-    version is :func:`eval_pipelines.edge_cases.store.rerun_basis`."""
-    dates = ledger["partition_date"].astype(str)
-    on_day = ledger[dates == day]
-    if on_day.empty:
+    """The :class:`RerunBasis` of ``day`` from ledger rows; None when the day has no rows (nothing to take out).
+
+    ``ledger``: ``partition_date``, ``entry_id``, ``occurrences``, ``first_seen``, ``last_seen`` — the
+    ``edge_case_days`` rows of ``day`` and of the other days of the entries it contributed to (rows of other entries
+    are ignored). A row may stand for several days of one entry: it then has a ``days_seen`` column (absent: each row
+    is one day) and any ``partition_date`` other than ``day`` (null included). That is how
+    :func:`eval_pipelines.edge_cases.store.rerun_basis` calls it, the other days pre-aggregated in SQL so it moves
+    one row per entry rather than one per entry and day.
+    """
+    dates = pd.to_datetime(ledger["partition_date"], errors="coerce").dt.strftime("%Y-%m-%d")
+    is_day = (dates == day).fillna(False).to_numpy(dtype=bool)
+    if not is_day.any():
         return None
-    previous = frozenset(on_day["entry_id"].tolist())
-    rest = ledger[(dates != day) & ledger["entry_id"].isin(previous)]
-    others = rest.groupby("entry_id", as_index=False).agg(
-        occurrences=("occurrences", "sum"), days_seen=("occurrences", "size"), first_seen=("first_seen", "min"),
-        last_seen=("last_seen", "max"))
+    previous = frozenset(ledger.loc[is_day, "entry_id"].astype(str).tolist())
+    rest = ledger.loc[~is_day & ledger["entry_id"].astype(str).isin(previous).to_numpy(dtype=bool)]
+    days = rest["days_seen"] if "days_seen" in rest.columns else pd.Series(1, index=rest.index, dtype="int64")
+    others = rest.assign(entry_id=rest["entry_id"].astype(str), days_seen=days.astype("int64")).groupby(
+        "entry_id", as_index=False).agg(occurrences=("occurrences", "sum"), days_seen=("days_seen", "sum"),
+                                        first_seen=("first_seen", "min"), last_seen=("last_seen", "max"))
     return RerunBasis(previous=previous, others=others)
 
 

@@ -25,6 +25,7 @@ from eval_pipelines.edge_cases.library import (
     apply_run_results,
     conform_entries,
     empty_entries,
+    rerun_basis_from_ledger,
 )
 from eval_pipelines.edge_cases.tables import (
     EDGE_CASE_TABLES,
@@ -70,13 +71,22 @@ def load_entries(engine: sa.Engine, entry_ids: Sequence[str] | None = None) -> p
     return conform_entries(_frame(rows, ENTRY_COLUMNS)) if rows else empty_entries()
 
 
-def load_library(engine: sa.Engine, statuses: Sequence[str] | None = None) -> pd.DataFrame:
-    """The entries to replay (no signatures), optionally only some statuses, e.g. ``("open", "regressed")``."""
+def load_library(engine: sa.Engine, statuses: Sequence[str] | None = None,
+                 include_empty: bool = False) -> pd.DataFrame:
+    """The entries to replay (no signatures), optionally only some statuses, e.g. ``("open", "regressed")``.
+
+    Entries with no occurrence left (``occurrences == 0``) are skipped unless ``include_empty``: a re-merge (e.g.
+    after a rule change, with ``remerge_days``) takes a scored entry's cases away but keeps the entry for its
+    history, and the same cases may then found a new entry — even one with the same representative event. Replaying
+    the empty one would score a failure production no longer has, and twice the same event.
+    """
     columns = [c for c in edge_cases.c if c.name not in ("minhash", "dedup_key", "fingerprint")]
     ensure_tables(engine, EDGE_CASE_TABLES)
     query = sa.select(*columns).order_by(edge_cases.c.failure_mode, edge_cases.c.entry_id)
     if statuses is not None:
         query = query.where(edge_cases.c.status.in_(list(statuses)))
+    if not include_empty:
+        query = query.where(edge_cases.c.occurrences > 0)
     with engine.connect() as connection:
         rows = connection.execute(query).mappings().all()
     return _frame(rows, [c.name for c in columns])
@@ -91,36 +101,54 @@ def merged_days(engine: sa.Engine) -> dict[str, str]:
 
 
 def rerun_basis(engine: sa.Engine, day: str) -> RerunBasis | None:
-    """For a day merged before: the entries it contributed to and their totals over all other days."""
+    """For a day merged before: the entries it contributed to and their totals over all other days.
+
+    None when the day was never merged (or contributed nothing). The SQL only fetches the rows
+    :func:`~eval_pipelines.edge_cases.library.rerun_basis_from_ledger` needs — the day's ledger rows and, per entry
+    of that day, one row aggregating its other days — and that function (the one the unit tests exercise) builds the
+    basis.
+    """
     ensure_tables(engine, EDGE_CASE_TABLES)
     when = date.fromisoformat(day)
+    days = edge_case_days.c
+    columns = ["partition_date", "entry_id", "occurrences", "first_seen", "last_seen", "days_seen"]
     with engine.connect() as connection:
         merged = connection.execute(sa.select(edge_case_merges.c.partition_date)
                                     .where(edge_case_merges.c.partition_date == when)).first()
         if merged is None:
             return None
-        previous = connection.execute(sa.select(edge_case_days.c.entry_id)
-                                      .where(edge_case_days.c.partition_date == when)).scalars().all()
-        on_day = sa.select(edge_case_days.c.entry_id).where(edge_case_days.c.partition_date == when)
+        on_day = connection.execute(
+            sa.select(days.partition_date, days.entry_id, days.occurrences, days.first_seen, days.last_seen,
+                      sa.literal(1).label("days_seen"))
+            .where(days.partition_date == when)).all()
+        day_ids = sa.select(days.entry_id).where(days.partition_date == when)
         others = connection.execute(
-            sa.select(edge_case_days.c.entry_id,
-                      sa.func.sum(edge_case_days.c.occurrences).label("occurrences"),
-                      sa.func.count().label("days_seen"),
-                      sa.func.min(edge_case_days.c.first_seen).label("first_seen"),
-                      sa.func.max(edge_case_days.c.last_seen).label("last_seen"))
-            .where(edge_case_days.c.partition_date != when, edge_case_days.c.entry_id.in_(on_day))
-            .group_by(edge_case_days.c.entry_id)
-        ).mappings().all()
-    others_frame = _frame(others, ["entry_id", "occurrences", "days_seen", "first_seen", "last_seen"])
-    return RerunBasis(previous=frozenset(previous), others=others_frame)
+            sa.select(sa.null().label("partition_date"), days.entry_id,
+                      sa.func.sum(days.occurrences).label("occurrences"),
+                      sa.func.min(days.first_seen).label("first_seen"),
+                      sa.func.max(days.last_seen).label("last_seen"),
+                      sa.func.count().label("days_seen"))
+            .where(days.partition_date != when, days.entry_id.in_(day_ids))
+            .group_by(days.entry_id)).all()
+    ledger = _frame([*on_day, *others], columns)
+    return rerun_basis_from_ledger(ledger, day)
 
 
 def write_merge(engine: sa.Engine, merge: DayMerge, day: str, stamp: str, run_id: str | None,
-                at: datetime) -> None:
-    """Persist a day's merge in one transaction: ledger partition, new and updated entries, events, watermark."""
+                at: datetime) -> list[str]:
+    """Persist a day's merge in one transaction: ledger partition, new and updated entries, events, watermark.
+
+    Entries the merge removes (left without occurrences, never scored) are deleted only if they are still open and
+    unscored: a scored run may have replayed one since the library was loaded. Such a survivor keeps its lifecycle
+    but gets the counts the merge computed for it (0 occurrences, 0 days, no first/last seen), so the library still
+    agrees with ``edge_case_days``, and no ``removed`` event is written for it. Returns the survivors' ids (the
+    caller's in-memory library no longer holds them; reload it if it goes on merging).
+    """
     ensure_tables(engine, EDGE_CASE_TABLES)
     when = date.fromisoformat(day)
     entries = merge.entries.set_index("entry_id", drop=False)
+    survivors: list[str] = []
+    events = merge.events
     with engine.begin() as connection:
         connection.execute(sa.delete(edge_case_days).where(edge_case_days.c.partition_date == when))
         ledger = merge.contribution.assign(partition_date=when)
@@ -144,14 +172,23 @@ def write_merge(engine: sa.Engine, merge: DayMerge, day: str, stamp: str, run_id
         for chunk in _chunks(merge.removed_ids):
             connection.execute(sa.delete(edge_cases).where(
                 edge_cases.c.entry_id.in_(chunk), edge_cases.c.status == "open", edge_cases.c.last_run_id.is_(None)))
-        if len(merge.events):
-            connection.execute(sa.insert(edge_case_events), _records(merge.events, EVENT_COLUMNS))
+            # Rows still there were scored after the library was loaded: keep them, with the counts of an empty entry.
+            connection.execute(sa.update(edge_cases).where(edge_cases.c.entry_id.in_(chunk)).values(
+                occurrences=0, days_seen=0, first_seen=None, last_seen=None))
+            survivors += connection.execute(
+                sa.select(edge_cases.c.entry_id).where(edge_cases.c.entry_id.in_(chunk))).scalars().all()
+        if survivors:
+            kept = set(survivors)
+            events = events[~(events["entry_id"].isin(kept) & (events["to_status"] == "removed"))]
+        if len(events):
+            connection.execute(sa.insert(edge_case_events), _records(events, EVENT_COLUMNS))
         connection.execute(sa.delete(edge_case_merges).where(edge_case_merges.c.partition_date == when))
         connection.execute(sa.insert(edge_case_merges), [{
             "partition_date": when, "source_stamp": stamp, "cases": int(merge.stats.get("cases", 0)),
             "failing_cases": int(merge.stats.get("failing_cases", 0)), "new_entries": len(merge.new_ids),
             "merged_at": at, "run_id": run_id,
         }])
+    return sorted(survivors)
 
 
 def record_run_results(engine: sa.Engine, results: pd.DataFrame, run_id: str, at: datetime) -> LifecycleUpdate:

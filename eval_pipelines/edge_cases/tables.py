@@ -4,6 +4,11 @@
 changes; ``edge_case_days`` the per-day contributions (the ledger that makes re-merging a day idempotent, and the
 occurrence time series for BI); ``edge_case_merges`` the watermark: which labeled_cases days were merged, from
 which version of the file.
+
+Text from the data: identifiers (``representative_event_id``, ``system``, ``model_version``, ``segment``) are
+VARCHAR(256) because ingestion quarantines longer values; free text (input, outputs, tags, examples) is TEXT, never
+capped. The other VARCHARs hold values this project makes (hashes, statuses, run ids, the labeling verdict) or a
+``failure_mode`` the config validates to at most 64 characters.
 """
 
 from __future__ import annotations

@@ -173,15 +173,41 @@ def plan_of(config: EvalSetConfig, window: Window | None) -> dict[str, Any]:
     return plan
 
 
+class SourceChangedError(RuntimeError):
+    """A labeled_cases day read by pass 1 no longer holds the same cases when pass 2 reads the selected rows."""
+
+    def __init__(self, days: Sequence[str]) -> None:
+        self.days = sorted(set(days))
+        super().__init__(f"labeled_cases {', '.join(self.days)} changed during the eval-set build; re-run")
+
+
+def check_replay_identity(frame: SamplingFrame, selected: np.ndarray, replay: pd.DataFrame, seed: int) -> None:
+    """Raise :class:`SourceChangedError` naming the day(s) whose replayed rows are not the selected cases.
+
+    Pass 2 reads the selected rows back *by position*; if a day is re-materialised between the two passes, the same
+    positions hold other cases (or are gone). Comparing the replayed rows' sampling keys (a 64-bit hash of their
+    event_id) with the keys the design selected catches that instead of silently versioning the wrong cases.
+    """
+    days = frame.day[selected]
+    if len(replay) != len(selected):
+        raise SourceChangedError([frame.days[int(d)] for d in np.unique(days)])
+    keys = sampling_keys(replay["event_id"].reset_index(drop=True), seed)
+    wrong = keys != frame.keys[selected]
+    if wrong.any():
+        raise SourceChangedError([frame.days[int(d)] for d in np.unique(days[wrong])])
+
+
 def build_eval_set(frame: SamplingFrame, fetch: Callable[[np.ndarray, np.ndarray], pd.DataFrame],
                    config: EvalSetConfig, window: Window | None, feature_columns: Sequence[str] = ()) -> EvalSet:
     """Draw the design on ``frame``, fetch the selected rows' replay columns and version the result.
 
-    ``fetch(day, row)`` returns the ``REPLAY_COLUMNS`` plus feature columns of the given cases, in that order.
+    ``fetch(day, row)`` returns the ``REPLAY_COLUMNS`` plus feature columns of the given cases, in that order. The
+    fetched rows must be the selected cases (same event ids, in order), else :class:`SourceChangedError`.
     """
     design = draw(frame.strata, frame.keys, frame.correct, config.size, config.allocation, config.min_per_stratum)
     selected = design.selected
     replay = fetch(frame.day[selected], frame.row[selected]).reset_index(drop=True)
+    check_replay_identity(frame, selected, replay, config.seed)
     codes = frame.strata.codes[selected]
     strata_table = design.strata
     labels = np.asarray(frame.strata.labels, dtype=object)
@@ -245,6 +271,8 @@ def sample_from_lake(lake: Lake, window: Window, config: EvalSetConfig,
         for index in np.unique(day):
             chosen = np.flatnonzero(day == index)
             table = read_columns(lake, window.days[int(index)], needed)
+            if len(chosen) and int(row[chosen].max()) >= table.num_rows:  # the day shrank since pass 1
+                raise SourceChangedError([window.days[int(index)]])
             parts.append(table.take(pa.array(row[chosen])).to_pandas())
             positions.append(chosen)
         if not parts:

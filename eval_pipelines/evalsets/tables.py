@@ -2,6 +2,10 @@
 
 BI reads them; issue "scored runs" replays ``eval_set_cases`` of a version and projects its scores with
 ``eval_set_strata.population`` (see :func:`eval_pipelines.evalsets.estimation.stratified_estimate`).
+
+Text from the data: identifiers (``event_id``, ``system``, ``model_version``, ``segment``) are VARCHAR(256) because
+ingestion quarantines longer values; everything else that comes from the data — free text, and stratum labels, which
+join several such values — is TEXT, never capped (PostgreSQL enforces a VARCHAR length, SQLite does not).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ eval_set_strata = sa.Table(
     "eval_set_strata",
     metadata,
     sa.Column("version", sa.String(32), primary_key=True, comment="eval_set_versions.version"),
-    sa.Column("stratum", sa.String(512), primary_key=True,
+    sa.Column("stratum", sa.Text, primary_key=True,
               comment="col=value pairs joined by a pipe, the over-sampling group failure=<tag> last"),
     sa.Column("population", sa.BigInteger, nullable=False, comment="N_h: labeled cases of the stratum in the window"),
     sa.Column("sample", sa.Integer, nullable=False, comment="n_h: cases of the stratum in the set"),
@@ -54,7 +58,7 @@ eval_set_cases = sa.Table(
     metadata,
     sa.Column("version", sa.String(32), primary_key=True, comment="eval_set_versions.version"),
     sa.Column("event_id", sa.String(256), primary_key=True, comment="the production case (labeled_cases.event_id)"),
-    sa.Column("stratum", sa.String(512), nullable=False, comment="eval_set_strata.stratum of the case"),
+    sa.Column("stratum", sa.Text, nullable=False, comment="eval_set_strata.stratum of the case"),
     sa.Column("inclusion_prob", sa.Float, nullable=False, comment="probability the case was drawn, n_h / N_h"),
     sa.Column("weight", sa.Float, nullable=False, comment="design weight 1 / inclusion_prob"),
     sa.Column("label", sa.Text, comment="the expected output: ground truth, else the human's final decision"),
