@@ -134,3 +134,49 @@ def test_no_reference_days_means_no_comparison_and_a_passing_check(demo) -> None
     assert frame.empty
     evaluation = _check(result)
     assert evaluation.passed and "no reference data" in evaluation.description
+
+
+class _InterleavingFS:
+    """A real filesystem whose first binary write runs ``during`` right after it: a second writer of the same file
+    gets in between the first writer's temporary write and its rename, as two runs of one day can."""
+
+    def __init__(self, fs, during) -> None:
+        self._fs, self._during, self._fired = fs, during, False
+
+    def __getattr__(self, name):
+        return getattr(self._fs, name)
+
+    def open(self, path, mode="rb", **kwargs):
+        handle = self._fs.open(path, mode, **kwargs)
+        if "w" not in mode or self._fired:
+            return handle
+        self._fired = True
+        during = self._during
+
+        class Handle:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                return handle.__exit__(*exc)
+
+            def write(self, data):
+                written = handle.write(data)
+                handle.flush()
+                during()
+                return written
+
+        return Handle()
+
+
+def test_two_writers_of_the_same_html_report_do_not_collide(tmp_path: Path) -> None:
+    from eval_pipelines.drift.assets import write_html
+
+    root = str(tmp_path / "lake")
+    first, second = "<html>first run " + "x" * 5000 + "</html>", "<html>second</html>"
+    racing = Lake(root)
+    racing.fs = _InterleavingFS(racing.fs, lambda: write_html(Lake(root), "2026-03-04", second))
+    uri = write_html(racing, "2026-03-04", first)  # the second run writes and renames while the first is mid-write
+    final = Path(uri)
+    assert final.read_text(encoding="utf-8") == first  # whole: the last rename wins, no mix of the two files
+    assert sorted(p.name for p in final.parent.iterdir()) == ["2026-03-04.html"]  # no temporary file left behind

@@ -22,6 +22,7 @@ from eval_pipelines.drift.report import (
     window_profile,
 )
 from eval_pipelines.drift.settings import DriftConfig, ReferenceWindowConfig
+from eval_pipelines.drift.stats import calibration_shift
 from eval_pipelines.drift.synthetic import (
     CATEGORICAL_COLUMNS,
     NORMAL_STD,
@@ -172,6 +173,69 @@ def test_calibration_drift_is_accuracy_at_equal_confidence() -> None:
     assert "accuracy at equal confidence -" in calibration.reason
     steady = _by_key(compare_frames(reference, _calibration_frame(10_000, 0.0, seed=3), monitors, CONFIG))
     assert not steady[("confidence", "calibration")].drifted
+
+
+CALIBRATION = [Monitor("confidence", "calibration", "confidence", "calibration")]
+
+
+def _uniform_confidence_frame(rows: int, accuracy, seed: int) -> pd.DataFrame:
+    """Confidence uniform on [0, 1]; P(correct) = accuracy(confidence)."""
+    rng = np.random.default_rng(seed)
+    confidence = rng.random(rows)
+    correct = rng.random(rows) < np.clip(accuracy(confidence), 0, 1)
+    return pd.DataFrame({"confidence": confidence, "ai_correct": pd.array(correct, dtype="boolean")})
+
+
+def test_calibration_flattening_is_major_although_the_overall_accuracy_is_unchanged() -> None:
+    """Accuracy goes from P(correct) = confidence to a flat 50 %: over- and under-confidence must not cancel.
+
+    Per-bin shifts are 0.5 − bin centre, i.e. ±5 … ±45 pt: RMS sqrt(mean((0.5 − c)²)) = 28.7 pt, net ~0 pt.
+    """
+    reference = _uniform_confidence_frame(20_000, lambda c: c, seed=1)
+    current = _uniform_confidence_frame(20_000, lambda c: np.full_like(c, 0.5), seed=2)
+    result = compare_frames(reference, current, CALIBRATION, CONFIG, with_plots=False).results[0]
+    assert result.drifted and result.severity == "major", result.reason
+    assert result.effect_size == pytest.approx(0.287, abs=0.01)
+    assert abs(result.details["accuracy_shift"]) < 0.01  # the signed net shift stays in the details
+    assert result.details["accuracy_shift_mean_abs"] == pytest.approx(0.25, abs=0.01)
+    assert result.details["ece_bin_centre_cur"] > 0.2 > 0.02 > result.details["ece_bin_centre_ref"]
+    assert "per bin -4" in result.reason and "to +4" in result.reason and "RMS accuracy shift 2" in result.reason
+
+
+def test_calibration_uniform_small_shift_is_detected_but_immaterial() -> None:
+    """2 points less often right in every bin, on 200k rows: significant, but under the 5 pt threshold."""
+    reference = _uniform_confidence_frame(200_000, lambda c: c, seed=3)
+    current = _uniform_confidence_frame(200_000, lambda c: c - 0.02, seed=4)
+    result = compare_frames(reference, current, CALIBRATION, CONFIG, with_plots=False).results[0]
+    assert result.p_adjusted < 1e-10 and not result.drifted and result.severity == "none", result.reason
+    assert result.effect_size == pytest.approx(0.02, abs=0.004)
+    assert result.details["accuracy_shift"] == pytest.approx(-0.02, abs=0.004)
+
+
+def test_calibration_rms_shift_matches_the_closed_form_and_is_unbiased() -> None:
+    # Hand-computed: bins 0.2 → 0.3 (+10 pt, 100 current rows), 0.8 → 0.7 (−10 pt, 300 rows).
+    k_ref, n_ref = np.array([20.0, 80.0]), np.array([100.0, 100.0])
+    k_cur, n_cur = np.array([30.0, 210.0]), np.array([100.0, 300.0])
+    shift = calibration_shift(k_ref, n_ref, k_cur, n_cur)
+    weights = np.array([0.25, 0.75])
+    variance = np.array([0.2 * 0.8 / 99 + 0.3 * 0.7 / 99, 0.8 * 0.2 / 99 + 0.7 * 0.3 / 299])
+    assert shift.signed == pytest.approx(0.25 * 0.1 - 0.75 * 0.1)
+    assert shift.mean_abs == pytest.approx(0.1)
+    assert shift.rms == pytest.approx(np.sqrt(np.sum(weights * (0.01 - variance))))
+    # Seeded simulation: the noise-corrected mean square is unbiased (the plain one is not), with and without drift.
+    rng = np.random.default_rng(0)
+    p_ref = np.linspace(0.05, 0.95, 10)
+    rows = np.full(10, 40)
+    for delta in (np.zeros(10), np.where(np.arange(10) % 2, 0.04, -0.04)):
+        squares, plain = [], []
+        for _ in range(4000):
+            kr, kc = rng.binomial(rows * 7, p_ref), rng.binomial(rows, np.clip(p_ref + delta, 0, 1))
+            result = calibration_shift(kr, rows * 7, kc, rows)
+            squares.append(result.mean_square)
+            plain.append(np.mean((kc / rows - kr / (rows * 7)) ** 2))
+        truth = float(np.mean(delta**2))
+        assert np.mean(squares) == pytest.approx(truth, abs=4 * np.std(squares) / np.sqrt(4000))
+        assert np.mean(plain) > truth + 0.004  # ~p(1-p)(1/40 + 1/280) of noise per bin, were it not removed
 
 
 def test_per_column_overrides_and_relative_effects() -> None:

@@ -154,3 +154,18 @@ def test_benjamini_hochberg_equals_scipy_and_keeps_nan() -> None:
 def test_empty_samples_give_nan_not_errors() -> None:
     assert np.isnan(stats.ks_2samp(np.array([]), np.array([1.0, 2.0])).statistic)
     assert np.isnan(stats.wasserstein_distance(np.array([1.0]), np.array([np.nan])))
+
+
+def test_every_public_ecdf_band_method_is_used_by_the_package() -> None:
+    """No dead code in the band: a public method that only tests call belongs in the tests."""
+    import inspect
+    import re
+    from pathlib import Path
+
+    package = Path(stats.__file__).resolve().parent.parent
+    source = "\n".join(path.read_text(encoding="utf-8") for path in package.rglob("*.py"))
+    public = [name for name, value in vars(stats.EcdfBand).items()
+              if not name.startswith("_") and (inspect.isfunction(value) or isinstance(value, property | classmethod))]
+    assert "estimate" in public and "quantile" in public
+    unused = [name for name in public if not re.search(rf"\.{name}\b", source)]
+    assert unused == []

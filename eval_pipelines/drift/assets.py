@@ -7,6 +7,7 @@ the lake (``<lake>/drift_report/<day>.html``).
 """
 
 
+import uuid
 from collections.abc import Iterator
 from datetime import date, timedelta
 
@@ -105,13 +106,22 @@ def read_history(engine: sa.Engine, day: date, days: int) -> pd.DataFrame:
 
 
 def write_html(lake: Lake, day: str, text: str) -> str:
-    """Write ``<lake>/drift_report/<day>.html`` atomically; returns its URI."""
+    """Write ``<lake>/drift_report/<day>.html`` atomically; returns its URI.
+
+    Like ``Lake.write``: a temporary file with a unique name, then a rename, so a reader never sees half a page
+    and two runs of the same day (a re-run while the first is still writing) never share a temporary file.
+    """
     final = lake.path(REPORT_ASSET, day).removesuffix(".parquet") + ".html"
     lake.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
-    temporary = f"{final}.tmp"
-    with lake.fs.open(temporary, "wb") as handle:
-        handle.write(text.encode("utf-8"))
-    lake.fs.mv(temporary, final)
+    temporary = f"{final}.{uuid.uuid4().hex}.tmp"
+    try:
+        with lake.fs.open(temporary, "wb") as handle:
+            handle.write(text.encode("utf-8"))
+        lake.fs.mv(temporary, final)
+    except BaseException:
+        if lake.fs.exists(temporary):
+            lake.fs.rm(temporary)
+        raise
     return lake.uri(REPORT_ASSET, day).removesuffix(".parquet") + ".html"
 
 

@@ -54,6 +54,7 @@ from eval_pipelines.drift.profile import (
 from eval_pipelines.drift.settings import DriftConfig, ReferenceWindowConfig
 from eval_pipelines.drift.stats import (
     benjamini_hochberg,
+    calibration_shift,
     chi2_homogeneity,
     compare_band,
     jensen_shannon,
@@ -481,8 +482,7 @@ def _calibration(monitor: Monitor, profile: CalibrationProfile, frame: pd.DataFr
         return [evidence]
     acc_ref = profile.correct[used] / profile.rows[used]
     acc_cur = right[used] / rows[used]
-    weights = rows[used] / rows[used].sum()
-    shift = float(np.sum(weights * (acc_cur - acc_ref)))
+    shift = calibration_shift(profile.correct[used], profile.rows[used], right[used], rows[used])
     statistic, p_value, dof = stratified_proportions_chi2(profile.correct[used], profile.rows[used], right[used],
                                                           rows[used])
     centres = (edges[:-1] + edges[1:]) / 2
@@ -490,12 +490,18 @@ def _calibration(monitor: Monitor, profile: CalibrationProfile, frame: pd.DataFr
                     / max(profile.n, 1))
     ece_cur = float(np.sum(rows * np.abs(right / np.maximum(rows, 1) - centres)) / max(rows.sum(), 1))
     overall_ref, overall_cur = profile.correct.sum() / profile.n, right.sum() / rows.sum()
-    evidence.statistic, evidence.p_value, evidence.effect_size = statistic, p_value, abs(shift)
+    # Effect: the noise-corrected RMS of the per-bin shifts, so opposite shifts in different bins (accuracy
+    # flattening) add up instead of cancelling; the signed net shift is kept in the details and the reason.
+    evidence.statistic, evidence.p_value, evidence.effect_size = statistic, p_value, shift.rms
     evidence.test_text = f"χ²={statistic:.1f} ({dof} dof)"
-    evidence.change = (f"accuracy at equal confidence {shift * 100:+.1f} pt (overall {_share(overall_ref)} → "
-                       f"{_share(overall_cur)})")
+    evidence.change = (f"accuracy at equal confidence {shift.signed * 100:+.1f} pt net, per bin "
+                       f"{shift.smallest * 100:+.1f} to {shift.largest * 100:+.1f} pt (overall "
+                       f"{_share(overall_ref)} → {_share(overall_cur)})")
     labels = [f"{a:.1f}–{b:.1f}" for a, b in itertools.pairwise(edges)]
-    evidence.details.update({"accuracy_shift": shift, "bins_used": int(used.sum()), "dof": dof,
+    evidence.details.update({"accuracy_shift": shift.signed, "accuracy_shift_rms": shift.rms,
+                             "accuracy_shift_mean_abs": shift.mean_abs,
+                             "accuracy_shift_min": shift.smallest, "accuracy_shift_max": shift.largest,
+                             "bins_used": int(used.sum()), "dof": dof,
                              "accuracy_ref": float(overall_ref), "accuracy_cur": float(overall_cur),
                              "ece_bin_centre_ref": ece_ref, "ece_bin_centre_cur": ece_cur,
                              "bins": [{"bin": labels[i], "rows_ref": int(profile.rows[i]), "rows_cur": int(rows[i]),
@@ -536,7 +542,7 @@ def _effect_text(effect: str, value: float | None) -> str:
         return f"largest share change {value * 100:.1f} pt"
     if effect == "missing_share_change":
         return f"missing-share change {value * 100:.1f} pt"
-    return f"accuracy shift {value * 100:.1f} pt"
+    return f"RMS accuracy shift {value * 100:.1f} pt"
 
 
 def _threshold_text(effect: str, value: float) -> str:

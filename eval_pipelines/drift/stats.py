@@ -109,20 +109,6 @@ class EcdfBand:
             return 0.0
         return float(np.sum(self._interval_width() * np.diff(self.knots))) / self.n
 
-    def count_bounds(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Bounds on #(v <= z) for each z (right-continuous)."""
-        z = np.asarray(z, dtype=np.float64)
-        last = len(self.knots) - 1
-        k = np.searchsorted(self.knots, z, "right") - 1
-        kc = np.clip(k, 0, last)
-        below = k < 0
-        at_knot = ~below & (self.knots[kc] == z)
-        above = ~below & ~at_knot & (k >= last)
-        nxt = np.minimum(kc + 1, last)
-        lo = np.where(below, 0, np.where(above, self.n, self.le_lo[kc]))
-        hi = np.where(below, 0, np.where(above, self.n, np.where(at_knot, self.le_hi[kc], self.lt_hi[nxt])))
-        return lo, hi
-
     def _mids(self) -> tuple[np.ndarray, np.ndarray]:
         return (self.le_lo + self.le_hi) / 2.0, (self.lt_lo + self.lt_hi) / 2.0
 
@@ -148,20 +134,6 @@ class EcdfBand:
         inside = (k >= 0) & (k < last) & ~at_knot
         return np.where(k < 0, 0.0, np.where(at_knot, le_mid[kc], np.where(
             inside, self._interpolate(z, k, le_mid, lt_mid), float(self.n))))
-
-    def estimate_left(self, z: np.ndarray) -> np.ndarray:
-        """An estimate of #(v < z), the left limit, consistent with :meth:`estimate`."""
-        z = np.asarray(z, dtype=np.float64)
-        if self.n == 0:
-            return np.zeros_like(z)
-        le_mid, lt_mid = self._mids()
-        count = len(self.knots)
-        k = np.searchsorted(self.knots, z, "left")  # first knot >= z
-        kc = np.clip(k, 0, count - 1)
-        at_knot = (k < count) & (self.knots[kc] == z)
-        inside = (k > 0) & (k < count) & ~at_knot
-        return np.where(at_knot, lt_mid[kc], np.where(k == 0, 0.0, np.where(
-            inside, self._interpolate(z, k - 1, le_mid, lt_mid), float(self.n))))
 
     def quantile(self, probabilities: np.ndarray | float) -> np.ndarray:
         """Inverse of :meth:`estimate`: the smallest z with estimated #(v <= z) >= p·n (inverted-CDF quantile)."""
@@ -404,6 +376,46 @@ def stratified_proportions_chi2(k_ref: np.ndarray, n_ref: np.ndarray, k_cur: np.
     statistic = float(np.sum(difference**2 / (pooled * (1 - pooled) * (1 / n1 + 1 / n2))))
     dof = int(informative.sum())
     return statistic, float(sps.chi2.sf(statistic, dof)), dof
+
+
+@dataclass(frozen=True)
+class CalibrationShift:
+    """Accuracy at equal confidence, current minus reference, summarised over confidence bins (weights: the
+    current share of each bin). ``rms`` is the effect size; the others are reported alongside."""
+
+    signed: float  # Σ w_b d_b: net shift; over- and under-confidence in different bins cancel here
+    mean_abs: float  # Σ w_b |d_b|: biased upwards by sampling noise (≈ 0.8 standard errors per bin at no drift)
+    mean_square: float  # Σ w_b (d_b² − v̂_b): unbiased for Σ w_b δ_b², may be negative by noise
+    rms: float  # sqrt(max(mean_square, 0)): in accuracy points, equal to |δ| for a uniform shift δ
+    smallest: float  # min_b d_b
+    largest: float  # max_b d_b
+
+
+def calibration_shift(k_ref: np.ndarray, n_ref: np.ndarray, k_cur: np.ndarray, n_cur: np.ndarray,
+                      ) -> CalibrationShift:
+    """How far accuracy moved at equal confidence, from correct / labelled counts per confidence bin.
+
+    Why not the signed mean Σ w_b d_b: when accuracy flattens (over-confident high bins, under-confident low ones)
+    the per-bin shifts cancel and a model gone from calibrated to a coin flip looks unchanged. Why not the mean of
+    |d_b|: sampling noise alone makes it several points on a day of a few hundred labelled rows. The root mean
+    square with the noise removed does neither: each bin's d_b² is corrected by the unbiased variance estimate
+    v̂_b = p̂_ref(1 − p̂_ref)/(n_ref − 1) + p̂_cur(1 − p̂_cur)/(n_cur − 1) (E[p̂(1 − p̂)] = p(1 − p)(n − 1)/n), so
+    E[d_b² − v̂_b] = δ_b² exactly. Bins must be non-empty on both sides.
+    """
+    k1, n1 = np.asarray(k_ref, dtype=np.float64), np.asarray(n_ref, dtype=np.float64)
+    k2, n2 = np.asarray(k_cur, dtype=np.float64), np.asarray(n_cur, dtype=np.float64)
+    if len(n1) == 0 or (n1 <= 0).any() or (n2 <= 0).any():
+        raise ValueError("every bin needs labelled rows on both sides")
+    p1, p2 = k1 / n1, k2 / n2
+    difference = p2 - p1
+    weights = n2 / n2.sum()
+    variance = p1 * (1 - p1) / np.maximum(n1 - 1, 1) + p2 * (1 - p2) / np.maximum(n2 - 1, 1)
+    mean_square = float(np.sum(weights * (difference**2 - variance)))
+    return CalibrationShift(
+        signed=float(np.sum(weights * difference)), mean_abs=float(np.sum(weights * np.abs(difference))),
+        mean_square=mean_square, rms=math.sqrt(max(mean_square, 0.0)),
+        smallest=float(difference.min()), largest=float(difference.max()),
+    )
 
 
 def jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:

@@ -3,10 +3,15 @@
 The maths lives in :mod:`eval_pipelines.kpis.metrics` and :mod:`~eval_pipelines.kpis.rollups`; this module reads
 the day's cases, writes the tables transactionally and reports the headline KPIs as numeric metadata (so the UI
 plots them over time) and as a Markdown table (the same one ``eval-pipelines kpis`` prints).
+
+The consistency check of ``kpi_daily`` runs before the write: BI reads the table directly, so an inconsistent day
+must never reach it. When the check fails, its failed result is recorded and the run fails with the problems
+(``dg.Failure``); nothing is written and the day keeps its previous, consistent rows.
 """
 
 
 import hashlib
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
 import dagster as dg
@@ -110,20 +115,31 @@ def consistency_problems(frame: pd.DataFrame, case_count: int) -> list[str]:
         "segment): volume, acceptance/edit/override/reject/ignore rates, accuracy with its Wilson CI, decision "
         "time against the manual baseline, hours and money saved, AI and review cost, error events and their "
         "cost, risk mitigated, net value and ROI, reliability and latency SLO. The day's rows are replaced in one "
-        "transaction, so late data re-materialised replaces the day whole. Columns: docs/warehouse.md."
+        "transaction, so late data re-materialised replaces the day whole. The consistency check runs before "
+        "the write: an inconsistent day fails the run and is not written. Columns: docs/warehouse.md."
     ),
     check_specs=[dg.AssetCheckSpec(
         CONSISTENCY_CHECK, asset="kpi_daily", blocking=True,
-        description="Volume reconciles with labeled_cases, action counts add up, rates are fractions.")],
+        description="Volume reconciles with labeled_cases, action counts add up, rates are fractions. Evaluated "
+                    "before the write: when it fails the day is not written and the run fails.")],
 )
 def kpi_daily(
     context: dg.AssetExecutionContext, project: ProjectConfigResource, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     settings = project.load()
     day = date.fromisoformat(context.partition_key)
     cases = read_cases(Lake(lake_root(settings)), day)
     frame = daily_kpis(cases, settings.impact, day)
     problems = consistency_problems(frame, len(cases))
+    check_metadata = {"rows": len(frame), "cases": len(cases)}
+    if problems:
+        # Checked before the write: record the failed check, then fail the run; the warehouse keeps the old day.
+        yield dg.AssetCheckResult(check_name=CONSISTENCY_CHECK, passed=False, description="; ".join(problems),
+                                  metadata=check_metadata)
+        raise dg.Failure(
+            description=f"kpi_daily for {day} is inconsistent, not written: {'; '.join(problems)}",
+            metadata={"problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems)), **check_metadata},
+        )
     engine = warehouse.engine()
     try:
         replace_partitions(engine, [daily_write(frame, day, datetime.now(UTC))])
@@ -132,7 +148,7 @@ def kpi_daily(
 
     total = day_total(frame, cases, settings.impact.ci_level)
     context.log.info(f"{len(frame)} kpi_daily row(s) for {day} from {len(cases):,} cases")
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(frame),
             **headline_metadata(total),
@@ -141,9 +157,8 @@ def kpi_daily(
             "dagster/column_schema": column_schema(frame, COLUMN_DESCRIPTIONS),
         },
         check_results=[dg.AssetCheckResult(
-            check_name=CONSISTENCY_CHECK, passed=not problems,
-            description="; ".join(problems) or f"{len(frame)} row(s) consistent with {len(cases):,} cases",
-            metadata={"rows": len(frame), "cases": len(cases)},
+            check_name=CONSISTENCY_CHECK, passed=True,
+            description=f"{len(frame)} row(s) consistent with {len(cases):,} cases", metadata=check_metadata,
         )],
     )
 

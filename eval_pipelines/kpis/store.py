@@ -1,12 +1,17 @@
 """Reading cases from the lake and KPI rows from/to the warehouse; shared by the assets, the CLI and the bench.
 
-No dagster here. Every write goes through ``warehouse.core.replace_partitions``: one transaction that deletes the
-partition's rows and inserts the new ones, so a reader sees a day (or a week, a month) entirely old or entirely
-new, and re-running never duplicates rows.
+No dagster here. Every write is one transaction that deletes the partition's rows and inserts the new ones
+(``warehouse.core.replace_partitions``), so a reader sees a day (or a week, a month) entirely old or entirely new,
+and re-running never duplicates rows. A rollup is a read-modify-write of its period (read the period's
+``kpi_daily`` rows, rewrite the period), so it also holds a lock on the period from the read to the commit: two
+rollups of days of the same week, run in parallel, then queue instead of the later writer dropping a day.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 
 import pandas as pd
@@ -72,6 +77,12 @@ def read_rows(engine: sa.Engine, table: sa.Table, since: date | None = None, unt
               ) -> pd.DataFrame:
     """Rows of a KPI table with its date key in ``[since, until]`` (both inclusive, either open), sorted by key."""
     ensure_tables(engine, [table])
+    with engine.connect() as connection:
+        return _select_rows(connection, table, since, until)
+
+
+def _select_rows(connection: sa.Connection, table: sa.Table, since: date | None, until: date | None,
+                 ) -> pd.DataFrame:
     date_column = table.c[next(iter(table.primary_key.columns)).name]
     query = sa.select(table)
     if since is not None:
@@ -79,9 +90,8 @@ def read_rows(engine: sa.Engine, table: sa.Table, since: date | None = None, unt
     if until is not None:
         query = query.where(date_column <= until)
     query = query.order_by(*table.primary_key.columns)
-    with engine.connect() as connection:
-        result = connection.execute(query)
-        frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    result = connection.execute(query)
+    frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
     for column in table.columns:
         if isinstance(column.type, sa.BigInteger | sa.Integer) and column.name in frame:
             frame[column.name] = frame[column.name].astype("int64")
@@ -90,35 +100,85 @@ def read_rows(engine: sa.Engine, table: sa.Table, since: date | None = None, unt
     return frame
 
 
+def period_lock_key(table: sa.Table, start: date) -> int:
+    """The PostgreSQL advisory-lock key of one period of a rollup table: a signed 64-bit integer.
+
+    Derived with BLAKE2b from the table name and the period start, so every process (and every release) computes
+    the same key; Python's ``hash()`` is salted per process and would make the lock useless across runs.
+    """
+    digest = hashlib.blake2b(f"{table.name}:{start.isoformat()}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+@contextmanager
+def _locked_periods(engine: sa.Engine, periods: Sequence[tuple[sa.Table, date]]) -> Iterator[sa.Connection]:
+    """A transaction holding an exclusive lock on each (rollup table, period start) until it commits.
+
+    PostgreSQL: transaction-level advisory locks on ``period_lock_key``, taken in ascending key order (so two
+    runs needing overlapping sets cannot deadlock), at READ COMMITTED so the reads that follow see every row
+    committed before the lock was granted. SQLite: ``BEGIN IMMEDIATE`` takes the database write lock before the
+    first read (SQLite has no finer lock), so the whole read-compute-write runs as one writer.
+    """
+    dialect = engine.dialect.name
+    if dialect not in ("postgresql", "sqlite"):
+        raise NotImplementedError(f"KPI rollups need a period lock; {dialect} is not supported "
+                                  "(use SQLite or PostgreSQL)")
+    with engine.connect() as connection:
+        if dialect == "postgresql":
+            connection = connection.execution_options(isolation_level="READ COMMITTED")
+            with connection.begin():
+                for key in sorted({period_lock_key(table, start) for table, start in periods}):
+                    connection.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+                yield connection
+        else:
+            with connection.begin():
+                # pysqlite opens transactions lazily (at the first write): begin the write transaction ourselves.
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                yield connection
+
+
+def _replace(connection: sa.Connection, writes: Sequence[PartitionWrite]) -> None:
+    """``replace_partitions`` inside a transaction the caller holds (same delete-then-insert per partition)."""
+    for write in writes:
+        condition = sa.and_(*(write.table.c[column] == value for column, value in write.key.items()))
+        connection.execute(sa.delete(write.table).where(condition))
+        if write.rows:
+            connection.execute(sa.insert(write.table), [dict(row) for row in write.rows])
+
+
 def refresh_rollups(engine: sa.Engine, lake: Lake, day: date, ci_level: float,
                     computed_at: datetime | None = None) -> dict[Period, pd.DataFrame]:
     """Recompute the week and the month containing ``day`` and replace their rows in one transaction.
 
     Reads the ``kpi_daily`` rows of both periods, and the cases (keys, latency, decision time) of every day that
-    has rows, each day once. Returns the new rows per period kind.
+    has rows, each day once. The read and the write happen in the same transaction, under a lock on the week and
+    the month (see ``_locked_periods``): a parallel rollup of another day of the same period waits, then reads
+    this run's committed state. Returns the new rows per period kind.
     """
     periods: tuple[Period, ...] = ("week", "month")
     first = min(period_start(day, p) for p in periods)
     last = max(period_end(day, p) for p in periods)
-    daily = read_rows(engine, kpi_daily, first, last)
     bounds = {p: (period_start(day, p), period_end(day, p)) for p in periods}
-    values = {p: PeriodCaseValues() for p in periods}
-    for case_day in sorted(set(daily["kpi_date"])):
-        wanted = [p for p in periods if bounds[p][0] <= case_day <= bounds[p][1]]
-        if not wanted:
-            continue
-        cases = read_case_values(lake, case_day)
-        for p in wanted:
-            values[p].add(cases, bounds[p][0])
-    stamp = computed_at or datetime.now(UTC)
-    result: dict[Period, pd.DataFrame] = {}
-    writes = []
-    for p in periods:
-        start, end = bounds[p]
-        in_period = daily[(daily["kpi_date"] >= start) & (daily["kpi_date"] <= end)]
-        frame = rollup(in_period, values[p], p, ci_level)
-        result[p] = frame
-        writes.append(PartitionWrite(ROLLUP_TABLES[p], {PERIOD_COLUMNS[p]: start},
-                                     to_records(frame.assign(computed_at=stamp))))
-    replace_partitions(engine, writes)
+    ensure_tables(engine, [kpi_daily, *(ROLLUP_TABLES[p] for p in periods)])
+    with _locked_periods(engine, [(ROLLUP_TABLES[p], bounds[p][0]) for p in periods]) as connection:
+        daily = _select_rows(connection, kpi_daily, first, last)
+        values = {p: PeriodCaseValues() for p in periods}
+        for case_day in sorted(set(daily["kpi_date"])):
+            wanted = [p for p in periods if bounds[p][0] <= case_day <= bounds[p][1]]
+            if not wanted:
+                continue
+            cases = read_case_values(lake, case_day)
+            for p in wanted:
+                values[p].add(cases, bounds[p][0])
+        stamp = computed_at or datetime.now(UTC)
+        result: dict[Period, pd.DataFrame] = {}
+        writes = []
+        for p in periods:
+            start, end = bounds[p]
+            in_period = daily[(daily["kpi_date"] >= start) & (daily["kpi_date"] <= end)]
+            frame = rollup(in_period, values[p], p, ci_level)
+            result[p] = frame
+            writes.append(PartitionWrite(ROLLUP_TABLES[p], {PERIOD_COLUMNS[p]: start},
+                                         to_records(frame.assign(computed_at=stamp))))
+        _replace(connection, writes)
     return result
