@@ -62,10 +62,12 @@ def test_projected_accuracy_and_paired_comparison(world):
     _, cases, strata, built = world
     config = CONFIG
     system = build_system(config.candidate("keyword_rules"))
-    run = score_run(cases, strata, system, LoggedSystem(), config, config.gates["default"])
+    run = score_run(cases, strata, system, LoggedSystem(), config, config.gates["default"],
+                    edge_cases_frame(_entries()))
     summary = run.summary.set_index(["case_set", "scorer", "slice_dim", "slice_value"])
     overall = summary.loc[("eval_set", "exact_match", "all", "all")]
-    frame = run.cases.assign(y=run.cases[score_column("exact_match")])
+    eval_cases = run.cases[run.cases["case_set"] == "eval_set"]
+    frame = eval_cases.assign(y=eval_cases[score_column("exact_match")])
     expected = estimate_from_cases(frame, "y", strata)
     assert overall["estimate"] == pytest.approx(expected.estimate, rel=1e-12)
     assert (overall["ci_low"], overall["ci_high"]) == pytest.approx((expected.ci_low, expected.ci_high))
@@ -80,7 +82,7 @@ def test_weak_candidate_fails_and_the_table_names_why(world):
     _, cases, strata, _ = world
     config = CONFIG
     run = score_run(cases, strata, build_system(config.candidate("naive_rules")), LoggedSystem(), config,
-                    config.gates["default"])
+                    config.gates["default"], edge_cases_frame(_entries()))
     assert not run.passed
     failed = run.failures.set_index("criterion")
     assert "accuracy, lower 95% CI bound" in failed.index and "no significant accuracy regression" in failed.index
@@ -120,12 +122,38 @@ def test_gate_criteria_fail_without_evidence_and_honour_slices(world):
         ScoreCriterion(scorer="latency_ms", statistic="p99", op="le", threshold=1e-9),
         EdgeCaseCriterion(min_pass_rate=0.9, min_entries=1),
         EdgeCaseCriterion(min_pass_rate=0.9, min_entries=0),
+        EdgeCaseCriterion(min_pass_rate=0.9, min_entries=1, allow_missing=True),
+        ScoreCriterion(scorer="exact_match", statistic="estimate", threshold=0.5, slice="segment=nowhere",
+                       allow_missing=True),
     ]
     table = evaluate_gate(criteria, run.summary)
-    assert table["passed"].tolist() == [True, False, False, True, False]
+    # No edge case was replayed: too little evidence is "not judged", and fails unless the criterion allows it.
+    assert table["passed"].tolist() == [True, False, False, False, False, True, True]
+    assert table["verdict"].tolist() == ["pass", "not_judged", "fail", "not_judged", "not_judged", "not_judged",
+                                         "not_judged"]
     assert "no summary row" in table.loc[1, "detail"]
-    assert "not judged" in table.loc[3, "detail"]
+    assert "not judged" in table.loc[3, "detail"] and "fails the gate" in table.loc[3, "detail"]
+    assert "allowed" in table.loc[5, "detail"]
+    shown = render_gate(table)
+    assert shown.count("NOT JUDGED → FAIL") == 3 and shown.count("NOT JUDGED (allowed)") == 2
     assert not gate_passed(table) and not gate_passed(table.iloc[0:0])
+    assert gate_passed(evaluate_gate(criteria[5:], run.summary))
+
+
+def test_edge_case_criterion_needs_min_entries_to_be_judged(world):
+    """Fewer entries than min_entries used to pass vacuously; now it is reported as not judged and fails."""
+    _, cases, strata, _ = world
+    config = CONFIG
+    run = score_run(cases, strata, build_system(config.candidate("keyword_rules")), LoggedSystem(), config,
+                    config.gates["default"], edge_cases_frame(_entries()))  # 3 entries, all passed
+    few = evaluate_gate([EdgeCaseCriterion(min_pass_rate=0.5, min_entries=5)], run.summary).iloc[0]
+    assert (few["passed"], few["verdict"]) == (False, "not_judged")
+    assert few["value"] == pytest.approx(1.0) and "only 3 entries replayed (< 5)" in few["detail"]
+    allowed = evaluate_gate([EdgeCaseCriterion(min_pass_rate=0.5, min_entries=5, allow_missing=True)],
+                            run.summary).iloc[0]
+    assert (allowed["passed"], allowed["verdict"]) == (True, "not_judged")
+    enough = evaluate_gate([EdgeCaseCriterion(min_pass_rate=0.5, min_entries=3)], run.summary).iloc[0]
+    assert (enough["passed"], enough["verdict"]) == (True, "pass")
 
 
 def test_failed_calls_count_as_wrong_and_are_gated(world):
@@ -192,3 +220,27 @@ def test_production_scores_group_by_slice_and_label_source(world):
                  & (rows["label_source"] == "human_action")].iloc[0]
     # Automation bias: measured on human decisions, production looks better than on ground truth.
     assert human["mean"] > truth["mean"]
+
+
+def test_two_library_entries_founded_by_one_event_are_both_stored(world, tmp_path):
+    """After a failure-mode rule change and a re-merge, two entries can share their representative event; both are
+    replayed in one run and scored_cases keeps both (entry_id is part of its key, '' for eval-set rows)."""
+    _, cases, strata, _ = world
+    config = CONFIG
+    entries = _entries()
+    twin = entries.iloc[[0]].assign(entry_id="e-billing-v2", failure_mode="wrong_category")
+    entries = pd.concat([entries, twin], ignore_index=True)
+    assert entries["representative_event_id"].duplicated().sum() == 1
+    run = score_run(cases, strata, build_system(config.candidate("keyword_rules")), LoggedSystem(), config,
+                    config.gates["default"], edge_cases_frame(entries))
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    scorers = [s.name for s in config.scorers]
+    info = RunInfo("run-twins", "keyword_rules", datetime(2026, 10, 4, tzinfo=UTC), "v1", "production", "default")
+    write_run(engine, run, info, scorers)
+    stored = read_cases(engine, "run-twins", scorer="exact_match")
+    shared = stored[stored["event_id"] == "r1"]
+    assert sorted(shared["entry_id"]) == ["e-billing", "e-billing-v2"]
+    assert len(stored) == len(run.cases)
+    eval_rows = stored[stored["case_set"] == "eval_set"]
+    assert (eval_rows["entry_id"] == "").all() and eval_rows["event_id"].is_unique
+    assert "entry_id" in sa.inspect(engine).get_pk_constraint("scored_cases")["constrained_columns"]

@@ -12,6 +12,7 @@ from eval_pipelines.scoring.settings import ScorerConfig, ScoringConfig
 
 
 def _frame(**columns: object) -> pd.DataFrame:
+    """Scorer input with str label and output columns; other columns as given."""
     frame = pd.DataFrame(columns)
     for name in ("label", "output"):
         frame[name] = frame[name].astype("str")
@@ -113,3 +114,59 @@ def test_default_config_is_the_demo_and_validates_references():
         {"name": "a", "adapter": "logged"},
         {"name": "b", "adapter": "predictions", "path": "p.parquet", "baseline": "a"}], "baseline": "b"})
     assert overridden.baseline_of("b") == "a" and overridden.baseline_of("a") == "b"
+
+
+def test_weighted_ece_matches_a_hand_computation():
+    """Two bins. Stratum A (N = 30, n = 3, weight 10; one case without a confidence), stratum B (N = 2, n = 2).
+
+    Weights within A are rescaled over its two valid cases (15 each) so A keeps its 30/32 of production.
+    High bin [0.5, 1]: A1 (0.9, right, w 15), A2 (0.6, right, w 15), B1 (0.8, wrong, w 1): weighted gap
+    (15·-0.1 + 15·-0.4 + 1·0.8) / 31 = -6.7/31 (under-confident; unweighted it would be over-confident).
+    Low bin: B2 (0.3, wrong, w 1): gap 0.3. Weighted ECE = (6.7 + 0.3) / 32 = 7/32; unweighted ECE = 0.15.
+    """
+    confidence = np.array([0.9, 0.6, np.nan, 0.8, 0.3])
+    correct = np.array([1.0, 1.0, 1.0, 0.0, 0.0])
+    frame = _frame(label=["y"] * 5, output=np.where(correct == 1, "y", "n"), confidence=confidence,
+                   stratum=["A", "A", "A", "B", "B"], weight=[10.0, 10.0, 10.0, 1.0, 1.0])
+    scores = score_frame(frame, [ScorerConfig(name="exact_match", kind="exact_match"),
+                                 ScorerConfig(name="ece", kind="ece", bins=2)])
+    contributions = scores["ece"]
+    np.testing.assert_allclose(contributions, [0.1, 0.4, np.nan, -0.8, 0.3])  # signs of the weighted bins
+    valid = ~np.isnan(contributions)
+    weights = np.array([15.0, 15.0, 0.0, 1.0, 1.0])
+    assert np.sum(weights[valid] * contributions[valid]) / np.sum(weights[valid]) == pytest.approx(7 / 32)
+    # The stratified estimate of the contributions (what scored_runs reports) is the same weighted ECE.
+    assert 30 / 32 * np.mean([0.1, 0.4]) + 2 / 32 * np.mean([-0.8, 0.3]) == pytest.approx(7 / 32)
+    unweighted = ece_contributions(confidence, correct, 2)
+    assert np.nanmean(unweighted) == pytest.approx(0.15)
+
+
+def test_ece_of_a_run_is_per_case_set_and_weighted_for_the_eval_set():
+    """In a scored run the eval set's ECE is production's (weighted bins) and the edge cases' is their own: the
+    two case sets never share bins, for the candidate and for the baseline alike."""
+    from eval_pipelines.scoring.runs import scored_frame
+    from eval_pipelines.scoring.summarise import Design, baseline_column, score_column, summarise
+
+    config = ScoringConfig.model_validate({
+        "scorers": [{"name": "exact_match", "kind": "exact_match"}, {"name": "ece", "kind": "ece", "bins": 2}],
+        "gates": {"default": [{"kind": "score", "scorer": "exact_match", "threshold": 0.5}]}})
+    correct = np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0])
+    cases = pd.DataFrame({
+        "case_set": ["eval_set"] * 5 + ["edge_cases"] * 2,
+        "event_id": [f"e{i}" for i in range(7)],
+        "stratum": ["A", "A", "A", "B", "B", None, None],
+        "weight": [10.0, 10.0, 10.0, 1.0, 1.0, np.nan, np.nan],
+        "label": ["y"] * 7,
+    })
+    outputs = pd.DataFrame({"output": np.where(correct == 1, "y", "n"),
+                            "confidence": [0.9, 0.6, np.nan, 0.8, 0.3, 0.7, 0.4], "status": "ok"})
+    frame = scored_frame(cases, outputs, outputs.copy(), config)
+    ece = frame[score_column("ece")].to_numpy()
+    np.testing.assert_allclose(ece[:5], [0.1, 0.4, np.nan, -0.8, 0.3])
+    np.testing.assert_allclose(ece[5:], [0.7, 0.6])  # edge cases alone: ECE (0.7 + 0.6) / 2 = 0.65
+    np.testing.assert_allclose(frame[baseline_column("ece")].to_numpy(), ece)  # the baseline is binned alike
+    strata = pd.DataFrame({"stratum": ["A", "B"], "population": [30, 2], "sample": [3, 2]})
+    eval_part = frame[frame["case_set"] == "eval_set"].reset_index(drop=True)
+    summary = summarise(eval_part, {"ece": traits(config.scorer("ece"))}, [], config.comparison,
+                        Design.from_strata(strata))
+    assert summary.iloc[0]["estimate"] == pytest.approx(7 / 32, rel=1e-12)

@@ -134,7 +134,8 @@ def _summary_preview(run: ScoredRun, case_set: str) -> pd.DataFrame:
     summary = run.summary
     rows = summary[(summary["case_set"] == case_set) & (summary["slice_dim"] == ALL)]
     return rows[["scorer", "n_scored", "estimate", "ci_low", "ci_high", "p95", "baseline_estimate", "diff",
-                 "diff_ci_low", "diff_ci_high", "p_value", "test", "wins", "losses"]]
+                 "diff_ci_low", "diff_ci_high", "p_value", "p_value_regression", "sample_diff", "test", "wins",
+                 "losses"]]
 
 
 def _slice_preview(run: ScoredRun, scorer: str, dimensions: tuple[str, ...]) -> pd.DataFrame:
@@ -170,7 +171,8 @@ def _lifecycle_applies(config: ScoringConfig, run: ScoredRun) -> bool:
     description=(
         "One partition per candidate in scoring.candidates: the candidate replayed on the current eval set and the "
         "edge-case library, every case scored, summarised per scorer and slice with the estimate projected to "
-        "production (95% CI), compared with the baseline on the same cases (McNemar / paired bootstrap), and "
+        "production (95% CI), compared with the baseline on the same cases (the difference in production with a "
+        "design-based test; the unweighted McNemar / paired bootstrap kept for inspection), and "
         "judged by the release gate of its context. Per-case results in the lake and scored_cases; summaries in "
         "scored_runs; the gate in release_gates; edge-case results move the library's lifecycle."
     ),
@@ -260,6 +262,7 @@ def scored_runs(
             "gate": dg.MetadataValue.md(render_gate(run.gate)),
             "criteria": len(run.gate),
             "failed": len(failed),
+            "not_judged": int((run.gate["verdict"] == "not_judged").sum()),
             "eval_set_version": version,
             "run_id": context.run.run_id,
         },

@@ -19,6 +19,16 @@ from eval_pipelines.scoring.store import has_tables, latest_run, read_gate
 from eval_pipelines.warehouse.core import create_warehouse_engine, safe_url
 
 
+def utc(value: object) -> pd.Timestamp:
+    """A stored ``created_at`` as a UTC timestamp.
+
+    PostgreSQL returns ``timestamptz`` values aware in the session's time zone (not necessarily UTC); SQLite returns
+    them naive, as written: the UTC wall clock the asset stored.
+    """
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
 def _cmd_gate(args: argparse.Namespace) -> int:
     settings = load_settings(getattr(args, "config", None))
     config = scoring_config(settings)
@@ -39,7 +49,7 @@ def _cmd_gate(args: argparse.Namespace) -> int:
               f"{args.candidate}`)", file=sys.stderr)
         return 2
     gate = read_gate(engine, run["run_id"])
-    created = pd.Timestamp(run["created_at"])
+    created = utc(run["created_at"])
     verdict = "PASS" if bool(run["gate_passed"]) else "FAIL"
     print(f"release gate for {args.candidate} (context {run['context']}): {verdict}")
     print(f"run {run['run_id']} at {created:%Y-%m-%d %H:%M:%S} UTC on eval set {run['eval_set_version']}")

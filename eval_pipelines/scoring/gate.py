@@ -1,8 +1,12 @@
 """The release gate: a context's criteria evaluated on a run's summary rows, one verdict row per criterion.
 
 The same function builds the table the blocking asset check shows and the table ``eval-pipelines gate`` prints
-(from the rows stored in the warehouse), so the UI and CI can never disagree. A criterion whose value cannot be
-computed (no scored case, no baseline) fails: a gate passes on evidence, not on its absence.
+(from the rows stored in the warehouse), so the UI and CI can never disagree.
+
+A gate passes on evidence, not on its absence. Each row has a ``verdict``: ``pass``, ``fail``, or ``not_judged``
+when the criterion has too little evidence to be judged (no summary row for its scorer and slice, no value — e.g.
+no baseline or no scored case —, fewer edge-case entries than ``min_entries``). A not-judged criterion fails the
+gate (``passed`` false) unless the criterion sets ``allow_missing: true``; either way it is shown as not judged.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ import pandas as pd
 from eval_pipelines.scoring.settings import EdgeCaseCriterion, RegressionCriterion, ScoreCriterion
 from eval_pipelines.scoring.summarise import ALL, EDGE_CASE_PASS, EDGE_CASES, EVAL_SET
 
-GATE_COLUMNS: tuple[str, ...] = ("criterion", "value", "op", "threshold", "passed", "detail")
+GATE_COLUMNS: tuple[str, ...] = ("criterion", "value", "op", "threshold", "passed", "verdict", "detail")
 _OPS = {"ge": "≥", "le": "≤"}
+PASS, FAIL, NOT_JUDGED = "pass", "fail", "not_judged"
 
 Criterion = ScoreCriterion | RegressionCriterion | EdgeCaseCriterion
 
@@ -61,45 +66,59 @@ def criterion_label(criterion: Criterion) -> str:
     return "edge-case pass rate"
 
 
+def _judged(label: str, value: float, op: str, threshold: float, passed: bool, detail: str) -> dict[str, object]:
+    return {"criterion": label, "value": value, "op": op, "threshold": threshold, "passed": passed,
+            "verdict": PASS if passed else FAIL, "detail": detail}
+
+
+def _not_judged(criterion: Criterion, label: str, value: float, op: str, threshold: float,
+                reason: str) -> dict[str, object]:
+    allowed = criterion.allow_missing
+    consequence = "allowed (allow_missing)" if allowed else "fails the gate (set allow_missing to accept)"
+    return {"criterion": label, "value": value, "op": op, "threshold": threshold, "passed": allowed,
+            "verdict": NOT_JUDGED, "detail": f"not judged: {reason}; {consequence}"}
+
+
 def evaluate_criterion(criterion: Criterion, summary: pd.DataFrame) -> dict[str, object]:
-    """One gate row: value, op, threshold, verdict and a sentence of context."""
+    """One gate row: value, op, threshold, passed, verdict and a sentence of context."""
     label = criterion_label(criterion)
     if isinstance(criterion, ScoreCriterion):
+        op = _OPS[criterion.op]
         row = _row(summary, EVAL_SET, criterion.scorer, criterion.slice)
-        value = float("nan") if row is None else _number(row[criterion.statistic])
-        passed = not math.isnan(value) and (value >= criterion.threshold if criterion.op == "ge"
-                                            else value <= criterion.threshold)
         if row is None:
-            detail = f"no summary row for scorer {criterion.scorer} on slice {criterion.slice}"
-        else:
-            detail = (f"estimate {_fmt(_number(row['estimate']))} (95% CI {_fmt(_number(row['ci_low']))} – "
-                      f"{_fmt(_number(row['ci_high']))}), {int(row['n_scored'])} of {int(row['n_cases'])} cases "
-                      f"scored")
-        return {"criterion": label, "value": value, "op": _OPS[criterion.op], "threshold": criterion.threshold,
-                "passed": passed, "detail": detail}
+            return _not_judged(criterion, label, float("nan"), op, criterion.threshold,
+                               f"no summary row for scorer {criterion.scorer} on slice {criterion.slice}")
+        value = _number(row[criterion.statistic])
+        if math.isnan(value):
+            return _not_judged(criterion, label, value, op, criterion.threshold,
+                               f"no {criterion.statistic} ({int(row['n_scored'])} of {int(row['n_cases'])} cases "
+                               f"scored)")
+        passed = value >= criterion.threshold if criterion.op == "ge" else value <= criterion.threshold
+        detail = (f"estimate {_fmt(_number(row['estimate']))} (95% CI {_fmt(_number(row['ci_low']))} – "
+                  f"{_fmt(_number(row['ci_high']))}), {int(row['n_scored'])} of {int(row['n_cases'])} cases scored")
+        return _judged(label, value, op, criterion.threshold, passed, detail)
     if isinstance(criterion, RegressionCriterion):
         row = _row(summary, EVAL_SET, criterion.scorer, criterion.slice)
         value = float("nan") if row is None else _number(row["p_value_regression"])
-        passed = not math.isnan(value) and value >= criterion.alpha
         if row is None or math.isnan(value):
-            detail = "no paired comparison with the baseline"
-        else:
-            detail = (f"diff {_number(row['diff']):+.4f} (CI {_number(row['diff_ci_low']):+.4f} – "
-                      f"{_number(row['diff_ci_high']):+.4f}) vs baseline, {row['test']}, "
-                      f"{int(row['wins'])} wins / {int(row['losses'])} losses; one-sided p")
-        return {"criterion": label, "value": value, "op": "≥", "threshold": criterion.alpha, "passed": passed,
-                "detail": detail}
+            return _not_judged(criterion, label, value, "≥", criterion.alpha,
+                               "no paired comparison with the baseline")
+        detail = (f"production diff {_number(row['diff']):+.4f} (CI {_number(row['diff_ci_low']):+.4f} – "
+                  f"{_number(row['diff_ci_high']):+.4f}) vs baseline, design-based one-sided p; on the cases as "
+                  f"sampled (unweighted): diff {_number(row['sample_diff']):+.4f}, {row['test']} p "
+                  f"{_fmt(_number(row['sample_p_value_regression']))}, {int(row['wins'])} wins / "
+                  f"{int(row['losses'])} losses")
+        return _judged(label, value, "≥", criterion.alpha, value >= criterion.alpha, detail)
     row = _row(summary, EDGE_CASES, EDGE_CASE_PASS, ALL)
     entries = 0 if row is None else int(row["n_scored"])
     value = float("nan") if row is None else _number(row["mean"])
-    if entries < criterion.min_entries:
-        return {"criterion": label, "value": value, "op": "≥", "threshold": criterion.min_pass_rate,
-                "passed": True, "detail": f"only {entries} entr{'y' if entries == 1 else 'ies'} replayed "
-                                          f"(< min_entries {criterion.min_entries}): not judged"}
-    passed = not math.isnan(value) and value >= criterion.min_pass_rate
-    passes = 0 if row is None or math.isnan(value) else round(value * entries)
-    return {"criterion": label, "value": value, "op": "≥", "threshold": criterion.min_pass_rate, "passed": passed,
-            "detail": f"{passes} of {entries} library entries passed"}
+    needed = max(criterion.min_entries, 1)
+    if entries < needed or math.isnan(value):
+        return _not_judged(criterion, label, value, "≥", criterion.min_pass_rate,
+                           f"only {entries} entr{'y' if entries == 1 else 'ies'} replayed (< {needed})")
+    passes = round(value * entries)
+    return _judged(label, value, "≥", criterion.min_pass_rate, value >= criterion.min_pass_rate,
+                   f"{passes} of {entries} library entries passed")
 
 
 def evaluate_gate(criteria: Sequence[Criterion], summary: pd.DataFrame) -> pd.DataFrame:
@@ -111,13 +130,27 @@ def gate_passed(table: pd.DataFrame) -> bool:
     return bool(len(table)) and bool(table["passed"].astype(bool).all())
 
 
+def _verdicts(table: pd.DataFrame) -> list[str]:
+    """The verdict per row; rows stored before the column existed (NULL) are derived from ``passed``."""
+    verdicts = table["verdict"] if "verdict" in table.columns else pd.Series([None] * len(table), dtype="object")
+    return [str(v) if isinstance(v, str) and v else (PASS if bool(p) else FAIL)
+            for v, p in zip(verdicts, table["passed"], strict=True)]
+
+
+def _verdict_text(verdict: str, passed: bool) -> str:
+    if verdict == NOT_JUDGED:
+        return "NOT JUDGED (allowed)" if passed else "NOT JUDGED → FAIL"
+    return "PASS" if passed else "FAIL"
+
+
 def render_gate(table: pd.DataFrame) -> str:
     """The gate as a Markdown table (value, threshold and verdict per criterion), for the UI and the terminal."""
     shown = pd.DataFrame({
         "criterion": table["criterion"],
         "value": [_fmt(_number(v)) for v in table["value"]],
         "rule": [f"{op} {_fmt(_number(t))}" for op, t in zip(table["op"], table["threshold"], strict=True)],
-        "verdict": ["PASS" if p else "FAIL" for p in table["passed"].astype(bool)],
+        "verdict": [_verdict_text(v, p) for v, p in zip(_verdicts(table), table["passed"].astype(bool),
+                                                         strict=True)],
         "detail": table["detail"],
     })
     return shown.to_markdown(index=False) if len(shown) else "_no criteria_"

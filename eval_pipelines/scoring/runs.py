@@ -21,7 +21,13 @@ import pandas as pd
 from eval_pipelines.scoring.adapters import LoggedSystem, SystemUnderTest, replay_inputs
 from eval_pipelines.scoring.gate import evaluate_gate, gate_passed
 from eval_pipelines.scoring.scorers import score_frame, traits
-from eval_pipelines.scoring.settings import EdgeCaseCriterion, RegressionCriterion, ScoreCriterion, ScoringConfig
+from eval_pipelines.scoring.settings import (
+    EdgeCaseCriterion,
+    RegressionCriterion,
+    ScoreCriterion,
+    ScorerConfig,
+    ScoringConfig,
+)
 from eval_pipelines.scoring.summarise import (
     EDGE_CASES,
     EVAL_SET,
@@ -140,16 +146,32 @@ class ScoredRun:
         return self.gate[~self.gate["passed"].astype(bool)]
 
 
+def score_by_case_set(frame: pd.DataFrame, scorers: Sequence[ScorerConfig]) -> dict[str, np.ndarray]:
+    """:func:`score_frame` on each case set of ``frame`` separately, reassembled in the frame's row order.
+
+    Per-case scorers give the same numbers either way; frame-level ones (ECE's bins, a custom scorer) must not mix
+    the eval set, a weighted sample of production, with the edge cases, a hand-picked set without a design.
+    """
+    if "case_set" not in frame.columns:
+        return score_frame(frame, scorers)
+    out = {scorer.name: np.full(len(frame), np.nan) for scorer in scorers}
+    for _, rows in frame.groupby(frame["case_set"].astype("str").fillna(""), sort=False).indices.items():
+        for name, values in score_frame(frame.iloc[rows].reset_index(drop=True), scorers).items():
+            out[name][rows] = values
+    return out
+
+
 def scored_frame(cases: pd.DataFrame, outputs: pd.DataFrame, baseline: pd.DataFrame | None,
                  config: ScoringConfig) -> pd.DataFrame:
-    """Cases + outputs + per-scorer scores (and the baseline's), in one wide frame."""
+    """Cases + outputs + per-scorer scores (and the baseline's), in one wide frame; each case set scored apart."""
     frame = pd.concat([cases.drop(columns=[c for c in LOGGED_COLUMNS if c in cases.columns]).reset_index(drop=True),
                        outputs.reset_index(drop=True)], axis=1)
-    scores = score_frame(frame, config.scorers)
+    scores = score_by_case_set(frame, config.scorers)
     columns: dict[str, object] = {score_column(name): values for name, values in scores.items()}
     if baseline is not None:
-        base = pd.concat([cases[["label"]].reset_index(drop=True), baseline.reset_index(drop=True)], axis=1)
-        for name, values in score_frame(base, config.scorers).items():
+        design = [c for c in ("case_set", "stratum", "weight", "label") if c in cases.columns]
+        base = pd.concat([cases[design].reset_index(drop=True), baseline.reset_index(drop=True)], axis=1)
+        for name, values in score_by_case_set(base, config.scorers).items():
             columns[baseline_column(name)] = values
         columns["baseline_output"] = baseline["output"].to_numpy()
         columns["baseline_status"] = baseline["status"].to_numpy()

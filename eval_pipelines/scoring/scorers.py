@@ -17,7 +17,11 @@ Kinds (``ScorerConfig.kind``):
 - ``ece`` (lower is better): per-case contributions whose mean is the expected calibration error with ``bins``
   equal-width bins (Naeini et al. 2015): case i in bin b scores sign(conf̄_b - acc_b) * (conf_i - correct_i), so
   mean_i = Σ_b (n_b / n) |conf̄_b - acc_b| exactly. Bins and signs are fixed on the whole frame, so the mean over
-  a slice is that slice's signed gap against the global bins, not a re-binned ECE.
+  a slice is that slice's signed gap against the global bins, not a re-binned ECE. When the frame carries design
+  weights (a ``weight`` column, eval-set cases) the bins are weighted — conf̄_b, acc_b and the bin shares are
+  weighted means — so the *weighted* mean of the contributions, i.e. the projected estimate, is production's ECE
+  (see :func:`ece_contributions`). A scored run scores each case set (eval set, edge cases) on its own frame, so
+  the bins of one never mix the cases of the other.
 - ``latency_slo`` (binary): latency_ms <= slo_ms. ``latency`` (lower is better): latency_ms itself, for quantiles.
 - ``cost`` (lower is better): cost_usd itself. ``success`` (binary): status == "ok".
 - ``custom``: ``package.module:function(frame) -> sequence of floats``, declared ``binary`` / ``higher_is_better``.
@@ -167,10 +171,13 @@ def brier(frame: pd.DataFrame, config: ScorerConfig, scored: Mapping[str, np.nda
     return (confidence - correct) ** 2  # NaN when either is missing
 
 
-def ece_contributions(confidence: np.ndarray, correct: np.ndarray, bins: int) -> np.ndarray:
-    """Per-case terms whose mean over the valid cases is the expected calibration error (equal-width bins).
+def ece_contributions(confidence: np.ndarray, correct: np.ndarray, bins: int,
+                      weights: np.ndarray | None = None) -> np.ndarray:
+    """Per-case terms whose (weighted) mean over the valid cases is the expected calibration error.
 
-    Bin b is [b/B, (b+1)/B), the last one closed at 1. NaN where confidence or correctness is missing.
+    Bin b is [b/B, (b+1)/B), the last one closed at 1. NaN where confidence or correctness is missing. With
+    ``weights`` (w_i > 0) a bin's sign is that of its weighted gap Σ_b w_i (conf_i - correct_i), so
+    Σ_i w_i c_i / Σ_i w_i = Σ_b (W_b / W) |conf̄ʷ_b - accʷ_b|, the weighted ECE; without, every w_i = 1.
     """
     valid = ~(np.isnan(confidence) | np.isnan(correct))
     out = np.full(len(confidence), np.nan)
@@ -178,16 +185,47 @@ def ece_contributions(confidence: np.ndarray, correct: np.ndarray, bins: int) ->
         return out
     conf = np.clip(confidence[valid], 0.0, 1.0)
     right = correct[valid]
+    weight = np.ones(len(conf)) if weights is None else np.asarray(weights, dtype=np.float64)[valid]
     index = np.minimum((conf * bins).astype(np.int64), bins - 1)
-    counts = np.bincount(index, minlength=bins)
-    gap = (np.bincount(index, weights=conf, minlength=bins) - np.bincount(index, weights=right, minlength=bins))
-    sign = np.sign(np.divide(gap, counts, out=np.zeros(bins), where=counts > 0))
+    gap = np.bincount(index, weights=weight * (conf - right), minlength=bins)
+    sign = np.sign(gap)
     out[valid] = sign[index] * (conf - right)
     return out
 
 
+def design_weights(frame: pd.DataFrame, valid: np.ndarray) -> np.ndarray | None:
+    """The frame's design weights for a frame-level statistic over its ``valid`` rows, or None when unweighted.
+
+    Within each ``stratum`` the weights of the valid rows are rescaled to the stratum's total, so that the weighted
+    mean over the valid rows is the stratified (ratio) estimator the summaries use: a case without a confidence
+    leaves its stratum's share of production to the other cases of the stratum. Rows with and without a weight
+    in one frame are an error: eval-set and edge cases must be scored separately.
+    """
+    if "weight" not in frame.columns:
+        return None
+    weight = pd.to_numeric(frame["weight"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    finite = ~np.isnan(weight)
+    if not finite.any():
+        return None
+    if not finite.all():
+        raise ValueError("some cases have a design weight and others not: score the eval set and the edge cases "
+                         "as separate frames")
+    if (weight <= 0).any():
+        raise ValueError("design weights must be positive")
+    if "stratum" not in frame.columns:
+        return weight
+    codes, _ = pd.factorize(frame["stratum"].astype("str"), use_na_sentinel=False)
+    totals = np.bincount(codes, weights=weight)
+    kept = np.bincount(codes, weights=np.where(valid, weight, 0.0), minlength=len(totals))
+    scale = np.divide(totals, kept, out=np.zeros_like(totals), where=kept > 0)
+    return weight * scale[codes]
+
+
 def ece(frame: pd.DataFrame, config: ScorerConfig, scored: Mapping[str, np.ndarray]) -> np.ndarray:
-    return ece_contributions(_numbers(frame, "confidence"), scored[config.correct_by], config.bins)
+    confidence = _numbers(frame, "confidence")
+    correct = scored[config.correct_by]
+    valid = ~(np.isnan(confidence) | np.isnan(correct))
+    return ece_contributions(confidence, correct, config.bins, design_weights(frame, valid))
 
 
 def latency_slo(frame: pd.DataFrame, config: ScorerConfig, scored: Mapping[str, np.ndarray]) -> np.ndarray:

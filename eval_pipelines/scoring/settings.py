@@ -173,6 +173,9 @@ def _default_scorers() -> list[ScorerConfig]:
 # Gates
 # ----------------------------------------------------------------------------------------------------------------
 
+ALLOW_MISSING = ("A criterion without enough evidence (no summary row, no value, too few edge-case entries) is "
+                 "reported as not_judged and fails the gate; true lets a not-judged criterion pass (still reported).")
+
 Statistic = Literal["estimate", "ci_low", "ci_high", "mean", "p50", "p90", "p95", "p99"]
 
 
@@ -189,16 +192,19 @@ class ScoreCriterion(StrictModel):
     slice: str = Field("all", description="'all' or '<dimension>=<value>' as in scored_runs "
                                           "(e.g. 'segment=enterprise').")
     label: str | None = Field(None, description="Name shown in the gate table; default derived.")
+    allow_missing: bool = Field(False, description=ALLOW_MISSING)
 
 
 class RegressionCriterion(StrictModel):
-    """No significant regression against the baseline on the same cases (one-sided paired test at ``alpha``)."""
+    """No significant regression in production against the baseline on the same cases (one-sided design-based
+    paired test at ``alpha``, see docs/scoring.md)."""
 
     kind: Literal["no_regression"] = "no_regression"
     scorer: str
     alpha: float = Field(0.05, gt=0, lt=0.5)
     slice: str = "all"
     label: str | None = None
+    allow_missing: bool = Field(False, description=ALLOW_MISSING)
 
 
 class EdgeCaseCriterion(StrictModel):
@@ -207,8 +213,10 @@ class EdgeCaseCriterion(StrictModel):
     kind: Literal["edge_case_pass_rate"] = "edge_case_pass_rate"
     min_pass_rate: float = Field(ge=0, le=1)
     min_entries: int = Field(
-        0, ge=0, description="With fewer scorable entries than this the criterion passes vacuously (reported).")
+        1, ge=0, description="Fewer replayed entries than this (and never fewer than 1) is too little evidence: "
+                             "the criterion is reported as not_judged and fails the gate, unless allow_missing.")
     label: str | None = None
+    allow_missing: bool = Field(False, description=ALLOW_MISSING)
 
 
 Criterion = Annotated[ScoreCriterion | RegressionCriterion | EdgeCaseCriterion, Field(discriminator="kind")]
@@ -232,11 +240,12 @@ def _default_gates() -> dict[str, list[ScoreCriterion | RegressionCriterion | Ed
 
 
 class ComparisonConfig(StrictModel):
-    """The paired tests against the baseline."""
+    """The unweighted paired tests against the baseline (edge cases; ``sample_*`` columns of eval-set rows, whose
+    ``diff`` and p-values are design-based and need no setting but ``confidence``)."""
 
     continuous_test: Literal["bootstrap", "permutation"] = Field(
-        "bootstrap", description="Paired test for non-binary scores: bootstrap (percentile CI, null-shifted "
-                                 "p-value) or permutation (sign flips; CI still from the bootstrap).")
+        "bootstrap", description="Unweighted paired test for non-binary scores: bootstrap (percentile CI, "
+                                 "null-shifted p-value) or permutation (sign flips; CI still from the bootstrap).")
     resamples: int = Field(2000, ge=100, le=100_000, description="Bootstrap / permutation resamples.")
     exact_below: int = Field(
         25, ge=0, description="McNemar uses the exact binomial test when discordant pairs are fewer than this, "

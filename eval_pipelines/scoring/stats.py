@@ -19,6 +19,23 @@ that a positive difference is an improvement (for lower-is-better scores the sig
 
 "Significant regression" is the one-sided p-value (candidate worse) below α; under H0 it fires at most at rate α
 (exactly for the permutation test, conservatively for exact McNemar, asymptotically for the bootstrap).
+
+These tests treat the cases as the population of interest. The eval set is a stratified sample that over-samples
+rare strata (failures), so its raw paired difference is not production's: a candidate can win the over-sampled
+failure stratum and lose the common one, and look better on the set while being worse in production. For eval-set
+cases the comparison is therefore made on the design (``design_difference_test``, ``design_mcnemar_pvalues``):
+
+- the difference is the design-based estimate of the mean of ``d_i`` (stratified or domain estimator), with the
+  Wald interval ``d̂ ± t_df se(d̂)`` on the design's degrees of freedom (cases minus strata), which is R survey's
+  ``svyttest`` on the paired difference (Lumley 2010, Complex Surveys, §2.3 and §5.2);
+- continuous scores: the same design-based t-test, ``t = d̂ / se(d̂)``;
+- binary scores: a design-adjusted exact McNemar test. H0 "no difference in production" is "as many production
+  cases lost as won", i.e. the share of losses among the discordant cases ``π = L / (L + C)`` is 1/2. ``π̂`` is the
+  domain ratio estimator over the discordant pairs with its linearisation variance ``v``; the exact binomial test
+  of π = 1/2 is applied at the effective number of discordant pairs ``n_eff = π̂ (1 - π̂) / v``, as Korn & Graubard
+  (1998) do for a Clopper–Pearson interval. With equal weights ``n_eff`` is the number of discordant pairs (times
+  ``(n - 1) / n``) and the test is exact McNemar again; a degenerate variance (every discordant pair a loss) falls
+  back to the discordant count, so 3 losses out of 3 give p = 1/8, not 0.
 """
 
 from __future__ import annotations
@@ -27,7 +44,7 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 _BOOTSTRAP_CHUNK_CELLS = 4_000_000  # resample indices drawn per block (n * resamples), ~32 MB of int64
 
@@ -205,6 +222,65 @@ def paired_compare(candidate: np.ndarray, baseline: np.ndarray, binary: bool, hi
     return PairedResult(result.test, result.n_pairs, -result.candidate_mean, -result.baseline_mean, result.diff,
                         result.ci_low, result.ci_high, result.p_value, result.p_value_regression, result.wins,
                         result.losses, result.ties)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Paired comparisons under the stratified design (production, not the over-sampled eval set)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def design_difference_test(estimate: float, std_error: float, degrees: float, confidence: float = 0.95,
+                           bound: float | None = None) -> tuple[float, float, float, float]:
+    """``(ci_low, ci_high, p_two_sided, p_regression)`` of a design-based paired difference ``estimate`` (+ = the
+    candidate is better) with standard error ``std_error`` on ``degrees`` degrees of freedom.
+
+    The Wald interval ``estimate ± t_{df, 1-α/2} se`` and the t-test of ``H0: mean difference = 0``, two-sided and
+    one-sided against "the candidate is worse" (``P(T <= t)``), as ``svyttest`` does. ``bound`` clips the interval
+    to ``[-bound, bound]`` (1 for differences of 0/1 scores). A zero standard error gives the point interval and
+    p-values 0 or 1 (a census, or no variation at all): callers decide whether to trust that (see
+    :func:`design_mcnemar_pvalues` for binary scores).
+    """
+    nan = float("nan")
+    if np.isnan(estimate) or np.isnan(std_error):
+        return nan, nan, nan, nan
+    degrees = max(float(degrees), 1.0)
+    if std_error <= 0.0:
+        low = high = float(estimate)
+        if estimate == 0.0:
+            two_sided, regression = 1.0, 1.0
+        else:
+            two_sided, regression = 0.0, (0.0 if estimate < 0 else 1.0)
+    else:
+        half = float(special.stdtrit(degrees, 0.5 + confidence / 2.0)) * std_error
+        low, high = estimate - half, estimate + half
+        t = estimate / std_error
+        regression = float(special.stdtr(degrees, t))
+        two_sided = float(min(1.0, 2.0 * special.stdtr(degrees, -abs(t))))
+    if bound is not None:
+        low, high = max(low, -bound), min(high, bound)
+    return float(low), float(high), two_sided, regression
+
+
+def design_mcnemar_pvalues(loss_share: float, std_error: float, discordant: int) -> tuple[float, float, float]:
+    """``(p_two_sided, p_regression, n_effective)`` of the design-adjusted exact McNemar test (module docstring).
+
+    ``loss_share``: the design-based estimate of ``π``, the production share of losses among discordant cases;
+    ``std_error``: its standard error; ``discordant``: discordant pairs in the sample. The binomial tail at the
+    non-integer effective size is the regularised incomplete beta function, ``P(X >= k) = I_{1/2}(k, n - k + 1)``,
+    which equals ``scipy.stats.binom.sf(k - 1, n, 1/2)`` at integers.
+    """
+    nan = float("nan")
+    if discordant <= 0:
+        return 1.0, 1.0, 0.0
+    if np.isnan(loss_share):
+        return nan, nan, nan
+    share = float(min(max(loss_share, 0.0), 1.0))
+    variance = float(std_error) ** 2 if not np.isnan(std_error) else 0.0
+    n_eff = share * (1.0 - share) / variance if variance > 0 and 0.0 < share < 1.0 else float(discordant)
+    losses = n_eff * share
+    regression = float(special.betainc(losses, n_eff - losses + 1.0, 0.5)) if losses > 0 else 1.0
+    lower = float(special.betainc(n_eff - losses, losses + 1.0, 0.5)) if losses < n_eff else 1.0
+    return float(min(1.0, 2.0 * min(regression, lower))), regression, float(n_eff)
 
 
 # ----------------------------------------------------------------------------------------------------------------

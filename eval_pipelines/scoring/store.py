@@ -50,7 +50,7 @@ def case_rows(run: ScoredRun, info: RunInfo, scorers: Sequence[str]) -> pd.DataF
     has_baseline = "baseline_output" in frame.columns
     base = pd.DataFrame({
         "run_id": info.run_id, "case_set": frame["case_set"], "event_id": frame["event_id"],
-        "candidate": info.candidate, "entry_id": frame["entry_id"], "stratum": frame["stratum"],
+        "candidate": info.candidate, "entry_id": entry_keys(frame["entry_id"]), "stratum": frame["stratum"],
         "split": frame["split"], "segment": frame["segment"], "failure_mode": frame["failure_mode"],
         "weight": frame["weight"], "label": frame["label"], "output": frame["output"], "status": frame["status"],
         "error": frame["error"], "latency_ms": frame["latency_ms"], "cost_usd": frame["cost_usd"],
@@ -72,6 +72,15 @@ def case_rows(run: ScoredRun, info: RunInfo, scorers: Sequence[str]) -> pd.DataF
     return pd.concat(parts, ignore_index=True) if parts else base.iloc[0:0]
 
 
+def entry_keys(entry_ids: pd.Series) -> pd.Series:
+    """``scored_cases.entry_id``, part of the primary key: the library entry, '' for eval-set cases (no entry).
+
+    The key needs it because one event can found two library entries (e.g. after a failure-mode rule changed and
+    the library was re-merged), and both are replayed in the same run.
+    """
+    return entry_ids.astype("str").fillna("")
+
+
 def scorers_direction(run: ScoredRun, scorers: Sequence[str]) -> dict[str, bool]:
     """scorer -> higher_is_better, read from the run's summary rows (the one place the traits are recorded)."""
     directions = run.summary.drop_duplicates("scorer").set_index("scorer")["higher_is_better"]
@@ -88,7 +97,7 @@ def run_writes(run: ScoredRun, info: RunInfo, scorers: Sequence[str]) -> list[Pa
     gate = run.gate.assign(**meta, context=info.context, position=np.arange(len(run.gate)),
                            gate_passed=run.passed)
     gate_columns = ["run_id", "position", "candidate", "context", "created_at", "eval_set_version", "criterion",
-                    "value", "op", "threshold", "passed", "detail", "gate_passed"]
+                    "value", "op", "threshold", "passed", "verdict", "detail", "gate_passed"]
     cases = case_rows(run, info, scorers)
     return [
         PartitionWrite(scored_runs, key, records(summary, summary_columns)),
@@ -156,7 +165,7 @@ def read_cases(engine: sa.Engine, run_id: str, scorer: str | None = None,
         query = query.where(scored_cases.c.outcome == outcome)
     with engine.connect() as connection:
         rows = connection.execute(query.order_by(scored_cases.c.case_set, scored_cases.c.event_id,
-                                                 scored_cases.c.scorer)).mappings().all()
+                                                 scored_cases.c.entry_id, scored_cases.c.scorer)).mappings().all()
     return pd.DataFrame([dict(row) for row in rows], columns=[c.name for c in scored_cases.c])
 
 

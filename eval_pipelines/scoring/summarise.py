@@ -10,8 +10,19 @@ Eval-set cases carry the design (stratum, weight, N_h), so their summaries proje
 Quantiles (p50..p99, e.g. of latency) are weighted by the design weights, so they describe production too. Edge
 cases have no design: their summaries are plain means with Wilson (0/1) or t intervals.
 
-Every row also carries the paired comparison with the baseline on the same cases of the slice
-(:func:`eval_pipelines.scoring.stats.paired_compare`).
+Every row also carries the paired comparison with the baseline on the same cases of the slice, ``d_i = sign ·
+(candidate_i - baseline_i)`` (sign = -1 for lower-is-better scorers, so + always means "the candidate is better"):
+
+- ``diff``, ``diff_ci_low``, ``diff_ci_high``, ``p_value``, ``p_value_regression``: for eval-set rows the
+  difference *in production*, estimated with the design like ``estimate`` (stratified estimator on 'all', domain
+  estimator on slices), with a design-based test: the design-adjusted exact McNemar for binary scores, the
+  design-based t-test for continuous ones (:func:`eval_pipelines.scoring.stats.design_mcnemar_pvalues`,
+  :func:`eval_pipelines.scoring.stats.design_difference_test`). The eval set over-samples failures, so the raw
+  difference over its cases can have the opposite sign of production's; the release gate reads these columns.
+  For edge-case rows (no design: the entries are the population) they are the unweighted paired test.
+- ``test``, ``sample_diff``, ``sample_p_value``, ``sample_p_value_regression``, ``wins``, ``losses``, ``ties``:
+  the unweighted paired comparison over the slice's cases as they are in the set
+  (:func:`eval_pipelines.scoring.stats.paired_compare`: McNemar, paired bootstrap or permutation), for inspection.
 """
 
 from __future__ import annotations
@@ -27,6 +38,9 @@ from eval_pipelines.evalsets.estimation import stratified_estimate
 from eval_pipelines.scoring.scorers import ScorerTraits
 from eval_pipelines.scoring.settings import ComparisonConfig
 from eval_pipelines.scoring.stats import (
+    PairedResult,
+    design_difference_test,
+    design_mcnemar_pvalues,
     domain_estimate_coded,
     mean_interval,
     paired_compare,
@@ -46,7 +60,8 @@ NO_FAILURE = "none"
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "case_set", "scorer", "slice_dim", "slice_value", "binary", "higher_is_better", "n_cases", "n_scored", "mean",
     "estimate", "std_error", "ci_low", "ci_high", "population", *QUANTILES, "baseline_mean", "baseline_estimate",
-    "diff", "diff_ci_low", "diff_ci_high", "p_value", "p_value_regression", "test", "wins", "losses", "ties",
+    "diff", "diff_ci_low", "diff_ci_high", "p_value", "p_value_regression", "test", "sample_diff", "sample_p_value",
+    "sample_p_value_regression", "wins", "losses", "ties",
 )
 
 
@@ -114,6 +129,44 @@ class _Projector:
         found = domain_estimate_coded(values, self.codes, self.big_n, self.small_n, mask, self.confidence)
         return found.estimate, found.std_error, found.ci_low, found.ci_high, found.population
 
+    def compare(self, d: np.ndarray, mask: np.ndarray, whole: bool, binary: bool,
+                unweighted: PairedResult) -> tuple[float, float, float, float, float]:
+        """(diff, ci_low, ci_high, p_value, p_value_regression) of the slice's paired difference in production.
+
+        ``d`` is the oriented paired difference of every case of the frame (NaN when either side is unscored).
+        """
+        nan = float("nan")
+        paired = ~np.isnan(d)
+        member = mask & paired
+        if not member.any():
+            return nan, nan, nan, nan, nan
+        # The design's degrees of freedom (scored pairs minus strata holding one), for the whole set and, as in
+        # R's survey package, for its domains too.
+        pairs_per_stratum = np.bincount(self.codes[paired], minlength=len(self.big_n))
+        degrees = float(pairs_per_stratum.sum() - np.count_nonzero(pairs_per_stratum))
+        if whole:
+            found = stratified_estimate(d[paired], self.strata[paired], self.sizes, self.confidence)
+            estimate, std_error = found.estimate, found.std_error
+        else:
+            domain = domain_estimate_coded(d, self.codes, self.big_n, self.small_n, mask, self.confidence)
+            estimate, std_error = domain.estimate, domain.std_error
+        low, high, two_sided, regression = design_difference_test(estimate, std_error, degrees, self.confidence,
+                                                                  1.0 if binary else None)
+        if binary:
+            # Share of losses among the discordant pairs, estimated over production (a domain of the design). On
+            # the whole set the sample of a stratum is its scored pairs, as in the stratified estimator above.
+            loss = np.where(paired, (d < 0).astype(np.float64), np.nan)
+            discordant = member & (d != 0)
+            small_n = np.maximum(pairs_per_stratum, 1).astype(np.float64) if whole else self.small_n
+            share = domain_estimate_coded(loss, self.codes, self.big_n, small_n, discordant, self.confidence)
+            two_sided, regression, _ = design_mcnemar_pvalues(share.estimate, share.std_error,
+                                                              int(discordant.sum()))
+        elif std_error <= 0.0 and estimate != 0.0:
+            # No within-stratum variation of the difference: the design cannot measure its uncertainty; do not
+            # claim certainty from a handful of identical pairs, keep the unweighted test's p-values.
+            two_sided, regression = unweighted.p_value, unweighted.p_value_regression
+        return estimate, low, high, two_sided, regression
+
 
 def _seed(base: int, *parts: str) -> int:
     return (base * 1_000_003 + zlib.crc32("|".join(parts).encode())) % 2**32
@@ -135,6 +188,7 @@ def summarise(frame: pd.DataFrame, scorers: Mapping[str, ScorerTraits], dimensio
     for name, trait in scorers.items():
         values = frame[score_column(name)].to_numpy(dtype=np.float64)
         base = frame[baseline_column(name)].to_numpy(dtype=np.float64) if with_baseline else None
+        d = (values - base) * (1.0 if trait.higher_is_better else -1.0) if base is not None else None
         for dimension, level, mask in masks:
             x = values[mask]
             mean, std_error, low, high = mean_interval(x, trait.binary, comparison.confidence)
@@ -156,11 +210,18 @@ def summarise(frame: pd.DataFrame, scorers: Mapping[str, ScorerTraits], dimensio
                 paired = paired_compare(x, b, trait.binary, trait.higher_is_better, comparison.continuous_test,
                                         comparison.resamples, comparison.exact_below, comparison.confidence,
                                         _seed(comparison.seed, case_set, name, dimension, level))
+                comparison_row = (paired.diff, paired.ci_low, paired.ci_high, paired.p_value,
+                                  paired.p_value_regression)
+                if project is not None:
+                    assert d is not None
+                    comparison_row = project.compare(d, mask, dimension == ALL, trait.binary, paired)
+                diff, diff_low, diff_high, p_value, p_regression = comparison_row
                 row.update({
                     "baseline_mean": float(np.nanmean(b)) if np.any(~np.isnan(b)) else float("nan"),
-                    "baseline_estimate": baseline_estimate, "diff": paired.diff, "diff_ci_low": paired.ci_low,
-                    "diff_ci_high": paired.ci_high, "p_value": paired.p_value,
-                    "p_value_regression": paired.p_value_regression, "test": paired.test, "wins": paired.wins,
+                    "baseline_estimate": baseline_estimate, "diff": diff, "diff_ci_low": diff_low,
+                    "diff_ci_high": diff_high, "p_value": p_value, "p_value_regression": p_regression,
+                    "test": paired.test, "sample_diff": paired.diff, "sample_p_value": paired.p_value,
+                    "sample_p_value_regression": paired.p_value_regression, "wins": paired.wins,
                     "losses": paired.losses, "ties": paired.ties,
                 })
             rows.append(row)
