@@ -71,6 +71,11 @@ def _quoted(values: pd.Series, prefix: str, suffix: str = "", limit: int = 60) -
     return lambda positions: [f"{prefix}{str(v)[:limit]!r}{suffix}" for v in values.iloc[positions]]
 
 
+def _blank_where(series: pd.Series, mask: np.ndarray) -> pd.Series:
+    """``series.mask(mask)``, skipped when nothing is masked: on a clean million rows each mask is a full copy."""
+    return series.mask(mask) if mask.any() else series
+
+
 def _structured(series: pd.Series) -> np.ndarray:
     """Rows holding a JSON object or list where a scalar was expected (only possible on the fallback path)."""
     if series.dtype != object:
@@ -81,7 +86,7 @@ def _structured(series: pd.Series) -> np.ndarray:
 def _to_text(series: pd.Series, spec: FieldSpec, settings: Settings, problems: _Problems) -> pd.Series:
     structured = _structured(series)
     problems.add(structured, spec.name, f"wrong type for {spec.name}: expected text, got a JSON object or list")
-    series = series.mask(structured)
+    series = _blank_where(series, structured)
     if pd.api.types.is_float_dtype(series) and not series.dropna().empty:
         # 1234.0 from a numeric id column reads back as "1234", not "1234.0"
         whole = series.dropna() % 1 == 0
@@ -90,7 +95,8 @@ def _to_text(series: pd.Series, spec: FieldSpec, settings: Settings, problems: _
     text = series.astype("str")
     if not spec.free_text:  # identifiers and vocabularies: " accepted " means "accepted"; free text stays as sent
         text = text.str.strip()
-    text = text.mask(text.str.len() == 0) if spec.required or not spec.free_text else text
+    if spec.required or not spec.free_text:
+        text = _blank_where(text, (text.str.len() == 0).to_numpy(dtype=bool, na_value=False))
     value_map = settings.mapping.value_maps.get(spec.name)
     if value_map:
         text = text.where(~text.isin(list(value_map)), text.map(value_map))
@@ -106,12 +112,12 @@ def _to_text(series: pd.Series, spec: FieldSpec, settings: Settings, problems: _
         unknown = text.notna() & ~text.isin(spec.allowed)
         problems.add(unknown, spec.name, _quoted(text, "unknown value ", f" for {spec.name}; allowed: "
                      f"{list(spec.allowed)} (map other vocabularies under mapping.value_maps.{spec.name})"))
-    return text.mask(too_long)
+    return _blank_where(text, too_long)
 
 
 def _to_float(series: pd.Series, spec: FieldSpec, settings: Settings, problems: _Problems) -> pd.Series:
     structured = _structured(series)
-    series = series.mask(structured)
+    series = _blank_where(series, structured)
     if pd.api.types.is_bool_dtype(series):
         numbers = pd.Series(np.nan, index=series.index)
         wrong = series.notna().to_numpy()
@@ -132,7 +138,7 @@ def _to_float(series: pd.Series, spec: FieldSpec, settings: Settings, problems: 
     problems.add(out_of_range, spec.name, lambda positions: [
         f"{spec.name} out of range {bounds}: got {v:g} (after mapping.scale; check the unit)"
         for v in numbers.iloc[positions]])
-    return numbers.mask(not_finite | out_of_range)
+    return _blank_where(numbers, (not_finite | out_of_range).to_numpy(dtype=bool))
 
 
 def _to_bool(series: pd.Series, spec: FieldSpec, settings: Settings, problems: _Problems) -> pd.Series:
@@ -223,7 +229,8 @@ def conform(raw: pd.DataFrame, settings: Settings, day: date, source_file: str) 
         "field": problems.field[bad],
         "raw_record": _raw_records(raw.loc[bad]),
     })
-    return Conformed(canonical.loc[~bad].reset_index(drop=True), quarantined)
+    valid = canonical.loc[~bad].reset_index(drop=True) if bad.any() else canonical.reset_index(drop=True)
+    return Conformed(valid, quarantined)
 
 
 def _raw_records(rows: pd.DataFrame) -> list[str]:
