@@ -227,7 +227,7 @@ def _reject_passwords_in_file(raw: dict[str, Any], source: str) -> None:
             continue
         try:
             password = sa.make_url(node).password
-        except sa.exc.ArgumentError:
+        except (sa.exc.ArgumentError, ValueError):
             continue  # not a URL at all: left for the engine to report, with the password-free message
         if password:
             raise ConfigError(f"{source}: {'.'.join(path)}: the URL contains a password; remove it from the file "

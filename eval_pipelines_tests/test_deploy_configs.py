@@ -57,7 +57,10 @@ def test_instance_configs_validate(path: Path, launcher, tmp_path: Path, monkeyp
 def test_instance_config_holds_no_secret_literals():
     for path in (DEPLOY / "dagster.yaml", DEPLOY / "docker" / "dagster.yaml"):
         postgres = yaml.safe_load(path.read_text())["storage"]["postgres"]["postgres_db"]
-        assert all(isinstance(value, dict) and set(value) == {"env"} for value in postgres.values()), path
+        connection = {k: v for k, v in postgres.items() if k != "scheme"}  # the driver name is no secret
+        assert set(connection) == {"hostname", "port", "db_name", "username", "password"}, path
+        assert all(isinstance(value, dict) and set(value) == {"env"} for value in connection.values()), path
+        assert postgres["scheme"] == "postgresql+psycopg2", path
 
 
 def _snake(name: str) -> str:

@@ -94,7 +94,8 @@ def production_logs(
     if result.files_failed:
         context.log.warning(f"{result.files_failed} file(s) could not be read; see ingestion_files.error")
 
-    files = pd.DataFrame(result.file_records()).drop(columns=["partition_date"]) if result.files else pd.DataFrame()
+    files = (pd.DataFrame(result.file_records()).drop(columns=["partition_date"]).fillna({"error": ""})
+             if result.files else pd.DataFrame())
     # The GX suite runs while the IO manager writes the Parquet partition: both are mostly native code that
     # releases the GIL, so on two cores the check costs little extra wall time.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="contract") as pool:

@@ -207,7 +207,13 @@ _DEFINITIONS_VERSION = hashlib.sha256(repr(DEFINITIONS).encode()).hexdigest()[:1
     kinds={"python", "sql"},
     pool="warehouse",
     code_version=_DEFINITIONS_VERSION,
-    automation_condition=dg.AutomationCondition.on_missing() | dg.AutomationCondition.code_version_changed(),
+    # on_missing() only fires for partitions that become missing after the first evaluation, so an unpartitioned
+    # asset present from the start would never run; plain missing() does.
+    automation_condition=(
+        (dg.AutomationCondition.missing() & ~dg.AutomationCondition.in_progress()
+         & ~dg.AutomationCondition.execution_failed())
+        | dg.AutomationCondition.code_version_changed()
+    ),
     description=(
         "The kpi_definitions table: for every KPI column its display label, category, unit, whether higher is "
         "better, and the formula in words, so BI tools can label and format the KPI tables. Rewritten whenever "

@@ -49,8 +49,17 @@ def safe_url(engine_or_url: sa.Engine | str) -> str:
     return url.render_as_string(hide_password=True)
 
 
+# Any constant: serialises first-time table creation across concurrent runs ("eval").
+_CREATE_TABLES_LOCK = 0x6576616C
+
+
 def ensure_tables(engine: sa.Engine, tables: Iterable[sa.Table] | None = None) -> None:
-    metadata.create_all(engine, tables=list(tables) if tables is not None else None, checkfirst=True)
+    """Create missing tables. On PostgreSQL, days ingested in parallel would race on CREATE TABLE (a unique
+    violation in pg_type); an advisory lock held for the transaction makes the first creator win cleanly."""
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CREATE_TABLES_LOCK})
+        metadata.create_all(connection, tables=list(tables) if tables is not None else None, checkfirst=True)
 
 
 def replace_partitions(engine: sa.Engine, writes: Sequence[PartitionWrite]) -> None:

@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -135,7 +136,7 @@ def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval:
         try:
             value = check()
             last_error = None
-        except Exception as error:  # a server still starting answers with connection errors
+        except (OSError, ValueError) as error:  # a server still starting: refused connections, empty answers
             value, last_error = None, error
         if value is not None and value is not False:
             return value
@@ -157,8 +158,12 @@ def graphql(base_url: str, query: str, variables: Mapping[str, Any] | None = Non
     body = json.dumps({"query": query, "variables": dict(variables or {})}).encode()
     request = urllib.request.Request(f"{base_url}/graphql", data=body, method="POST",
                                      headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        payload = json.loads(response.read())
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            payload = json.loads(response.read())
+    except urllib.error.HTTPError as error:  # GraphQL errors come back as 4xx/5xx with the JSON body
+        payload = json.loads(error.read() or b"{}")
+        payload.setdefault("errors", [f"HTTP {error.code}"])
     if payload.get("errors"):
         raise AssertionError(f"GraphQL errors: {payload['errors']}")
     return payload["data"]
@@ -300,8 +305,8 @@ def init_instance_storage(dagster_home: Path, env: Mapping[str, str]) -> None:
 
 
 @contextlib.contextmanager
-def production_stack(server: PostgresServer, root: Path, log_dir: Path,
-                     startup_timeout: float = 180.0) -> Iterator[ProductionStack]:
+def production_stack(server: PostgresServer, root: Path, log_dir: Path, startup_timeout: float = 180.0,
+                     instance_yaml: Path = DEPLOY / "dagster.yaml") -> Iterator[ProductionStack]:
     """Start code server, daemon and webserver on ``server``; always stopped (and their groups killed) on exit."""
     token = uuid.uuid4().hex[:10]
     role, secret = f"e2e_{token}", f"pw-marker-{uuid.uuid4().hex}"
@@ -310,7 +315,7 @@ def production_stack(server: PostgresServer, root: Path, log_dir: Path,
 
     dagster_home = root / "dagster_home"
     dagster_home.mkdir(parents=True)
-    shutil.copyfile(DEPLOY / "dagster.yaml", dagster_home / "dagster.yaml")  # the production profile, verbatim
+    shutil.copyfile(instance_yaml, dagster_home / "dagster.yaml")  # the production profile, verbatim
     config_path, landing, lake = write_project_config(root)
     grpc_port, web_port = free_port(), free_port()
     workspace = write_workspace(root, grpc_port)
@@ -323,6 +328,7 @@ def production_stack(server: PostgresServer, root: Path, log_dir: Path,
         "EVAL_PIPELINES_WAREHOUSE_URL": warehouse_url,
         "EVAL_PIPELINES_CODE_SERVER_HOST": "127.0.0.1",
     })
+    previous_sigterm = _teardown_on_sigterm()
     stack = ProductionStack(root=root, dagster_home=dagster_home, config_path=config_path, workspace_path=workspace,
                             landing_dir=landing, lake_dir=lake, warehouse_url=warehouse_url, secret=secret,
                             webserver_url=f"http://127.0.0.1:{web_port}", env=env)
@@ -350,6 +356,20 @@ def production_stack(server: PostgresServer, root: Path, log_dir: Path,
     finally:
         for service in reversed(stack.services):
             service.stop()
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
+
+
+def _teardown_on_sigterm() -> Any:
+    """Make SIGTERM (a CI time-out, ``kill``) unwind like Ctrl-C, so the finally above still stops the services
+    (they live in their own sessions: nothing else would). Returns the previous handler; None off the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}: tearing down the production stack")
+
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 def _port_open(port: int) -> bool:
