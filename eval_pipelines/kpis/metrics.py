@@ -41,8 +41,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtri
 
+from eval_pipelines.intervals import wilson_interval
 from eval_pipelines.kpis.settings import ImpactConfig, SystemImpact
 
 KEY_COLUMNS: tuple[str, ...] = ("system", "model_version", "segment")
@@ -139,27 +139,6 @@ _WRONG = ("wrong", "partly_wrong")
 
 
 # ---------------------------------------------------------------------------------------------------------- maths
-
-
-def wilson_interval(successes: np.ndarray | float, trials: np.ndarray | float,
-                    level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson score interval of a binomial proportion (Wilson 1927; no continuity correction).
-
-    Chosen over the normal (Wald) interval because accuracy sits near 1 and groups can be small: Wilson stays
-    inside [0, 1] and keeps close to its nominal coverage there. Same as
-    ``scipy.stats.binomtest(k, n).proportion_ci(level, method="wilson")``; NaN where ``trials`` is 0.
-    """
-    k = np.asarray(successes, dtype=float)
-    n = np.asarray(trials, dtype=float)
-    z = float(ndtri(0.5 + level / 2.0))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = k / n
-        denominator = 1.0 + z * z / n
-        center = (p + z * z / (2.0 * n)) / denominator
-        half = z / denominator * np.sqrt(p * (1.0 - p) / n + z * z / (4.0 * n * n))
-        low = np.where(n > 0, np.clip(center - half, 0.0, 1.0), np.nan)
-        high = np.where(n > 0, np.clip(center + half, 0.0, 1.0), np.nan)
-    return low, high
 
 
 def split_by_group(group_ids: np.ndarray, values: np.ndarray, n_groups: int) -> list[np.ndarray]:

@@ -46,6 +46,8 @@ from functools import lru_cache
 import numpy as np
 from scipy import special, stats
 
+from eval_pipelines.intervals import wilson_interval as shared_wilson_interval
+
 _BOOTSTRAP_CHUNK_CELLS = 4_000_000  # resample indices drawn per block (n * resamples), ~32 MB of int64
 
 
@@ -289,14 +291,9 @@ def design_mcnemar_pvalues(loss_share: float, std_error: float, discordant: int)
 
 
 def wilson_interval(successes: float, n: float, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a proportion (Wilson 1927); (nan, nan) for n = 0."""
-    if n <= 0:
-        return float("nan"), float("nan")
-    z = _z(confidence)
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return float(max(centre - half, 0.0)), float(min(centre + half, 1.0))
+    """Wilson score interval of a proportion (Wilson 1927); (nan, nan) for n = 0. Scalar form of the shared one."""
+    low, high = shared_wilson_interval(successes, n, confidence)
+    return float(low), float(high)
 
 
 def mean_interval(values: np.ndarray, binary: bool, confidence: float = 0.95) -> tuple[float, float, float, float]:
