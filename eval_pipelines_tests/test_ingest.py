@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from eval_pipelines.config import parse_settings
+from eval_pipelines.ingestion import readers
 from eval_pipelines.ingestion.ingest import day_folder_date, ingest_files, ingest_frame, landing_files
 from eval_pipelines.ingestion.readers import read_log_file
 
@@ -120,6 +121,34 @@ def test_clean_jsonl_takes_the_vectorised_path(tmp_path: Path):
     assert not read.used_fallback and read.error is None and len(read.rows) == 50
 
 
+def test_a_line_longer_than_a_parse_block_stays_on_the_vectorised_path(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(readers, "_JSON_BLOCK_BYTES", 1 << 16)
+    path = tmp_path / "long-line.jsonl"
+    write_jsonl(path, [event("e0"), event("e1", input_text="x" * 300_000), event("e2")])
+    read = read_log_file(path)
+    assert not read.used_fallback and read.error is None
+    assert read.rows["event_id"].tolist() == ["e0", "e1", "e2"]
+    assert read.rows["__line__"].tolist() == [1, 2, 3]
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_blank_lines_send_a_file_to_the_line_reader_so_line_numbers_stay_true(tmp_path: Path, gz: bool):
+    path = tmp_path / ("gaps.jsonl.gz" if gz else "gaps.jsonl")
+    content = (json.dumps(event("e0")) + "\n\n" + json.dumps(event("e1")) + "\n").encode()
+    path.write_bytes(gzip.compress(content) if gz else content)
+    read = read_log_file(path)
+    assert read.used_fallback
+    assert read.rows["__line__"].tolist() == [1, 3]
+
+
+def test_text_limits_count_characters_not_bytes():
+    frame = pd.DataFrame([event("at_limit", segment="語" * 256), event("over", segment="語" * 257)])
+    result = ingest_frame(frame, parse_settings({}), DAY, "frame")
+    assert result.valid["event_id"].tolist() == ["at_limit"]  # 768 bytes, 256 characters: a valid key
+    (reason,) = result.quarantined["reason"]
+    assert "segment is 257 characters, over the limit of 256" in reason
+
+
 def test_foreign_log_format_by_config_alone(tmp_path: Path):
     """Other column names, nested JSON, epoch-ms timestamps, latency in seconds, another action vocabulary."""
     settings = parse_settings({
@@ -184,6 +213,25 @@ def test_timestamp_formats(fmt: str, value: object, expected: str):
     result = ingest_frame(pd.DataFrame([event("t1", timestamp=value)]), settings, DAY, "frame")
     assert result.rows_quarantined == 0, result.quarantined["reason"].tolist()
     assert result.valid.loc[0, "timestamp"] == pd.Timestamp(expected)
+
+
+@pytest.mark.parametrize("extra", [[], ["2026-11-20", "2026-11-20 23:59:59", "2026-11-20T10:00:00.123456789Z"]])
+def test_iso8601_timestamps_read_as_pandas_reads_them(extra: list[str]):
+    """The fast Arrow parse (full date-times with a zone) and the pandas fallback give pandas' instants."""
+    values = ["2026-11-20T00:00:00.107Z", "2026-11-20T01:30:00+02:00", "2026-11-19T22:15:00-05:00",
+              "2026-11-20T12:00:00.5+00:00", "2026-11-20T23:59:59.999999Z", *extra]
+    frame = pd.DataFrame([event(f"t{i}", timestamp=value) for i, value in enumerate(values)])
+    result = ingest_frame(frame, parse_settings({}), DAY, "frame")
+    assert result.rows_quarantined == 0, result.quarantined["reason"].tolist()
+    expected = pd.to_datetime(pd.Series(values), utc=True, format="ISO8601").dt.as_unit("us")  # stored in µs
+    assert result.valid["timestamp"].tolist() == expected.tolist()
+
+
+def test_an_unparseable_iso8601_timestamp_is_quarantined_and_the_rest_land():
+    frame = pd.DataFrame([event("good", timestamp="2026-11-20T01:00:00Z"), event("bad", timestamp="20th Nov")])
+    result = ingest_frame(frame, parse_settings({}), DAY, "frame")
+    assert result.valid["event_id"].tolist() == ["good"]
+    assert result.quarantined["reason"].str.contains("unparseable timestamp '20th Nov'").all()
 
 
 def test_empty_day_gives_an_empty_canonical_frame():

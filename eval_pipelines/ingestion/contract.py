@@ -31,6 +31,8 @@ class FieldSpec:
     free_text: bool = False
     # Identifiers and categories become warehouse keys (VARCHAR); longer values are quarantined, not truncated.
     max_chars: int | None = None
+    # A key or vocabulary with few distinct values (system, segment, status...), unlike ids and free text.
+    low_cardinality: bool = False
 
 
 IDENTIFIER_MAX_CHARS = 256
@@ -44,19 +46,19 @@ CANONICAL_FIELDS: tuple[FieldSpec, ...] = (
               max_chars=IDENTIFIER_MAX_CHARS),
     FieldSpec("timestamp", FieldKind.TIMESTAMP, True, "When the AI produced the output (UTC)."),
     FieldSpec("system", FieldKind.STRING, True, "Which AI system / use case.",
-              max_chars=IDENTIFIER_MAX_CHARS),
+              max_chars=IDENTIFIER_MAX_CHARS, low_cardinality=True),
     FieldSpec("model_version", FieldKind.STRING, True, "Version that produced the output.",
-              max_chars=IDENTIFIER_MAX_CHARS),
+              max_chars=IDENTIFIER_MAX_CHARS, low_cardinality=True),
     FieldSpec("segment", FieldKind.STRING, True, "Business segment (tier, region, queue...).",
-              max_chars=IDENTIFIER_MAX_CHARS),
+              max_chars=IDENTIFIER_MAX_CHARS, low_cardinality=True),
     FieldSpec("input_text", FieldKind.STRING, False, "The request text.", free_text=True),
     FieldSpec("ai_output", FieldKind.STRING, True, "The recommendation."),
     FieldSpec("confidence", FieldKind.FLOAT, False, "The system's confidence.", minimum=0.0, maximum=1.0),
     FieldSpec("latency_ms", FieldKind.FLOAT, True, "Time to produce the output, milliseconds.", minimum=0.0),
     FieldSpec("cost_usd", FieldKind.FLOAT, True, "Inference cost of the output, US dollars.", minimum=0.0),
-    FieldSpec("status", FieldKind.STRING, True, "Reliability outcome.", allowed=STATUSES),
+    FieldSpec("status", FieldKind.STRING, True, "Reliability outcome.", allowed=STATUSES, low_cardinality=True),
     FieldSpec("user_action", FieldKind.STRING, False, "What the human did; null when no human was in the loop.",
-              allowed=USER_ACTIONS),
+              allowed=USER_ACTIONS, low_cardinality=True),
     FieldSpec("final_output", FieldKind.STRING, False, "What was finally decided (the implicit label)."),
     FieldSpec("decision_seconds", FieldKind.FLOAT, False, "How long the human took to decide, seconds.",
               minimum=0.0),

@@ -12,10 +12,11 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from eval_pipelines.config import Settings
-from eval_pipelines.ingestion.conform import SOURCE_FILE_COLUMN, conform
+from eval_pipelines.ingestion.conform import SOURCE_FILE_COLUMN, Conformed, conform
 from eval_pipelines.ingestion.readers import LINE_COLUMN, file_format, read_log_file
 
 QUARANTINE_COLUMNS = ("source_file", "line_number", "reason", "field", "raw_record")
@@ -106,7 +107,7 @@ def landing_files(landing_dir: Path, day: date) -> list[Path]:
 def ingest_files(paths: list[Path], settings: Settings, day: date, root: Path | None = None) -> IngestResult:
     """Ingest the given files as partition ``day``; ``root`` makes the recorded source paths relative."""
     reports: list[FileReport] = []
-    valid_parts: list[pd.DataFrame] = []
+    conformed_parts: list[Conformed] = []
     quarantine_parts: list[pd.DataFrame] = []
     for path in paths:
         name = str(path.relative_to(root)) if root is not None else path.name
@@ -121,10 +122,10 @@ def ingest_files(paths: list[Path], settings: Settings, day: date, root: Path | 
             columns=list(QUARANTINE_COLUMNS),
         )
         quarantine_parts += [rejected, conformed.quarantined]
-        valid_parts.append(conformed.valid)
+        conformed_parts.append(conformed)
         reports.append(FileReport(name, result.file_format, size, "ok", None, result.rows_read,
-                                  len(conformed.valid), len(rejected) + len(conformed.quarantined), 0))
-    return _deduplicate(day, valid_parts, quarantine_parts, reports, settings)
+                                  conformed.valid_count, len(rejected) + len(conformed.quarantined), 0))
+    return _deduplicate(day, conformed_parts, quarantine_parts, reports, settings)
 
 
 def ingest_frame(frame: pd.DataFrame, settings: Settings, day: date, source_name: str) -> IngestResult:
@@ -132,21 +133,20 @@ def ingest_frame(frame: pd.DataFrame, settings: Settings, day: date, source_name
     raw = frame.reset_index(drop=True).copy()
     raw[LINE_COLUMN] = range(1, len(raw) + 1)
     conformed = conform(raw, settings, day, source_name)
-    report = FileReport(source_name, "sql", 0, "ok", None, len(raw), len(conformed.valid),
+    report = FileReport(source_name, "sql", 0, "ok", None, len(raw), conformed.valid_count,
                         len(conformed.quarantined), 0)
-    return _deduplicate(day, [conformed.valid], [conformed.quarantined], [report], settings)
+    return _deduplicate(day, [conformed], [conformed.quarantined], [report], settings)
 
 
-def _deduplicate(day: date, valid_parts: list[pd.DataFrame], quarantine_parts: list[pd.DataFrame],
+def _deduplicate(day: date, conformed: list[Conformed], quarantine_parts: list[pd.DataFrame],
                  reports: list[FileReport], settings: Settings) -> IngestResult:
     """Keep the first occurrence of each event_id across the day's files (in file, then line order)."""
-    non_empty = [part for part in valid_parts if len(part)]
-    if non_empty:
-        valid = pd.concat(non_empty, ignore_index=True)
-    else:
-        valid = conform(pd.DataFrame({LINE_COLUMN: pd.Series([], dtype="int64")}), settings, day, "").valid
-    duplicate = valid["event_id"].duplicated(keep="first")
-    duplicates_per_file = valid.loc[duplicate, SOURCE_FILE_COLUMN].value_counts().to_dict()
+    rows, keep = _valid_candidates(conformed, settings, day)
+    kept = np.flatnonzero(keep)
+    ids = rows["event_id"] if len(kept) == len(rows) else rows["event_id"].iloc[kept]
+    duplicates = kept[ids.duplicated(keep="first").to_numpy()]
+    keep[duplicates] = False
+    duplicates_per_file = rows[SOURCE_FILE_COLUMN].iloc[duplicates].value_counts().to_dict()
     reports = [
         FileReport(**{**asdict(r), "rows_valid": r.rows_valid - duplicates_per_file.get(r.source_file, 0),
                       "rows_duplicate": duplicates_per_file.get(r.source_file, 0)})
@@ -157,4 +157,20 @@ def _deduplicate(day: date, valid_parts: list[pd.DataFrame], quarantine_parts: l
                    else pd.DataFrame(columns=list(QUARANTINE_COLUMNS)))
     quarantined["line_number"] = quarantined["line_number"].astype("int64")
     quarantined = quarantined.sort_values(["source_file", "line_number"], kind="stable", ignore_index=True)
-    return IngestResult(day, valid.loc[~duplicate].reset_index(drop=True), quarantined, tuple(reports))
+    valid = rows if keep.all() else rows.loc[keep]
+    return IngestResult(day, valid.reset_index(drop=True), quarantined, tuple(reports))
+
+
+def _valid_candidates(conformed: list[Conformed], settings: Settings, day: date) -> tuple[pd.DataFrame, np.ndarray]:
+    """The mapped rows of the day and which of them passed validation.
+
+    One file (the usual day) keeps its frame whole, so the rows are filtered once, after deduplication.
+    """
+    with_rows = [part for part in conformed if part.valid_count]
+    if len(with_rows) == 1:
+        return with_rows[0].rows, ~with_rows[0].rejected
+    if with_rows:
+        rows = pd.concat([part.valid() for part in with_rows], ignore_index=True)
+    else:
+        rows = conform(pd.DataFrame({LINE_COLUMN: pd.Series([], dtype="int64")}), settings, day, "").rows
+    return rows, np.ones(len(rows), dtype=bool)

@@ -15,6 +15,7 @@ import csv
 import gzip
 import io
 import json
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +77,8 @@ def read_log_file(path: Path, csv_delimiter: str = ",") -> ReadResult:
     try:
         if fmt == "parquet":
             return _read_parquet(path)
+        if fmt == "jsonl":  # parsed straight from the file; bytes are read into memory only for the fallback
+            return _read_jsonl(path, fmt, None)
         data = path.read_bytes()
         if fmt.endswith(".gz"):
             data = gzip.decompress(data)
@@ -103,32 +106,48 @@ def _read_parquet(path: Path) -> ReadResult:
     return ReadResult(path, "parquet", _with_lines(frame, np.arange(1, len(frame) + 1)))
 
 
-def _line_count(data: bytes | pa.Buffer) -> int:
-    """Lines in ``data``; numpy compares in chunks and releases the GIL, so this overlaps pyarrow's parse."""
-    view = np.frombuffer(data, dtype=np.uint8)
-    newlines = sum(int(np.count_nonzero(view[i:i + _COUNT_CHUNK] == 10)) for i in range(0, len(view), _COUNT_CHUNK))
-    return newlines + (1 if len(view) and view[-1] != 10 else 0)
+def _line_count(source: Path | bytes) -> int:
+    """Lines in a file or a buffer, counted in chunks by numpy, which releases the GIL: this overlaps the parse."""
+    newlines, last = 0, 10
+    for chunk in _chunks(source):
+        newlines += int(np.count_nonzero(chunk == 10))
+        last = int(chunk[-1])
+    return newlines + (last != 10)
 
 
-def _parse_json_lines(data: pa.Buffer) -> pa.Table:
+def _chunks(source: Path | bytes) -> Iterator[np.ndarray]:
+    if not isinstance(source, Path):
+        view = np.frombuffer(source, dtype=np.uint8)
+        yield from (view[i:i + _COUNT_CHUNK] for i in range(0, len(view), _COUNT_CHUNK))
+        return
+    # One reused buffer: reading a large file whole costs more in fresh pages than the count itself.
+    buffer = bytearray(_COUNT_CHUNK)
+    view = np.frombuffer(buffer, dtype=np.uint8)
+    with source.open("rb", buffering=0) as handle:
+        while size := handle.readinto(buffer):
+            yield view[:size]
+
+
+def _parse_json_lines(source: Path | bytes) -> pa.Table:
     """pyarrow's multithreaded parse; blocks grow only when one line is longer than a block."""
     block = _JSON_BLOCK_BYTES
     while True:
+        stream = source if isinstance(source, Path) else pa.BufferReader(source)
         try:
-            return pa_json.read_json(pa.BufferReader(data), read_options=pa_json.ReadOptions(block_size=block))
+            return pa_json.read_json(stream, read_options=pa_json.ReadOptions(block_size=block))
         except pa.ArrowInvalid as error:
             if "straddling" not in str(error) or block >= _MAX_JSON_BLOCK_BYTES:
                 raise
             block *= 8
 
 
-def _read_jsonl(path: Path, fmt: str, data: bytes) -> ReadResult:
-    # Reading into memory beat a memory map here: the parser's threads stalled on page faults.
-    buffer = pa.py_buffer(data)
+def _read_jsonl(path: Path, fmt: str, data: bytes | None) -> ReadResult:
+    """``data`` is the decompressed content of a ``.gz`` file; a plain file is parsed from disk."""
+    source: Path | bytes = path if data is None else data
     try:
         with ThreadPoolExecutor(max_workers=1) as pool:
-            lines = pool.submit(_line_count, buffer)
-            table = _parse_json_lines(buffer)
+            lines = pool.submit(_line_count, source)
+            table = _parse_json_lines(source)
             table.validate(full=True)  # pyarrow does not reject invalid UTF-8 on parse; this does
             # pyarrow skips blank lines and accepts several objects on one line or one object over several lines;
             # only when rows and lines agree one to one can a row be traced back to its line.
@@ -137,7 +156,7 @@ def _read_jsonl(path: Path, fmt: str, data: bytes) -> ReadResult:
                 return ReadResult(path, fmt, _with_lines(frame, np.arange(1, len(frame) + 1)))
     except pa.ArrowInvalid:
         pass
-    return _read_jsonl_by_line(path, fmt, data)
+    return _read_jsonl_by_line(path, fmt, path.read_bytes() if data is None else data)
 
 
 def _decode_line(raw: bytes, line_number: int) -> tuple[str | None, RejectedLine | None]:
