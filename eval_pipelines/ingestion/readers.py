@@ -34,7 +34,8 @@ RAW_COLUMN = "__raw__"
 # field) makes the parse retry with larger blocks instead of failing the file.
 _JSON_BLOCK_BYTES = 8 << 20
 _MAX_JSON_BLOCK_BYTES = 512 << 20
-_COUNT_CHUNK = 32 << 20
+# Chunks that stay in the CPU cache: counting 32 MB chunks was memory-bound and slowed the parse beside it.
+_COUNT_CHUNK = 256 << 10
 
 
 @dataclass(frozen=True)
