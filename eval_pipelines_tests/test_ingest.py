@@ -141,6 +141,16 @@ def test_blank_lines_send_a_file_to_the_line_reader_so_line_numbers_stay_true(tm
     assert read.rows["__line__"].tolist() == [1, 3]
 
 
+def test_a_row_with_several_problems_is_quarantined_for_the_first_field_in_contract_order():
+    row = event("many", segment=None, latency_ms="fast", status="exploded")
+    frame = pd.DataFrame([row, event("ok")] * 50)
+    frame.loc[frame["event_id"] == "ok", "event_id"] = [f"ok{i}" for i in range(50)]
+    result = ingest_frame(frame, parse_settings({}), DAY, "frame")
+    assert result.rows_quarantined == 50 and result.rows_valid == 50
+    assert set(result.quarantined["field"]) == {"segment"}
+    assert set(result.quarantined["reason"]) == {"missing required field segment (null or empty)"}
+
+
 def test_text_limits_count_characters_not_bytes():
     frame = pd.DataFrame([event("at_limit", segment="語" * 256), event("over", segment="語" * 257)])
     result = ingest_frame(frame, parse_settings({}), DAY, "frame")
