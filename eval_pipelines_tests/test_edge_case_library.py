@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -343,6 +344,45 @@ def test_an_entry_scored_while_a_remerge_removes_it_is_kept_with_empty_counts(en
     assert store.load_entries(engine, [ids["e3"]]).empty
     assert store.load_events(engine, ids["e3"])["to_status"].tolist() == [OPEN, "removed"]
     assert store.load_entries(engine, [ids["e1"]]).iloc[0]["occurrences"] == 1
+
+
+def test_a_scored_run_and_a_remerge_in_parallel_leave_no_orphan_events(engine: sa.Engine,
+                                                                       monkeypatch: pytest.MonkeyPatch):
+    """The scored run reads its entries, then pauses before writing; meanwhile a re-merge that would remove one of
+    them tries to write. Under the library lock the merge waits, then sees the entry scored and keeps it. Without
+    the lock the merge deleted it in between and the run then wrote a lifecycle event for an entry that is gone."""
+    day = "2026-10-01"
+    rows = [("e1", "08:00", REFUND, 0.95, {"override"}), ("e2", "09:00", PARCEL, 0.95, {"override"})]
+    first = merge_day(store.load_entries(engine), hand_day(day, rows), day, CONFIG, "r1", AT,
+                      store.rerun_basis(engine, day))
+    store.write_merge(engine, first, day, "stamp-1", "r1", AT)
+    parcel = first.entries.set_index("representative_event_id")["entry_id"]["e2"]
+    again = merge_day(store.load_entries(engine), hand_day(day, rows[:1]), day, CONFIG, "r2", AT,
+                      store.rerun_basis(engine, day))
+    assert again.removed_ids == [parcel]
+
+    read_done, merge_done = threading.Event(), threading.Event()
+    original = store.apply_run_results
+
+    def read_then_pause(*args, **kwargs):
+        read_done.set()
+        merge_done.wait(timeout=1.5)  # the merge finishes here unless a lock holds it off
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(store, "apply_run_results", read_then_pause)
+    scored = threading.Thread(target=store.record_run_results, args=(
+        engine, pd.DataFrame({"entry_id": [parcel], "passed": [True]}), "score-1", AT))
+    scored.start()
+    assert read_done.wait(timeout=30)
+    store.write_merge(engine, again, day, "stamp-2", "r2", AT)
+    merge_done.set()
+    scored.join(timeout=60)
+
+    kept = store.load_entries(engine, [parcel])
+    assert len(kept) == 1 and kept.iloc[0]["status"] == FIXED
+    assert store.load_events(engine, parcel)["to_status"].tolist() == [OPEN, FIXED]
+    assert set(store.load_events(engine)["entry_id"]) <= set(store.load_entries(engine)["entry_id"])
+    assert store.ledger_mismatches(engine) == 0
 
 
 def test_load_library_skips_entries_without_occurrences_unless_asked(engine: sa.Engine):

@@ -20,10 +20,10 @@ import sqlalchemy as sa
 
 import eval_pipelines.kpis.store as store
 from eval_pipelines.kpis.metrics import daily_kpis
-from eval_pipelines.kpis.store import period_lock_key, read_rows, refresh_rollups, write_daily
+from eval_pipelines.kpis.store import period_lock_name, read_rows, refresh_rollups, write_daily
 from eval_pipelines.kpis.tables import kpi_monthly, kpi_weekly
 from eval_pipelines.lake import Lake
-from eval_pipelines.warehouse.core import create_warehouse_engine
+from eval_pipelines.warehouse.core import create_warehouse_engine, lock_key
 from eval_pipelines_tests.postgres_server import (  # noqa: F401
     postgres_database,
     postgres_server,
@@ -120,8 +120,8 @@ def test_two_parallel_rollups_of_one_week_keep_both_days(warehouse_url: str, tmp
 
 def test_the_period_lock_key_is_a_stable_signed_64_bit_integer():
     """A PostgreSQL advisory lock key must be the same in every process: not Python's salted ``hash()``."""
-    key = period_lock_key(kpi_weekly, MONDAY)
+    key = lock_key(period_lock_name(kpi_weekly, MONDAY))
     assert key == 4712532857517837710  # pinned: computed once, must never change between processes or releases
     assert -2**63 <= key < 2**63
-    assert len({period_lock_key(t, d) for t in (kpi_weekly, kpi_monthly)
+    assert len({lock_key(period_lock_name(t, d)) for t in (kpi_weekly, kpi_monthly)
                 for d in pd.date_range("2020-01-01", periods=400).date}) == 800

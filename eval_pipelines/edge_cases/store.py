@@ -1,8 +1,9 @@
 """The edge-case library in the warehouse: load, persist a day's merge, record a scored run's results.
 
 Each write is one transaction (SQLAlchemy Core, values bound). A merge writes the count columns of the entries it
-touched and inserts new ones; a scored run writes only the lifecycle columns. The two never write the same columns,
-so a merge and a scored run running at the same time cannot undo each other's work.
+touched and inserts new ones; a scored run writes only the lifecycle columns. Both hold the library lock
+(``LIBRARY_LOCK``) while they write, and a scored run also while it reads the entries it moves, so a merge and
+a scored run running at the same time queue instead of undoing each other's work.
 """
 
 from __future__ import annotations
@@ -35,9 +36,11 @@ from eval_pipelines.edge_cases.tables import (
     edge_cases,
 )
 from eval_pipelines.evalsets.store import db_value
-from eval_pipelines.warehouse.core import ensure_tables
+from eval_pipelines.warehouse.core import ensure_tables, locked_transaction
 
 _CHUNK = 500  # ids per IN (...) list: far below every backend's bound-parameter limit
+# Held by every read-modify-write of the library (a day's merge, a scored run's lifecycle update).
+LIBRARY_LOCK = "edge_case_library"
 
 
 def _records(frame: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
@@ -61,13 +64,16 @@ def load_entries(engine: sa.Engine, entry_ids: Sequence[str] | None = None) -> p
     """The library (or the given entries) with every column, signatures included."""
     ensure_tables(engine, EDGE_CASE_TABLES)
     with engine.connect() as connection:
-        if entry_ids is None:
-            rows = connection.execute(sa.select(edge_cases).order_by(edge_cases.c.creation_seq)).all()
-        else:
-            rows = []
-            for chunk in _chunks(list(entry_ids)):
-                rows += connection.execute(
-                    sa.select(edge_cases).where(edge_cases.c.entry_id.in_(chunk))).all()
+        return _select_entries(connection, entry_ids)
+
+
+def _select_entries(connection: sa.Connection, entry_ids: Sequence[str] | None) -> pd.DataFrame:
+    if entry_ids is None:
+        rows = connection.execute(sa.select(edge_cases).order_by(edge_cases.c.creation_seq)).all()
+    else:
+        rows = []
+        for chunk in _chunks(list(entry_ids)):
+            rows += connection.execute(sa.select(edge_cases).where(edge_cases.c.entry_id.in_(chunk))).all()
     return conform_entries(_frame(rows, ENTRY_COLUMNS)) if rows else empty_entries()
 
 
@@ -149,7 +155,7 @@ def write_merge(engine: sa.Engine, merge: DayMerge, day: str, stamp: str, run_id
     entries = merge.entries.set_index("entry_id", drop=False)
     survivors: list[str] = []
     events = merge.events
-    with engine.begin() as connection:
+    with locked_transaction(engine, [LIBRARY_LOCK]) as connection:
         connection.execute(sa.delete(edge_case_days).where(edge_case_days.c.partition_date == when))
         ledger = merge.contribution.assign(partition_date=when)
         if len(ledger):
@@ -198,14 +204,16 @@ def record_run_results(engine: sa.Engine, results: pd.DataFrame, run_id: str, at
     regressed), stamps the run on every replayed entry and appends the transitions to ``edge_case_events``.
     """
     ids = sorted(set(results["entry_id"].astype(str)))
-    update = apply_run_results(load_entries(engine, ids), results, run_id, at)
-    if not len(update.updates):
-        return update
     statement = sa.update(edge_cases).where(edge_cases.c.entry_id == sa.bindparam("b_entry_id")).values(
         {column: sa.bindparam(f"b_{column}") for column in LIFECYCLE_COLUMNS})
-    rows = _records(update.updates, ["entry_id", *LIFECYCLE_COLUMNS])
-    with engine.begin() as connection:
-        connection.execute(statement, [{f"b_{k}": v for k, v in row.items()} for row in rows])
+    ensure_tables(engine, EDGE_CASE_TABLES)
+    # Read and write under the library lock: a day's merge may delete an unscored entry, and another scored run
+    # may move the same entry; reading outside the lock let either land between this read and this write.
+    with locked_transaction(engine, [LIBRARY_LOCK]) as connection:
+        update = apply_run_results(_select_entries(connection, ids), results, run_id, at)
+        if len(update.updates):
+            rows = _records(update.updates, ["entry_id", *LIFECYCLE_COLUMNS])
+            connection.execute(statement, [{f"b_{k}": v for k, v in row.items()} for row in rows])
         if len(update.events):
             connection.execute(sa.insert(edge_case_events), _records(update.events, EVENT_COLUMNS))
     return update

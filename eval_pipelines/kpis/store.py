@@ -9,9 +9,7 @@ rollups of days of the same week, run in parallel, then queue instead of the lat
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
 import pandas as pd
@@ -31,7 +29,7 @@ from eval_pipelines.kpis.rollups import (
 )
 from eval_pipelines.kpis.tables import ROLLUP_TABLES, kpi_daily, kpi_definitions
 from eval_pipelines.lake import Lake
-from eval_pipelines.warehouse.core import PartitionWrite, ensure_tables, replace_partitions
+from eval_pipelines.warehouse.core import PartitionWrite, ensure_tables, locked_transaction, replace_partitions
 
 CASES_ASSET = "labeled_cases"
 # Low-cardinality text columns are read as dictionaries (pandas categoricals): less memory, faster comparisons.
@@ -100,41 +98,9 @@ def _select_rows(connection: sa.Connection, table: sa.Table, since: date | None,
     return frame
 
 
-def period_lock_key(table: sa.Table, start: date) -> int:
-    """The PostgreSQL advisory-lock key of one period of a rollup table: a signed 64-bit integer.
-
-    Derived with BLAKE2b from the table name and the period start, so every process (and every release) computes
-    the same key; Python's ``hash()`` is salted per process and would make the lock useless across runs.
-    """
-    digest = hashlib.blake2b(f"{table.name}:{start.isoformat()}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
-@contextmanager
-def _locked_periods(engine: sa.Engine, periods: Sequence[tuple[sa.Table, date]]) -> Iterator[sa.Connection]:
-    """A transaction holding an exclusive lock on each (rollup table, period start) until it commits.
-
-    PostgreSQL: transaction-level advisory locks on ``period_lock_key``, taken in ascending key order (so two
-    runs needing overlapping sets cannot deadlock), at READ COMMITTED so the reads that follow see every row
-    committed before the lock was granted. SQLite: ``BEGIN IMMEDIATE`` takes the database write lock before the
-    first read (SQLite has no finer lock), so the whole read-compute-write runs as one writer.
-    """
-    dialect = engine.dialect.name
-    if dialect not in ("postgresql", "sqlite"):
-        raise NotImplementedError(f"KPI rollups need a period lock; {dialect} is not supported "
-                                  "(use SQLite or PostgreSQL)")
-    with engine.connect() as connection:
-        if dialect == "postgresql":
-            connection = connection.execution_options(isolation_level="READ COMMITTED")
-            with connection.begin():
-                for key in sorted({period_lock_key(table, start) for table, start in periods}):
-                    connection.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
-                yield connection
-        else:
-            with connection.begin():
-                # pysqlite opens transactions lazily (at the first write): begin the write transaction ourselves.
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
-                yield connection
+def period_lock_name(table: sa.Table, start: date) -> str:
+    """The name of the lock on one period of a rollup table (see ``warehouse.core.locked_transaction``)."""
+    return f"{table.name}:{start.isoformat()}"
 
 
 def _replace(connection: sa.Connection, writes: Sequence[PartitionWrite]) -> None:
@@ -152,15 +118,16 @@ def refresh_rollups(engine: sa.Engine, lake: Lake, day: date, ci_level: float,
 
     Reads the ``kpi_daily`` rows of both periods, and the cases (keys, latency, decision time) of every day that
     has rows, each day once. The read and the write happen in the same transaction, under a lock on the week and
-    the month (see ``_locked_periods``): a parallel rollup of another day of the same period waits, then reads
-    this run's committed state. Returns the new rows per period kind.
+    the month (``warehouse.core.locked_transaction``): a parallel rollup of another day of the same period waits,
+    then reads this run's committed state. Returns the new rows per period kind.
     """
     periods: tuple[Period, ...] = ("week", "month")
     first = min(period_start(day, p) for p in periods)
     last = max(period_end(day, p) for p in periods)
     bounds = {p: (period_start(day, p), period_end(day, p)) for p in periods}
     ensure_tables(engine, [kpi_daily, *(ROLLUP_TABLES[p] for p in periods)])
-    with _locked_periods(engine, [(ROLLUP_TABLES[p], bounds[p][0]) for p in periods]) as connection:
+    with locked_transaction(engine, [period_lock_name(ROLLUP_TABLES[p], bounds[p][0]) for p in periods]) \
+            as connection:
         daily = _select_rows(connection, kpi_daily, first, last)
         values = {p: PeriodCaseValues() for p in periods}
         for case_day in sorted(set(daily["kpi_date"])):

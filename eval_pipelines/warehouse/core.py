@@ -6,7 +6,9 @@ re-materialising a partition never duplicates rows. SQLAlchemy Core only, values
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,43 @@ def safe_url(engine_or_url: sa.Engine | str) -> str:
 
 # Any constant: serialises first-time table creation across concurrent runs ("eval").
 _CREATE_TABLES_LOCK = 0x6576616C
+
+
+def lock_key(name: str) -> int:
+    """The PostgreSQL advisory-lock key of a named lock: a signed 64-bit integer.
+
+    Derived with BLAKE2b, so every process (and every release) computes the same key; Python's ``hash()`` is
+    salted per process and would make the lock useless across runs.
+    """
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+@contextmanager
+def locked_transaction(engine: sa.Engine, lock_names: Iterable[str]) -> Iterator[sa.Connection]:
+    """A transaction holding exclusive named locks from before its first read until it commits.
+
+    For read-modify-write work that parallel runs would otherwise interleave (the later writer dropping the
+    earlier one's change). PostgreSQL: transaction-level advisory locks on ``lock_key``, taken in ascending key
+    order (so two transactions needing overlapping sets cannot deadlock), at READ COMMITTED so the reads that
+    follow see every row committed before the lock was granted. SQLite: ``BEGIN IMMEDIATE`` takes the database
+    write lock before the first read (SQLite has no finer lock), so the whole read-compute-write is one writer.
+    """
+    dialect = engine.dialect.name
+    if dialect not in ("postgresql", "sqlite"):
+        raise NotImplementedError(f"this write needs a lock the warehouse can hold; {dialect} is not supported "
+                                  "(use SQLite or PostgreSQL)")
+    with engine.connect() as connection:
+        if dialect == "postgresql":
+            connection = connection.execution_options(isolation_level="READ COMMITTED")
+            with connection.begin():
+                for key in sorted({lock_key(name) for name in lock_names}):
+                    connection.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+                yield connection
+        else:
+            with connection.begin():
+                # pysqlite opens transactions lazily (at the first write): begin the write transaction ourselves.
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                yield connection
 
 
 def ensure_tables(engine: sa.Engine, tables: Iterable[sa.Table] | None = None) -> None:
