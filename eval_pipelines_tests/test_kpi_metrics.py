@@ -20,10 +20,10 @@ from eval_pipelines.kpis.metrics import (
     grouped_quantiles,
     headline_table,
     render_markdown,
-    to_records,
     wilson_interval,
 )
 from eval_pipelines.kpis.settings import ImpactConfig
+from eval_pipelines.warehouse.core import insert_records
 
 N = None
 NAN = float("nan")
@@ -205,7 +205,7 @@ def test_undefined_ratios_are_nan_not_zero():
                    "roi", "decision_time_to_baseline_ratio"):
         assert math.isnan(row[column]), column
     assert row["error_rate"] == 1.0 and row["ai_cost_amount"] == 0.0
-    records = to_records(daily_kpis(automated_error, IMPACT, date(2026, 3, 2)))
+    records = insert_records(daily_kpis(automated_error, IMPACT, date(2026, 3, 2)))
     assert records[0]["accuracy"] is None and records[0]["roi"] is None and records[0]["cases"] == 1
     assert type(records[0]["cases"]) is int and records[0]["kpi_date"] == date(2026, 3, 2)
 

@@ -35,17 +35,11 @@ from eval_pipelines.edge_cases.tables import (
     edge_case_merges,
     edge_cases,
 )
-from eval_pipelines.evalsets.store import db_value
-from eval_pipelines.warehouse.core import ensure_tables, locked_transaction
+from eval_pipelines.warehouse.core import ensure_tables, insert_records, locked_transaction
 
 _CHUNK = 500  # ids per IN (...) list: far below every backend's bound-parameter limit
 # Held by every read-modify-write of the library (a day's merge, a scored run's lifecycle update).
 LIBRARY_LOCK = "edge_case_library"
-
-
-def _records(frame: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
-    return [{column: db_value(value) for column, value in zip(columns, row, strict=True)}
-            for row in frame[list(columns)].itertuples(index=False, name=None)]
 
 
 def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
@@ -160,20 +154,20 @@ def write_merge(engine: sa.Engine, merge: DayMerge, day: str, stamp: str, run_id
         ledger = merge.contribution.assign(partition_date=when)
         if len(ledger):
             connection.execute(sa.insert(edge_case_days),
-                               _records(ledger, ["partition_date", "entry_id", "occurrences", "first_seen",
+                               insert_records(ledger, ["partition_date", "entry_id", "occurrences", "first_seen",
                                                  "last_seen", "example_event_ids"]))
         if merge.new_ids:
-            connection.execute(sa.insert(edge_cases), _records(entries.loc[merge.new_ids], ENTRY_COLUMNS))
+            connection.execute(sa.insert(edge_cases), insert_records(entries.loc[merge.new_ids], ENTRY_COLUMNS))
         if merge.updated_ids:
             statement = sa.update(edge_cases).where(edge_cases.c.entry_id == sa.bindparam("b_entry_id")).values(
                 {column: sa.bindparam(f"b_{column}") for column in COUNT_COLUMNS})
-            rows = _records(entries.loc[merge.updated_ids], ["entry_id", *COUNT_COLUMNS])
+            rows = insert_records(entries.loc[merge.updated_ids], ["entry_id", *COUNT_COLUMNS])
             connection.execute(statement, [{f"b_{k}": v for k, v in row.items()} for row in rows])
         if merge.resigned_ids:
             statement = sa.update(edge_cases).where(edge_cases.c.entry_id == sa.bindparam("b_entry_id")).values(
                 minhash=sa.bindparam("b_minhash"), fingerprint=sa.bindparam("b_fingerprint"),
                 dedup_key=sa.bindparam("b_dedup_key"))
-            rows = _records(entries.loc[merge.resigned_ids], ["entry_id", "minhash", "fingerprint", "dedup_key"])
+            rows = insert_records(entries.loc[merge.resigned_ids], ["entry_id", "minhash", "fingerprint", "dedup_key"])
             connection.execute(statement, [{f"b_{k}": v for k, v in row.items()} for row in rows])
         for chunk in _chunks(merge.removed_ids):
             connection.execute(sa.delete(edge_cases).where(
@@ -187,7 +181,7 @@ def write_merge(engine: sa.Engine, merge: DayMerge, day: str, stamp: str, run_id
             kept = set(survivors)
             events = events[~(events["entry_id"].isin(kept) & (events["to_status"] == "removed"))]
         if len(events):
-            connection.execute(sa.insert(edge_case_events), _records(events, EVENT_COLUMNS))
+            connection.execute(sa.insert(edge_case_events), insert_records(events, EVENT_COLUMNS))
         connection.execute(sa.delete(edge_case_merges).where(edge_case_merges.c.partition_date == when))
         connection.execute(sa.insert(edge_case_merges), [{
             "partition_date": when, "source_stamp": stamp, "cases": int(merge.stats.get("cases", 0)),
@@ -212,10 +206,10 @@ def record_run_results(engine: sa.Engine, results: pd.DataFrame, run_id: str, at
     with locked_transaction(engine, [LIBRARY_LOCK]) as connection:
         update = apply_run_results(_select_entries(connection, ids), results, run_id, at)
         if len(update.updates):
-            rows = _records(update.updates, ["entry_id", *LIFECYCLE_COLUMNS])
+            rows = insert_records(update.updates, ["entry_id", *LIFECYCLE_COLUMNS])
             connection.execute(statement, [{f"b_{k}": v for k, v in row.items()} for row in rows])
         if len(update.events):
-            connection.execute(sa.insert(edge_case_events), _records(update.events, EVENT_COLUMNS))
+            connection.execute(sa.insert(edge_case_events), insert_records(update.events, EVENT_COLUMNS))
     return update
 
 

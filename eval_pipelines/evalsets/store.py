@@ -7,36 +7,14 @@ and only when the version is not there yet, so re-materialising unchanged inputs
 from __future__ import annotations
 
 import json
-import math
 from datetime import datetime
-from typing import Any
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
 from eval_pipelines.evalsets.build import EvalSet
 from eval_pipelines.evalsets.tables import EVAL_SET_TABLES, eval_set_cases, eval_set_strata, eval_set_versions
-from eval_pipelines.warehouse.core import PartitionWrite, ensure_tables, replace_partitions
-
-
-def db_value(value: Any) -> Any:
-    """A value the DB-API accepts: None for every kind of null, Python scalars, datetimes for timestamps."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.to_pydatetime()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    columns = list(frame.columns)
-    return [{column: db_value(value) for column, value in zip(columns, row, strict=True)}
-            for row in frame.itertuples(index=False, name=None)]
+from eval_pipelines.warehouse.core import PartitionWrite, db_value, ensure_tables, insert_records, replace_partitions
 
 
 def _timestamps(values: pd.Series) -> pd.Series:
@@ -81,8 +59,8 @@ def version_writes(eval_set: EvalSet, created_at: datetime, run_id: str | None) 
     cases = eval_set.cases.assign(version=eval_set.version, timestamp=_timestamps(eval_set.cases["timestamp"]))
     return [
         PartitionWrite(eval_set_versions, key, [version_row]),
-        PartitionWrite(eval_set_strata, key, _records(strata)),
-        PartitionWrite(eval_set_cases, key, _records(cases)),
+        PartitionWrite(eval_set_strata, key, insert_records(strata)),
+        PartitionWrite(eval_set_cases, key, insert_records(cases)),
     ]
 
 

@@ -20,7 +20,7 @@ from eval_pipelines.lake import Lake
 from eval_pipelines.metadata import column_schema, markdown_table
 from eval_pipelines.partitions import daily_partitions
 from eval_pipelines.resources import ProjectConfigResource, WarehouseResource, lake_root
-from eval_pipelines.warehouse.core import PartitionWrite, replace_partitions
+from eval_pipelines.warehouse.core import PartitionWrite, insert_records, replace_partitions
 
 CONTRACT_CHECK = "contract_expectations"
 # Metadata key holding the landing state a materialisation ingested; the sensor compares against it.
@@ -40,9 +40,7 @@ def read_partition(settings: Settings, day: date) -> IngestResult:
 def warehouse_writes(result: IngestResult, source_kind: str, lake_uri: str) -> list[PartitionWrite]:
     """The day's rows for the three ingestion tables, replaced together."""
     key = {"partition_date": result.day}
-    quarantine_rows = [{"partition_date": result.day, **row} for row in result.quarantined.to_dict("records")]
-    for row in quarantine_rows:
-        row["field"] = row["field"] if isinstance(row["field"], str) else None
+    quarantine_rows = [{"partition_date": result.day, **row} for row in insert_records(result.quarantined)]
     return [
         PartitionWrite(ingestion_batches, key,
                        [{**result.batch_record(), "source_kind": source_kind, "lake_path": lake_uri}]),

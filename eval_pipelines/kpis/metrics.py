@@ -37,7 +37,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from datetime import date
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -482,20 +481,3 @@ def render_markdown(table: pd.DataFrame) -> str:
     return table.to_markdown(index=False, disable_numparse=True)
 
 
-def to_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as plain Python values for SQL inserts: numpy scalars unwrapped, NaN/NA as None (NULL).
-
-    SQLite turns NaN into NULL on its own but PostgreSQL stores NaN as a number; converting here keeps both
-    backends identical and lets BI treat "undefined" as NULL.
-    """
-    columns: dict[str, list[Any]] = {}
-    for name in frame.columns:
-        series = frame[name]
-        if pd.api.types.is_float_dtype(series.dtype):
-            columns[name] = [None if math.isnan(v) else v for v in series.to_numpy(dtype=float).tolist()]
-        elif pd.api.types.is_integer_dtype(series.dtype):
-            columns[name] = series.to_numpy().tolist()
-        else:
-            columns[name] = [None if (v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))) else v
-                             for v in series.tolist()]
-    return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from eval_pipelines.kpis.definitions import DOMAIN, definition_rows
-from eval_pipelines.kpis.metrics import CASE_COLUMNS, KEY_COLUMNS, to_records
+from eval_pipelines.kpis.metrics import CASE_COLUMNS, KEY_COLUMNS
 from eval_pipelines.kpis.rollups import (
     PERIOD_COLUMNS,
     Period,
@@ -29,7 +29,13 @@ from eval_pipelines.kpis.rollups import (
 )
 from eval_pipelines.kpis.tables import ROLLUP_TABLES, kpi_daily, kpi_definitions
 from eval_pipelines.lake import Lake
-from eval_pipelines.warehouse.core import PartitionWrite, ensure_tables, locked_transaction, replace_partitions
+from eval_pipelines.warehouse.core import (
+    PartitionWrite,
+    ensure_tables,
+    insert_records,
+    locked_transaction,
+    replace_partitions,
+)
 
 CASES_ASSET = "labeled_cases"
 # Low-cardinality text columns are read as dictionaries (pandas categoricals): less memory, faster comparisons.
@@ -56,7 +62,7 @@ def read_cases(lake: Lake, day: date) -> pd.DataFrame:
 
 def daily_write(frame: pd.DataFrame, day: date, computed_at: datetime) -> PartitionWrite:
     """Replace the ``kpi_daily`` rows of ``day`` with ``frame`` (a ``metrics.daily_kpis`` result)."""
-    rows = to_records(frame.assign(computed_at=computed_at))
+    rows = insert_records(frame.assign(computed_at=computed_at))
     return PartitionWrite(kpi_daily, {"kpi_date": day}, rows)
 
 
@@ -146,6 +152,6 @@ def refresh_rollups(engine: sa.Engine, lake: Lake, day: date, ci_level: float,
             frame = rollup(in_period, values[p], p, ci_level)
             result[p] = frame
             writes.append(PartitionWrite(ROLLUP_TABLES[p], {PERIOD_COLUMNS[p]: start},
-                                         to_records(frame.assign(computed_at=stamp))))
+                                         insert_records(frame.assign(computed_at=stamp))))
         _replace(connection, writes)
     return result

@@ -17,13 +17,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
-from eval_pipelines.evalsets.store import db_value
 from eval_pipelines.evalsets.window import lake_days, read_columns
 from eval_pipelines.lake import Lake
 from eval_pipelines.scoring.runs import ScoredRun
 from eval_pipelines.scoring.summarise import SUMMARY_COLUMNS, baseline_column, score_column
 from eval_pipelines.scoring.tables import RUN_TABLES, production_scores, release_gates, scored_cases, scored_runs
-from eval_pipelines.warehouse.core import PartitionWrite, ensure_tables, replace_partitions
+from eval_pipelines.warehouse.core import PartitionWrite, ensure_tables, insert_records, replace_partitions
 
 
 @dataclass(frozen=True)
@@ -36,12 +35,6 @@ class RunInfo:
     eval_set_version: str
     baseline: str
     context: str
-
-
-def records(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    names = list(columns) if columns is not None else list(frame.columns)
-    return [{name: db_value(value) for name, value in zip(names, row, strict=True)}
-            for row in frame[names].itertuples(index=False, name=None)]
 
 
 def case_rows(run: ScoredRun, info: RunInfo, scorers: Sequence[str]) -> pd.DataFrame:
@@ -100,9 +93,9 @@ def run_writes(run: ScoredRun, info: RunInfo, scorers: Sequence[str]) -> list[Pa
                     "value", "op", "threshold", "passed", "verdict", "detail", "gate_passed"]
     cases = case_rows(run, info, scorers)
     return [
-        PartitionWrite(scored_runs, key, records(summary, summary_columns)),
-        PartitionWrite(scored_cases, key, records(cases, [c.name for c in scored_cases.c])),
-        PartitionWrite(release_gates, key, records(gate, gate_columns)),
+        PartitionWrite(scored_runs, key, insert_records(summary, summary_columns)),
+        PartitionWrite(scored_cases, key, insert_records(cases, [c.name for c in scored_cases.c])),
+        PartitionWrite(release_gates, key, insert_records(gate, gate_columns)),
     ]
 
 
@@ -115,7 +108,7 @@ def write_production_scores(engine: sa.Engine, day: date, rows: pd.DataFrame) ->
     """Replace one day of ``production_scores``."""
     frame = rows.assign(partition_date=day)
     replace_partitions(engine, [PartitionWrite(production_scores, {"partition_date": day},
-                                               records(frame, [c.name for c in production_scores.c]))])
+                                               insert_records(frame, [c.name for c in production_scores.c]))])
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -7,12 +7,15 @@ re-materialising a partition never duplicates rows. SQLAlchemy Core only, values
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
@@ -43,6 +46,42 @@ def create_warehouse_engine(url: str, project_root: Path | None = None) -> sa.En
         # Dagster may run partitions in parallel processes; wait for the lock instead of failing at once.
         return sa.create_engine(parsed, connect_args={"timeout": 60}, poolclass=sa.pool.NullPool)
     return sa.create_engine(parsed, poolclass=sa.pool.NullPool)
+
+
+def db_value(value: Any) -> Any:
+    """A value the DB-API accepts: None for every kind of null, Python scalars, datetimes for timestamps.
+
+    SQLite turns NaN into NULL on its own but PostgreSQL stores NaN as a number; converting here keeps both
+    backends identical and lets BI treat "undefined" as NULL.
+    """
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def insert_records(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """The rows of ``frame`` (or of its ``columns``) as parameter dicts for an INSERT, every value a ``db_value``.
+
+    Converted column by column: plain numeric columns in one numpy call, the rest value by value.
+    """
+    names = list(columns) if columns is not None else list(frame.columns)
+    values: list[list[Any]] = []
+    for name in names:
+        series = frame[name]
+        if isinstance(series.dtype, np.dtype) and series.dtype.kind in "iub":
+            values.append(series.to_numpy().tolist())
+        elif isinstance(series.dtype, np.dtype) and series.dtype.kind == "f":
+            values.append([None if math.isnan(v) else v for v in series.to_numpy().tolist()])
+        else:
+            values.append([db_value(v) for v in series.tolist()])
+    return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)] if names else \
+        [{} for _ in range(len(frame))]
 
 
 def safe_url(engine_or_url: sa.Engine | str) -> str:
