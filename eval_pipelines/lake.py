@@ -7,6 +7,7 @@ re-run replaces the partition whole.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 import fsspec
 import pandas as pd
@@ -39,6 +40,28 @@ class Lake:
             pq.write_table(table, handle, compression="zstd")
         self.fs.mv(temporary, final)
         return self.uri(asset, partition)
+
+    def read_columns(self, asset: str, partition: str | None, columns: Sequence[str],
+                     optional: Sequence[str] = (), dictionary: Sequence[str] = ()) -> pa.Table:
+        """Only ``columns`` (each required) and those of ``optional`` the file has, from one partition's file.
+
+        ``dictionary`` columns are read dictionary-encoded (pandas categoricals): less memory and faster grouping
+        for low-cardinality text. A missing file or a missing required column is an error naming the file.
+        """
+        path = self.path(asset, partition)
+        if not self.fs.exists(path):
+            raise FileNotFoundError(
+                f"{self.uri(asset, partition)} does not exist: materialise {asset} for partition {partition} first")
+        with self.fs.open(path, "rb") as handle:
+            present = set(pq.read_schema(handle).names)
+            missing = [column for column in columns if column not in present]
+            if missing:
+                raise KeyError(f"{self.uri(asset, partition)} has no column(s) {missing}")
+            wanted = [*columns, *(c for c in optional if c in present and c not in columns)]
+            handle.seek(0)
+            # pyarrow refuses a dictionary column the file does not have, so only present ones are asked for.
+            encoded = [c for c in dictionary if c in wanted]
+            return pq.ParquetFile(handle, read_dictionary=encoded or None).read(columns=wanted)
 
     def read(self, asset: str, partition: str | None = None, columns: list[str] | None = None) -> pd.DataFrame:
         path = self.path(asset, partition)

@@ -13,7 +13,6 @@ from datetime import date, timedelta
 
 import dagster as dg
 import pandas as pd
-import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from eval_pipelines.automation import FOLLOW_UPSTREAM_ANY_DAY
@@ -36,6 +35,7 @@ from eval_pipelines.drift.report import (
     window_profile,
 )
 from eval_pipelines.drift.tables import drift_results
+from eval_pipelines.labeling.labels import LABELED_CASES_ASSET
 from eval_pipelines.lake import Lake
 from eval_pipelines.metadata import markdown_table
 from eval_pipelines.partitions import daily_partitions
@@ -45,7 +45,6 @@ from eval_pipelines.warehouse.core import PartitionWrite, replace_partitions
 DRIFT_CHECK = "no_major_drift"
 PROFILE_ASSET = "drift_profile"
 REPORT_ASSET = "drift_report"
-CASES_ASSET = "labeled_cases"
 
 
 
@@ -57,12 +56,10 @@ def monitors_for(settings: Settings) -> list[Monitor]:
 
 def _read_cases(lake: Lake, day: str, monitors: list[Monitor]) -> pd.DataFrame | None:
     """The columns the monitors need from a day's labeled_cases in the lake, or None when the day is absent."""
-    if not lake.exists(CASES_ASSET, day):
+    if not lake.exists(LABELED_CASES_ASSET, day):
         return None
-    with lake.fs.open(lake.path(CASES_ASSET, day), "rb") as handle:
-        present = set(pq.read_schema(handle).names)
-    wanted = sorted({s for m in monitors for s in m.sources} & present)
-    return lake.read(CASES_ASSET, day, columns=wanted)
+    sources = sorted({source for monitor in monitors for source in monitor.sources})
+    return lake.read_columns(LABELED_CASES_ASSET, day, [], optional=sources).to_pandas()
 
 
 def load_reference(lake: Lake, days: list[date], monitors: list[Monitor], settings: Settings,

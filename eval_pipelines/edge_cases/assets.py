@@ -24,7 +24,8 @@ from pydantic import Field
 from eval_pipelines.edge_cases.library import STATUSES, empty_entries, merge_day, required_columns
 from eval_pipelines.edge_cases.store import ledger_mismatches, load_entries, merged_days, rerun_basis, write_merge
 from eval_pipelines.edge_cases.tables import EDGE_CASE_TABLES, edge_cases
-from eval_pipelines.evalsets.window import lake_days, read_columns
+from eval_pipelines.evalsets.window import lake_days
+from eval_pipelines.labeling.labels import LABELED_CASES_ASSET
 from eval_pipelines.lake import Lake
 from eval_pipelines.metadata import markdown_table
 from eval_pipelines.resources import ProjectConfigResource, WarehouseResource, lake_root
@@ -115,7 +116,7 @@ def edge_case_library(
     columns = required_columns(rules)
     merged_rows = []
     for day in todo:
-        cases = read_columns(lake, day, columns).to_pandas()
+        cases = lake.read_columns(LABELED_CASES_ASSET, day, columns).to_pandas()
         at = datetime.now(UTC)
         merge = merge_day(library, cases, day, rules, context.run.run_id, at, rerun_basis(engine, day))
         survivors = write_merge(engine, merge, day, available[day], context.run.run_id, at)

@@ -29,7 +29,8 @@ from eval_pipelines.evalsets.design import (
 )
 from eval_pipelines.evalsets.estimation import Estimate, estimate_from_cases
 from eval_pipelines.evalsets.settings import EvalSetConfig
-from eval_pipelines.evalsets.window import Window, read_columns
+from eval_pipelines.evalsets.window import Window
+from eval_pipelines.labeling.labels import LABELED_CASES_ASSET
 from eval_pipelines.lake import Lake
 
 REPLAY_COLUMNS: tuple[str, ...] = (
@@ -143,7 +144,7 @@ def frame_from_lake(lake: Lake, days: Sequence[str], config: EvalSetConfig) -> S
     builder = _FrameBuilder(config)
     columns = _frame_columns(config)
     for index, day in enumerate(days):
-        table = read_columns(lake, day, columns)
+        table = lake.read_columns(LABELED_CASES_ASSET, day, columns)
         labeled = table.column("is_labeled").to_numpy(zero_copy_only=False).astype(bool)
         rows = np.flatnonzero(labeled)
         part = table.take(pa.array(rows)).to_pandas() if len(rows) < table.num_rows else table.to_pandas()
@@ -270,7 +271,7 @@ def sample_from_lake(lake: Lake, window: Window, config: EvalSetConfig,
         parts, positions = [], []
         for index in np.unique(day):
             chosen = np.flatnonzero(day == index)
-            table = read_columns(lake, window.days[int(index)], needed)
+            table = lake.read_columns(LABELED_CASES_ASSET, window.days[int(index)], needed)
             if len(chosen) and int(row[chosen].max()) >= table.num_rows:  # the day shrank since pass 1
                 raise SourceChangedError([window.days[int(index)]])
             parts.append(table.take(pa.array(row[chosen])).to_pandas())

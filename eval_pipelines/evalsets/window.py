@@ -8,19 +8,15 @@ pass 2 reads the replay columns of the few thousand selected rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
+from eval_pipelines.labeling.labels import LABELED_CASES_ASSET
 from eval_pipelines.lake import Lake
 
-LABELED_CASES = "labeled_cases"
 
-
-def lake_days(lake: Lake, asset: str = LABELED_CASES) -> dict[str, str]:
+def lake_days(lake: Lake, asset: str = LABELED_CASES_ASSET) -> dict[str, str]:
     """Days (``YYYY-MM-DD``) with a Parquet file for ``asset``, each with a change stamp of the file.
 
     The stamp is fsspec's ``checksum`` of the file's listing (size and modification time locally, the ETag on object
@@ -72,15 +68,3 @@ def trailing_window(available: Iterable[str], window_days: int, today: date, inc
     present = set(candidates)
     return Window(start=start, end=end, days=[d for d in wanted if d in present],
                   missing=[d for d in wanted if d not in present])
-
-
-def read_columns(lake: Lake, day: str, columns: Sequence[str], asset: str = LABELED_CASES) -> pa.Table:
-    """One day's file, only ``columns`` (an absent column is an error naming the day and the column)."""
-    path = lake.path(asset, day)
-    with lake.fs.open(path, "rb") as handle:
-        parquet = pq.ParquetFile(handle)
-        names = set(parquet.schema_arrow.names)
-        missing = [column for column in columns if column not in names]
-        if missing:
-            raise KeyError(f"{lake.uri(asset, day)} has no column(s) {missing}")
-        return parquet.read(columns=list(columns))

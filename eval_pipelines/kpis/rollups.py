@@ -23,7 +23,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from eval_pipelines.kpis.metrics import (
     KEY_COLUMNS,
@@ -34,11 +33,11 @@ from eval_pipelines.kpis.metrics import (
     quantiles_of_chunks,
     split_by_group,
 )
+from eval_pipelines.labeling.labels import LABELED_CASES_ASSET
 from eval_pipelines.lake import Lake
 
 Period = Literal["week", "month"]
 PERIOD_COLUMNS: dict[str, str] = {"week": "week_start", "month": "month_start"}
-CASES_ASSET = "labeled_cases"
 
 
 def period_start(day: date, period: Period) -> date:
@@ -97,14 +96,12 @@ class PeriodCaseValues:
 
 def read_case_values(lake: Lake, day: date) -> pd.DataFrame:
     """The group keys and percentile inputs of one ``labeled_cases`` partition (nothing else is read)."""
-    path = lake.path(CASES_ASSET, day.isoformat())
-    if not lake.fs.exists(path):
-        raise FileNotFoundError(
-            f"{lake.uri(CASES_ASSET, day.isoformat())} is missing but kpi_daily has rows for {day}: percentiles "
-            f"cannot be recomputed without the cases; re-materialise labeled_cases for {day}"
-        )
-    with lake.fs.open(path, "rb") as handle:
-        table = pq.read_table(handle, columns=[*KEY_COLUMNS, *PERCENTILE_SOURCES], read_dictionary=list(KEY_COLUMNS))
+    try:
+        table = lake.read_columns(LABELED_CASES_ASSET, day.isoformat(), [*KEY_COLUMNS, *PERCENTILE_SOURCES],
+                                  dictionary=KEY_COLUMNS)
+    except FileNotFoundError as missing:
+        raise FileNotFoundError(f"kpi_daily has rows for {day} but its cases are gone, so percentiles cannot be "
+                                f"recomputed: {missing}") from missing
     return table.to_pandas()
 
 

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
 import pandas as pd
-import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from eval_pipelines.kpis.definitions import DOMAIN, definition_rows
@@ -28,6 +27,7 @@ from eval_pipelines.kpis.rollups import (
     rollup,
 )
 from eval_pipelines.kpis.tables import ROLLUP_TABLES, kpi_daily, kpi_definitions
+from eval_pipelines.labeling.labels import LABELED_CASES_ASSET
 from eval_pipelines.lake import Lake
 from eval_pipelines.warehouse.core import (
     PartitionWrite,
@@ -37,27 +37,15 @@ from eval_pipelines.warehouse.core import (
     replace_partitions,
 )
 
-CASES_ASSET = "labeled_cases"
 # Low-cardinality text columns are read as dictionaries (pandas categoricals): less memory, faster comparisons.
 _DICTIONARY_COLUMNS = (*KEY_COLUMNS, "user_action", "status", "correctness")
 
 
 def read_cases(lake: Lake, day: date) -> pd.DataFrame:
     """The ``CASE_COLUMNS`` of one ``labeled_cases`` partition (optional ones the file lacks are left out)."""
-    path = lake.path(CASES_ASSET, day.isoformat())
-    if not lake.fs.exists(path):
-        raise FileNotFoundError(
-            f"{lake.uri(CASES_ASSET, day.isoformat())} does not exist: materialise labeled_cases for {day} first")
-    with lake.fs.open(path, "rb") as handle:
-        parquet = pq.ParquetFile(handle)
-        present = set(parquet.schema_arrow.names)
-        columns = [c for c in CASE_COLUMNS if c in present]
-        table = parquet.read(columns=columns)
-    dictionary = [c for c in _DICTIONARY_COLUMNS if c in present]
-    for name in dictionary:
-        position = table.schema.get_field_index(name)
-        table = table.set_column(position, name, table.column(name).dictionary_encode())
-    return table.to_pandas()
+    return lake.read_columns(LABELED_CASES_ASSET, day.isoformat(), [], optional=CASE_COLUMNS,
+                             dictionary=_DICTIONARY_COLUMNS).to_pandas()
+
 
 
 def daily_write(frame: pd.DataFrame, day: date, computed_at: datetime) -> PartitionWrite:

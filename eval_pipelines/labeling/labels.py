@@ -15,6 +15,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+LABELED_CASES_ASSET = "labeled_cases"
+"""The asset (and lake folder) holding labeled cases: what every evaluation domain reads."""
+
 FAILURE_TAGS: tuple[str, ...] = (
     "override",
     "edit",

@@ -17,7 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
-from eval_pipelines.evalsets.window import lake_days, read_columns
+from eval_pipelines.evalsets.window import lake_days
+from eval_pipelines.labeling.labels import LABELED_CASES_ASSET
 from eval_pipelines.lake import Lake
 from eval_pipelines.scoring.runs import ScoredRun
 from eval_pipelines.scoring.summarise import SUMMARY_COLUMNS, baseline_column, score_column
@@ -186,7 +187,7 @@ def logged_details(lake: Lake, timestamps: pd.Series, event_ids: pd.Series) -> p
     for day in days:
         if day not in available:
             continue
-        table = read_columns(lake, day, LOGGED_DETAIL_COLUMNS)
+        table = lake.read_columns(LABELED_CASES_ASSET, day, LOGGED_DETAIL_COLUMNS)
         mask = pc.is_in(table.column("event_id"), value_set=pa.array(sorted(wanted), pa.string()))
         parts.append(table.filter(mask).to_pandas())
     if not parts:
