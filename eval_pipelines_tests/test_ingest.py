@@ -14,7 +14,13 @@ import pytest
 
 from eval_pipelines.config import parse_settings
 from eval_pipelines.ingestion import readers
-from eval_pipelines.ingestion.ingest import day_folder_date, ingest_files, ingest_frame, landing_files
+from eval_pipelines.ingestion.ingest import (
+    cross_day_duplicates,
+    day_folder_date,
+    ingest_files,
+    ingest_frame,
+    landing_files,
+)
 from eval_pipelines.ingestion.readers import read_log_file
 
 DAY = date(2026, 11, 20)
@@ -306,3 +312,22 @@ def test_identifiers_longer_than_a_warehouse_key_are_quarantined():
     assert result.valid["event_id"].tolist() == ["ok1", "ok2"]  # long free text is fine, long keys are not
     (reason,) = result.quarantined["reason"]
     assert "segment is 300 characters, over the limit of 256" in reason
+
+
+def _id_times(*pairs: tuple[str, str]) -> pd.DataFrame:
+    return pd.DataFrame({"event_id": [p[0] for p in pairs],
+                         "timestamp": pd.to_datetime([p[1] for p in pairs], utc=True)})
+
+
+def test_cross_day_duplicates_compare_only_what_can_be_valid_in_both_days():
+    day = date(2026, 11, 20)
+    ours = _id_times(("a", "2026-11-20T00:10:00Z"), ("b", "2026-11-20T12:00:00Z"), ("c", "2026-11-20T23:55:00Z"),
+                     ("d", "2026-11-21T00:20:00Z"))
+    before = _id_times(("a", "2026-11-19T23:59:00Z"), ("b", "2026-11-19T12:00:00Z"))  # b: far from midnight
+    after = _id_times(("c", "2026-11-20T23:55:00Z"), ("d", "2026-11-21T00:20:00Z"), ("a", "2026-11-21T00:05:00Z"))
+    found = cross_day_duplicates(day, ours, {date(2026, 11, 19): before, date(2026, 11, 21): after}, 60)
+    assert found.event_ids == {date(2026, 11, 19): ["a"], date(2026, 11, 21): ["c", "d"]}
+    assert found.total == 3 and found.not_ingested == ()
+    # Without tolerance no event can be valid in two days; a neighbour not ingested yet is reported as such.
+    none = cross_day_duplicates(day, ours, {date(2026, 11, 19): before, date(2026, 11, 21): None}, 0)
+    assert none.total == 0 and none.not_ingested == (date(2026, 11, 21),)

@@ -73,7 +73,8 @@ def test_a_demo_day_matches_the_generator(demo_project):
     assert not cases["input_text"].str.contains(r"[\w.+-]+@[\w-]+\.\w+", regex=True, na=False).any()
 
     checks = {e.asset_check_key.name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"contract_expectations": True, "quarantine_rate": True, "files_readable": True}
+    assert checks == {"contract_expectations": True, "quarantine_rate": True, "files_readable": True,
+                      "no_duplicates_across_days": True}
     materialization = result.asset_materializations_for_node("production_logs")[0]
     assert materialization.metadata["rows_read"].value == expected["events"]
 
@@ -126,3 +127,31 @@ def test_an_unreadable_file_fails_the_files_check_and_stops_labeling(demo_projec
     materialization = result.asset_materializations_for_node("production_logs")[0]
     assert materialization.metadata["files_failed"].value == 1
     assert materialization.metadata["rows_read"].value == manifest["days"][day]["events"]
+
+
+def test_the_same_event_in_two_day_folders_warns_without_blocking(demo_project):
+    """An export near midnight copied into the next day's folder: both copies are valid (within the timestamp
+    tolerance), per-day deduplication keeps both, and the cross-day check names them whichever day runs second."""
+    project, _ = demo_project
+    first, second = "2026-10-01", "2026-10-02"
+    logs = pd.concat([pd.read_json(p, lines=True, dtype=False) for p in (project.landing_dir / first).glob("*.jsonl")])
+    late = logs.sort_values("timestamp").tail(3).copy()
+    late["event_id"] = ["late-0", "late-1", "late-2"]
+    late["timestamp"] = ["2026-10-01T23:40:00Z", "2026-10-01T23:50:00Z", "2026-10-01T21:00:00Z"]
+    (project.landing_dir / first / "late.jsonl").write_text(late.to_json(orient="records", lines=True))
+    (project.landing_dir / second / "copied.jsonl").write_text(late.iloc[:2].to_json(orient="records", lines=True))
+
+    with dg.instance_for_test() as instance:
+        assert run_day(project, first, instance).success
+        result = run_day(project, second, instance)
+        assert result.success  # a warning: labeled_cases still runs
+        assert result.asset_materializations_for_node("labeled_cases")
+        check = {e.asset_check_key.name: e for e in result.get_asset_check_evaluations()}["no_duplicates_across_days"]
+        assert check.passed is False and check.severity == dg.AssetCheckSeverity.WARN
+        assert check.metadata["duplicates"].value == 2
+        assert check.metadata["examples"].value == "late-0, late-1"
+        assert f"2 also in {first}" in check.description and "not ingested yet: 2026-10-03" in check.description
+
+        again = run_day(project, first, instance)  # now the neighbour exists, so the earlier day sees it too
+        check = {e.asset_check_key.name: e for e in again.get_asset_check_evaluations()}["no_duplicates_across_days"]
+        assert check.passed is False and check.metadata["duplicates"].value == 2

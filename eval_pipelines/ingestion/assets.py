@@ -3,7 +3,7 @@
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 import pandas as pd
@@ -11,7 +11,14 @@ import pandas as pd
 from eval_pipelines.config import Settings
 from eval_pipelines.ingestion.conform import target_fields
 from eval_pipelines.ingestion.expectations import ContractValidation, validate_contract
-from eval_pipelines.ingestion.ingest import IngestResult, ingest_files, ingest_frame, landing_files
+from eval_pipelines.ingestion.ingest import (
+    CrossDayDuplicates,
+    IngestResult,
+    cross_day_duplicates,
+    ingest_files,
+    ingest_frame,
+    landing_files,
+)
 from eval_pipelines.ingestion.landing import day_fingerprint
 from eval_pipelines.ingestion.sql_source import read_sql_day
 from eval_pipelines.ingestion.tables import ingestion_batches, ingestion_files, quarantined_events
@@ -27,6 +34,8 @@ CONTRACT_CHECK = "contract_expectations"
 LANDING_FINGERPRINT = "landing_fingerprint"
 QUARANTINE_CHECK = "quarantine_rate"
 FILES_CHECK = "files_readable"
+CROSS_DAY_CHECK = "no_duplicates_across_days"
+ASSET_NAME = "production_logs"
 
 
 def read_partition(settings: Settings, day: date) -> IngestResult:
@@ -69,13 +78,16 @@ def _preview(valid: pd.DataFrame) -> dg.MetadataValue:
         "warehouse table quarantined_events with a reason; per-day accounting to ingestion_batches."
     ),
     check_specs=[
-        dg.AssetCheckSpec(CONTRACT_CHECK, asset="production_logs", blocking=True,
+        dg.AssetCheckSpec(CONTRACT_CHECK, asset=ASSET_NAME, blocking=True,
                           description="Great Expectations suite generated from the canonical contract."),
-        dg.AssetCheckSpec(QUARANTINE_CHECK, asset="production_logs", blocking=True,
+        dg.AssetCheckSpec(QUARANTINE_CHECK, asset=ASSET_NAME, blocking=True,
                           description="Share of quarantined rows stays under quality.max_quarantine_rate."),
-        dg.AssetCheckSpec(FILES_CHECK, asset="production_logs", blocking=True,
+        dg.AssetCheckSpec(FILES_CHECK, asset=ASSET_NAME, blocking=True,
                           description="Every landing file of the day could be read: an unreadable file's rows are "
                                       "unknown, so the day's figures would be silently incomplete."),
+        dg.AssetCheckSpec(CROSS_DAY_CHECK, asset=ASSET_NAME, blocking=False,
+                          description="Warns when events of the day also landed in the day before or after "
+                                      "(deduplication is per day; this finds the same event in two folders)."),
     ],
 )
 def production_logs(
@@ -87,19 +99,50 @@ def production_logs(
     fingerprint = (day_fingerprint(settings.resolve_path(settings.source.landing_dir), day)
                    if settings.source.kind == "landing" else None)
     result = read_partition(settings, day)
-    lake_uri = Lake(lake_root(settings)).uri("production_logs", context.partition_key)
+    lake_uri = Lake(lake_root(settings)).uri(ASSET_NAME, context.partition_key)
     replace_partitions(warehouse.engine(), warehouse_writes(result, settings.source.kind, lake_uri))
     if result.files_failed:
         context.log.warning(f"{result.files_failed} file(s) could not be read; see ingestion_files.error")
 
     files = (pd.DataFrame(result.file_records()).drop(columns=["partition_date"]).fillna({"error": ""})
              if result.files else pd.DataFrame())
+    lake = Lake(lake_root(settings))
+    neighbours = {other: _event_times(lake, other) for other in (day - timedelta(days=1), day + timedelta(days=1))}
+    cross_day = cross_day_duplicates(day, result.valid, neighbours, settings.source.timestamp_tolerance_minutes)
     # The GX suite runs while the IO manager writes the Parquet partition: both are mostly native code that
     # releases the GIL, so on two cores the check costs little extra wall time.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="contract") as pool:
         pending_contract = pool.submit(validate_contract, result.valid, target_fields(settings), day,
                                        settings.source.timestamp_tolerance_minutes)
         yield from _outputs(result, files, settings, fingerprint, pending_contract.result)
+    yield _cross_day_check(cross_day)
+
+
+def _event_times(lake: Lake, day: date) -> pd.DataFrame | None:
+    """A neighbouring day's event ids and timestamps from the lake, or None when it has not been ingested."""
+    if not lake.exists(ASSET_NAME, day.isoformat()):
+        return None
+    return lake.read_columns(ASSET_NAME, day.isoformat(), ["event_id", "timestamp"]).to_pandas()
+
+
+def _cross_day_check(found: CrossDayDuplicates) -> dg.AssetCheckResult:
+    parts = [f"{len(ids):,} also in {other}" for other, ids in found.event_ids.items() if ids]
+    waiting = ", ".join(str(other) for other in found.not_ingested)
+    description = ("; ".join(parts) + " (same event_id and a timestamp within source.timestamp_tolerance_minutes of "
+                   "the shared midnight: the same event exported into two day folders; remove it from one and "
+                   "re-materialise that day)") if parts else \
+        f"no event of the day found in the {len(found.event_ids)} neighbouring day(s) ingested"
+    if waiting:
+        description += f"; not ingested yet: {waiting} (its own run compares)"
+    examples = sorted({event_id for ids in found.event_ids.values() for event_id in ids})[:20]
+    return dg.AssetCheckResult(
+        check_name=CROSS_DAY_CHECK,
+        passed=found.total == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=description,
+        metadata={"duplicates": found.total, "days_compared": len(found.event_ids),
+                  "examples": ", ".join(examples) or "none"},
+    )
 
 
 def _outputs(result: IngestResult, files: pd.DataFrame, settings: Settings, fingerprint: str | None,

@@ -8,15 +8,16 @@ failed with its reason and contributes no rows; the other files still land.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from eval_pipelines.config import Settings
-from eval_pipelines.ingestion.conform import SOURCE_FILE_COLUMN, Conformed, conform
+from eval_pipelines.ingestion.conform import SOURCE_FILE_COLUMN, Conformed, conform, day_window
 from eval_pipelines.ingestion.readers import LINE_COLUMN, file_format, read_log_file
 
 QUARANTINE_COLUMNS = ("source_file", "line_number", "reason", "field", "raw_record")
@@ -174,3 +175,40 @@ def _valid_candidates(conformed: list[Conformed], settings: Settings, day: date)
     else:
         rows = conform(pd.DataFrame({LINE_COLUMN: pd.Series([], dtype="int64")}), settings, day, "").rows
     return rows, np.ones(len(rows), dtype=bool)
+
+
+@dataclass(frozen=True)
+class CrossDayDuplicates:
+    """Events of a day that also landed, valid, in a neighbouring day's partition."""
+
+    event_ids: dict[date, list[str]]  # per neighbour compared: the shared ids, sorted
+    not_ingested: tuple[date, ...]  # neighbours without a partition yet: their own run makes the comparison
+
+    @property
+    def total(self) -> int:
+        return sum(len(ids) for ids in self.event_ids.values())
+
+
+def cross_day_duplicates(day: date, valid: pd.DataFrame, neighbours: Mapping[date, pd.DataFrame | None],
+                         tolerance_minutes: float) -> CrossDayDuplicates:
+    """The day's ``event_id``s found again in the partitions of the days before and after it.
+
+    Deduplication is per day so that a day's rows never depend on the order its neighbours were ingested. A row
+    passes only inside its day's window widened by the timestamp tolerance, so the same event can be valid in two
+    partitions only if its timestamp lies within the tolerance of the midnight between two neighbouring days: only
+    those rows are compared, on both sides. ``neighbours`` maps each neighbouring day to its ``event_id`` and
+    ``timestamp`` columns, or to None when it has not been ingested. Whichever of two days is ingested second sees
+    the other, so every pair is compared once both exist.
+    """
+    found: dict[date, list[str]] = {}
+    not_ingested: list[date] = []
+    for neighbour, frame in sorted(neighbours.items()):
+        if frame is None:
+            not_ingested.append(neighbour)
+            continue
+        midnight, _ = day_window(max(day, neighbour), 0)
+        slack = timedelta(minutes=tolerance_minutes)
+        ours, theirs = (rows.loc[(rows["timestamp"] >= midnight - slack) & (rows["timestamp"] < midnight + slack),
+                                 "event_id"] for rows in (valid, frame))
+        found[neighbour] = sorted(set(ours) & set(theirs))
+    return CrossDayDuplicates(found, tuple(not_ingested))
