@@ -53,15 +53,15 @@ class Lake:
             raise FileNotFoundError(
                 f"{self.uri(asset, partition)} does not exist: materialise {asset} for partition {partition} first")
         with self.fs.open(path, "rb") as handle:
-            present = set(pq.read_schema(handle).names)
+            footer = pq.read_metadata(handle)
+            present = set(footer.schema.to_arrow_schema().names)
             missing = [column for column in columns if column not in present]
             if missing:
                 raise KeyError(f"{self.uri(asset, partition)} has no column(s) {missing}")
             wanted = [*columns, *(c for c in optional if c in present and c not in columns)]
-            handle.seek(0)
             # pyarrow refuses a dictionary column the file does not have, so only present ones are asked for.
             encoded = [c for c in dictionary if c in wanted]
-            return pq.ParquetFile(handle, read_dictionary=encoded or None).read(columns=wanted)
+            return pq.ParquetFile(handle, metadata=footer, read_dictionary=encoded or None).read(columns=wanted)
 
     def read(self, asset: str, partition: str | None = None, columns: list[str] | None = None) -> pd.DataFrame:
         path = self.path(asset, partition)

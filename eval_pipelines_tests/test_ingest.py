@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 from datetime import date
 from pathlib import Path
 
@@ -147,7 +148,19 @@ def test_blank_lines_send_a_file_to_the_line_reader_so_line_numbers_stay_true(tm
     assert read.rows["__line__"].tolist() == [1, 3]
 
 
-def test_a_row_with_several_problems_is_quarantined_for_the_first_field_in_contract_order():
+def test_a_row_with_several_problems_is_quarantined_for_the_first_field_in_contract_order(monkeypatch):
+    """Fields convert in parallel threads; segment is made to finish last, and its reason must still win."""
+    from eval_pipelines.ingestion import conform as conform_module
+    from eval_pipelines.ingestion.contract import FieldKind
+
+    to_text = conform_module._CONVERTERS[FieldKind.STRING]
+
+    def slow_segment(series, spec, settings, findings):
+        if spec.name == "segment":
+            time.sleep(0.3)
+        return to_text(series, spec, settings, findings)
+
+    monkeypatch.setitem(conform_module._CONVERTERS, FieldKind.STRING, slow_segment)
     row = event("many", segment=None, latency_ms="fast", status="exploded")
     frame = pd.DataFrame([row, event("ok")] * 50)
     frame.loc[frame["event_id"] == "ok", "event_id"] = [f"ok{i}" for i in range(50)]
@@ -241,6 +254,42 @@ def test_iso8601_timestamps_read_as_pandas_reads_them(extra: list[str]):
     assert result.rows_quarantined == 0, result.quarantined["reason"].tolist()
     expected = pd.to_datetime(pd.Series(values), utc=True, format="ISO8601").dt.as_unit("us")  # stored in µs
     assert result.valid["timestamp"].tolist() == expected.tolist()
+
+
+def test_the_fast_iso8601_parse_runs_on_zoned_values_and_keeps_the_frames_labels():
+    from eval_pipelines.ingestion.conform import _iso8601_with_offsets
+
+    text = pd.Series(["2026-11-20T02:00:00Z", "2026-11-20T03:00:00+01:00"], index=[5, 6], dtype="str")
+    parsed = _iso8601_with_offsets(text)
+    assert parsed is not None  # the Arrow path, not the pandas fallback
+    assert parsed.index.tolist() == [5, 6]
+    assert parsed.tolist() == [pd.Timestamp("2026-11-20T02:00:00Z"), pd.Timestamp("2026-11-20T02:00:00Z")]
+    assert _iso8601_with_offsets(pd.Series(["2026-11-20"], dtype="str")) is None
+
+
+@pytest.mark.parametrize("index", [[2, 3], [0, 1, 0, 1]])
+def test_a_parquet_file_written_with_its_pandas_index_keeps_each_rows_timestamp(tmp_path: Path, index: list[int]):
+    """A sliced or concatenated export stores its index; rows must keep their own values, not a relabelled copy."""
+    rows = [event(f"e{i}", timestamp=f"2026-11-20T{i:02d}:00:00Z") for i in range(len(index))]
+    frame = pd.DataFrame(rows, index=index)
+    day_dir = tmp_path / DAY.isoformat()
+    day_dir.mkdir()
+    frame.to_parquet(day_dir / "export.parquet")  # pandas keeps a non-range index in the file
+    result = ingest_files(landing_files(tmp_path, DAY), parse_settings({}), DAY, root=tmp_path)
+    assert result.rows_quarantined == 0, result.quarantined["reason"].tolist()
+    stamps = dict(zip(result.valid["event_id"], result.valid["timestamp"], strict=True))
+    assert stamps == {f"e{i}": pd.Timestamp(f"2026-11-20T{i:02d}:00:00Z") for i in range(len(index))}
+
+
+def test_a_parquet_file_with_its_ids_as_the_pandas_index_keeps_them(tmp_path: Path):
+    frame = pd.DataFrame([event("e0"), event("e1")]).set_index("event_id")
+    day_dir = tmp_path / DAY.isoformat()
+    day_dir.mkdir()
+    frame.to_parquet(day_dir / "indexed.parquet")
+    result = ingest_files(landing_files(tmp_path, DAY), parse_settings({}), DAY, root=tmp_path)
+    assert result.rows_quarantined == 0, result.quarantined["reason"].tolist()
+    assert result.valid["event_id"].tolist() == ["e0", "e1"]
+    assert result.valid["source_line"].tolist() == [1, 2]
 
 
 def test_an_unparseable_iso8601_timestamp_is_quarantined_and_the_rest_land():

@@ -45,10 +45,6 @@ class Conformed:
     def valid_count(self) -> int:
         return len(self.rows) - int(self.rejected.sum())
 
-    def valid(self) -> pd.DataFrame:
-        """The rows that passed, renumbered from 0."""
-        kept = self.rows.loc[~self.rejected] if self.rejected.any() else self.rows
-        return kept.reset_index(drop=True)
 
 
 _Reason = str | Callable[[np.ndarray], Sequence[str]]
@@ -236,7 +232,8 @@ def _iso8601_with_offsets(text: pd.Series) -> pd.Series | None:
         stamps = pc.cast(pa.array(text, type=pa.large_string()), pa.timestamp("us", tz="UTC"))
     except pa.ArrowInvalid:
         return None
-    return pd.Series(stamps.to_pandas(), index=text.index)
+    # The parsed values belong to the rows in order: take the array, so the raw frame's index labels them as is.
+    return pd.Series(stamps.to_pandas().array, index=text.index)
 
 
 _CONVERTERS = {

@@ -8,6 +8,7 @@ the two can never disagree about what the contract says.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -73,23 +74,28 @@ def build_contract_suite(specs: list[FieldSpec], name: str = "production_logs_co
     return suite
 
 
+_FINGERPRINT_SWITCH = threading.Lock()
+
+
 @contextmanager
 def _without_batch_fingerprint() -> Iterator[None]:
     """Skip GX's md5 fingerprint of the whole batch frame while a batch is built.
 
     GX labels an in-memory batch with a hash of every cell (it already skips this above 1 GB); in an ephemeral
     context nothing ever reads that label, and on a million rows it cost more than all expectations together.
-    If GX renames the threshold this degrades to the slower path, never to a wrong result.
+    If GX renames the threshold this degrades to the slower path, never to a wrong result. The threshold is a
+    module global, so validations in one process take turns: interleaved save/restore could leave it at 0.
     """
-    original = getattr(pandas_execution_engine, "HASH_THRESHOLD", None)
-    if original is None:
-        yield
-        return
-    pandas_execution_engine.HASH_THRESHOLD = 0
-    try:
-        yield
-    finally:
-        pandas_execution_engine.HASH_THRESHOLD = original
+    with _FINGERPRINT_SWITCH:
+        original = getattr(pandas_execution_engine, "HASH_THRESHOLD", None)
+        if original is None:
+            yield
+            return
+        pandas_execution_engine.HASH_THRESHOLD = 0
+        try:
+            yield
+        finally:
+            pandas_execution_engine.HASH_THRESHOLD = original
 
 
 @lru_cache(maxsize=1)

@@ -142,10 +142,15 @@ def ingest_frame(frame: pd.DataFrame, settings: Settings, day: date, source_name
 def _deduplicate(day: date, conformed: list[Conformed], quarantine_parts: list[pd.DataFrame],
                  reports: list[FileReport], settings: Settings) -> IngestResult:
     """Keep the first occurrence of each event_id across the day's files (in file, then line order)."""
-    rows, keep = _valid_candidates(conformed, settings, day)
+    if conformed:
+        # Concatenating Arrow-backed frames appends chunks rather than copying text; rows are filtered once, below.
+        rows = pd.concat([part.rows for part in conformed], ignore_index=True)
+        keep = ~np.concatenate([part.rejected for part in conformed])
+    else:
+        rows = conform(pd.DataFrame({LINE_COLUMN: pd.Series([], dtype="int64")}), settings, day, "").rows
+        keep = np.ones(0, dtype=bool)
     kept = np.flatnonzero(keep)
-    ids = rows["event_id"] if len(kept) == len(rows) else rows["event_id"].iloc[kept]
-    duplicates = kept[ids.duplicated(keep="first").to_numpy()]
+    duplicates = kept[rows["event_id"].iloc[kept].duplicated(keep="first").to_numpy()]
     keep[duplicates] = False
     duplicates_per_file = rows[SOURCE_FILE_COLUMN].iloc[duplicates].value_counts().to_dict()
     reports = [
@@ -160,21 +165,6 @@ def _deduplicate(day: date, conformed: list[Conformed], quarantine_parts: list[p
     quarantined = quarantined.sort_values(["source_file", "line_number"], kind="stable", ignore_index=True)
     valid = rows if keep.all() else rows.loc[keep]
     return IngestResult(day, valid.reset_index(drop=True), quarantined, tuple(reports))
-
-
-def _valid_candidates(conformed: list[Conformed], settings: Settings, day: date) -> tuple[pd.DataFrame, np.ndarray]:
-    """The mapped rows of the day and which of them passed validation.
-
-    One file (the usual day) keeps its frame whole, so the rows are filtered once, after deduplication.
-    """
-    with_rows = [part for part in conformed if part.valid_count]
-    if len(with_rows) == 1:
-        return with_rows[0].rows, ~with_rows[0].rejected
-    if with_rows:
-        rows = pd.concat([part.valid() for part in with_rows], ignore_index=True)
-    else:
-        rows = conform(pd.DataFrame({LINE_COLUMN: pd.Series([], dtype="int64")}), settings, day, "").rows
-    return rows, np.ones(len(rows), dtype=bool)
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,9 @@ def _with_lines(frame: pd.DataFrame, line_numbers: np.ndarray) -> pd.DataFrame:
 def _read_parquet(path: Path) -> ReadResult:
     table = _flatten(pq.read_table(path))
     frame = table.to_pandas()
+    # A file written from pandas brings its index back: a named one (``df.set_index("event_id")``) is data and
+    # becomes a column again; an unnamed one (a slice or concat of a bigger frame) is only row labels.
+    frame = frame.reset_index(drop=all(name is None for name in frame.index.names))
     return ReadResult(path, "parquet", _with_lines(frame, np.arange(1, len(frame) + 1)))
 
 

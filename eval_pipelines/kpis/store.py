@@ -47,7 +47,6 @@ def read_cases(lake: Lake, day: date) -> pd.DataFrame:
                              dictionary=_DICTIONARY_COLUMNS).to_pandas()
 
 
-
 def daily_write(frame: pd.DataFrame, day: date, computed_at: datetime) -> PartitionWrite:
     """Replace the ``kpi_daily`` rows of ``day`` with ``frame`` (a ``metrics.daily_kpis`` result)."""
     rows = insert_records(frame.assign(computed_at=computed_at))
