@@ -21,6 +21,7 @@ from eval_pipelines.scoring.adapters import (
     PredictionsSystem,
     PythonSystem,
     build_system,
+    case_records,
     normalise_outputs,
     read_predictions,
     replay_inputs,
@@ -223,3 +224,18 @@ def test_http_config_reads_secrets_from_the_environment(monkeypatch):
     monkeypatch.delenv("TRIAGE_TOKEN")
     with pytest.raises(KeyError, match="TRIAGE_TOKEN"):
         build_system(config)
+
+
+def test_case_records_are_json_ready():
+    from datetime import date
+
+    frame = pd.DataFrame({"event_id": ["a", "b"],
+                          "timestamp": pd.to_datetime(["2026-11-20T10:00:00Z", None], utc=True),
+                          "tenure": [np.int64(3), np.int64(4)], "score": [0.5, np.nan],
+                          "day": [date(2026, 11, 20), None]})
+    records = case_records(frame)
+    assert records == [
+        {"event_id": "a", "timestamp": "2026-11-20T10:00:00+00:00", "tenure": 3, "score": 0.5, "day": "2026-11-20"},
+        {"event_id": "b", "timestamp": None, "tenure": 4, "score": None, "day": None},
+    ]
+    assert json.loads(json.dumps(records)) == records

@@ -19,7 +19,6 @@ cannot score well by reading the answer.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import socket
@@ -31,6 +30,7 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -45,6 +45,7 @@ from eval_pipelines.scoring.settings import (
     PredictionsCandidate,
     PythonCandidate,
 )
+from eval_pipelines.warehouse.core import db_value
 
 OUTPUT_COLUMNS: tuple[str, ...] = ("output", "confidence", "latency_ms", "cost_usd", "status", "error", "attempts")
 INPUT_COLUMNS: tuple[str, ...] = ("event_id", "timestamp", "system", "segment", "input_text")
@@ -218,15 +219,8 @@ class PythonSystem:
 
 
 def _json_value(value: Any) -> Any:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+    value = db_value(value)
+    return value.isoformat() if isinstance(value, date) else value  # datetimes are dates too
 
 
 def case_records(inputs: pd.DataFrame) -> list[dict[str, Any]]:
