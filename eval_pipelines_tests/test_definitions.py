@@ -62,3 +62,10 @@ def test_local_dagster_yaml_is_a_valid_instance_config(tmp_path: Path):
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         assert instance.run_coordinator is not None
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+
+
+def test_loading_the_code_location_does_not_import_great_expectations():
+    """Every run process loads the code location; GX (over a second to import) loads only where a check runs."""
+    code = "import sys, eval_pipelines.definitions; print('great_expectations' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert out.stdout.strip() == "False"

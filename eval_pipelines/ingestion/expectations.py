@@ -14,15 +14,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import great_expectations as gx
-import great_expectations.expectations as gxe
 import pandas as pd
-from great_expectations.data_context.types.base import ProgressBarsConfig
-from great_expectations.execution_engine import pandas_execution_engine
 
 from eval_pipelines.ingestion.conform import SOURCE_FILE_COLUMN, SOURCE_LINE_COLUMN, day_window
 from eval_pipelines.ingestion.contract import FieldKind, FieldSpec
+
+if TYPE_CHECKING:
+    # Imported where used: GX takes over a second to import, and every Dagster run process loads this module
+    # with the code location, including the runs that never validate a contract.
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,8 @@ class ContractValidation:
 
 
 def _field_expectations(spec: FieldSpec) -> list[gxe.Expectation]:
+    import great_expectations.expectations as gxe
+
     expectations: list[gxe.Expectation] = []
     if spec.required:
         expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=spec.name))
@@ -65,6 +70,9 @@ def _field_expectations(spec: FieldSpec) -> list[gxe.Expectation]:
 
 def build_contract_suite(specs: list[FieldSpec], name: str = "production_logs_contract") -> gx.ExpectationSuite:
     """The suite for a list of contract fields (the canonical ones plus configured features)."""
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
     _batch_definition()  # GX 1.x needs an active context before a suite can be built
     suite = gx.ExpectationSuite(name=name)
     suite.add_expectation(gxe.ExpectColumnValuesToBeUnique(column="event_id"))
@@ -86,6 +94,8 @@ def _without_batch_fingerprint() -> Iterator[None]:
     If GX renames the threshold this degrades to the slower path, never to a wrong result. The threshold is a
     module global, so validations in one process take turns: interleaved save/restore could leave it at 0.
     """
+    from great_expectations.execution_engine import pandas_execution_engine
+
     with _FINGERPRINT_SWITCH:
         original = getattr(pandas_execution_engine, "HASH_THRESHOLD", None)
         if original is None:
@@ -100,6 +110,9 @@ def _without_batch_fingerprint() -> Iterator[None]:
 
 @lru_cache(maxsize=1)
 def _batch_definition() -> gx.core.batch_definition.BatchDefinition:
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     source = context.data_sources.add_pandas("production_logs")
