@@ -99,14 +99,14 @@ def production_logs(
     fingerprint = (day_fingerprint(settings.resolve_path(settings.source.landing_dir), day)
                    if settings.source.kind == "landing" else None)
     result = read_partition(settings, day)
-    lake_uri = Lake(lake_root(settings)).uri(ASSET_NAME, context.partition_key)
+    lake = Lake(lake_root(settings))
+    lake_uri = lake.uri(ASSET_NAME, context.partition_key)
     replace_partitions(warehouse.engine(), warehouse_writes(result, settings.source.kind, lake_uri))
     if result.files_failed:
         context.log.warning(f"{result.files_failed} file(s) could not be read; see ingestion_files.error")
 
     files = (pd.DataFrame(result.file_records()).drop(columns=["partition_date"]).fillna({"error": ""})
              if result.files else pd.DataFrame())
-    lake = Lake(lake_root(settings))
     neighbours = {other: _event_times(lake, other) for other in (day - timedelta(days=1), day + timedelta(days=1))}
     cross_day = cross_day_duplicates(day, result.valid, neighbours, settings.source.timestamp_tolerance_minutes)
     # The GX suite runs while the IO manager writes the Parquet partition: both are mostly native code that
