@@ -30,8 +30,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import special
-from scipy import stats as sps
 
+# scipy.stats is imported inside the few functions that use it: at module level it added 0.4 s to loading the
+# code location, which every run process does.
 KS_EXACT_MAX_N = 10_000  # scipy's method="auto": exact p-values up to this many rows per side
 PSI_EPSILON = 1e-4  # share given to an empty bin in PSI, so the logarithm stays finite
 
@@ -266,6 +267,8 @@ def ks_pvalue(statistic: float, n1: int, n2: int) -> float:
     Exact (Hodges' lattice-path counting) when both samples have at most 10,000 rows, otherwise Smirnov's
     distribution ``kstwo`` at the effective size ``n1·n2/(n1+n2)``.
     """
+    from scipy import stats as sps
+
     if n1 <= 0 or n2 <= 0 or not np.isfinite(statistic):
         return float("nan")
     if max(n1, n2) <= KS_EXACT_MAX_N:
@@ -321,6 +324,8 @@ def chi2_homogeneity(reference: np.ndarray, current: np.ndarray, min_expected: f
     statistic equals ``scipy.stats.chi2_contingency(table, correction=False)`` (Pearson, no Yates correction,
     which over-corrects and only applies to 2 x 2 tables).
     """
+    from scipy import stats as sps
+
     a = np.asarray(reference, dtype=np.float64)
     b = np.asarray(current, dtype=np.float64)
     index = np.flatnonzero((a + b) > 0)
@@ -365,6 +370,8 @@ def stratified_proportions_chi2(k_ref: np.ndarray, n_ref: np.ndarray, k_cur: np.
     Used for calibration drift: strata are confidence bins, the proportion is accuracy. A stratum contributes one
     degree of freedom unless it is empty on a side or its pooled proportion is 0 or 1 (no information).
     """
+    from scipy import stats as sps
+
     k1, n1 = np.asarray(k_ref, dtype=np.float64), np.asarray(n_ref, dtype=np.float64)
     k2, n2 = np.asarray(k_cur, dtype=np.float64), np.asarray(n_cur, dtype=np.float64)
     pooled = (k1 + k2) / np.where(n1 + n2 > 0, n1 + n2, 1.0)
