@@ -129,19 +129,23 @@ def _all_dates(frame: pd.DataFrame) -> list[str]:
     return [d.date().isoformat() for d in pd.date_range(days.min(), days.max(), freq="D")]
 
 
+def _drifted_scores(frame: pd.DataFrame, dates: list[str]) -> pd.DataFrame:
+    """Each day's score of every check that drifted at least once in the window (rows), highest peak first."""
+    drifted = frame.groupby(["column", "kind"])["drifted"].any()
+    table = frame.pivot_table(index=["column", "kind"], columns="date", values="score", aggfunc="max")
+    table = table.reindex(columns=dates).loc[[key for key, flag in drifted.items() if flag]]
+    return table.loc[table.max(axis=1).sort_values(ascending=False, kind="stable").index]
+
+
 def timeline_markdown(history: pd.DataFrame, max_rows: int = 15) -> str:
     """Sparklines of drift scores over the window, for checks that drifted at least once (>= 1 is material)."""
     frame = timeline_frame(history)
     if frame.empty:
         return "_No drift history yet._"
     dates = _all_dates(frame)
-    drifted_any = frame.groupby(["column", "kind"])["drifted"].any()
-    keys = [key for key, flag in drifted_any.items() if flag]
-    if not keys:
+    table = _drifted_scores(frame, dates)
+    if table.empty:
         return f"_No check drifted from {dates[0]} to {dates[-1]}._"
-    table = frame.pivot_table(index=["column", "kind"], columns="date", values="score", aggfunc="max")
-    table = table.reindex(columns=dates).loc[keys]
-    table = table.assign(_peak=table.max(axis=1)).sort_values("_peak", ascending=False).drop(columns="_peak")
     lines = [f"Drift score = effect / threshold per day, {dates[0]} → {dates[-1]} (▁ 0 … █ ≥ {SCORE_CAP:g}; "
              "≥ 1 is material)", "", "| column | kind | trend | last | days drifted |", "|---|---|---|---|---|"]
     counts = frame[frame["drifted"].astype(bool)].groupby(["column", "kind"]).size()
@@ -228,13 +232,9 @@ def svg_timeline(history: pd.DataFrame, width: int = 760, height: int = 240, max
     if frame.empty:
         return "<p class='muted'>No drift history yet.</p>"
     dates = _all_dates(frame)
-    flagged = frame.groupby(["column", "kind"])["drifted"].any()
-    keys = [key for key, flag in flagged.items() if flag]
-    if not keys:
+    table = _drifted_scores(frame, dates).head(max_lines)
+    if table.empty:
         return f"<p class='muted'>No check drifted from {_esc(dates[0])} to {_esc(dates[-1])}.</p>"
-    table = frame.pivot_table(index=["column", "kind"], columns="date", values="score", aggfunc="max")
-    table = table.reindex(columns=dates).loc[keys]
-    table = table.loc[table.max(axis=1).sort_values(ascending=False).index].head(max_lines)
     left, right, top, bottom = 40, 170, 12, 36
     plot_w, plot_h = width - left - right, height - top - bottom
 
