@@ -19,6 +19,7 @@ from eval_pipelines.drift.settings import DriftConfig
 from eval_pipelines.edge_cases.settings import EdgeCaseConfig
 from eval_pipelines.evalsets.settings import EvalSetConfig
 from eval_pipelines.ingestion.contract import CANONICAL_COLUMNS, FIELDS_BY_NAME, FieldKind
+from eval_pipelines.ingestion.settings import IngestionConfig
 from eval_pipelines.kpis.settings import ImpactConfig
 from eval_pipelines.scoring.settings import ScoringConfig
 from eval_pipelines.settings_base import StrictModel
@@ -155,6 +156,7 @@ class Settings(_Strict):
     mapping: MappingConfig = MappingConfig()
     features: FeaturesConfig = FeaturesConfig()
     quality: QualityConfig = QualityConfig()
+    ingestion: IngestionConfig = IngestionConfig()
     labeling: LabelingConfig = LabelingConfig()
     partitions: PartitionsConfig = PartitionsConfig()
     eval_set: EvalSetConfig = EvalSetConfig()

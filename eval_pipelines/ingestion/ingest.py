@@ -112,7 +112,7 @@ def ingest_files(paths: list[Path], settings: Settings, day: date, root: Path | 
     quarantine_parts: list[pd.DataFrame] = []
     for path in paths:
         name = str(path.relative_to(root)) if root is not None else path.name
-        result = read_log_file(path, settings.source.csv_delimiter)
+        result = read_log_file(path, settings.source.csv_delimiter, settings.ingestion.max_json_depth)
         size = path.stat().st_size if path.exists() else 0
         if result.error is not None:
             reports.append(FileReport(name, result.file_format, size, "failed", result.error, 0, 0, 0, 0))

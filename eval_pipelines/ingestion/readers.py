@@ -15,8 +15,8 @@ import csv
 import gzip
 import io
 import json
+import re
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +36,10 @@ _JSON_BLOCK_BYTES = 8 << 20
 _MAX_JSON_BLOCK_BYTES = 512 << 20
 # Chunks that stay in the CPU cache: counting 32 MB chunks was memory-bound and slowed the parse beside it.
 _COUNT_CHUNK = 256 << 10
+DEFAULT_MAX_JSON_DEPTH = 64
+# A JSON string (escapes included, an unterminated one up to the end of the line) or one bracket: brackets inside
+# strings are text, not nesting.
+_JSON_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|$)|[\[\]{}]')
 
 
 @dataclass(frozen=True)
@@ -70,8 +74,12 @@ def file_format(path: Path) -> str | None:
     return None
 
 
-def read_log_file(path: Path, csv_delimiter: str = ",") -> ReadResult:
-    """Read one landing file; a file that cannot be read at all comes back with ``error`` set, never raises."""
+def read_log_file(path: Path, csv_delimiter: str = ",", max_json_depth: int = DEFAULT_MAX_JSON_DEPTH) -> ReadResult:
+    """Read one landing file; a file that cannot be read at all comes back with ``error`` set, never raises.
+
+    JSON lines nested deeper than ``max_json_depth`` are quarantined before any parser sees them: deep nesting
+    makes ``json.loads`` raise RecursionError and crashes pyarrow's parser outright (20,000 levels: a segfault).
+    """
     fmt = file_format(path)
     if fmt is None:
         return ReadResult(path, "unknown", None, error=f"unsupported file type; expected one of {SUPPORTED_SUFFIXES}")
@@ -79,12 +87,12 @@ def read_log_file(path: Path, csv_delimiter: str = ",") -> ReadResult:
         if fmt == "parquet":
             return _read_parquet(path)
         if fmt == "jsonl":  # parsed straight from the file; bytes are read into memory only for the fallback
-            return _read_jsonl(path, fmt, None)
+            return _read_jsonl(path, fmt, None, max_json_depth)
         data = path.read_bytes()
         if fmt.endswith(".gz"):
             data = gzip.decompress(data)
         if fmt.startswith("jsonl"):
-            return _read_jsonl(path, fmt, data)
+            return _read_jsonl(path, fmt, data, max_json_depth)
         return _read_csv(path, fmt, data, csv_delimiter)
     except (OSError, EOFError, gzip.BadGzipFile, pa.ArrowException, ValueError) as error:
         return ReadResult(path, fmt, None, error=f"{type(error).__name__}: {error}")
@@ -110,13 +118,52 @@ def _read_parquet(path: Path) -> ReadResult:
     return ReadResult(path, "parquet", _with_lines(frame, np.arange(1, len(frame) + 1)))
 
 
-def _line_count(source: Path | bytes) -> int:
-    """Lines in a file or a buffer, counted in chunks by numpy, which releases the GIL: this overlaps the parse."""
-    newlines, last = 0, 10
+def _scan_lines(source: Path | bytes, max_depth: int) -> tuple[int, bool]:
+    """Lines in a file or a buffer, and whether any line may nest deeper than ``max_depth``.
+
+    Counted in chunks by numpy. The depth test is a cheap upper bound: a line cannot nest deeper than the number
+    of ``[`` and ``{`` on it, so only a file with a line holding more of them than the limit is sent to the
+    line-by-line reader, which measures those lines exactly (strings excluded) before parsing any of them.
+    """
+    newlines, last, open_on_line, deep = 0, 10, 0, False
     for chunk in _chunks(source):
-        newlines += int(np.count_nonzero(chunk == 10))
+        breaks = np.flatnonzero(chunk == 10)
+        if not deep:
+            # "[" is 0x5B and "{" 0x7B: one OR and one compare find both.
+            opens = np.flatnonzero((chunk | 0x20) == 0x7B)
+            if open_on_line + len(opens) > max_depth:  # possible only then: count per line
+                # Opens before each line break, found by bisecting the (fewer) breaks into the opens.
+                before = np.searchsorted(opens, breaks)
+                per_line = np.diff(before, prepend=0, append=len(opens))
+                per_line[0] += open_on_line
+                deep = bool(per_line.max() > max_depth)
+                open_on_line = int(per_line[-1])
+            elif len(breaks):
+                open_on_line = len(opens) - int(np.searchsorted(opens, breaks[-1]))
+            else:
+                open_on_line += len(opens)
+        newlines += len(breaks)
         last = int(chunk[-1])
-    return newlines + (last != 10)
+    return newlines + (last != 10), deep
+
+
+def json_depth(raw: bytes, stop_above: int | None = None) -> int:
+    """How deep objects and arrays nest in one JSON text (brackets inside strings do not count).
+
+    Stops counting once the depth exceeds ``stop_above``: the line is refused either way.
+    """
+    depth = deepest = 0
+    for token in _JSON_TOKEN.finditer(raw):
+        bracket = token.group()
+        if bracket in (b"[", b"{"):
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if stop_above is not None and deepest > stop_above:
+                    break
+        elif bracket in (b"]", b"}"):
+            depth -= 1
+    return deepest
 
 
 def _chunks(source: Path | bytes) -> Iterator[np.ndarray]:
@@ -145,22 +192,23 @@ def _parse_json_lines(source: Path | bytes) -> pa.Table:
             block *= 8
 
 
-def _read_jsonl(path: Path, fmt: str, data: bytes | None) -> ReadResult:
+def _read_jsonl(path: Path, fmt: str, data: bytes | None, max_depth: int) -> ReadResult:
     """``data`` is the decompressed content of a ``.gz`` file; a plain file is parsed from disk."""
     source: Path | bytes = path if data is None else data
-    try:
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            lines = pool.submit(_line_count, source)
+    # The scan runs before the parse, never beside it: pyarrow must not see a line that could crash it.
+    lines, maybe_deep = _scan_lines(source, max_depth)
+    if not maybe_deep:
+        try:
             table = _parse_json_lines(source)
             table.validate(full=True)  # pyarrow does not reject invalid UTF-8 on parse; this does
             # pyarrow skips blank lines and accepts several objects on one line or one object over several lines;
             # only when rows and lines agree one to one can a row be traced back to its line.
-            if table.num_rows == lines.result():
+            if table.num_rows == lines:
                 frame = _flatten(table).to_pandas()
                 return ReadResult(path, fmt, _with_lines(frame, np.arange(1, len(frame) + 1)))
-    except pa.ArrowInvalid:
-        pass
-    return _read_jsonl_by_line(path, fmt, path.read_bytes() if data is None else data)
+        except pa.ArrowInvalid:
+            pass
+    return _read_jsonl_by_line(path, fmt, path.read_bytes() if data is None else data, max_depth)
 
 
 def _decode_line(raw: bytes, line_number: int) -> tuple[str | None, RejectedLine | None]:
@@ -172,7 +220,17 @@ def _decode_line(raw: bytes, line_number: int) -> tuple[str | None, RejectedLine
         return None, RejectedLine(line_number, reason, text)
 
 
-def _read_jsonl_by_line(path: Path, fmt: str, data: bytes) -> ReadResult:
+def _too_deep(raw: bytes, max_depth: int, line_number: int) -> RejectedLine | None:
+    if raw.count(b"[") + raw.count(b"{") <= max_depth:  # the cheap bound settles almost every line
+        return None
+    if json_depth(raw, stop_above=max_depth) <= max_depth:
+        return None
+    reason = (f"nesting deeper than {max_depth} levels of JSON objects/arrays; refused before parsing "
+              "(raise ingestion.max_json_depth if such records are legitimate)")
+    return RejectedLine(line_number, reason, raw.decode("utf-8", errors="backslashreplace"))
+
+
+def _read_jsonl_by_line(path: Path, fmt: str, data: bytes, max_depth: int = DEFAULT_MAX_JSON_DEPTH) -> ReadResult:
     records: list[dict] = []
     raws: list[str] = []
     lines: list[int] = []
@@ -180,12 +238,19 @@ def _read_jsonl_by_line(path: Path, fmt: str, data: bytes) -> ReadResult:
     for line_number, raw in enumerate(data.splitlines(), start=1):
         if not raw.strip():
             continue
+        problem = _too_deep(raw, max_depth, line_number)
+        if problem is not None:
+            rejected.append(problem)
+            continue
         text, problem = _decode_line(raw, line_number)
         if problem is not None:
             rejected.append(problem)
             continue
         try:
             record = json.loads(text)
+        except RecursionError:  # unreachable below the depth limit; kept so one line can never stop the day
+            rejected.append(RejectedLine(line_number, "nesting too deep to parse", text))
+            continue
         except json.JSONDecodeError as error:
             rejected.append(RejectedLine(line_number, f"unparseable JSON: {error.msg} at column {error.colno}", text))
             continue

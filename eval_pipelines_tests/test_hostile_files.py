@@ -1,0 +1,97 @@
+"""Hostile landing files (issue 15): deep nesting, symlinks, BOMs, conflicting duplicates, NaN literals.
+
+Each test reproduces one attack from the issue; the day still lands, the attack is quarantined or refused with a
+reason, and the conservation equation holds.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from eval_pipelines.config import ConfigError, parse_settings
+from eval_pipelines.ingestion import readers
+from eval_pipelines.ingestion.ingest import ingest_files, landing_files
+from eval_pipelines.ingestion.readers import json_depth, read_log_file
+from eval_pipelines_tests.test_ingest import DAY, event, write_jsonl
+
+
+def conserved(result) -> bool:
+    return all(f.rows_read == f.rows_valid + f.rows_quarantined + f.rows_duplicate + f.rows_conflicting
+               for f in result.files) if hasattr(result.files[0], "rows_conflicting") else all(
+        f.rows_read == f.rows_valid + f.rows_quarantined + f.rows_duplicate for f in result.files)
+
+
+# ------------------------------------------------------------------------------------------------ deep nesting
+
+def deep_line(levels: int) -> str:
+    return '{"event_id": "deep", "payload": ' + "[" * levels + "]" * levels + "}"
+
+
+def test_json_depth_ignores_brackets_inside_strings():
+    assert json_depth(b'{"a": "[[[[{{", "b": [[1]], "c": "x\\"[[", "d": "\\\\"}') == 3
+    assert json_depth(b"[" * 5_000, stop_above=64) == 65  # stops counting past the limit
+
+
+def test_a_1500_deep_line_in_a_fallback_file_is_quarantined_not_a_recursion_error(tmp_path: Path):
+    """Before: json.loads raised RecursionError out of ingest_files and the day was not ingested."""
+    day_dir = tmp_path / DAY.isoformat()
+    write_jsonl(day_dir / "a.jsonl", [event("a1"), '{"broken": ', deep_line(1_500), event("a2")])
+    result = ingest_files(landing_files(tmp_path, DAY), parse_settings({}), DAY, root=tmp_path)
+    assert sorted(result.valid["event_id"]) == ["a1", "a2"]
+    reasons = dict(zip(result.quarantined["line_number"], result.quarantined["reason"], strict=True))
+    assert reasons[3].startswith("nesting deeper than 64 levels")
+    assert "unparseable JSON" in reasons[2]
+    assert result.rows_read == 4 and conserved(result)
+
+
+def test_a_20000_deep_line_never_reaches_pyarrow(tmp_path: Path):
+    """Before: pyarrow's parser segfaulted the process. Run in a child so a crash fails the test, not the suite."""
+    path = tmp_path / "deep.jsonl"
+    write_jsonl(path, [event("a1"), deep_line(20_000), event("a2")])
+    script = (
+        "import sys; from pathlib import Path; from eval_pipelines.ingestion.readers import read_log_file; "
+        "r = read_log_file(Path(sys.argv[1])); "
+        "print(len(r.rows), [(x.line_number, x.reason[:29]) for x in r.rejected], r.error)"
+    )
+    child = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=60,
+                           cwd=Path(__file__).resolve().parent.parent)
+    assert child.returncode == 0, child.stderr[-2000:]
+    assert child.stdout.strip() == "2 [(2, 'nesting deeper than 64 levels')] None"
+
+
+def test_deep_text_inside_strings_keeps_the_vectorised_path_off_only_when_needed(tmp_path: Path):
+    """A line with many brackets in a string is valid; the cheap bound sends it to the exact scan, which keeps it."""
+    path = tmp_path / "brackets.jsonl"
+    write_jsonl(path, [event("a1", input_text="[" * 500), event("a2")])
+    read = read_log_file(path)
+    assert read.rejected == [] and read.rows["event_id"].tolist() == ["a1", "a2"]
+    assert read.rows.loc[0, "input_text"] == "[" * 500
+
+
+def test_the_scan_finds_a_deep_line_across_chunk_boundaries(monkeypatch):
+    monkeypatch.setattr(readers, "_COUNT_CHUNK", 7)
+    shallow = b'{"a": [[1]], "b": {"c": [2]}}\n' * 40  # 5 brackets a line, 200 a file: never deep
+    assert readers._scan_lines(shallow, 5) == (40, False)
+    assert readers._scan_lines(shallow, 4) == (40, True)
+    assert readers._scan_lines(shallow + b"[" * 30 + b"]" * 30, 29) == (41, True)  # last line, no newline
+    assert readers._scan_lines(shallow + b"[" * 30 + b"]" * 30, 30) == (41, False)
+
+
+def test_the_depth_limit_is_validated_with_its_path():
+    assert parse_settings({"ingestion": {"max_json_depth": 10}}).ingestion.max_json_depth == 10
+    with pytest.raises(ConfigError, match=r"ingestion\.max_json_depth"):
+        parse_settings({"ingestion": {"max_json_depth": 5_000}})
+
+
+def test_a_deep_gzip_line_is_quarantined(tmp_path: Path):
+    import gzip
+    path = tmp_path / "deep.jsonl.gz"
+    path.write_bytes(gzip.compress((json.dumps(event("a1")) + "\n" + deep_line(300) + "\n").encode()))
+    read = read_log_file(path)
+    assert read.rows["event_id"].tolist() == ["a1"]
+    assert [r.line_number for r in read.rejected] == [2]
