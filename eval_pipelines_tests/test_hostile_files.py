@@ -95,3 +95,41 @@ def test_a_deep_gzip_line_is_quarantined(tmp_path: Path):
     read = read_log_file(path)
     assert read.rows["event_id"].tolist() == ["a1"]
     assert [r.line_number for r in read.rejected] == [2]
+
+
+# ---------------------------------------------------------------------------------------------------- symlinks
+
+def test_a_link_out_of_the_landing_dir_is_refused_and_recorded(tmp_path: Path):
+    """Before: ``ln -s /etc/shadow landing/D/x.csv`` put every line of the target into quarantined_events."""
+    landing = tmp_path / "landing"
+    secret = tmp_path / "secret.csv"
+    secret.write_text("root:CANARY-SECRET:19000:0:99999:7:::\n")
+    day_dir = landing / DAY.isoformat()
+    write_jsonl(day_dir / "a.jsonl", [event("a1")])
+    (day_dir / "x.csv").symlink_to(secret)
+    (landing / "elsewhere").mkdir()
+    write_jsonl(landing / "elsewhere" / "inside.jsonl", [event("i1")])
+    (day_dir / "inside.jsonl").symlink_to(landing / "elsewhere" / "inside.jsonl")  # stays inside: followed
+    (day_dir / "dangling.jsonl").symlink_to(tmp_path / "gone.jsonl")
+    result = ingest_files(landing_files(landing, DAY), parse_settings({}), DAY, root=landing)
+
+    assert sorted(result.valid["event_id"]) == ["a1", "i1"]
+    assert result.quarantined.empty
+    reports = {f.source_file: f for f in result.files}
+    refused = reports[f"{DAY}/x.csv"]
+    assert refused.status == "refused" and "outside the landing directory" in refused.error
+    assert refused.rows_read == 0
+    assert reports[f"{DAY}/dangling.jsonl"].status == "refused"
+    assert reports[f"{DAY}/inside.jsonl"].status == "ok"
+    assert result.files_failed == 2
+    assert "CANARY" not in repr(result.file_records())
+
+
+def test_a_linked_day_folder_out_of_the_landing_dir_is_refused(tmp_path: Path):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    outside = tmp_path / "outside"
+    write_jsonl(outside / "a.jsonl", [event("a1")])
+    (landing / DAY.isoformat()).symlink_to(outside, target_is_directory=True)
+    result = ingest_files(landing_files(landing, DAY), parse_settings({}), DAY, root=landing)
+    assert result.valid.empty and [f.status for f in result.files] == ["refused"]

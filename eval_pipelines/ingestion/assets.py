@@ -182,7 +182,7 @@ def _outputs(result: IngestResult, files: pd.DataFrame, settings: Settings, fing
             "results": markdown_table(pd.DataFrame(contract.outcomes), max_rows=100),
         },
     )
-    failed_files = [f for f in result.files if f.status == "failed"]
+    failed_files = [f for f in result.files if f.status != "ok"]
     yield dg.AssetCheckResult(
         check_name=FILES_CHECK,
         passed=not failed_files,

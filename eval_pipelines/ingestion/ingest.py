@@ -29,7 +29,7 @@ class FileReport:
     source_file: str
     file_format: str
     size_bytes: int
-    status: str  # "ok" or "failed"
+    status: str  # "ok", "failed" (unreadable) or "refused" (a link out of the landing directory: never read)
     error: str | None
     rows_read: int
     rows_valid: int
@@ -62,7 +62,8 @@ class IngestResult:
 
     @property
     def files_failed(self) -> int:
-        return sum(f.status == "failed" for f in self.files)
+        """Files whose rows are unknown: unreadable ones and refused ones (never opened)."""
+        return sum(f.status != "ok" for f in self.files)
 
     @property
     def quarantine_rate(self) -> float:
@@ -101,17 +102,46 @@ def landing_files(landing_dir: Path, day: date) -> list[Path]:
     files: list[Path] = []
     for folder in (landing_dir / day.isoformat(), landing_dir / f"dt={day.isoformat()}"):
         if folder.is_dir():
-            files += [p for p in folder.iterdir() if p.is_file() and file_format(p) is not None]
+            # Links are listed whether or not they resolve: ingest_files refuses those leading out, with a reason.
+            files += [p for p in folder.iterdir() if (p.is_file() or p.is_symlink()) and file_format(p) is not None]
     return sorted(files)
 
 
+def outside_landing(path: Path, root: Path) -> str | None:
+    """Why ``path`` must not be read as a landing file of ``root``, or None when it may.
+
+    A symbolic link (of the file or of a folder on its way) that leads out of the landing directory is refused:
+    following ``landing/2026-02-02/x.csv -> /etc/shadow`` would copy the target, line by line, into
+    ``quarantined_events.raw_record``. Links that stay inside the landing directory are followed.
+    """
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError) as error:  # a dangling link or a loop
+        return f"refused: cannot resolve the path ({type(error).__name__}); a broken or looping link?"
+    if not real.is_relative_to(root.resolve()):
+        return "refused: a symbolic link to a path outside the landing directory; not read"
+    if not real.is_file():
+        return "refused: not a regular file"
+    return None
+
+
 def ingest_files(paths: list[Path], settings: Settings, day: date, root: Path | None = None) -> IngestResult:
-    """Ingest the given files as partition ``day``; ``root`` makes the recorded source paths relative."""
+    """Ingest the given files as partition ``day``; ``root`` makes the recorded source paths relative.
+
+    With ``root``, every path is resolved and read only if it stays inside ``root`` (see :func:`outside_landing`);
+    a refused path is recorded with status ``refused`` and never opened.
+    """
     reports: list[FileReport] = []
     conformed_parts: list[Conformed] = []
     quarantine_parts: list[pd.DataFrame] = []
     for path in paths:
         name = str(path.relative_to(root)) if root is not None else path.name
+        if root is not None:
+            refusal = outside_landing(path, root)
+            if refusal is not None:
+                reports.append(FileReport(name, file_format(path) or "unknown", 0, "refused", refusal, 0, 0, 0, 0))
+                continue
+            path = path.resolve()  # read the checked target, not the link: it could be re-pointed meanwhile
         result = read_log_file(path, settings.source.csv_delimiter, settings.ingestion.max_json_depth)
         size = path.stat().st_size if path.exists() else 0
         if result.error is not None:
