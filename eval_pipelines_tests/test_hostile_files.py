@@ -133,3 +133,46 @@ def test_a_linked_day_folder_out_of_the_landing_dir_is_refused(tmp_path: Path):
     (landing / DAY.isoformat()).symlink_to(outside, target_is_directory=True)
     result = ingest_files(landing_files(landing, DAY), parse_settings({}), DAY, root=landing)
     assert result.valid.empty and [f.status for f in result.files] == ["refused"]
+
+
+# ----------------------------------------------------------------------------------------------------- CSV / BOM
+
+CSV_HEADER = "event_id,timestamp,system,model_version,segment,ai_output,latency_ms,cost_usd,status"
+
+
+def csv_row(event_id: str) -> str:
+    return f"{event_id},2026-11-20T01:00:00Z,triage,v1,smb,billing/low,12,0.1,ok"
+
+
+def test_a_csv_with_a_bom_and_one_irregular_row_keeps_its_good_rows(tmp_path: Path):
+    """Before: the line reader kept the BOM in the first column name, so every row lacked event_id."""
+    day_dir = tmp_path / DAY.isoformat()
+    day_dir.mkdir()
+    text = "\n".join([CSV_HEADER, csv_row("c1"), "c2,2026-11-20T01:00:00Z,triage", csv_row("c3")]) + "\n"
+    (day_dir / "bom.csv").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    result = ingest_files(landing_files(tmp_path, DAY), parse_settings({}), DAY, root=tmp_path)
+    assert sorted(result.valid["event_id"]) == ["c1", "c3"]
+    (reason,) = result.quarantined["reason"]
+    assert reason.startswith("wrong number of fields")
+
+
+def test_a_jsonl_with_a_bom_and_one_broken_line_keeps_its_good_rows(tmp_path: Path):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + (json.dumps(event("j1")) + '\n{"broken\n' + json.dumps(event("j2"))).encode())
+    read = read_log_file(path)
+    assert read.rows["event_id"].tolist() == ["j1", "j2"] and [r.line_number for r in read.rejected] == [2]
+
+
+def test_a_csv_read_with_the_wrong_delimiter_names_the_setting(tmp_path: Path):
+    day_dir = tmp_path / DAY.isoformat()
+    day_dir.mkdir()
+    lines = [CSV_HEADER, csv_row("c1"), csv_row("c2")]
+    (day_dir / "semi.csv").write_text("\n".join(line.replace(",", ";") for line in lines) + "\n")
+    result = ingest_files(landing_files(tmp_path, DAY), parse_settings({}), DAY, root=tmp_path)
+    (report,) = result.files
+    assert report.status == "failed"
+    assert report.error.startswith("the header has one column: is `source.csv_delimiter` right?")
+    assert result.quarantined.empty
+    right = ingest_files(landing_files(tmp_path, DAY), parse_settings({"source": {"csv_delimiter": ";"}}), DAY,
+                         root=tmp_path)
+    assert sorted(right.valid["event_id"]) == ["c1", "c2"]

@@ -11,6 +11,7 @@ paths address.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
@@ -230,7 +231,13 @@ def _too_deep(raw: bytes, max_depth: int, line_number: int) -> RejectedLine | No
     return RejectedLine(line_number, reason, raw.decode("utf-8", errors="backslashreplace"))
 
 
+def _without_bom(data: bytes) -> bytes:
+    """Drop a leading UTF-8 byte-order mark (Excel and PowerShell write one); pyarrow's fast paths skip it too."""
+    return data[len(codecs.BOM_UTF8):] if data.startswith(codecs.BOM_UTF8) else data
+
+
 def _read_jsonl_by_line(path: Path, fmt: str, data: bytes, max_depth: int = DEFAULT_MAX_JSON_DEPTH) -> ReadResult:
+    data = _without_bom(data)
     records: list[dict] = []
     raws: list[str] = []
     lines: list[int] = []
@@ -273,6 +280,14 @@ def _read_csv(path: Path, fmt: str, data: bytes, delimiter: str) -> ReadResult:
     bytes, a quoted value spanning lines) sends the file to the record-by-record path, which knows the physical
     line every record starts on, so quarantined rows and valid rows carry their true line numbers.
     """
+    data = _without_bom(data)
+    header_fields = _header(data, delimiter)
+    if len(header_fields) == 1:
+        # A one-column header is almost always a delimiter mismatch; every row would otherwise be quarantined
+        # as missing its fields, which hides the one setting to fix.
+        return ReadResult(path, fmt, None, error=(
+            f"the header has one column: is `source.csv_delimiter` right? (it is {delimiter!r}; the header reads "
+            f"{header_fields[0][:80]!r})"))
     irregular = False
 
     def on_invalid_row(row: pa_csv.InvalidRow) -> str:
@@ -299,9 +314,13 @@ def _read_csv(path: Path, fmt: str, data: bytes, delimiter: str) -> ReadResult:
     return _read_csv_by_record(path, fmt, data, delimiter)
 
 
+def _header(data: bytes, delimiter: str) -> list[str]:
+    first = data.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", errors="replace")
+    return next(csv.reader([first], delimiter=delimiter), [])
+
+
 def _all_text(data: bytes, delimiter: str) -> dict[str, pa.DataType]:
-    header = next(csv.reader([data.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8")], delimiter=delimiter), [])
-    return {name: pa.string() for name in header}
+    return {name: pa.string() for name in _header(data, delimiter)}
 
 
 def _read_csv_by_record(path: Path, fmt: str, data: bytes, delimiter: str) -> ReadResult:
