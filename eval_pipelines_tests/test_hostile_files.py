@@ -21,9 +21,11 @@ from eval_pipelines_tests.test_ingest import DAY, event, write_jsonl
 
 
 def conserved(result) -> bool:
-    return all(f.rows_read == f.rows_valid + f.rows_quarantined + f.rows_duplicate + f.rows_conflicting
-               for f in result.files) if hasattr(result.files[0], "rows_conflicting") else all(
-        f.rows_read == f.rows_valid + f.rows_quarantined + f.rows_duplicate for f in result.files)
+    """The conservation equation, per file and for the day."""
+    files = all(f.rows_read == f.rows_valid + f.rows_quarantined + f.rows_duplicate + f.rows_conflicting
+                for f in result.files)
+    return files and result.rows_read == (result.rows_valid + result.rows_quarantined + result.rows_duplicate
+                                          + result.rows_conflicting)
 
 
 # ------------------------------------------------------------------------------------------------ deep nesting
@@ -176,3 +178,65 @@ def test_a_csv_read_with_the_wrong_delimiter_names_the_setting(tmp_path: Path):
     right = ingest_files(landing_files(tmp_path, DAY), parse_settings({"source": {"csv_delimiter": ";"}}), DAY,
                          root=tmp_path)
     assert sorted(right.valid["event_id"]) == ["c1", "c2"]
+
+
+# --------------------------------------------------------------------------------------- conflicting duplicates
+
+def ingest_named(tmp_path: Path, files: dict[str, list]) -> object:
+    for name, lines in files.items():
+        write_jsonl(tmp_path / DAY.isoformat() / name, lines)
+    return ingest_files(landing_files(tmp_path, DAY), parse_settings({}), DAY, root=tmp_path)
+
+
+def test_the_survivor_of_a_conflict_does_not_depend_on_file_names(tmp_path: Path):
+    """Before: the first file by name won, and the dropped row was counted as an exact duplicate."""
+    first = [event("e1", ai_output="billing/high"), event("same"), event("e2", user_action=None)]
+    second = [event("e1", ai_output="billing/low"), event("same"), event("e2")]
+    kept = []
+    for order, names in enumerate([("a.jsonl", "b.jsonl"), ("b.jsonl", "a.jsonl")]):
+        result = ingest_named(tmp_path / str(order), dict(zip(names, (first, second), strict=True)))
+        assert result.rows_duplicate == 1 and result.rows_conflicting == 2 and conserved(result)
+        assert sorted(result.conflicts["event_id"]) == ["e1", "e2"]
+        rows = result.valid.set_index("event_id")
+        e1 = result.conflicts.set_index("event_id").loc["e1"]
+        assert rows.loc["e1", "source_file"] == e1["kept_file"] != e1["dropped_file"]
+        kept.append(rows[["ai_output", "user_action"]].sort_index())
+    # e2: the row with more fields filled wins, whichever file it is in; e1 (equal fields and time): the hash
+    assert kept[0].loc["e2", "user_action"] == "accepted"
+    assert kept[0].equals(kept[1])
+
+
+def test_a_later_timestamp_wins_when_fields_are_equally_filled(tmp_path: Path):
+    result = ingest_named(tmp_path, {
+        "a.jsonl": [event("e1", timestamp="2026-11-20T12:00:00Z")],
+        "b.jsonl": [event("e1", timestamp="2026-11-20T10:00:00Z")],
+    })
+    assert result.valid["timestamp"].tolist() == [__import__("pandas").Timestamp("2026-11-20T12:00:00Z")]
+    assert result.rows_conflicting == 1 and result.files[0].rows_conflicting == 0
+    assert result.files[1].rows_conflicting == 1
+
+
+def test_duplicate_keys_and_nan_literals_are_quarantined_not_resolved(tmp_path: Path):
+    """Before: json.loads kept the last of two keys, and NaN became a silent null (pyarrow reads it too)."""
+    path = tmp_path / DAY.isoformat() / "a.jsonl"
+    good = json.dumps(event("ok"))
+    write_jsonl(path, [
+        good,
+        json.dumps(event("twice"))[:-1] + ', "event_id": "other"}',
+        json.dumps(event("nan", confidence=0.5)).replace("0.5", "NaN"),
+        json.dumps(event("nested"))[:-1] + ', "meta": {"k": 1, "k": 2}}',
+    ])
+    result = ingest_files(landing_files(tmp_path, DAY), parse_settings({}), DAY, root=tmp_path)
+    assert result.valid["event_id"].tolist() == ["ok"]
+    reasons = dict(zip(result.quarantined["line_number"], result.quarantined["reason"], strict=True))
+    assert reasons[2].startswith("duplicate key 'event_id' in one JSON object")
+    assert reasons[3].startswith("NaN literal is not JSON")
+    assert reasons[4].startswith("duplicate key 'k'")
+    assert conserved(result)
+
+
+def test_a_nan_literal_alone_does_not_pass_the_vectorised_path(tmp_path: Path):
+    path = tmp_path / "nan.jsonl"
+    write_jsonl(path, [json.dumps(event("nan", confidence=0.5)).replace("0.5", "NaN"), event("ok")])
+    read = read_log_file(path)
+    assert read.rows["event_id"].tolist() == ["ok"] and read.rejected[0].reason.startswith("NaN literal")

@@ -83,14 +83,17 @@ def test_malformed_set_loses_nothing_and_explains_every_rejection(malformed_land
     assert [f.name for f in files] == ["a.jsonl", "b.jsonl", "c.jsonl.gz", "d.csv", "e.parquet", "f.parquet"]
     result = ingest_files(files, settings, DAY, root=malformed_landing)
 
-    assert result.rows_read == result.rows_valid + result.rows_quarantined + result.rows_duplicate
+    assert result.rows_read == (result.rows_valid + result.rows_quarantined + result.rows_duplicate
+                                + result.rows_conflicting)
     for report in result.files:
-        assert report.rows_read == report.rows_valid + report.rows_quarantined + report.rows_duplicate
+        assert report.rows_read == (report.rows_valid + report.rows_quarantined + report.rows_duplicate
+                                    + report.rows_conflicting)
     assert result.rows_read == 10 + 3 + 2 + 3 + 2  # non-blank lines / CSV records / parquet rows of readable files
     assert sorted(result.valid["event_id"]) == ["a1", "a9", "b0", "b2", "c1", "d1", "f1"]
-    assert result.rows_duplicate == 2
-    # the first occurrence wins: a1 keeps its original latency
-    assert result.valid.set_index("event_id").loc["a1", "latency_ms"] == 120.0
+    # a9 twice with the same content: a duplicate; a1 twice with different latencies: a conflict, counted apart
+    assert result.rows_duplicate == 1 and result.rows_conflicting == 1
+    assert result.conflicts["event_id"].tolist() == ["a1"]
+    assert result.valid.set_index("event_id").loc["a1", "latency_ms"] in (120.0, 999.0)
     assert bool(result.valid.set_index("event_id").loc["d1", "complaint"]) is True
 
     q = result.quarantined.set_index(["source_file", "line_number"])

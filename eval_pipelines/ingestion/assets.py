@@ -104,6 +104,12 @@ def production_logs(
     replace_partitions(warehouse.engine(), warehouse_writes(result, settings.source.kind, lake_uri))
     if result.files_failed:
         context.log.warning(f"{result.files_failed} file(s) could not be read; see ingestion_files.error")
+    if result.rows_conflicting:
+        examples = ", ".join(result.conflicts["event_id"].astype(str).head(10))
+        context.log.warning(
+            f"{result.rows_conflicting:,} row(s) share an event_id with a kept row but differ in content (e.g. "
+            f"{examples}); one row per event_id was kept by content (docs/ingestion.md#conflicting-duplicates), "
+            "see the 'conflicts' metadata")
 
     files = (pd.DataFrame(result.file_records()).drop(columns=["partition_date"]).fillna({"error": ""})
              if result.files else pd.DataFrame())
@@ -155,6 +161,8 @@ def _outputs(result: IngestResult, files: pd.DataFrame, settings: Settings, fing
             "rows_valid": result.rows_valid,
             "rows_quarantined": result.rows_quarantined,
             "rows_duplicate": result.rows_duplicate,
+            "rows_conflicting": result.rows_conflicting,
+            "conflicts": markdown_table(result.conflicts, max_rows=20),
             "files_read": len(result.files) - result.files_failed,
             "files_failed": result.files_failed,
             "quarantine_rate": dg.MetadataValue.float(round(result.quarantine_rate, 6)),

@@ -1,15 +1,15 @@
 """One partition day of production logs: read every file, conform, deduplicate, account for every row.
 
 The conservation rule is enforced here and nowhere else: for each file and for the day,
-``rows_read == rows_valid + rows_quarantined + rows_duplicate``. A file that cannot be read at all is reported as
-failed with its reason and contributes no rows; the other files still land.
+``rows_read == rows_valid + rows_quarantined + rows_duplicate + rows_conflicting``. A file that cannot be read at
+all is reported as failed with its reason and contributes no rows; the other files still land.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from eval_pipelines.config import Settings
-from eval_pipelines.ingestion.conform import SOURCE_FILE_COLUMN, Conformed, conform, day_window
+from eval_pipelines.ingestion.conform import SOURCE_FILE_COLUMN, SOURCE_LINE_COLUMN, Conformed, conform, day_window
 from eval_pipelines.ingestion.readers import LINE_COLUMN, file_format, read_log_file
 
 QUARANTINE_COLUMNS = ("source_file", "line_number", "reason", "field", "raw_record")
@@ -35,6 +35,10 @@ class FileReport:
     rows_valid: int
     rows_quarantined: int
     rows_duplicate: int
+    rows_conflicting: int = 0
+
+
+CONFLICT_COLUMNS = ("event_id", "kept_file", "kept_line", "dropped_file", "dropped_line")
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,8 @@ class IngestResult:
     valid: pd.DataFrame
     quarantined: pd.DataFrame
     files: tuple[FileReport, ...]
+    # One row per dropped row whose content differs from the kept row of its event_id (CONFLICT_COLUMNS).
+    conflicts: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(CONFLICT_COLUMNS)))
 
     @property
     def rows_read(self) -> int:
@@ -59,6 +65,10 @@ class IngestResult:
     @property
     def rows_duplicate(self) -> int:
         return sum(f.rows_duplicate for f in self.files)
+
+    @property
+    def rows_conflicting(self) -> int:
+        return sum(f.rows_conflicting for f in self.files)
 
     @property
     def files_failed(self) -> int:
@@ -79,6 +89,7 @@ class IngestResult:
             "rows_valid": self.rows_valid,
             "rows_quarantined": self.rows_quarantined,
             "rows_duplicate": self.rows_duplicate,
+            "rows_conflicting": self.rows_conflicting,
             "quarantine_rate": self.quarantine_rate,
         }
 
@@ -171,7 +182,7 @@ def ingest_frame(frame: pd.DataFrame, settings: Settings, day: date, source_name
 
 def _deduplicate(day: date, conformed: list[Conformed], quarantine_parts: list[pd.DataFrame],
                  reports: list[FileReport], settings: Settings) -> IngestResult:
-    """Keep the first occurrence of each event_id across the day's files (in file, then line order)."""
+    """Keep one row per event_id across the day's files, chosen by content alone (see :func:`choose_survivors`)."""
     if conformed:
         # Concatenating Arrow-backed frames appends chunks rather than copying text; rows are filtered once, below.
         rows = pd.concat([part.rows for part in conformed], ignore_index=True)
@@ -180,12 +191,18 @@ def _deduplicate(day: date, conformed: list[Conformed], quarantine_parts: list[p
         rows = conform(pd.DataFrame({LINE_COLUMN: pd.Series([], dtype="int64")}), settings, day, "").rows
         keep = np.ones(0, dtype=bool)
     kept = np.flatnonzero(keep)
-    duplicates = kept[rows["event_id"].iloc[kept].duplicated(keep="first").to_numpy()]
-    keep[duplicates] = False
-    duplicates_per_file = rows[SOURCE_FILE_COLUMN].iloc[duplicates].value_counts().to_dict()
+    # Only rows whose id repeats are compared: on a clean day this is one vectorised pass and nothing else.
+    repeated = kept[rows["event_id"].iloc[kept].duplicated(keep=False).to_numpy()]
+    dropped, conflicting, conflicts = choose_survivors(rows, repeated)
+    keep[dropped] = False
+    duplicates_per_file = rows[SOURCE_FILE_COLUMN].iloc[dropped[~conflicting]].value_counts().to_dict()
+    conflicts_per_file = rows[SOURCE_FILE_COLUMN].iloc[dropped[conflicting]].value_counts().to_dict()
     reports = [
-        FileReport(**{**asdict(r), "rows_valid": r.rows_valid - duplicates_per_file.get(r.source_file, 0),
-                      "rows_duplicate": duplicates_per_file.get(r.source_file, 0)})
+        FileReport(**{**asdict(r),
+                      "rows_valid": r.rows_valid - duplicates_per_file.get(r.source_file, 0)
+                      - conflicts_per_file.get(r.source_file, 0),
+                      "rows_duplicate": duplicates_per_file.get(r.source_file, 0),
+                      "rows_conflicting": conflicts_per_file.get(r.source_file, 0)})
         for r in reports
     ]
     quarantine_parts = [q for q in quarantine_parts if len(q)]
@@ -194,7 +211,47 @@ def _deduplicate(day: date, conformed: list[Conformed], quarantine_parts: list[p
     quarantined["line_number"] = quarantined["line_number"].astype("int64")
     quarantined = quarantined.sort_values(["source_file", "line_number"], kind="stable", ignore_index=True)
     valid = rows if keep.all() else rows.loc[keep]
-    return IngestResult(day, valid.reset_index(drop=True), quarantined, tuple(reports))
+    return IngestResult(day, valid.reset_index(drop=True), quarantined, tuple(reports), conflicts)
+
+
+def choose_survivors(rows: pd.DataFrame, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """Which of the valid rows sharing an event_id to keep, independent of file names and line order.
+
+    ``candidates`` are the positions (in ``rows``) of valid rows whose event_id occurs more than once. Per
+    event_id the kept row is the one with the most non-null fields (a later export usually adds the human's
+    decision or the ground truth), then the latest timestamp, then the smallest content hash, so the choice is
+    a function of the rows' content alone. A dropped row whose content (every canonical field and feature;
+    the source file and line are not content) equals the kept row's is an exact duplicate; one that differs is
+    a conflict, counted apart and listed. Returns the dropped positions, whether each is a conflict, and the
+    conflicts as ``CONFLICT_COLUMNS``.
+    """
+    if not len(candidates):
+        return candidates, np.zeros(0, dtype=bool), pd.DataFrame(columns=list(CONFLICT_COLUMNS))
+    group = rows.iloc[candidates]
+    content = group.drop(columns=[SOURCE_FILE_COLUMN, SOURCE_LINE_COLUMN])
+    ranked = pd.DataFrame({
+        "event_id": group["event_id"].to_numpy(dtype=object),
+        "filled": content.notna().sum(axis=1).to_numpy(),
+        "timestamp": group["timestamp"].to_numpy(),
+        "digest": pd.util.hash_pandas_object(content, index=False).to_numpy(),
+        "position": candidates,
+    }).sort_values(["event_id", "filled", "timestamp", "digest"], ascending=[True, False, False, True],
+                   kind="stable", ignore_index=True)
+    first = ~ranked["event_id"].duplicated().to_numpy()
+    survivor = np.flatnonzero(first)[np.cumsum(first) - 1]  # each row's group's first (kept) row
+    dropped = ~first
+    conflicting = (ranked["digest"].to_numpy() != ranked["digest"].to_numpy()[survivor])[dropped]
+    kept_positions = ranked["position"].to_numpy()[survivor][dropped][conflicting]
+    dropped_positions = ranked["position"].to_numpy()[dropped]
+    conflict_positions = dropped_positions[conflicting]
+    conflicts = pd.DataFrame({
+        "event_id": rows["event_id"].iloc[conflict_positions].to_numpy(dtype=object),
+        "kept_file": rows[SOURCE_FILE_COLUMN].iloc[kept_positions].to_numpy(dtype=object),
+        "kept_line": rows[SOURCE_LINE_COLUMN].iloc[kept_positions].to_numpy(),
+        "dropped_file": rows[SOURCE_FILE_COLUMN].iloc[conflict_positions].to_numpy(dtype=object),
+        "dropped_line": rows[SOURCE_LINE_COLUMN].iloc[conflict_positions].to_numpy(),
+    })
+    return dropped_positions, conflicting, conflicts
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
@@ -204,12 +205,36 @@ def _read_jsonl(path: Path, fmt: str, data: bytes | None, max_depth: int) -> Rea
             table.validate(full=True)  # pyarrow does not reject invalid UTF-8 on parse; this does
             # pyarrow skips blank lines and accepts several objects on one line or one object over several lines;
             # only when rows and lines agree one to one can a row be traced back to its line.
-            if table.num_rows == lines:
-                frame = _flatten(table).to_pandas()
+            flat = _flatten(table)
+            # pyarrow reads a NaN literal as a float NaN, which would pass as "missing"; the line reader names
+            # the lines. (Duplicate keys already make pyarrow refuse the file.)
+            if table.num_rows == lines and not _has_nan(flat):
+                frame = flat.to_pandas()
                 return ReadResult(path, fmt, _with_lines(frame, np.arange(1, len(frame) + 1)))
         except pa.ArrowInvalid:
             pass
     return _read_jsonl_by_line(path, fmt, path.read_bytes() if data is None else data, max_depth)
+
+
+def _has_nan(table: pa.Table) -> bool:
+    return any(pc.any(pc.is_nan(column)).as_py() for column in table.columns if pa.types.is_floating(column.type))
+
+
+class _NotStrictJson(ValueError):
+    """A JSON text that Python's parser would accept but that silently loses or invents data."""
+
+
+def _refuse_constant(name: str) -> float:
+    raise _NotStrictJson(f"{name} literal is not JSON (send null for a missing value, or a number)")
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        seen: set[str] = set()
+        repeated = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise _NotStrictJson(f"duplicate key {repeated[:60]!r} in one JSON object: which value is meant is unknown")
+    return record
 
 
 def _decode_line(raw: bytes, line_number: int) -> tuple[str | None, RejectedLine | None]:
@@ -254,7 +279,10 @@ def _read_jsonl_by_line(path: Path, fmt: str, data: bytes, max_depth: int = DEFA
             rejected.append(problem)
             continue
         try:
-            record = json.loads(text)
+            record = json.loads(text, object_pairs_hook=_refuse_duplicate_keys, parse_constant=_refuse_constant)
+        except _NotStrictJson as error:
+            rejected.append(RejectedLine(line_number, str(error), text))
+            continue
         except RecursionError:  # unreachable below the depth limit; kept so one line can never stop the day
             rejected.append(RejectedLine(line_number, "nesting too deep to parse", text))
             continue

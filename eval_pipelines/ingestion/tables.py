@@ -17,9 +17,11 @@ ingestion_batches = sa.Table(
     sa.Column("rows_valid", sa.BigInteger, nullable=False),
     sa.Column("rows_quarantined", sa.BigInteger, nullable=False),
     sa.Column("rows_duplicate", sa.BigInteger, nullable=False),
+    sa.Column("rows_conflicting", sa.BigInteger, nullable=False),
     sa.Column("quarantine_rate", sa.Float, nullable=False),
     sa.Column("lake_path", sa.Text, nullable=False),
-    comment="One row per production_logs partition: conservation rows_read = valid + quarantined + duplicate.",
+    comment="One row per production_logs partition: conservation rows_read = valid + quarantined + duplicate "
+            "+ conflicting.",
 )
 
 ingestion_files = sa.Table(
@@ -35,6 +37,7 @@ ingestion_files = sa.Table(
     sa.Column("rows_valid", sa.BigInteger, nullable=False),
     sa.Column("rows_quarantined", sa.BigInteger, nullable=False),
     sa.Column("rows_duplicate", sa.BigInteger, nullable=False),
+    sa.Column("rows_conflicting", sa.BigInteger, nullable=False),
     comment="One row per landing file per partition; failed files carry their reason in error.",
 )
 
