@@ -44,6 +44,11 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     valid = set(daily_partitions.get_partition_keys())
+    outside = [d for d in args.days if d not in valid]
+    if outside:  # a day named on the command line is never skipped silently
+        print(f"day(s) outside the daily partitions ({settings.partitions.start_date} .. today, YYYY-MM-DD): "
+              f"{', '.join(outside)}", file=sys.stderr)
+        return 2
     days = [d for d in (args.days or _landing_days(settings)) if d in valid]
     if not days:
         print("no partition days to materialise: the landing directory has no day folders inside the partitions",

@@ -3,6 +3,7 @@
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, replace
 from datetime import date, timedelta
 
 import dagster as dg
@@ -15,9 +16,11 @@ from eval_pipelines.ingestion.ingest import (
     CrossDayDuplicates,
     IngestResult,
     cross_day_duplicates,
+    day_folders,
+    day_listing,
     ingest_files,
     ingest_frame,
-    landing_files,
+    landing_root_skips,
 )
 from eval_pipelines.ingestion.landing import day_fingerprint
 from eval_pipelines.ingestion.sql_source import read_sql_day
@@ -43,7 +46,27 @@ def read_partition(settings: Settings, day: date) -> IngestResult:
         assert settings.source.sql is not None
         return ingest_frame(read_sql_day(settings, day), settings, day, f"sql:{settings.source.sql.table}")
     landing_dir = settings.resolve_path(settings.source.landing_dir)
-    return ingest_files(landing_files(landing_dir, day), settings, day, root=landing_dir)
+    files, skipped = day_listing(landing_dir, day)
+    result = ingest_files(files, settings, day, root=landing_dir)
+    top_level = landing_root_skips(landing_dir, daily_partitions.get_partition_keys())
+    return replace(result, skipped=(*skipped, *top_level))
+
+
+def removed_day_folder(settings: Settings, lake: Lake, day: date) -> str | None:
+    """Why the day must not be re-ingested now, or None: its folder is gone but its data was ingested before.
+
+    The data is kept, not retracted: a folder disappears for many reasons (archiving, a retention job, a failed
+    sync), and an empty partition would silently zero the day's KPIs. Retracting a day is explicit: leave an
+    empty folder for it and re-materialise (docs/ingestion.md#removed-day-folders).
+    """
+    if settings.source.kind != "landing":
+        return None
+    landing_dir = settings.resolve_path(settings.source.landing_dir)
+    if day_folders(landing_dir, day) or not lake.exists(ASSET_NAME, day.isoformat()):
+        return None
+    return (f"the landing folder of {day} is gone but the day was ingested before; its data is kept (not "
+            f"retracted). To retract the day, create an empty folder {landing_dir / day.isoformat()} and "
+            "re-materialise it; to keep it, do nothing")
 
 
 def warehouse_writes(result: IngestResult, source_kind: str, lake_uri: str) -> list[PartitionWrite]:
@@ -98,12 +121,20 @@ def production_logs(
     # Taken before reading: if files change during the read, the sensor sees a different fingerprint and re-runs.
     fingerprint = (day_fingerprint(settings.resolve_path(settings.source.landing_dir), day)
                    if settings.source.kind == "landing" else None)
-    result = read_partition(settings, day)
     lake = Lake(lake_root(settings))
+    refusal = removed_day_folder(settings, lake, day)
+    if refusal is not None:
+        raise dg.Failure(refusal)
+    result = read_partition(settings, day)
     lake_uri = lake.uri(ASSET_NAME, context.partition_key)
     replace_partitions(warehouse.engine(), warehouse_writes(result, settings.source.kind, lake_uri))
     if result.files_failed:
         context.log.warning(f"{result.files_failed} file(s) could not be read; see ingestion_files.error")
+    if result.skipped:
+        shown = "; ".join(f"{item.path} ({item.reason})" for item in result.skipped[:10])
+        more = f" and {len(result.skipped) - 10} more" if len(result.skipped) > 10 else ""
+        context.log.warning(f"{len(result.skipped)} landing path(s) skipped, not read by any partition: "
+                            f"{shown}{more}; see the 'skipped_paths' metadata")
     if result.rows_conflicting:
         examples = ", ".join(result.conflicts["event_id"].astype(str).head(10))
         context.log.warning(
@@ -163,6 +194,9 @@ def _outputs(result: IngestResult, files: pd.DataFrame, settings: Settings, fing
             "rows_duplicate": result.rows_duplicate,
             "rows_conflicting": result.rows_conflicting,
             "conflicts": markdown_table(result.conflicts, max_rows=20),
+            "paths_skipped": len(result.skipped),
+            "skipped_paths": markdown_table(pd.DataFrame([asdict(item) for item in result.skipped],
+                                                         columns=["path", "reason"]), max_rows=50, max_chars=120),
             "files_read": len(result.files) - result.files_failed,
             "files_failed": result.files_failed,
             "quarantine_rate": dg.MetadataValue.float(round(result.quarantine_rate, 6)),

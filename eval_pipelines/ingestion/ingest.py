@@ -8,7 +8,7 @@ all is reported as failed with its reason and contributes no rows; the other fil
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -18,7 +18,7 @@ import pandas as pd
 
 from eval_pipelines.config import Settings
 from eval_pipelines.ingestion.conform import SOURCE_FILE_COLUMN, SOURCE_LINE_COLUMN, Conformed, conform, day_window
-from eval_pipelines.ingestion.readers import LINE_COLUMN, file_format, read_log_file
+from eval_pipelines.ingestion.readers import LINE_COLUMN, SUPPORTED_SUFFIXES, file_format, read_log_file
 
 QUARANTINE_COLUMNS = ("source_file", "line_number", "reason", "field", "raw_record")
 _DAY_DIR = re.compile(r"^(?:dt=)?(\d{4}-\d{2}-\d{2})$")
@@ -38,6 +38,14 @@ class FileReport:
     rows_conflicting: int = 0
 
 
+@dataclass(frozen=True)
+class SkippedPath:
+    """A path in the landing directory that no partition reads, and why (reported, never silently ignored)."""
+
+    path: str  # relative to the landing directory
+    reason: str
+
+
 CONFLICT_COLUMNS = ("event_id", "kept_file", "kept_line", "dropped_file", "dropped_line")
 
 
@@ -49,6 +57,8 @@ class IngestResult:
     files: tuple[FileReport, ...]
     # One row per dropped row whose content differs from the kept row of its event_id (CONFLICT_COLUMNS).
     conflicts: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(CONFLICT_COLUMNS)))
+    # Landing paths no partition reads (the day's folders and the landing directory's top level).
+    skipped: tuple[SkippedPath, ...] = ()
 
     @property
     def rows_read(self) -> int:
@@ -108,14 +118,55 @@ def day_folder_date(name: str) -> date | None:
         return None
 
 
+def day_folders(landing_dir: Path, day: date) -> list[Path]:
+    """The day's folders that exist, in both spellings (``YYYY-MM-DD`` and ``dt=YYYY-MM-DD``)."""
+    return [folder for folder in (landing_dir / day.isoformat(), landing_dir / f"dt={day.isoformat()}")
+            if folder.is_dir()]
+
+
+def day_listing(landing_dir: Path, day: date) -> tuple[list[Path], list[SkippedPath]]:
+    """Every log file of a day in a stable order, and every other entry of its folders with the reason it is skipped.
+
+    Links are listed whether or not they resolve: ``ingest_files`` refuses those leading out, with a reason.
+    """
+    files: list[Path] = []
+    skipped: list[SkippedPath] = []
+    for folder in day_folders(landing_dir, day):
+        for entry in sorted(folder.iterdir()):
+            name = str(entry.relative_to(landing_dir))
+            if entry.is_dir() and not entry.is_symlink():
+                skipped.append(SkippedPath(name, "subfolder: only files directly in a day folder are read"))
+            elif file_format(entry) is None:
+                skipped.append(SkippedPath(name, "unsupported file type; expected one of "
+                                                 + ", ".join(SUPPORTED_SUFFIXES)))
+            elif entry.is_file() or entry.is_symlink():
+                files.append(entry)
+            else:
+                skipped.append(SkippedPath(name, "not a regular file"))
+    return sorted(files), skipped
+
+
 def landing_files(landing_dir: Path, day: date) -> list[Path]:
     """Every log file of a day, in a stable order, from both folder spellings."""
-    files: list[Path] = []
-    for folder in (landing_dir / day.isoformat(), landing_dir / f"dt={day.isoformat()}"):
-        if folder.is_dir():
-            # Links are listed whether or not they resolve: ingest_files refuses those leading out, with a reason.
-            files += [p for p in folder.iterdir() if (p.is_file() or p.is_symlink()) and file_format(p) is not None]
-    return sorted(files)
+    return day_listing(landing_dir, day)[0]
+
+
+def landing_root_skips(landing_dir: Path, partition_keys: Collection[str]) -> list[SkippedPath]:
+    """Entries of the landing directory itself that no partition reads: non-date names, days outside the partitions."""
+    if not landing_dir.is_dir():
+        return []
+    skipped: list[SkippedPath] = []
+    for entry in sorted(landing_dir.iterdir()):
+        day = day_folder_date(entry.name) if entry.is_dir() else None
+        if not entry.is_dir():
+            skipped.append(SkippedPath(entry.name, "a file at the top of the landing directory; files go in a "
+                                                   "day folder YYYY-MM-DD/"))
+        elif day is None:
+            skipped.append(SkippedPath(entry.name, "folder name is not a day (YYYY-MM-DD or dt=YYYY-MM-DD)"))
+        elif day.isoformat() not in partition_keys:
+            skipped.append(SkippedPath(entry.name, "day outside the daily partitions (partitions.start_date .. "
+                                                   "today)"))
+    return skipped
 
 
 def outside_landing(path: Path, root: Path) -> str | None:

@@ -1,9 +1,12 @@
 """``landing_sensor``: a run of production_logs for each day whose landing files are new or changed."""
 
 
+from datetime import date
+
 import dagster as dg
 
 from eval_pipelines.ingestion.assets import LANDING_FINGERPRINT, production_logs
+from eval_pipelines.ingestion.ingest import day_folders
 from eval_pipelines.ingestion.landing import changed_days, decode_cursor, encode_cursor, scan_landing
 from eval_pipelines.partitions import daily_partitions
 from eval_pipelines.resources import ProjectConfigResource
@@ -45,8 +48,18 @@ def landing_sensor(context: dg.SensorEvaluationContext, project: ProjectConfigRe
             continue  # e.g. materialised by `eval-pipelines materialize` before the sensor ever ran
         # The fingerprint in the run key makes a re-tick of the same state idempotent.
         requests.append(dg.RunRequest(run_key=f"production_logs:{day}:{current[day]}", partition_key=day))
-    for day in set(accepted) - set(current):
-        del accepted[day]  # folder removed: forget it, so a re-created folder is ingested again
+    landing_dir = settings.resolve_path(settings.source.landing_dir)
+    for day in sorted(set(accepted) - set(current)):
+        del accepted[day]  # forgotten, so a re-created folder is ingested again
+        folders = day_folders(landing_dir, date.fromisoformat(day))
+        if folders:
+            # Emptied on purpose: the documented way to retract a day (docs/ingestion.md#removed-day-folders).
+            # The folder's mtime in the key lets a later, second retraction of the same day run too.
+            emptied = max(folder.stat().st_mtime_ns for folder in folders)
+            requests.append(dg.RunRequest(run_key=f"production_logs:{day}:retracted:{emptied}", partition_key=day))
+        else:
+            context.log.warning(f"landing folder {day} was removed; its ingested data is kept, not retracted "
+                                "(leave an empty folder to retract the day)")
     if not requests:
         return dg.SensorResult(skip_reason=dg.SkipReason("no new or changed landing files"),
                                cursor=encode_cursor(accepted))
