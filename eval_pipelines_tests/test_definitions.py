@@ -24,7 +24,7 @@ def test_definitions_validate_and_pin_the_graph():
     assert {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys} == {
         ("production_logs", "contract_expectations"), ("production_logs", "quarantine_rate"),
         ("production_logs", "files_readable"),
-        ("production_logs", "no_duplicates_across_days"),
+        ("production_logs", "no_duplicates_across_days"), ("production_logs", "volume_vs_trailing_days"),
         ("kpi_daily", "kpi_daily_consistent"), ("drift_report", "no_major_drift"), ("eval_set", "eval_set_design"),
         ("edge_case_library", "edge_case_ledger"), ("scored_runs", "release_gate")}
     parents = {key.to_user_string(): {p.to_user_string() for p in graph.get(key).parent_keys}

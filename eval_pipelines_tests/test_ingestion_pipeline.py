@@ -75,7 +75,7 @@ def test_a_demo_day_matches_the_generator(demo_project):
 
     checks = {e.asset_check_key.name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {"contract_expectations": True, "quarantine_rate": True, "files_readable": True,
-                      "no_duplicates_across_days": True}
+                      "no_duplicates_across_days": True, "volume_vs_trailing_days": True}
     materialization = result.asset_materializations_for_node("production_logs")[0]
     assert materialization.metadata["rows_read"].value == expected["events"]
 

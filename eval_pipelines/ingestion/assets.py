@@ -25,6 +25,7 @@ from eval_pipelines.ingestion.ingest import (
 from eval_pipelines.ingestion.landing import day_fingerprint
 from eval_pipelines.ingestion.sql_source import read_sql_day
 from eval_pipelines.ingestion.tables import ingestion_batches, ingestion_files, quarantined_events
+from eval_pipelines.ingestion.volume import trailing_volumes, volume_verdict
 from eval_pipelines.labeling.pii import mask_pii
 from eval_pipelines.lake import Lake
 from eval_pipelines.metadata import column_schema, markdown_table
@@ -38,6 +39,7 @@ LANDING_FINGERPRINT = "landing_fingerprint"
 QUARANTINE_CHECK = "quarantine_rate"
 FILES_CHECK = "files_readable"
 CROSS_DAY_CHECK = "no_duplicates_across_days"
+VOLUME_CHECK = "volume_vs_trailing_days"
 ASSET_NAME = "production_logs"
 
 
@@ -108,6 +110,10 @@ def _preview(valid: pd.DataFrame) -> dg.MetadataValue:
         dg.AssetCheckSpec(FILES_CHECK, asset=ASSET_NAME, blocking=True,
                           description="Every landing file of the day could be read: an unreadable file's rows are "
                                       "unknown, so the day's figures would be silently incomplete."),
+        dg.AssetCheckSpec(VOLUME_CHECK, asset=ASSET_NAME, blocking=True,
+                          description="The day's valid rows are at least ingestion.volume.min_fraction of the "
+                                      "median over the trailing ingested days; a day with no valid row fails "
+                                      "unless its folder was emptied on purpose (a retraction)."),
         dg.AssetCheckSpec(CROSS_DAY_CHECK, asset=ASSET_NAME, blocking=False,
                           description="Warns when events of the day also landed in the day before or after "
                                       "(deduplication is per day; this finds the same event in two folders)."),
@@ -127,7 +133,10 @@ def production_logs(
         raise dg.Failure(refusal)
     result = read_partition(settings, day)
     lake_uri = lake.uri(ASSET_NAME, context.partition_key)
-    replace_partitions(warehouse.engine(), warehouse_writes(result, settings.source.kind, lake_uri))
+    engine = warehouse.engine()
+    replace_partitions(engine, warehouse_writes(result, settings.source.kind, lake_uri))
+    volume = volume_verdict(result.rows_valid, trailing_volumes(engine, day, settings.ingestion.volume.trailing_days),
+                            settings.ingestion.volume, retracted=_retracted(settings, result))
     if result.files_failed:
         context.log.warning(f"{result.files_failed} file(s) could not be read; see ingestion_files.error")
     if result.skipped:
@@ -153,6 +162,22 @@ def production_logs(
                                        settings.source.timestamp_tolerance_minutes)
         yield from _outputs(result, files, settings, fingerprint, pending_contract.result)
     yield _cross_day_check(cross_day)
+    yield dg.AssetCheckResult(
+        check_name=VOLUME_CHECK,
+        passed=volume.passed,
+        description=volume.description,
+        metadata={"rows_valid": volume.rows_valid, "trailing_days_found": volume.trailing_days_found,
+                  "trailing_median": dg.MetadataValue.float(volume.trailing_median if volume.trailing_median
+                                                            is not None else float("nan")),
+                  "floor": dg.MetadataValue.float(volume.floor if volume.floor is not None else float("nan"))},
+    )
+
+
+def _retracted(settings: Settings, result: IngestResult) -> bool:
+    """A landing day whose folder exists but holds no log file: emptied on purpose (docs/ingestion.md)."""
+    if settings.source.kind != "landing" or result.files:
+        return False
+    return bool(day_folders(settings.resolve_path(settings.source.landing_dir), result.day))
 
 
 def _event_times(lake: Lake, day: date) -> pd.DataFrame | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from eval_pipelines.settings_base import StrictModel
 
@@ -17,6 +17,12 @@ class VolumeCheckConfig(StrictModel):
     min_fraction: float = Field(
         0.2, ge=0, le=1,
         description="Blocking failure when the day's valid rows fall below this fraction of the trailing median.")
+
+    @model_validator(mode="after")
+    def _enough_days(self) -> VolumeCheckConfig:
+        if self.min_days > self.trailing_days:
+            raise ValueError(f"min_days ({self.min_days}) must be at most trailing_days ({self.trailing_days})")
+        return self
 
 
 class IngestionConfig(StrictModel):
