@@ -13,7 +13,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from eval_pipelines.config import CONFIG_ENV_VAR, PROJECT_ROOT, Settings, load_settings
-from eval_pipelines.lake import Lake
+from eval_pipelines.lake import InLake, Lake
 from eval_pipelines.warehouse.core import create_warehouse_engine, safe_url
 
 WAREHOUSE_URL_ENV = "EVAL_PIPELINES_WAREHOUSE_URL"
@@ -53,9 +53,10 @@ class LakeIOManager(dg.ConfigurableIOManager):
         asset = "/".join(context.asset_key.path)
         return asset, context.asset_partition_key if context.has_asset_partitions else None
 
-    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
+    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | InLake) -> None:
         asset, partition = self._location(context)
-        uri = self._lake().write(asset, partition, obj)
+        # Published by the asset with its warehouse rows (Lake.publishing): writing again would break old-or-new.
+        uri = obj.uri if isinstance(obj, InLake) else self._lake().write(asset, partition, obj)
         context.add_output_metadata({"dagster/uri": dg.MetadataValue.path(uri)})
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:

@@ -27,7 +27,7 @@ from eval_pipelines.ingestion.sql_source import read_sql_day
 from eval_pipelines.ingestion.tables import ingestion_batches, ingestion_files, quarantined_events
 from eval_pipelines.ingestion.volume import trailing_volumes, volume_verdict
 from eval_pipelines.labeling.pii import mask_pii
-from eval_pipelines.lake import Lake
+from eval_pipelines.lake import InLake, Lake
 from eval_pipelines.metadata import column_schema, markdown_table
 from eval_pipelines.partitions import daily_partitions
 from eval_pipelines.resources import ProjectConfigResource, WarehouseResource, lake_root
@@ -134,9 +134,41 @@ def production_logs(
     result = read_partition(settings, day)
     lake_uri = lake.uri(ASSET_NAME, context.partition_key)
     engine = warehouse.engine()
-    replace_partitions(engine, warehouse_writes(result, settings.source.kind, lake_uri))
-    volume = volume_verdict(result.rows_valid, trailing_volumes(engine, day, settings.ingestion.volume.trailing_days),
-                            settings.ingestion.volume, retracted=_retracted(settings, result))
+    # The GX suite runs while the Parquet partition is written: both are mostly native code that releases the
+    # GIL, so on two cores the check costs little extra wall time.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="contract") as pool:
+        pending_contract = pool.submit(validate_contract, result.valid, target_fields(settings), day,
+                                       settings.source.timestamp_tolerance_minutes)
+        # Old-or-new in both stores: the Parquet is staged, the warehouse transaction renames it into place just
+        # before COMMIT, and any failure restores the previous file (Lake.publishing).
+        with lake.publishing() as publication:
+            publication.stage_table(ASSET_NAME, context.partition_key, result.valid)
+            replace_partitions(engine, warehouse_writes(result, settings.source.kind, lake_uri),
+                               before_commit=publication.publish)
+        _warn(context, result)
+        volume = volume_verdict(result.rows_valid,
+                                trailing_volumes(engine, day, settings.ingestion.volume.trailing_days),
+                                settings.ingestion.volume, retracted=_retracted(settings, result))
+        files = (pd.DataFrame(result.file_records()).drop(columns=["partition_date"]).fillna({"error": ""})
+                 if result.files else pd.DataFrame())
+        neighbours = {other: _event_times(lake, other)
+                      for other in (day - timedelta(days=1), day + timedelta(days=1))}
+        cross_day = cross_day_duplicates(day, result.valid, neighbours, settings.source.timestamp_tolerance_minutes)
+        yield from _outputs(result, files, settings, fingerprint, lake_uri, pending_contract.result)
+    yield _cross_day_check(cross_day)
+    yield dg.AssetCheckResult(
+        check_name=VOLUME_CHECK,
+        passed=volume.passed,
+        description=volume.description,
+        metadata={"rows_valid": volume.rows_valid, "trailing_days_found": volume.trailing_days_found,
+                  "trailing_median": dg.MetadataValue.float(volume.trailing_median if volume.trailing_median
+                                                            is not None else float("nan")),
+                  "floor": dg.MetadataValue.float(volume.floor if volume.floor is not None else float("nan"))},
+    )
+
+
+def _warn(context: dg.AssetExecutionContext, result: IngestResult) -> None:
+    """One WARN line per kind of problem the day's figures alone would not show."""
     if result.files_failed:
         context.log.warning(f"{result.files_failed} file(s) could not be read; see ingestion_files.error")
     if result.skipped:
@@ -150,27 +182,6 @@ def production_logs(
             f"{result.rows_conflicting:,} row(s) share an event_id with a kept row but differ in content (e.g. "
             f"{examples}); one row per event_id was kept by content (docs/ingestion.md#conflicting-duplicates), "
             "see the 'conflicts' metadata")
-
-    files = (pd.DataFrame(result.file_records()).drop(columns=["partition_date"]).fillna({"error": ""})
-             if result.files else pd.DataFrame())
-    neighbours = {other: _event_times(lake, other) for other in (day - timedelta(days=1), day + timedelta(days=1))}
-    cross_day = cross_day_duplicates(day, result.valid, neighbours, settings.source.timestamp_tolerance_minutes)
-    # The GX suite runs while the IO manager writes the Parquet partition: both are mostly native code that
-    # releases the GIL, so on two cores the check costs little extra wall time.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="contract") as pool:
-        pending_contract = pool.submit(validate_contract, result.valid, target_fields(settings), day,
-                                       settings.source.timestamp_tolerance_minutes)
-        yield from _outputs(result, files, settings, fingerprint, pending_contract.result)
-    yield _cross_day_check(cross_day)
-    yield dg.AssetCheckResult(
-        check_name=VOLUME_CHECK,
-        passed=volume.passed,
-        description=volume.description,
-        metadata={"rows_valid": volume.rows_valid, "trailing_days_found": volume.trailing_days_found,
-                  "trailing_median": dg.MetadataValue.float(volume.trailing_median if volume.trailing_median
-                                                            is not None else float("nan")),
-                  "floor": dg.MetadataValue.float(volume.floor if volume.floor is not None else float("nan"))},
-    )
 
 
 def _retracted(settings: Settings, result: IngestResult) -> bool:
@@ -208,9 +219,10 @@ def _cross_day_check(found: CrossDayDuplicates) -> dg.AssetCheckResult:
 
 
 def _outputs(result: IngestResult, files: pd.DataFrame, settings: Settings, fingerprint: str | None,
-             contract_result: Callable[[], ContractValidation]) -> Iterator[dg.Output | dg.AssetCheckResult]:
+             lake_uri: str, contract_result: Callable[[], ContractValidation],
+             ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     yield dg.Output(
-        result.valid,
+        InLake(lake_uri, result.rows_valid),
         metadata={
             "dagster/row_count": result.rows_valid,
             "rows_read": result.rows_read,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,8 +140,13 @@ def ensure_tables(engine: sa.Engine, tables: Iterable[sa.Table] | None = None) -
         metadata.create_all(connection, tables=list(tables) if tables is not None else None, checkfirst=True)
 
 
-def replace_partitions(engine: sa.Engine, writes: Sequence[PartitionWrite]) -> None:
-    """Apply every write in a single transaction: all tables move to the new state together, or none does."""
+def replace_partitions(engine: sa.Engine, writes: Sequence[PartitionWrite],
+                       before_commit: Callable[[], None] | None = None) -> None:
+    """Apply every write in a single transaction: all tables move to the new state together, or none does.
+
+    ``before_commit`` runs inside the transaction after every statement succeeded, just before COMMIT; if it
+    raises, the transaction rolls back. ``Lake.publishing`` passes its file swap here (old-or-new in both stores).
+    """
     ensure_tables(engine, [w.table for w in writes])
     with engine.begin() as connection:
         for write in writes:
@@ -149,3 +154,5 @@ def replace_partitions(engine: sa.Engine, writes: Sequence[PartitionWrite]) -> N
             connection.execute(sa.delete(write.table).where(condition))
             if write.rows:
                 connection.execute(sa.insert(write.table), [dict(row) for row in write.rows])
+        if before_commit is not None:
+            before_commit()
