@@ -286,3 +286,46 @@ def test_scoring_definitions_load_with_the_graph(project):
         assert node.description and node.group_name == "scoring"
     sensor = defs.resolve_sensor_def("candidate_change_sensor")
     assert defs.resolve_job_def(sensor.job_name).asset_layer.selected_asset_keys == {scored_runs.key}
+
+
+def test_production_scores_stay_old_or_new_when_the_lake_write_fails(demo, monkeypatch):
+    """Issue 15 item 10: the warehouse used to be committed before the IO manager wrote the lake."""
+    from eval_pipelines import lake as lake_module
+
+    project, instance = demo
+    day = DAYS[1]
+    engine, lake = _engine(project), Lake(str(project.root / "lake"))
+    # Mark the old state in both stores, so "old" and "new" are told apart.
+    with engine.begin() as connection:
+        connection.execute(sa.update(production_scores_table)
+                           .where(production_scores_table.c.partition_date == date.fromisoformat(day))
+                           .values(n_scored=-1))
+    lake.write("production_scores", day, pd.DataFrame({"marker": ["old"]}))
+
+    def state() -> tuple[bool, bool]:
+        """(warehouse still marked old, lake still marked old)."""
+        with engine.connect() as connection:
+            counts = set(connection.execute(sa.select(production_scores_table.c.n_scored).where(
+                production_scores_table.c.partition_date == date.fromisoformat(day))).scalars())
+        return counts == {-1}, list(lake.read("production_scores", day).columns) == ["marker"]
+
+    real_write, failed = lake_module.pq.write_table, []
+
+    def failing_write(table, where, **options):
+        if not failed:
+            failed.append(True)
+            raise OSError("injected: lake write failed")
+        return real_write(table, where, **options)
+
+    monkeypatch.setattr(lake_module.pq, "write_table", failing_write)
+    # labeled_cases is only loaded from the lake (selection), production_scores runs.
+    run = dg.materialize([production_logs, labeled_cases, production_scores], selection=[production_scores],
+                         partition_key=day,
+                         resources=project.resources(), instance=instance, raise_on_error=False)
+    assert not run.success
+    assert state() == (True, True)  # old in both
+    run = dg.materialize([production_logs, labeled_cases, production_scores], selection=[production_scores],
+                         partition_key=day,
+                         resources=project.resources(), instance=instance, raise_on_error=False)
+    assert run.success
+    assert state() == (False, False)  # new in both

@@ -20,7 +20,7 @@ from eval_pipelines.automation import FOLLOW_UPSTREAM_ANY_DAY
 from eval_pipelines.config import Settings, load_settings
 from eval_pipelines.edge_cases.store import load_library, record_run_results
 from eval_pipelines.evalsets.store import load_eval_set
-from eval_pipelines.lake import Lake
+from eval_pipelines.lake import InLake, Lake
 from eval_pipelines.metadata import column_schema, markdown_table
 from eval_pipelines.partitions import daily_partitions
 from eval_pipelines.resources import ProjectConfigResource, WarehouseResource, lake_root
@@ -90,16 +90,20 @@ def _headline(rows: pd.DataFrame, scorer: str) -> pd.DataFrame:
 def production_scores(
     context: dg.AssetExecutionContext, project: ProjectConfigResource, warehouse: WarehouseResource,
     labeled_cases: pd.DataFrame,
-) -> dg.Output[pd.DataFrame]:
+) -> dg.Output:
     settings = project.load()
     config = scoring_config(settings)
     scored = score_production(labeled_cases, config.scorers)
     rows = summarise_production(scored, config.scorers, config.production_slices, config.comparison.confidence)
-    write_production_scores(warehouse.engine(), date.fromisoformat(context.partition_key), rows)
+    # Per-case Parquet and warehouse summaries old-or-new together (Lake.publishing; docs/ingestion.md).
+    with Lake(lake_root(settings)).publishing() as publication:
+        uri = publication.stage_table("/".join(context.asset_key.path), context.partition_key, scored)
+        write_production_scores(warehouse.engine(), date.fromisoformat(context.partition_key), rows,
+                                before_commit=publication.publish)
     overall = rows[(rows["slice_dim"] == ALL) & (rows["label_source"] == ALL)]
     by_scorer = overall.drop_duplicates("scorer").set_index("scorer")
     primary = by_scorer["mean"].get(config.primary_scorer, float("nan")) if len(by_scorer) else float("nan")
-    return dg.Output(scored, metadata={
+    return dg.Output(InLake(uri, len(scored)), metadata={
         "dagster/row_count": len(scored),
         "warehouse_rows": len(rows),
         f"{config.primary_scorer}": dg.MetadataValue.float(round(float(primary), 6)),
@@ -212,7 +216,10 @@ def scored_runs(
 
     created_at = datetime.now(UTC)
     info = RunInfo(context.run.run_id, name, created_at, version, baseline_name, candidate.gate)
-    write_run(engine, run, info, [s.name for s in config.scorers])
+    cases_out = run.cases.drop(columns=["features"])
+    with Lake(lake_root(settings)).publishing() as publication:
+        uri = publication.stage_table("/".join(context.asset_key.path), name, cases_out)
+        write_run(engine, run, info, [s.name for s in config.scorers], before_commit=publication.publish)
     lifecycle = "not applied"
     if len(run.edge_outcomes) and _lifecycle_applies(config, run):
         update = record_run_results(engine, run.edge_outcomes[["entry_id", "passed"]], context.run.run_id, created_at)
@@ -251,7 +258,7 @@ def scored_runs(
         metadata[label] = dg.MetadataValue.float(round(value, 6))
     if isinstance(system, HttpSystem):
         metadata["http"] = dg.MetadataValue.json(vars(system.stats))
-    yield dg.Output(run.cases.drop(columns=["features"]), metadata=metadata)
+    yield dg.Output(InLake(uri, len(cases_out)), metadata=metadata)
     failed = run.failures["criterion"].tolist()
     yield dg.AssetCheckResult(
         check_name=GATE_CHECK,

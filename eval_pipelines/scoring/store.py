@@ -6,7 +6,7 @@ A scored run's three tables (``scored_runs``, ``scored_cases``, ``release_gates`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -100,16 +100,20 @@ def run_writes(run: ScoredRun, info: RunInfo, scorers: Sequence[str]) -> list[Pa
     ]
 
 
-def write_run(engine: sa.Engine, run: ScoredRun, info: RunInfo, scorers: Sequence[str]) -> None:
-    """Persist a run's summary, per-case results and gate in one transaction."""
-    replace_partitions(engine, run_writes(run, info, scorers))
+def write_run(engine: sa.Engine, run: ScoredRun, info: RunInfo, scorers: Sequence[str],
+              before_commit: Callable[[], None] | None = None) -> None:
+    """Persist a run's summary, per-case results and gate in one transaction (``before_commit``: see
+    ``replace_partitions``; ``Lake.publishing`` swaps the run's Parquet there)."""
+    replace_partitions(engine, run_writes(run, info, scorers), before_commit=before_commit)
 
 
-def write_production_scores(engine: sa.Engine, day: date, rows: pd.DataFrame) -> None:
-    """Replace one day of ``production_scores``."""
+def write_production_scores(engine: sa.Engine, day: date, rows: pd.DataFrame,
+                            before_commit: Callable[[], None] | None = None) -> None:
+    """Replace one day of ``production_scores`` (``before_commit``: see ``replace_partitions``)."""
     frame = rows.assign(partition_date=day)
     replace_partitions(engine, [PartitionWrite(production_scores, {"partition_date": day},
-                                               insert_records(frame, [c.name for c in production_scores.c]))])
+                                               insert_records(frame, [c.name for c in production_scores.c]))],
+                       before_commit=before_commit)
 
 
 # ----------------------------------------------------------------------------------------------------------------
