@@ -180,3 +180,40 @@ def test_two_writers_of_the_same_html_report_do_not_collide(tmp_path: Path) -> N
     final = Path(uri)
     assert final.read_text(encoding="utf-8") == first  # whole: the last rename wins, no mix of the two files
     assert sorted(p.name for p in final.parent.iterdir()) == ["2026-03-04.html"]  # no temporary file left behind
+
+
+def test_a_failed_html_rename_leaves_report_table_and_page_old(demo, monkeypatch) -> None:
+    """Issue 15 item 10: drift_results, the HTML page and the Parquet move together (old-or-new)."""
+    import os
+
+    from eval_pipelines import lake as lake_module
+
+    project, lake, scenario, instance = demo
+    day = scenario["incident_day"]
+    _materialize(demo, day)
+    engine = create_warehouse_engine(project.warehouse_url)
+    page = Path(lake.path("drift_report", day).removesuffix(".parquet") + ".html")
+    with engine.begin() as connection:  # mark the old state in all three places
+        connection.execute(sa.update(drift_results).where(drift_results.c.date == date.fromisoformat(day))
+                           .values(reason="old"))
+    page.write_text("old page")
+    lake.write("drift_report", day, pd.DataFrame({"marker": ["old"]}))
+    real_replace, failed = os.replace, []
+
+    def failing_replace(source, target):
+        if str(target).endswith(f"{day}.html") and not failed:
+            failed.append(target)
+            raise OSError("injected: page rename failed")
+        return real_replace(source, target)
+
+    monkeypatch.setattr(lake_module.os, "replace", failing_replace)
+    result = dg.materialize([production_logs, labeled_cases, *ASSETS], selection=ASSETS, partition_key=day,
+                            resources=project.resources(), instance=instance, raise_on_error=False)
+    assert not result.success
+    with engine.connect() as connection:
+        reasons = set(connection.execute(sa.select(drift_results.c.reason).where(
+            drift_results.c.date == date.fromisoformat(day))).scalars())
+    assert reasons == {"old"} and page.read_text() == "old page"
+    assert list(lake.read("drift_report", day).columns) == ["marker"]
+    frame, _ = _materialize(demo, day)  # and a re-run makes all three new
+    assert "marker" not in frame.columns and page.read_text() != "old page"

@@ -36,11 +36,11 @@ from eval_pipelines.drift.report import (
 )
 from eval_pipelines.drift.tables import drift_results
 from eval_pipelines.labeling.labels import LABELED_CASES_ASSET
-from eval_pipelines.lake import Lake
+from eval_pipelines.lake import InLake, Lake
 from eval_pipelines.metadata import markdown_table
 from eval_pipelines.partitions import daily_partitions
 from eval_pipelines.resources import ProjectConfigResource, WarehouseResource, lake_root
-from eval_pipelines.warehouse.core import PartitionWrite, replace_partitions
+from eval_pipelines.warehouse.core import PartitionWrite, ensure_tables, replace_partitions
 
 DRIFT_CHECK = "no_major_drift"
 PROFILE_ASSET = "drift_profile"
@@ -100,6 +100,15 @@ def read_history(engine: sa.Engine, day: date, days: int) -> pd.DataFrame:
         rows = connection.execute(query).mappings().all()
     return pd.DataFrame([dict(r) for r in rows],
                         columns=["date", "column", "kind", "effect_size", "threshold", "severity", "drifted"])
+
+
+def html_path(lake: Lake, day: str) -> str:
+    """Where a day's standalone HTML report lives in the lake."""
+    return lake.path(REPORT_ASSET, day).removesuffix(".parquet") + ".html"
+
+
+def html_uri(lake: Lake, day: str) -> str:
+    return lake.uri(REPORT_ASSET, day).removesuffix(".parquet") + ".html"
 
 
 def write_html(lake: Lake, day: str, text: str) -> str:
@@ -223,13 +232,23 @@ def drift_report(
         context.log.warning(report.notes[0])
 
     engine = warehouse.engine()
-    replace_partitions(engine, [PartitionWrite(drift_results, {"date": day}, report.records(day))])
-    history = read_history(engine, day, config.timeline_days)
+    records = report.records(day)
+    ensure_tables(engine, [drift_results])  # the first report reads its history before any write
+    # The timeline shows the day's new results before they are committed: the page is published with them.
+    history = read_history(engine, day - timedelta(days=1), config.timeline_days - 1)
+    if records:
+        history = pd.concat([history, pd.DataFrame(records)[list(history.columns)]], ignore_index=True)
     label = window_label(used)
-    uri = write_html(lake, key, html_report(report, key, label, history))
     frame = report.frame(key)
+    # Parquet, HTML page and drift_results old-or-new together (Lake.publishing; docs/ingestion.md).
+    with lake.publishing() as publication:
+        parquet_uri = publication.stage_table(REPORT_ASSET, key, frame)
+        publication.stage_bytes(html_path(lake, key), html_report(report, key, label, history).encode("utf-8"))
+        replace_partitions(engine, [PartitionWrite(drift_results, {"date": day}, records)],
+                           before_commit=publication.publish)
+    uri = html_uri(lake, key)
     yield dg.Output(
-        frame,
+        InLake(parquet_uri, len(frame)),
         metadata={
             "dagster/row_count": len(frame),
             "checks": len(report.results),
