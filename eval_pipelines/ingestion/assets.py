@@ -20,9 +20,9 @@ from eval_pipelines.ingestion.ingest import (
     landing_files,
 )
 from eval_pipelines.ingestion.landing import day_fingerprint
+from eval_pipelines.ingestion.pii import mask_pii
 from eval_pipelines.ingestion.sql_source import read_sql_day
 from eval_pipelines.ingestion.tables import ingestion_batches, ingestion_files, quarantined_events
-from eval_pipelines.labeling.pii import mask_pii
 from eval_pipelines.lake import Lake
 from eval_pipelines.metadata import column_schema, markdown_table
 from eval_pipelines.partitions import daily_partitions

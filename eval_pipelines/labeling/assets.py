@@ -5,8 +5,8 @@ import dagster as dg
 import pandas as pd
 
 from eval_pipelines.automation import FOLLOW_UPSTREAM_ANY_DAY
+from eval_pipelines.ingestion.pii import mask_pii
 from eval_pipelines.labeling.labels import FAILURE_TAGS, derive_labels
-from eval_pipelines.labeling.pii import mask_pii
 from eval_pipelines.metadata import column_schema, markdown_table
 from eval_pipelines.partitions import daily_partitions
 from eval_pipelines.resources import ProjectConfigResource
