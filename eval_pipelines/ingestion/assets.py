@@ -20,7 +20,7 @@ from eval_pipelines.ingestion.ingest import (
     landing_files,
 )
 from eval_pipelines.ingestion.landing import day_fingerprint
-from eval_pipelines.ingestion.pii import mask_pii
+from eval_pipelines.ingestion.privacy import mask_ingest_result, masker_for, store_raw
 from eval_pipelines.ingestion.sql_source import read_sql_day
 from eval_pipelines.ingestion.tables import ingestion_batches, ingestion_files, quarantined_events
 from eval_pipelines.lake import Lake
@@ -59,11 +59,7 @@ def warehouse_writes(result: IngestResult, source_kind: str, lake_uri: str) -> l
 
 
 def _preview(valid: pd.DataFrame) -> dg.MetadataValue:
-    # Raw text may carry PII; the UI preview shows it masked, as labeled_cases will.
-    preview = valid.head(5).copy()
-    if "input_text" in preview:
-        preview["input_text"] = mask_pii(preview["input_text"])[0]
-    return markdown_table(preview)
+    return markdown_table(valid.head(5))  # already masked: see mask_ingest_result
 
 
 @dg.asset(
@@ -98,8 +94,16 @@ def production_logs(
     # Taken before reading: if files change during the read, the sensor sees a different fingerprint and re-runs.
     fingerprint = (day_fingerprint(settings.resolve_path(settings.source.landing_dir), day)
                    if settings.source.kind == "landing" else None)
-    result = read_partition(settings, day)
+    raw = read_partition(settings, day)
     lake = Lake(lake_root(settings))
+    # Masked here, before the warehouse, the lake partition, the contract check and every metadata value see it.
+    masker = masker_for(settings)
+    if masker.uses_default_salt:
+        context.log.warning(f"${settings.privacy.salt_env} is not set: PII tokens use the built-in salt, so anyone "
+                            "can confirm a guessed value by hashing it; set a secret salt in production")
+    result, masks = mask_ingest_result(raw, settings, masker)
+    store_raw(lake, context.partition_key, raw, settings.privacy.keep_raw_in_lake)
+    del raw
     lake_uri = lake.uri(ASSET_NAME, context.partition_key)
     replace_partitions(warehouse.engine(), warehouse_writes(result, settings.source.kind, lake_uri))
     if result.files_failed:
@@ -114,7 +118,7 @@ def production_logs(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="contract") as pool:
         pending_contract = pool.submit(validate_contract, result.valid, target_fields(settings), day,
                                        settings.source.timestamp_tolerance_minutes)
-        yield from _outputs(result, files, settings, fingerprint, pending_contract.result)
+        yield from _outputs(result, files, settings, fingerprint, pending_contract.result, masks)
     yield _cross_day_check(cross_day)
 
 
@@ -146,7 +150,8 @@ def _cross_day_check(found: CrossDayDuplicates) -> dg.AssetCheckResult:
 
 
 def _outputs(result: IngestResult, files: pd.DataFrame, settings: Settings, fingerprint: str | None,
-             contract_result: Callable[[], ContractValidation]) -> Iterator[dg.Output | dg.AssetCheckResult]:
+             contract_result: Callable[[], ContractValidation], masks: int,
+             ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     yield dg.Output(
         result.valid,
         metadata={
@@ -158,6 +163,7 @@ def _outputs(result: IngestResult, files: pd.DataFrame, settings: Settings, fing
             "files_read": len(result.files) - result.files_failed,
             "files_failed": result.files_failed,
             "quarantine_rate": dg.MetadataValue.float(round(result.quarantine_rate, 6)),
+            "pii_masks_applied": masks,
             LANDING_FINGERPRINT: fingerprint or "",
             "files": markdown_table(files, max_rows=50),
             "quarantine_reasons": markdown_table(
