@@ -91,11 +91,17 @@ _TRAILING_GROUPS = 2
 PHONE_RUN_PATTERN: re.Pattern[str] = re.compile(r"[+(]?[0-9][0-9 ()./-]*[0-9]")
 _PHONE_CONTEXT = 4
 _IDENTIFIER_PREFIX = re.compile(r"[A-Za-z][-_#]?$")
+_AFTER_FIRST_GROUP = re.compile(r"[+(]?[0-9]+[ ()./-]+(?=[+(]?[0-9])")
 
 _TOKEN = re.compile(rf"<(?:EMAIL|IBAN|CARD|PHONE)_[a-z]{{{TOKEN_LETTERS}}}>")
 # pyarrow (RE2) prefilters: a text without these cannot hold any of the four kinds.
 _AT_SIGNS = "[@\uff20\ufe6b]"
 _DIGIT = r"\p{Nd}"
+# Not preceded by a letter, digit or one of [-_#] that itself follows a letter (see _IDENTIFIER_PREFIX).
+_PHONE_RUN_RE2 = rf"(?:^|[^A-Za-z0-9_#-]|(?:^|[^A-Za-z])[-_#])[+(]?[0-9](?:[ ()./-]*[0-9]){{{MIN_DIGITS - 1},}}"
+_CARD_RUN_RE2 = rf"[0-9](?:[ ./-]?[0-9]){{{_CARD_MIN_DIGITS - 1},}}"
+_IBAN_START_RE2 = r"[A-Za-z]{2}[0-9]{2}[ -]?[A-Za-z0-9]{3}"
+_ASCII_SHAPES_RE2 = f"{_PHONE_RUN_RE2}|{_CARD_RUN_RE2}|{_IBAN_START_RE2}"
 
 
 def luhn_valid(digits: str) -> bool:
@@ -227,18 +233,21 @@ class Masker:
         found: list[tuple[int, int, str, str]] = []
         for run in PHONE_RUN_PATTERN.finditer(text):
             start, end = run.span()
-            if sum(ch.isdigit() for ch in run.group()) < MIN_DIGITS:
-                continue
-            if any(start >= s and end <= e for s, e, _, _ in taken):
-                continue  # wholly inside an e-mail, IBAN or card already found
+            offset = max(0, start - _PHONE_CONTEXT)
             if _IDENTIFIER_PREFIX.search(text, max(0, start - 2), start):
                 # Glued to a word (ORD-1234567, TK_48213): an identifier. libphonenumber refuses a number glued
                 # to a letter itself; one hyphen between does not stop it, and 7-digit order numbers are valid
-                # local numbers in some regions.
+                # local numbers in some regions. The rest of the run ("ORD-1234567 030 1234567") is still read.
+                rest = _AFTER_FIRST_GROUP.match(text, start, end)
+                if rest is None:
+                    continue
+                start = offset = rest.end()  # no context: it would hand the identifier's digits back
+            if sum(ch.isdigit() for ch in text[start:end]) < MIN_DIGITS:
                 continue
-            offset = max(0, start - _PHONE_CONTEXT)
+            if any(start >= s and end <= e for s, e, _, _ in taken):
+                continue  # wholly inside an e-mail, IBAN or card already found
             window = text[offset:end + _PHONE_CONTEXT]
-            if run.group().startswith("+"):
+            if text[start] == "+":
                 # An explicit country code: the region is irrelevant, and a possible length is enough.
                 passes = [(self.phone_regions[0] if self.phone_regions else "US", phonenumbers.Leniency.POSSIBLE)]
             else:
@@ -298,11 +307,19 @@ _TEXT_DTYPE = pd.StringDtype(storage="pyarrow", na_value=np.nan)
 
 
 def _candidates(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """Rows that may hold PII: an at-sign, or at least ``MIN_DIGITS`` digits (any script)."""
+    """Rows that may hold PII, found in native code (RE2); a superset of the rows ``Masker.detect`` finds in.
+
+    An ASCII text is a candidate when it has an at-sign, or a shape one of the detectors starts from: a phone-like
+    run of 7+ digits not glued to a word (``_PHONE_RUN_RE2`` mirrors ``PHONE_RUN_PATTERN`` and the identifier
+    rule), a card-like run of 13+ digits, or an IBAN start. A non-ASCII text is one when it has an at-sign (any
+    width) or 7+ digits of any script, since NFKC may turn its characters into any of those shapes.
+    """
     has_at = pc.match_substring_regex(values, _AT_SIGNS)
-    digits = pc.count_substring_regex(values, _DIGIT)
-    wanted = pc.or_(has_at, pc.greater_equal(digits, MIN_DIGITS))
-    return wanted.to_numpy(zero_copy_only=False).astype(bool) & ~pc.is_null(values).to_numpy(zero_copy_only=False)
+    ascii_shapes = pc.match_substring_regex(values, _ASCII_SHAPES_RE2)
+    many_digits = pc.greater_equal(pc.count_substring_regex(values, _DIGIT), MIN_DIGITS)
+    is_ascii = pc.string_is_ascii(values)
+    wanted = pc.or_(has_at, pc.if_else(is_ascii, ascii_shapes, many_digits))
+    return pc.fill_null(wanted, False).to_numpy(zero_copy_only=False).astype(bool)
 
 
 def mask_pii(text: pd.Series, masker: Masker | None = None) -> tuple[pd.Series, pd.Series]:
