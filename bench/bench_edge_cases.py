@@ -64,7 +64,7 @@ def build(root: Path, events: int, entries: int) -> None:
     rng = np.random.default_rng(11)
     frame = generate_day_frame(date.fromisoformat(DAY), events, seed=23, day_index=10)
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
-    cases, _ = label_cases(frame, 0.5, 120.0)
+    cases = label_cases(frame, 0.5, 120.0)
     config = EdgeCaseConfig()
     modes = classify(cases, config)
     failing = np.flatnonzero(modes.notna().to_numpy())

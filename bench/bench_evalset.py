@@ -52,7 +52,7 @@ def build_lake(root: Path, rows: int) -> None:
         import pandas as pd
 
         events["timestamp"] = pd.to_datetime(events["timestamp"], utc=True)
-        cases, _ = label_cases(events, 0.5, 120.0)
+        cases = label_cases(events, 0.5, 120.0)
         lake.write("labeled_cases", day, cases)
         print(f"  wrote {day}: {len(cases):,} cases", flush=True)
 

@@ -42,7 +42,7 @@ SCORERS = [
 
 def _cases() -> pd.DataFrame:
     frame = generate_day_frame(date(2026, 10, 1), N_CASES, seed=7, conditions=DayConditions(0.5, True))
-    labeled, _ = label_cases(frame, 0.5, 120.0)
+    labeled = label_cases(frame, 0.5, 120.0)
     return labeled
 
 

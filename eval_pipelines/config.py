@@ -18,7 +18,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from eval_pipelines.drift.settings import DriftConfig
 from eval_pipelines.edge_cases.settings import EdgeCaseConfig
 from eval_pipelines.evalsets.settings import EvalSetConfig
-from eval_pipelines.ingestion.contract import CANONICAL_COLUMNS, FIELDS_BY_NAME, FieldKind
+from eval_pipelines.ingestion.contract import CANONICAL_COLUMNS, FIELDS_BY_NAME, PII_TEXT_FIELDS, FieldKind
 from eval_pipelines.ingestion.settings import IngestionConfig
 from eval_pipelines.kpis.settings import ImpactConfig
 from eval_pipelines.scoring.settings import ScoringConfig
@@ -150,6 +150,35 @@ class PartitionsConfig(_Strict):
     start_date: date = Field(date(2026, 1, 1), description="First day of the daily partitions (UTC).")
 
 
+class PrivacyConfig(_Strict):
+    """What ingestion masks before anything is stored (docs/privacy.md)."""
+
+    mask_fields: list[str] | None = Field(
+        None, description="Text fields whose PII is masked; default (null): every free-text field of the contract "
+                          f"({', '.join(PII_TEXT_FIELDS)}). Canonical text fields or categorical features.")
+    phone_regions: list[str] = Field(
+        default_factory=lambda: ["DE", "FR", "US", "GB"],
+        description="Regions (ISO 3166 alpha-2) whose national phone formats are recognised.")
+    salt_env: str = Field("EVAL_PIPELINES_PII_SALT", min_length=1,
+                          description="Environment variable holding the secret salt of the mask tokens.")
+    keep_raw_in_lake: bool = Field(
+        False, description="Also keep the unmasked rows and quarantined records in the lake datasets "
+                           "production_logs_raw and quarantined_events_raw (never in the warehouse).")
+    max_raw_record_bytes: int = Field(4096, ge=256, description="Quarantined raw records are cut to this size.")
+
+    @field_validator("phone_regions")
+    @classmethod
+    def _known_regions(cls, value: list[str]) -> list[str]:
+        import phonenumbers
+
+        unknown = [region for region in value if region not in phonenumbers.SUPPORTED_REGIONS]
+        if unknown:
+            raise ValueError(f"unknown region code(s) {unknown}; use ISO 3166 alpha-2 codes such as DE, FR, US, GB")
+        if not value:
+            raise ValueError("list at least one region")
+        return value
+
+
 class Settings(_Strict):
     storage: StorageConfig = StorageConfig()
     source: SourceConfig = SourceConfig()
@@ -164,6 +193,20 @@ class Settings(_Strict):
     drift: DriftConfig = DriftConfig()
     impact: ImpactConfig = ImpactConfig()
     scoring: ScoringConfig = ScoringConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
+
+    @model_validator(mode="after")
+    def _masked_fields_are_text(self) -> Settings:
+        allowed = [f.name for f in FIELDS_BY_NAME.values() if f.kind is FieldKind.STRING] + self.features.categorical
+        for name in self.privacy.mask_fields or ():
+            if name not in allowed:
+                raise ValueError(f"privacy.mask_fields.{name}: not a text field; allowed: {allowed}")
+        return self
+
+    def masked_fields(self) -> tuple[str, ...]:
+        """The fields ingestion masks: ``privacy.mask_fields``, or every free-text field of the contract."""
+        fields = self.privacy.mask_fields
+        return PII_TEXT_FIELDS if fields is None else tuple(fields)
 
     @model_validator(mode="after")
     def _mapping_targets_known(self) -> Settings:

@@ -35,7 +35,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory):
     lake = Lake(lake_root(project.settings))
     for offset in range(DAYS):
         day = date.fromordinal(START.toordinal() + offset)
-        cases, _ = label_cases(read_partition(project.settings, day).valid, 0.5, 120.0)
+        cases = label_cases(read_partition(project.settings, day).valid, 0.5, 120.0)
         lake.write("labeled_cases", day.isoformat(), cases)
     return project, lake, scenario, dg.DagsterInstance.ephemeral()
 

@@ -37,7 +37,7 @@ def demo_day(index: int, n: int = 4000) -> pd.DataFrame:
     day = date(2026, 10, 1 + index)
     events = generate_day_frame(day, n, seed=5, day_index=index)
     events["timestamp"] = pd.to_datetime(events["timestamp"], utc=True)
-    return label_cases(events, 0.5, 120.0)[0]
+    return label_cases(events, 0.5, 120.0)
 
 
 def hand_day(day: str, rows: list[tuple[str, str, str, float, set[str]]]) -> pd.DataFrame:

@@ -32,7 +32,7 @@ def world() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, object]:
     """Labeled demo cases of three days, an eval set drawn from them, and its cases with production's logs."""
     days = [generate_day_frame(date(2026, 10, d), 1500, 13, day_index=d, conditions=DayConditions(0.5, True))
             for d in (1, 2, 3)]
-    labeled, _ = label_cases(pd.concat(days, ignore_index=True), 0.5, 120.0)
+    labeled = label_cases(pd.concat(days, ignore_index=True), 0.5, 120.0)
     built = sample_cases(labeled, EvalSetConfig(size=800, min_per_stratum=3), feature_columns=FEATURES)
     cases = attach_logged(eval_set_cases_frame(built.cases),
                           labeled[["event_id", "confidence", "latency_ms", "cost_usd", "status"]])

@@ -379,8 +379,8 @@ _PII_LEADS: dict[str, list[str]] = {
 _FIRST_NAMES = ("anna", "tom", "lucia", "jonas", "claire", "joao", "maria", "li", "omar", "sofia", "ken", "yuki")
 _LAST_NAMES = ("meyer", "smith", "garcia", "dubois", "silva", "tanaka", "rossi", "novak", "kim", "brown")
 _MAIL_DOMAINS = ("gmail.com", "outlook.com", "yahoo.com", "example.org", "firma.de", "empresa.es", "corp.example")
-_PHONE_FORMATS = ("+1 ({a}) 555-{w}", "+49 15{b} {w} {y}", "+33 6 {p} {q} {r} {s}", "+34 6{b} {y} {z}",
-                  "+55 11 9{w}-{x}", "+81 90-{w}-{x}", "0{a} {w} {x}")
+_PHONE_FORMATS = ("+1 ({a}) 555-{w}", "+49 15{b} {w} {y}", "+33 6 {p} {q} {r} {s}", "+34 6{p} {y} {z}",
+                  "+55 11 9{w}-{x}", "+81 90-{w}-{x}", "06 {p} {q} {r} {s}")
 _IBAN_LAYOUTS = (("DE", 18), ("FR", 23), ("ES", 20), ("NL", 14), ("PT", 21))
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _DEVICES = ("iPhone", "Android phone", "Windows laptop", "MacBook", "iPad", "Chromebook")
@@ -446,9 +446,8 @@ def _pii_values(rand: random.Random) -> dict[str, str]:
         a=rand.randint(200, 989), b=rand.randint(0, 9), p=_digits(rand, 2), q=_digits(rand, 2), r=_digits(rand, 2),
         s=_digits(rand, 2), y=_digits(rand, 3), z=_digits(rand, 3), w=_digits(rand, 4), x=_digits(rand, 4),
     )
-    card_digits = _luhn_complete(rand.choice(("4", "51", "52", "37")) + _digits(rand, 14))[:16]
-    if len(card_digits) < 16:  # Amex-style prefix made it short: pad before the check digit
-        card_digits = _luhn_complete(card_digits[:-1] + _digits(rand, 16 - len(card_digits)))
+    # 15 digits then the Luhn check digit (cutting after the check digit, as before, broke it for 2-digit prefixes)
+    card_digits = _luhn_complete((rand.choice(("4", "51", "52", "37")) + _digits(rand, 14))[:15])
     card_separator = rand.choice((" ", "-", ""))
     card = card_separator.join(card_digits[i:i + 4] for i in range(0, 16, 4))
     return {"email": email, "phone": phone, "card": card, "iban": _iban(rand)}

@@ -23,10 +23,10 @@ from eval_pipelines.ingestion.ingest import (
     landing_root_skips,
 )
 from eval_pipelines.ingestion.landing import day_fingerprint
+from eval_pipelines.ingestion.privacy import mask_ingest_result, masker_for, store_raw
 from eval_pipelines.ingestion.sql_source import read_sql_day
 from eval_pipelines.ingestion.tables import ingestion_batches, ingestion_files, quarantined_events
 from eval_pipelines.ingestion.volume import trailing_volumes, volume_verdict
-from eval_pipelines.labeling.pii import mask_pii
 from eval_pipelines.lake import InLake, Lake
 from eval_pipelines.metadata import column_schema, markdown_table
 from eval_pipelines.partitions import daily_partitions
@@ -84,11 +84,7 @@ def warehouse_writes(result: IngestResult, source_kind: str, lake_uri: str) -> l
 
 
 def _preview(valid: pd.DataFrame) -> dg.MetadataValue:
-    # Raw text may carry PII; the UI preview shows it masked, as labeled_cases will.
-    preview = valid.head(5).copy()
-    if "input_text" in preview:
-        preview["input_text"] = mask_pii(preview["input_text"])[0]
-    return markdown_table(preview)
+    return markdown_table(valid.head(5))  # already masked: see mask_ingest_result
 
 
 @dg.asset(
@@ -131,7 +127,15 @@ def production_logs(
     refusal = removed_day_folder(settings, lake, day)
     if refusal is not None:
         raise dg.Failure(refusal)
-    result = read_partition(settings, day)
+    raw = read_partition(settings, day)
+    # Masked here, before the warehouse, the lake partition, the contract check and every metadata value see it.
+    masker = masker_for(settings)
+    if masker.uses_default_salt:
+        context.log.warning(f"${settings.privacy.salt_env} is not set: PII tokens use the built-in salt, so anyone "
+                            "can confirm a guessed value by hashing it; set a secret salt in production")
+    result, masks = mask_ingest_result(raw, settings, masker)
+    store_raw(lake, context.partition_key, raw, settings.privacy.keep_raw_in_lake)
+    del raw
     lake_uri = lake.uri(ASSET_NAME, context.partition_key)
     engine = warehouse.engine()
     # The GX suite runs while the Parquet partition is written: both are mostly native code that releases the
@@ -154,7 +158,7 @@ def production_logs(
         neighbours = {other: _event_times(lake, other)
                       for other in (day - timedelta(days=1), day + timedelta(days=1))}
         cross_day = cross_day_duplicates(day, result.valid, neighbours, settings.source.timestamp_tolerance_minutes)
-        yield from _outputs(result, files, settings, fingerprint, lake_uri, pending_contract.result)
+        yield from _outputs(result, files, settings, fingerprint, lake_uri, pending_contract.result, masks)
     yield _cross_day_check(cross_day)
     yield dg.AssetCheckResult(
         check_name=VOLUME_CHECK,
@@ -219,7 +223,7 @@ def _cross_day_check(found: CrossDayDuplicates) -> dg.AssetCheckResult:
 
 
 def _outputs(result: IngestResult, files: pd.DataFrame, settings: Settings, fingerprint: str | None,
-             lake_uri: str, contract_result: Callable[[], ContractValidation],
+             lake_uri: str, contract_result: Callable[[], ContractValidation], masks: int,
              ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     yield dg.Output(
         InLake(lake_uri, result.rows_valid),
@@ -237,6 +241,7 @@ def _outputs(result: IngestResult, files: pd.DataFrame, settings: Settings, fing
             "files_read": len(result.files) - result.files_failed,
             "files_failed": result.files_failed,
             "quarantine_rate": dg.MetadataValue.float(round(result.quarantine_rate, 6)),
+            "pii_masks_applied": masks,
             LANDING_FINGERPRINT: fingerprint or "",
             "files": markdown_table(files, max_rows=50),
             "quarantine_reasons": markdown_table(

@@ -71,3 +71,8 @@ CANONICAL_FIELDS: tuple[FieldSpec, ...] = (
 FIELDS_BY_NAME: dict[str, FieldSpec] = {f.name: f for f in CANONICAL_FIELDS}
 CANONICAL_COLUMNS: tuple[str, ...] = tuple(f.name for f in CANONICAL_FIELDS)
 REQUIRED_COLUMNS: tuple[str, ...] = tuple(f.name for f in CANONICAL_FIELDS if f.required)
+# Text a person wrote or a model generated (not an identifier nor a vocabulary): may hold personal data, so
+# ingestion masks these by default (privacy.mask_fields). input_text, ai_output, final_output, ground_truth.
+PII_TEXT_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in CANONICAL_FIELDS
+    if f.kind is FieldKind.STRING and f.max_chars is None and f.allowed is None)

@@ -6,19 +6,15 @@ import pandas as pd
 
 from eval_pipelines.automation import FOLLOW_UPSTREAM_ANY_DAY
 from eval_pipelines.labeling.labels import FAILURE_TAGS, derive_labels
-from eval_pipelines.labeling.pii import mask_pii
 from eval_pipelines.metadata import column_schema, markdown_table
 from eval_pipelines.partitions import daily_partitions
 from eval_pipelines.resources import ProjectConfigResource
 
 
 def label_cases(production_logs: pd.DataFrame, low_confidence_below: float,
-                slow_decision_seconds: float) -> tuple[pd.DataFrame, int]:
-    """Labels and failure tags for a day of events, with input_text masked; returns the cases and masks applied."""
-    cases = derive_labels(production_logs, low_confidence_below, slow_decision_seconds)
-    masked, masks = mask_pii(cases["input_text"])
-    cases["input_text"] = masked
-    return cases, int(masks.sum())
+                slow_decision_seconds: float) -> pd.DataFrame:
+    """Labels and failure tags for a day of events (their text is already PII-masked by production_logs)."""
+    return derive_labels(production_logs, low_confidence_below, slow_decision_seconds)
 
 
 @dg.asset(
@@ -29,19 +25,19 @@ def label_cases(production_logs: pd.DataFrame, low_confidence_below: float,
     automation_condition=FOLLOW_UPSTREAM_ANY_DAY,
     description=(
         "One day of production cases with the implicit label from the human decision (or ground truth), "
-        "whether the AI was right, failure-mode tags, and input_text with PII masked. Every evaluation asset "
-        "(eval sets, drift, KPIs, edge cases) reads this, never the raw logs."
+        "whether the AI was right, failure-mode tags; free text arrives PII-masked from production_logs. Every "
+        "evaluation asset (eval sets, drift, KPIs, edge cases) reads this, never the raw logs."
     ),
 )
 def labeled_cases(
     context: dg.AssetExecutionContext, project: ProjectConfigResource, production_logs: pd.DataFrame
 ) -> dg.Output[pd.DataFrame]:
     settings = project.load().labeling
-    cases, masks = label_cases(production_logs, settings.low_confidence_below, settings.slow_decision_seconds)
+    cases = label_cases(production_logs, settings.low_confidence_below, settings.slow_decision_seconds)
     labeled = cases["is_labeled"]
     accuracy = cases.loc[labeled, "ai_correct"].astype(float).mean() if labeled.any() else float("nan")
     tag_counts = {tag: int(cases[f"tag_{tag}"].sum()) for tag in FAILURE_TAGS}
-    context.log.info(f"{len(cases):,} cases, {int(labeled.sum()):,} labeled, {masks:,} PII masks applied")
+    context.log.info(f"{len(cases):,} cases, {int(labeled.sum()):,} labeled")
     return dg.Output(
         cases,
         metadata={
@@ -49,7 +45,6 @@ def labeled_cases(
             "labeled_cases": int(labeled.sum()),
             "labeled_share": dg.MetadataValue.float(float(labeled.mean()) if len(cases) else 0.0),
             "ai_accuracy_on_labeled": dg.MetadataValue.float(round(float(accuracy), 4)),
-            "pii_masks_applied": masks,
             "failure_tags": markdown_table(pd.DataFrame(
                 {"tag": list(tag_counts), "cases": list(tag_counts.values())}), max_rows=len(tag_counts)),
             "preview": markdown_table(cases[["event_id", "input_text", "ai_output", "user_action", "label",
