@@ -385,20 +385,22 @@ def _numeric(monitor: Monitor, profile: NumericProfile, values: np.ndarray, conf
     return out
 
 
-def _categorical(monitor: Monitor, profile: CategoricalProfile, names: list[str], counts: np.ndarray,
-                 missing: int, config: DriftConfig, with_plots: bool) -> list[_Evidence]:
-    m = int(counts.sum())
-    out = [e for e in [_missing_evidence(monitor, profile.n_missing, profile.n + profile.n_missing, missing,
-                                         m + missing, config)] if e]
-    evidence = _new(monitor, "categorical", "chi2", config)
-    out.insert(0, evidence)
+def align_categories(profile: CategoricalProfile, names: Sequence[str], counts: np.ndarray,
+                     ) -> tuple[list[str], np.ndarray, np.ndarray, list[tuple[str, int]]]:
+    """The 2 x k table a categorical test runs on: (categories, reference counts, current counts, unseen).
+
+    The profile's kept categories first; when the reference pooled a tail, "(other)" holds every category not kept
+    on *both* sides (the current day is folded the same way, so the cell means the same thing on each side);
+    otherwise current categories absent from the reference are their own cells (reference count 0) and listed
+    as unseen with their counts.
+    """
     categories = list(profile.categories)
     known = {name: i for i, name in enumerate(categories)}
     ref_counts = profile.counts.astype(np.float64)
     cur_counts = np.zeros(len(categories), dtype=np.float64)
     other_current = 0.0
     unseen: list[tuple[str, int]] = []
-    for name, count in zip(names, counts.tolist(), strict=True):
+    for name, count in zip(names, np.asarray(counts).tolist(), strict=True):
         if name in known:
             cur_counts[known[name]] += count
         elif profile.truncated:
@@ -413,6 +415,17 @@ def _categorical(monitor: Monitor, profile: CategoricalProfile, names: list[str]
         categories += [name for name, _ in unseen]
         ref_counts = np.r_[ref_counts, np.zeros(len(unseen))]
         cur_counts = np.r_[cur_counts, [count for _, count in unseen]]
+    return categories, ref_counts, cur_counts, unseen
+
+
+def _categorical(monitor: Monitor, profile: CategoricalProfile, names: list[str], counts: np.ndarray,
+                 missing: int, config: DriftConfig, with_plots: bool) -> list[_Evidence]:
+    m = int(counts.sum())
+    out = [e for e in [_missing_evidence(monitor, profile.n_missing, profile.n + profile.n_missing, missing,
+                                         m + missing, config)] if e]
+    evidence = _new(monitor, "categorical", "chi2", config)
+    out.insert(0, evidence)
+    categories, ref_counts, cur_counts, unseen = align_categories(profile, names, counts)
     if unseen and m:
         named = ", ".join(f"'{name}' {_share(count / m)}" for name, count in unseen[:UNSEEN_NAMED])
         more = f" and {len(unseen) - UNSEEN_NAMED} more" if len(unseen) > UNSEEN_NAMED else ""
