@@ -9,7 +9,7 @@ A column drifts when two things hold (the issue's "sensitive to shifts that matt
 
 | kind | test (statistic, p-value) | effect size (default minor / major) |
 |---|---|---|
-| numeric | two-sample Kolmogorov–Smirnov | Wasserstein-1 / reference std (0.10 / 0.25) |
+| numeric | two-sample KS (discrete columns: chi-square on value counts) | W1 / reference std (0.10 / 0.25) |
 | categorical | chi-square of homogeneity, rare categories pooled | largest category share change (2 / 5 pt) |
 | missing | chi-square 2 x 2 on the missing share | missing-share change (2 / 5 pt) |
 | calibration | per-confidence-bin accuracy, summed 2 x 2 chi-square | accuracy shift at equal confidence (5 / 10 pt) |
@@ -56,7 +56,9 @@ from eval_pipelines.drift.stats import (
     benjamini_hochberg,
     calibration_shift,
     chi2_homogeneity,
+    chi2_ordered,
     compare_band,
+    discrete_table,
     jensen_shannon,
     ks_pvalue,
     psi,
@@ -352,6 +354,18 @@ def _numeric(monitor: Monitor, profile: NumericProfile, values: np.ndarray, conf
     band = compare_band(profile.band, current)
     statistic, ks_error, distance, w_error = band.ks, band.ks_max_error, band.wasserstein, band.wasserstein_max_error
     p_value = ks_pvalue(statistic, profile.n, m)
+    evidence.test_text = f"KS D={statistic:.3f}"
+    # Discrete columns (few distinct values, exactly profiled): KS with ties is far too conservative, so the
+    # evidence is a chi-square on the value counts, neighbouring sparse values pooled (see stats.discrete_table).
+    table = discrete_table(profile.band, current, config.numeric.discrete_max_values)
+    discrete: dict[str, Any] = {}
+    if table is not None:
+        chi2 = chi2_ordered(table.reference, table.current, config.min_expected)
+        discrete = {"discrete_values": len(table.values), "dof": chi2.dof, "ks_statistic": statistic,
+                    "ks_p_value": p_value}
+        evidence.test = "chi2_values"
+        statistic, p_value = chi2.statistic, chi2.pvalue
+        evidence.test_text = f"χ²={statistic:,.1f} on {len(table.values)} values ({chi2.dof} dof)"
     mean_ref, mean_cur = profile.mean, float(current.mean())
     median_ref = float(profile.band.quantile(0.5)[0])
     median_cur = float(current[max(0, math.ceil(0.5 * m) - 1)])
@@ -368,7 +382,6 @@ def _numeric(monitor: Monitor, profile: NumericProfile, values: np.ndarray, conf
     cur_bins = np.diff(np.r_[0.0, np.searchsorted(current, edges, "right") / m, 1.0])
     evidence.statistic, evidence.p_value = statistic, p_value
     evidence.effect_size = effects[evidence.effect]
-    evidence.test_text = f"KS D={statistic:.3f}"
     evidence.change = f"mean {_number(mean_ref)} → {_number(mean_cur)}, median {_number(median_ref)} → " \
                       f"{_number(median_cur)}"
     evidence.details = {
@@ -378,7 +391,7 @@ def _numeric(monitor: Monitor, profile: NumericProfile, values: np.ndarray, conf
         "relative_median_shift": effects["relative_median"], "psi": psi(ref_bins, cur_bins),
         "ks_statistic_max_error": ks_error,
         "wasserstein_normalised_max_error": (w_error / spread) if spread > 0 else w_error,
-        "reference_exact": profile.band.exact,
+        "reference_exact": profile.band.exact, **discrete,
     }
     if with_plots:
         evidence.plot = _histogram(profile, current)

@@ -65,6 +65,11 @@ class NumericThresholds(_Thresholds):
     )
     minor: float = Field(0.1, description="Material from this effect size on.")
     major: float = Field(0.25, description="Major drift from this effect size on.")
+    discrete_max_values: int = Field(
+        50, ge=0, le=100_000,
+        description="A column whose exact reference and current day take at most this many distinct values is "
+                    "discrete: chi-square on its value counts instead of KS (too conservative with ties); 0: never.",
+    )
 
 
 class CategoricalThresholds(_Thresholds):

@@ -17,7 +17,7 @@ drift_results = sa.Table(
     sa.Column("column", sa.String(256), primary_key=True, comment="Monitored column or derived quantity."),
     sa.Column("kind", sa.String(16), primary_key=True,
               comment="numeric | categorical | missing (the column's missing share) | calibration."),
-    sa.Column("test", sa.String(32), nullable=False, comment="ks | chi2 | chi2_by_bin."),
+    sa.Column("test", sa.String(32), nullable=False, comment="ks | chi2_values | chi2 | chi2_by_bin."),
     sa.Column("statistic", sa.Float, comment="KS D or chi-square statistic; NULL when not tested."),
     sa.Column("p_value", sa.Float, comment="Unadjusted p-value of the test."),
     sa.Column("p_adjusted", sa.Float, comment="Benjamini–Hochberg adjusted over every test of the day's report."),
