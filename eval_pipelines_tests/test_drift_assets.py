@@ -104,7 +104,8 @@ def test_report_writes_warehouse_html_and_metadata_and_reruns_cleanly(demo, tmp_
             sa.select(drift_results).where(drift_results.c.date == date.fromisoformat(day))).mappings().all())
     assert len(rows) == len(frame) and not rows.duplicated(["column", "kind"]).any()
     assert list(rows.columns) == ["date", "column", "kind", "test", "statistic", "p_value", "p_adjusted",
-                                  "effect_size", "threshold", "severity", "drifted", "reason"]
+                                  "effect_size", "effect_ci_low", "effect_ci_high", "threshold", "severity",
+                                  "drifted", "reason"]
     assert set(rows.loc[rows["drifted"], "column"]) >= {"latency_ms", "status"}
 
     page = Path(lake.path("drift_report", day).removesuffix(".parquet") + ".html").read_text(encoding="utf-8")

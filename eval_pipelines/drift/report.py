@@ -4,8 +4,8 @@ A column drifts when two things hold (the issue's "sensitive to shifts that matt
 
 1. **evidence**: its test's p-value, adjusted with Benjamini–Hochberg across every test of the report, is at most
    ``alpha``. This alone flags any shift on a million rows, however small;
-2. **materiality**: its effect size reaches the ``minor`` threshold of its kind (``major`` for a major drift).
-   This alone flags noise on small days.
+2. **materiality**: its effect size reaches the ``minor`` threshold of its kind; it is a major drift when the
+   lower bound of the effect's confidence interval reaches ``major``. This alone flags noise on small days.
 
 | kind | test (statistic, p-value) | effect size (default minor / major) |
 |---|---|---|
@@ -53,7 +53,10 @@ from eval_pipelines.drift.profile import (
 )
 from eval_pipelines.drift.settings import DriftConfig, ReferenceWindowConfig
 from eval_pipelines.drift.stats import (
+    BandComparison,
+    absolute_interval,
     benjamini_hochberg,
+    calibration_rms_interval,
     calibration_shift,
     chi2_homogeneity,
     chi2_ordered,
@@ -61,14 +64,18 @@ from eval_pipelines.drift.stats import (
     discrete_table,
     jensen_shannon,
     ks_pvalue,
+    median_rank_interval,
+    newcombe_difference,
+    normal_quantile,
     psi,
+    relative_shift_interval,
     stratified_proportions_chi2,
     two_proportion_chi2,
 )
 
 RESULT_FIELDS: tuple[str, ...] = (
-    "date", "column", "kind", "test", "statistic", "p_value", "p_adjusted", "effect_size", "threshold", "severity",
-    "drifted", "reason",
+    "date", "column", "kind", "test", "statistic", "p_value", "p_adjusted", "effect_size", "effect_ci_low",
+    "effect_ci_high", "threshold", "severity", "drifted", "reason",
 )  # fmt: skip
 """The columns of the warehouse table ``drift_results`` (and of each JSON object the CLI prints)."""
 
@@ -104,6 +111,8 @@ class DriftResult:
     major_threshold: float = float("nan")
     details: dict[str, Any] = field(default_factory=dict)
     plot: dict[str, Any] | None = None
+    effect_ci_low: float | None = None  # confidence interval of effect_size at drift.effect_ci_level
+    effect_ci_high: float | None = None
 
     @property
     def score(self) -> float | None:
@@ -117,6 +126,7 @@ class DriftResult:
         return {"date": day, "column": self.column, "kind": self.kind, "test": self.test,
                 "statistic": _finite(self.statistic), "p_value": _finite(self.p_value),
                 "p_adjusted": _finite(self.p_adjusted), "effect_size": _finite(self.effect_size),
+                "effect_ci_low": _finite(self.effect_ci_low), "effect_ci_high": _finite(self.effect_ci_high),
                 "threshold": self.threshold, "severity": self.severity, "drifted": self.drifted, "reason": self.reason}
 
 
@@ -146,7 +156,8 @@ class DriftReport:
                  "details": json.dumps(_jsonable(r.details), ensure_ascii=False)} for r in self.results]
         columns = [*RESULT_FIELDS, "group", "effect", "major_threshold", "details"]
         frame = pd.DataFrame(rows, columns=columns)
-        for name in ("statistic", "p_value", "p_adjusted", "effect_size", "threshold", "major_threshold"):
+        for name in ("statistic", "p_value", "p_adjusted", "effect_size", "effect_ci_low", "effect_ci_high",
+                     "threshold", "major_threshold"):
             frame[name] = frame[name].astype("float64")
         frame["drifted"] = frame["drifted"].astype(bool)
         return frame
@@ -249,6 +260,7 @@ class _Evidence:
     statistic: float | None = None
     p_value: float | None = None
     effect_size: float | None = None
+    effect_ci: tuple[float, float] | None = None
     change: str = ""
     test_text: str = ""
     notes: list[str] = field(default_factory=list)
@@ -315,6 +327,8 @@ def _missing_evidence(monitor: Monitor, ref_missing: int, ref_total: int, cur_mi
     statistic, p_value = two_proportion_chi2(ref_missing, ref_total, cur_missing, cur_total)
     evidence.statistic, evidence.p_value = statistic, p_value
     evidence.effect_size = abs(cur_share - ref_share)
+    evidence.effect_ci = absolute_interval(*newcombe_difference(ref_missing, ref_total, cur_missing, cur_total,
+                                                                config.effect_ci_level))
     evidence.test_text = f"χ²={statistic:.1f}"
     evidence.plot = {"labels": ["missing", "present"], "reference": [ref_share, 1 - ref_share],
                      "current": [cur_share, 1 - cur_share], "unit": "share"}
@@ -382,6 +396,7 @@ def _numeric(monitor: Monitor, profile: NumericProfile, values: np.ndarray, conf
     cur_bins = np.diff(np.r_[0.0, np.searchsorted(current, edges, "right") / m, 1.0])
     evidence.statistic, evidence.p_value = statistic, p_value
     evidence.effect_size = effects[evidence.effect]
+    evidence.effect_ci = _numeric_effect_ci(evidence.effect, profile, current, band, config.effect_ci_level)
     evidence.change = f"mean {_number(mean_ref)} → {_number(mean_cur)}, median {_number(median_ref)} → " \
                       f"{_number(median_cur)}"
     evidence.details = {
@@ -431,6 +446,32 @@ def align_categories(profile: CategoricalProfile, names: Sequence[str], counts: 
     return categories, ref_counts, cur_counts, unseen
 
 
+def _numeric_effect_ci(effect: str, profile: NumericProfile, current: np.ndarray, band: BandComparison,
+                       level: float) -> tuple[float, float]:
+    """The CI of the numeric effect size (see docs/drift.md "Severity"): normalised W1 from its delta-method
+    standard error widened by the band's approximation bound; relative shifts by the delta method on the ratio,
+    with the median's standard error from its distribution-free order-statistic interval on each side."""
+    z = normal_quantile(level)
+    m = len(current)
+    if effect == "wasserstein":
+        spread = profile.std
+        if not spread > 0 or not math.isfinite(band.wasserstein_se):
+            return float("nan"), float("nan")
+        half = z * band.wasserstein_se + band.wasserstein_max_error
+        return max(0.0, band.wasserstein - half) / spread, (band.wasserstein + half) / spread
+    if effect == "relative_mean":
+        return relative_shift_interval(float(current.mean()), float(current.std(ddof=1)) / math.sqrt(m),
+                                       profile.mean, profile.std / math.sqrt(profile.n), level)
+    low_cur, high_cur = median_rank_interval(m, level)
+    bounds_cur = current[[max(0, math.ceil(low_cur * m) - 1), min(m - 1, math.ceil(high_cur * m) - 1)]]
+    low_ref, high_ref = median_rank_interval(profile.n, level)
+    bounds_ref = profile.band.quantile(np.array([low_ref, high_ref]))
+    median_cur = float(current[max(0, math.ceil(0.5 * m) - 1)])
+    median_ref = float(profile.band.quantile(0.5)[0])
+    return relative_shift_interval(median_cur, float(np.diff(bounds_cur)[0]) / (2 * z), median_ref,
+                                   float(np.diff(bounds_ref)[0]) / (2 * z), level)
+
+
 def _categorical(monitor: Monitor, profile: CategoricalProfile, names: list[str], counts: np.ndarray,
                  missing: int, config: DriftConfig, with_plots: bool) -> list[_Evidence]:
     m = int(counts.sum())
@@ -457,6 +498,9 @@ def _categorical(monitor: Monitor, profile: CategoricalProfile, names: list[str]
     vanished = [categories[i] for i in np.flatnonzero((ref_counts > 0) & (cur_counts == 0))]
     evidence.statistic, evidence.p_value = chi2.statistic, chi2.pvalue
     evidence.effect_size = float(abs(change[largest]))
+    # the CI of the largest change's own share difference (not adjusted for having picked the largest)
+    evidence.effect_ci = absolute_interval(*newcombe_difference(ref_counts[largest], n, cur_counts[largest], m,
+                                                                config.effect_ci_level))
     evidence.test_text = f"χ²={chi2.statistic:,.1f} ({chi2.dof} dof)"
     order = np.argsort(-np.abs(change), kind="stable")
     # Name the largest change, and the next ones too when they are material on their own (e.g. 'ok' down and
@@ -519,6 +563,8 @@ def _calibration(monitor: Monitor, profile: CalibrationProfile, frame: pd.DataFr
     # Effect: the noise-corrected RMS of the per-bin shifts, so opposite shifts in different bins (accuracy
     # flattening) add up instead of cancelling; the signed net shift is kept in the details and the reason.
     evidence.statistic, evidence.p_value, evidence.effect_size = statistic, p_value, shift.rms
+    evidence.effect_ci = calibration_rms_interval(profile.correct[used], profile.rows[used], right[used],
+                                                  rows[used], config.effect_ci_level)
     evidence.test_text = f"χ²={statistic:.1f} ({dof} dof)"
     evidence.change = (f"accuracy at equal confidence {shift.signed * 100:+.1f} pt net, per bin "
                        f"{shift.smallest * 100:+.1f} to {shift.largest * 100:+.1f} pt (overall "
@@ -554,21 +600,30 @@ def _p_text(p: float | None) -> str:
     return f"{p:.1e}" if p < 0.001 else f"{p:.3f}"
 
 
-def _effect_text(effect: str, value: float | None) -> str:
+_EFFECT_NAMES = {"wasserstein": "normalised Wasserstein", "relative_mean": "relative mean shift",
+                 "relative_median": "relative median shift", "share_change": "largest share change",
+                 "missing_share_change": "missing-share change", "accuracy_shift": "RMS accuracy shift"}
+
+
+def _effect_value(effect: str, value: float) -> str:
+    """An effect size in its unit: plain for Wasserstein, % for relative shifts, points for shares."""
+    if math.isinf(value):
+        return "∞"
+    if effect == "wasserstein":
+        return f"{value:.2f}"
+    if effect in ("relative_mean", "relative_median"):
+        return f"{value:.1%}"
+    return f"{value * 100:.1f} pt"
+
+
+def _effect_text(effect: str, value: float | None, ci: tuple[float, float] | None = None,
+                 level: float = 0.95) -> str:
     if value is None:
         return "n/a"
-    shown = "∞" if math.isinf(value) else None
-    if effect == "wasserstein":
-        return f"normalised Wasserstein {shown or f'{value:.2f}'}"
-    if effect == "relative_mean":
-        return f"relative mean shift {shown or f'{value:.1%}'}"
-    if effect == "relative_median":
-        return f"relative median shift {shown or f'{value:.1%}'}"
-    if effect == "share_change":
-        return f"largest share change {value * 100:.1f} pt"
-    if effect == "missing_share_change":
-        return f"missing-share change {value * 100:.1f} pt"
-    return f"RMS accuracy shift {value * 100:.1f} pt"
+    text = f"{_EFFECT_NAMES.get(effect, effect)} {_effect_value(effect, value)}"
+    if ci is not None and all(math.isfinite(v) for v in ci):
+        text += f" ({level:.0%} CI {_effect_value(effect, ci[0])}–{_effect_value(effect, ci[1])})"
+    return text
 
 
 def _threshold_text(effect: str, value: float) -> str:
@@ -579,23 +634,30 @@ def _threshold_text(effect: str, value: float) -> str:
     return f"{value:g}"
 
 
-def _verdict(evidence: _Evidence, p_adjusted: float | None, alpha: float) -> DriftResult:
+def _verdict(evidence: _Evidence, p_adjusted: float | None, alpha: float, level: float) -> DriftResult:
     notes = "".join(f"; {note}" for note in evidence.notes)
     if evidence.skipped is not None:
         return DriftResult(evidence.column, evidence.kind, evidence.test, None, None, None, None, evidence.minor,
                            "none", False, f"not tested: {evidence.skipped}{notes}", evidence.group, evidence.effect,
                            evidence.major, evidence.details, evidence.plot)
     effect = evidence.effect_size
+    ci = evidence.effect_ci if evidence.effect_ci and all(math.isfinite(v) for v in evidence.effect_ci) else None
     significant = p_adjusted is not None and p_adjusted <= alpha
     material = effect is not None and effect >= evidence.minor
     drifted = significant and material
-    severity = ("major" if effect >= evidence.major else "minor") if drifted else "none"
-    effect_text = _effect_text(evidence.effect, effect)
+    # Major only when the CI's lower bound clears the major threshold: an effect near the threshold would
+    # otherwise be called major or minor by a coin flip from day to day. Without a CI (an infinite effect) the
+    # point estimate decides.
+    lower = min(ci[0], effect) if ci is not None and effect is not None else effect
+    severity = ("major" if effect >= evidence.major and lower >= evidence.major else "minor") if drifted else "none"
+    effect_text = _effect_text(evidence.effect, effect, ci, level)
     test = f"{evidence.test_text}, p_adj {_p_text(p_adjusted)}"
     if drifted:
         bar = evidence.major if severity == "major" else evidence.minor
+        unclear = (f", not clearly ≥ major {_threshold_text(evidence.effect, evidence.major)}"
+                   if severity == "minor" and effect >= evidence.major else "")
         reason = (f"{severity} drift: {evidence.change}; {effect_text} ≥ "
-                  f"{_threshold_text(evidence.effect, bar)}; {test}")
+                  f"{_threshold_text(evidence.effect, bar)}{unclear}; {test}")
     elif significant:
         reason = (f"immaterial: {evidence.change}; {effect_text} < "
                   f"{_threshold_text(evidence.effect, evidence.minor)} although detectable ({test})")
@@ -603,13 +665,15 @@ def _verdict(evidence: _Evidence, p_adjusted: float | None, alpha: float) -> Dri
         reason = f"no drift: {evidence.change}; {test} > α {alpha:g}; {effect_text}"
     return DriftResult(evidence.column, evidence.kind, evidence.test, evidence.statistic, evidence.p_value,
                        p_adjusted, effect, evidence.minor, severity, drifted, reason + notes, evidence.group,
-                       evidence.effect, evidence.major, evidence.details, evidence.plot)
+                       evidence.effect, evidence.major, evidence.details, evidence.plot,
+                       ci[0] if ci else None, ci[1] if ci else None)
 
 
-def _finalise(evidence: list[_Evidence], alpha: float) -> list[DriftResult]:
+def _finalise(evidence: list[_Evidence], alpha: float, level: float) -> list[DriftResult]:
     pvalues = np.array([e.p_value if e.p_value is not None and e.skipped is None else np.nan for e in evidence])
     adjusted = benjamini_hochberg(pvalues)
-    return [_verdict(e, None if np.isnan(q) else float(q), alpha) for e, q in zip(evidence, adjusted, strict=True)]
+    return [_verdict(e, None if np.isnan(q) else float(q), alpha, level)
+            for e, q in zip(evidence, adjusted, strict=True)]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -641,8 +705,8 @@ def compare(reference: ProfileSet, current: pd.DataFrame, monitors: Sequence[Mon
             evidence += _categorical(monitor, profile, names, counts, missing, config, with_plots)
         elif isinstance(profile, CalibrationProfile):
             evidence += _calibration(monitor, profile, current, config, with_plots)
-    return DriftReport(_finalise(evidence, config.alpha), reference.rows, len(current), reference.days,
-                       config.alpha, tuple(notes))
+    return DriftReport(_finalise(evidence, config.alpha, config.effect_ci_level), reference.rows, len(current),
+                       reference.days, config.alpha, tuple(notes))
 
 
 def compare_frames(reference: pd.DataFrame, current: pd.DataFrame, monitors: Sequence[Monitor],

@@ -114,6 +114,11 @@ class DriftConfig(StrictModel):
 
     reference: ReferenceWindowConfig = ReferenceWindowConfig()
     alpha: float = Field(0.01, gt=0, lt=1, description="Benjamini–Hochberg false discovery rate across a report.")
+    effect_ci_level: float = Field(
+        0.95, gt=0.5, lt=1,
+        description="Confidence level of each effect size's CI; severity is major only when the CI's lower bound "
+                    "reaches the major threshold.",
+    )
     min_rows: int = Field(100, ge=2, description="Fewer non-missing rows on either side: the column is not tested.")
     numeric: NumericThresholds = NumericThresholds()
     categorical: CategoricalThresholds = CategoricalThresholds()
