@@ -25,11 +25,9 @@ START = date(2026, 3, 1)
 DAYS = 12
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory):
-    """12 demo days ingested and labelled into the lake (core functions, no Dagster), plus the scenario dates."""
+def _demo_project(tmp_path_factory: pytest.TempPathFactory, reference: dict):
     root = tmp_path_factory.mktemp("drift_demo")
-    project = make_project(root, {"drift": {"reference": {"trailing_days": 3}}})
+    project = make_project(root, {"drift": {"reference": {"trailing_days": 3, **reference}}})
     generate_logs(project.landing_dir, days=DAYS, events_per_day=3000, seed=7, start_date=START)
     scenario = json.loads((project.landing_dir / MANIFEST_NAME).read_text())["scenario"]
     lake = Lake(lake_root(project.settings))
@@ -38,6 +36,18 @@ def demo(tmp_path_factory: pytest.TempPathFactory):
         cases, _ = label_cases(read_partition(project.settings, day).valid, 0.5, 120.0)
         lake.write("labeled_cases", day.isoformat(), cases)
     return project, lake, scenario, dg.DagsterInstance.ephemeral()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory):
+    """12 demo days ingested and labelled into the lake (core functions, no Dagster), plus the scenario dates."""
+    return _demo_project(tmp_path_factory, {"exclude_major_drift": False})
+
+
+@pytest.fixture(scope="module")
+def demo_excluding(tmp_path_factory: pytest.TempPathFactory):
+    """The same demo days with drift.reference.exclude_major_drift on."""
+    return _demo_project(tmp_path_factory, {"exclude_major_drift": True})
 
 
 def _materialize(demo, day: str) -> tuple[pd.DataFrame, dg.ExecuteInJobResult]:
@@ -181,3 +191,29 @@ def test_two_writers_of_the_same_html_report_do_not_collide(tmp_path: Path) -> N
     final = Path(uri)
     assert final.read_text(encoding="utf-8") == first  # whole: the last rename wins, no mix of the two files
     assert sorted(p.name for p in final.parent.iterdir()) == ["2026-03-04.html"]  # no temporary file left behind
+
+
+def _next_days(day: str, count: int) -> list[str]:
+    return [date.fromordinal(date.fromisoformat(day).toordinal() + i).isoformat() for i in range(1, count + 1)]
+
+
+def test_the_return_to_normal_after_an_incident_is_drift_unless_the_incident_leaves_the_reference(
+        demo, demo_excluding) -> None:
+    incident = demo[2]["incident_day"]
+    after = _next_days(incident, 2)
+    # plain trailing window: the incident day is in the next days' references, so normal latency looks drifted
+    _materialize(demo, incident)
+    plain = _drifted(_materialize(demo, after[0])[0])
+    assert ("latency_ms", "numeric") in plain
+
+    frame, _ = _materialize(demo_excluding, incident)  # the incident itself is still a major drift
+    assert _drifted(frame)[("latency_ms", "numeric")] == "major"
+    for day in after:
+        frame, result = _materialize(demo_excluding, day)
+        drifted = _drifted(frame)
+        assert not {("latency_ms", "numeric"), ("status", "categorical")} & set(drifted), day
+        latency = frame.set_index(["column", "kind"]).loc[("latency_ms", "numeric")]
+        assert f"reference without {incident}" in latency["reason"]
+        assert incident in json.loads(latency["details"])["reference_days_excluded"]
+        metadata = result.asset_materializations_for_node("drift_report")[0].metadata
+        assert f"latency_ms: {incident}" in metadata["reference_excluded"].value

@@ -29,6 +29,7 @@ from eval_pipelines.drift.render import html_report, markdown_summary
 from eval_pipelines.drift.report import (
     DriftReport,
     compare,
+    major_drift_exclusions,
     profile_frame,
     reference_window,
     window_label,
@@ -40,7 +41,7 @@ from eval_pipelines.lake import Lake
 from eval_pipelines.metadata import markdown_table
 from eval_pipelines.partitions import daily_partitions
 from eval_pipelines.resources import ProjectConfigResource, WarehouseResource, lake_root
-from eval_pipelines.warehouse.core import PartitionWrite, replace_partitions
+from eval_pipelines.warehouse.core import PartitionWrite, ensure_tables, replace_partitions
 
 DRIFT_CHECK = "no_major_drift"
 PROFILE_ASSET = "drift_profile"
@@ -64,8 +65,15 @@ def _read_cases(lake: Lake, day: str, monitors: list[Monitor]) -> pd.DataFrame |
 
 def load_reference(lake: Lake, days: list[date], monitors: list[Monitor], settings: Settings,
                    log: dg.DagsterLogManager | None = None) -> tuple[ProfileSet, list[str]]:
-    """Merge the stored day profiles of the window; a day without one (or with an out-of-date one, missing a
-    monitored column its cases have) is profiled from its labeled_cases in memory. Returns (profile, days used)."""
+    """Merge the stored day profiles of the window (see :func:`load_day_profiles`). Returns (profile, days used)."""
+    profiles = load_day_profiles(lake, days, monitors, settings, log)
+    return window_profile(profiles, settings.drift), [d for p in profiles for d in p.days]
+
+
+def load_day_profiles(lake: Lake, days: list[date], monitors: list[Monitor], settings: Settings,
+                      log: dg.DagsterLogManager | None = None) -> list[ProfileSet]:
+    """The stored day profiles of the window; a day without one (or with an out-of-date one, missing a monitored
+    column its cases have) is profiled from its labeled_cases in memory; a day with neither is skipped."""
     profiles: list[ProfileSet] = []
     for day in days:
         key = day.isoformat()
@@ -86,8 +94,23 @@ def load_reference(lake: Lake, days: list[date], monitors: list[Monitor], settin
             log.warning(f"{PROFILE_ASSET} for {key} is missing or out of date; profiled labeled_cases in memory "
                         f"(materialise {PROFILE_ASSET} for {key} to store it)")
         profiles.append(profile_frame(cases, monitors, settings.drift, key))
-    used = [d for p in profiles for d in p.days]
-    return window_profile(profiles, settings.drift), used
+    return profiles
+
+
+def read_major_drift(engine: sa.Engine, days: list[str]) -> dict[str, set[str]]:
+    """Column -> the given days whose drift_results have a major drift in that column (any kind)."""
+    if not days:
+        return {}
+    ensure_tables(engine, [drift_results])
+    table = drift_results
+    query = sa.select(table.c.date, table.c.column).where(
+        table.c.severity == "major", table.c.date.in_([date.fromisoformat(d) for d in days]))
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    major: dict[str, set[str]] = {}
+    for day, column in rows:
+        major.setdefault(column, set()).add(day.isoformat())
+    return major
 
 
 def read_history(engine: sa.Engine, day: date, days: int) -> pd.DataFrame:
@@ -213,16 +236,22 @@ def drift_report(
     day = date.fromisoformat(key)
     lake = Lake(lake_root(settings))
     monitors = monitors_for(settings)
-    reference, used = load_reference(lake, reference_window(config.reference, day), monitors, settings, context.log)
+    engine = warehouse.engine()
+    profiles = load_day_profiles(lake, reference_window(config.reference, day), monitors, settings, context.log)
+    used = [d for p in profiles for d in p.days]
+    # Days whose own report had a major drift in a column leave that column's reference (when configured): the
+    # reports of those days must have run first, which the day-by-day order of runs gives.
+    excluded = (major_drift_exclusions(config.reference, used, read_major_drift(engine, used))
+                if config.reference.exclude_major_drift else {})
+    reference = window_profile(profiles, config, excluded)
     if len(used) >= config.reference.min_days:
-        report = compare(reference, labeled_cases, monitors, config)
+        report = compare(reference, labeled_cases, monitors, config, excluded=excluded)
     else:
         report = DriftReport([], reference.rows, len(labeled_cases), tuple(used), config.alpha,
                              (f"{len(used)} reference day(s) with data, fewer than "
                               f"drift.reference.min_days={config.reference.min_days}",))
         context.log.warning(report.notes[0])
 
-    engine = warehouse.engine()
     replace_partitions(engine, [PartitionWrite(drift_results, {"date": day}, report.records(day))])
     history = read_history(engine, day, config.timeline_days)
     label = window_label(used)
@@ -238,6 +267,8 @@ def drift_report(
             "drifted_columns": dg.MetadataValue.text(
                 ", ".join(f"{r.column} ({r.kind}, {r.severity})" for r in report.drifted) or "none"),
             "reference_days": dg.MetadataValue.text(label),
+            "reference_excluded": dg.MetadataValue.text(
+                "; ".join(f"{column}: {', '.join(days)}" for column, days in sorted(excluded.items())) or "none"),
             "reference_rows": report.reference_rows,
             "current_rows": report.current_rows,
             "summary": dg.MetadataValue.md(markdown_summary(report, key, label, history, config.plot_columns)),

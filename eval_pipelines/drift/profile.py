@@ -26,7 +26,7 @@ the band and is off by at most ``band.area_width()``; both bounds are reported i
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -254,11 +254,15 @@ def merge_calibration(profiles: Sequence[CalibrationProfile]) -> CalibrationProf
                               sum(p.n_missing for p in profiles))
 
 
-def merge_profiles(profiles: Sequence[ProfileSet], max_knots: int, max_categories: int) -> ProfileSet:
-    """The profile of the union of the profiled days; a column is merged over the days that have it."""
+def merge_profiles(profiles: Sequence[ProfileSet], max_knots: int, max_categories: int,
+                   exclude: Mapping[str, Collection[str]] | None = None) -> ProfileSet:
+    """The profile of the union of the profiled days; a column is merged over the days that have it, except the
+    days ``exclude`` lists for that column (column name -> days; every kind of the column)."""
     keys: dict[tuple[str, str], list[ColumnProfile]] = {}
     for profile in profiles:
         for key, column in profile.columns.items():
+            if exclude and set(profile.days) & set(exclude.get(key[0], ())):
+                continue
             keys.setdefault(key, []).append(column)
     merged: dict[tuple[str, str], ColumnProfile] = {}
     for key, parts in keys.items():

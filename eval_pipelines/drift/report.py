@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -191,19 +191,52 @@ def _jsonable(value: Any) -> Any:
 
 
 def reference_window(window: ReferenceWindowConfig, day: date) -> list[date]:
-    """The days ``day`` is compared with: the trailing N days before it, or the fixed baseline without ``day``.
+    """The days ``day`` is compared with, oldest first: the trailing N days before it, the same weekday of the
+    ``weeks`` weeks before it, or the fixed baseline without ``day``.
 
     ``exclude_days`` are left out either way (an incident day in a trailing window would otherwise make the
-    following days look drifted against it).
+    following days look drifted against it). Why same_weekday: a trailing week mixes weekdays and weekends, so a
+    Monday is compared with a week whose Saturday and Sunday look different; D-7, D-14, ... are all Mondays.
     """
     if window.mode == "fixed":
         assert window.start is not None and window.end is not None
         days = [window.start + timedelta(days=i) for i in range((window.end - window.start).days + 1)]
         days = [d for d in days if d != day]
+    elif window.mode == "same_weekday":
+        days = [day - timedelta(weeks=i) for i in range(window.weeks, 0, -1)]
     else:
         days = [day - timedelta(days=i) for i in range(window.trailing_days, 0, -1)]
     excluded = set(window.exclude_days)
     return [d for d in days if d not in excluded]
+
+
+def reference_span_days(window: ReferenceWindowConfig) -> int:
+    """How many days before a day its reference can reach (0 for a fixed baseline): the window of a dependency."""
+    if window.mode == "fixed":
+        return 0
+    return 7 * window.weeks if window.mode == "same_weekday" else window.trailing_days
+
+
+def major_drift_exclusions(window: ReferenceWindowConfig, window_days: Sequence[str],
+                           major: Mapping[str, Collection[str]]) -> dict[str, list[str]]:
+    """Per column, the window days to leave out of its reference because their own report had a major drift in
+    that column (``major``: column -> days with a major drift, from drift_results).
+
+    Only while such days are at most ``exclude_major_drift_max_share`` of the window: a one-day incident is left
+    out of the following days' references (so the return to normal is not called drift), while a lasting change
+    (a launch) is flagged until it fills that share of the window and then becomes the new normal instead of
+    being excluded for ever, as it would be if every flagged day were dropped.
+    """
+    if not window.exclude_major_drift or not window_days:
+        return {}
+    days = set(window_days)
+    limit = window.exclude_major_drift_max_share * len(days)
+    out: dict[str, list[str]] = {}
+    for column, flagged_days in major.items():
+        flagged = sorted(days & set(flagged_days))
+        if flagged and len(flagged) <= limit:
+            out[column] = flagged
+    return out
 
 
 def window_label(days: Sequence[str]) -> str:
@@ -238,9 +271,10 @@ def profile_frame(frame: pd.DataFrame, monitors: Sequence[Monitor], config: Drif
     return ProfileSet(columns, len(frame), (day,) if day else ())
 
 
-def window_profile(profiles: Sequence[ProfileSet], config: DriftConfig) -> ProfileSet:
-    """The reference profile of a window: its days' profiles merged."""
-    return merge_profiles(profiles, config.profile_knots, config.max_categories)
+def window_profile(profiles: Sequence[ProfileSet], config: DriftConfig,
+                   exclude: Mapping[str, Collection[str]] | None = None) -> ProfileSet:
+    """The reference profile of a window: its days' profiles merged, each column without its ``exclude`` days."""
+    return merge_profiles(profiles, config.profile_knots, config.max_categories, exclude)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -682,11 +716,12 @@ def _finalise(evidence: list[_Evidence], alpha: float, level: float) -> list[Dri
 
 
 def compare(reference: ProfileSet, current: pd.DataFrame, monitors: Sequence[Monitor], config: DriftConfig,
-            with_plots: bool = True) -> DriftReport:
+            with_plots: bool = True, excluded: Mapping[str, Sequence[str]] | None = None) -> DriftReport:
     """Compare a day's (or any) frame with a reference profile: one or more results per monitor.
 
     Monitors whose source columns are absent from ``current`` are left out with a note; a monitor absent from the
-    reference profile gets a "not tested" row.
+    reference profile gets a "not tested" row. ``excluded`` (column -> days left out of that column's reference,
+    see :func:`major_drift_exclusions`) is stated in the reasons and details of that column's rows.
     """
     usable, absent = available(monitors, current.columns)
     notes = [f"{m.column} ({m.kind}): not in the current data" for m in absent]
@@ -705,6 +740,13 @@ def compare(reference: ProfileSet, current: pd.DataFrame, monitors: Sequence[Mon
             evidence += _categorical(monitor, profile, names, counts, missing, config, with_plots)
         elif isinstance(profile, CalibrationProfile):
             evidence += _calibration(monitor, profile, current, config, with_plots)
+    for item in evidence:
+        days = (excluded or {}).get(item.column)
+        if days:
+            item.notes.append(f"reference without {', '.join(days)} (major drift in this column there)")
+            item.details["reference_days_excluded"] = list(days)
+    notes += [f"{column}: reference without {', '.join(days)} (its own major drift)"
+              for column, days in sorted((excluded or {}).items())]
     return DriftReport(_finalise(evidence, config.alpha, config.effect_ci_level), reference.rows, len(current),
                        reference.days, config.alpha, tuple(notes))
 
