@@ -151,8 +151,24 @@ def test_not_enough_rows_is_not_tested_and_never_drifts() -> None:
     reference = synthetic_frame(5000, seed=1)
     current = synthetic_frame(60, seed=2, mean_shift={"num_normal": 100.0})
     results = compare_frames(reference, current, MONITORS, CONFIG).results
-    assert all(r.reason.startswith("not tested") for r in results)
+    assert all(r.reason.startswith("not enough data: ") for r in results)
     assert not any(r.drifted for r in results) and all(r.p_adjusted is None for r in results)
+
+
+@pytest.mark.parametrize("rows", [0, 60])
+def test_an_empty_or_tiny_day_says_not_enough_data_instead_of_no_drift(rows: int) -> None:
+    from eval_pipelines.drift.assets import _check_result
+
+    current = synthetic_frame(max(rows, 1), seed=2).iloc[:rows]
+    report = compare_frames(synthetic_frame(5000, seed=1), current, MONITORS, CONFIG)
+    assert report.verdict == "not enough data" and report.tested == [] and len(report.results) == 16
+    for text in (markdown_summary(report, "2026-03-01", "x"), html_report(report, "2026-03-01", "x")):
+        assert "Not enough data" in text and "No drift" not in text
+    check = _check_result(report, ["2026-02-28"])
+    assert check.description.startswith("not enough data") and check.metadata["verdict"].value == "not enough data"
+    # a normal day keeps its verdict, and the headline counts only what was tested
+    normal = compare_frames(synthetic_frame(5000, seed=1), synthetic_frame(5000, seed=3), MONITORS, CONFIG)
+    assert normal.verdict == "no drift" and "No drift** in 16 tested checks." in markdown_summary(normal, None, "x")
 
 
 def _calibration_frame(rows: int, accuracy_offset: float, seed: int) -> pd.DataFrame:
@@ -396,7 +412,7 @@ def test_markdown_and_html_render_the_drifted_columns() -> None:
                            + [{**r.record("2026-03-01"), "drifted": False, "effect_size": 0.0}
                               for r in report.results])
     text = markdown_summary(report, "2026-03-02", "2026-03-01 (1 day)", history)
-    assert "2 of 16 checks drifted (2 major)" in text and "`num_normal`" in text
+    assert "2 of 16 tested checks drifted (2 major)" in text and "`num_normal`" in text
     assert "█" in text and "| `num_normal` | numeric |" in text and "#### Timeline" in text
     page = html_report(report, "2026-03-02", "2026-03-01 (1 day)", history)
     assert page.startswith("<!doctype html>") and page.count("<svg") == 3  # two drifted columns + the timeline

@@ -27,6 +27,7 @@ from eval_pipelines.drift.profile import (
 )
 from eval_pipelines.drift.render import html_report, markdown_summary
 from eval_pipelines.drift.report import (
+    NOT_ENOUGH_DATA,
     DriftReport,
     compare,
     major_drift_exclusions,
@@ -190,6 +191,9 @@ def _check_result(report: DriftReport, reference_days: list[str]) -> dg.AssetChe
     names = [f"{r.column} ({r.kind})" for r in major]
     if not report.results:
         description = "no reference data for this day: nothing compared"
+    elif report.verdict == NOT_ENOUGH_DATA:
+        description = (f"not enough data: {report.current_rows:,} current rows, no check could be judged "
+                       "(drift.min_rows values needed on both sides)")
     elif major:
         description = f"major drift in: {', '.join(names)}"
     else:
@@ -201,7 +205,7 @@ def _check_result(report: DriftReport, reference_days: list[str]) -> dg.AssetChe
         severity=dg.AssetCheckSeverity.WARN,
         description=description,
         metadata={"major_drift_columns": dg.MetadataValue.text(", ".join(names) or "none"),
-                  "major": len(major), "minor": len(report.drifted) - len(major),
+                  "major": len(major), "minor": len(report.drifted) - len(major), "verdict": report.verdict,
                   "reference_days": dg.MetadataValue.text(window_label(reference_days))},
     )
 
@@ -262,6 +266,8 @@ def drift_report(
         metadata={
             "dagster/row_count": len(frame),
             "checks": len(report.results),
+            "verdict": report.verdict,
+            "tested": len(report.tested),
             "drifted": len(report.drifted),
             "major": len(report.major),
             "drifted_columns": dg.MetadataValue.text(

@@ -80,6 +80,7 @@ RESULT_FIELDS: tuple[str, ...] = (
 """The columns of the warehouse table ``drift_results`` (and of each JSON object the CLI prints)."""
 
 SEVERITIES: tuple[str, ...] = ("none", "minor", "major")
+NOT_ENOUGH_DATA = "not enough data"
 PSI_BINS = 10
 HISTOGRAM_BINS = 16
 PLOT_CATEGORIES = 10
@@ -146,6 +147,21 @@ class DriftReport:
     @property
     def major(self) -> list[DriftResult]:
         return [r for r in self.results if r.severity == "major"]
+
+    @property
+    def tested(self) -> list[DriftResult]:
+        """The checks that had enough data to be judged (a p-value)."""
+        return [r for r in self.results if r.p_value is not None]
+
+    @property
+    def verdict(self) -> str:
+        """The report in a phrase: "no comparison" (no reference), "not enough data" (no check could be judged:
+        an empty or tiny day never reads as "no drift"), "drift" or "no drift"."""
+        if not self.results:
+            return "no comparison"
+        if not self.tested:
+            return NOT_ENOUGH_DATA
+        return "drift" if self.drifted else "no drift"
 
     def records(self, day: str | None = None) -> list[dict[str, Any]]:
         return [r.record(day) for r in self.results]
@@ -301,6 +317,7 @@ class _Evidence:
     details: dict[str, Any] = field(default_factory=dict)
     plot: dict[str, Any] | None = None
     skipped: str | None = None
+    too_few: bool = False  # skipped for too few rows: the reason says "not enough data"
 
 
 def _thresholds(config: DriftConfig, column: str, kind: str) -> tuple[str, float, float]:
@@ -357,6 +374,7 @@ def _missing_evidence(monitor: Monitor, ref_missing: int, ref_total: int, cur_mi
     evidence.change = f"missing {_share(ref_share)} → {_share(cur_share)}"
     if min(ref_total, cur_total) < config.min_rows:
         evidence.skipped = f"{min(ref_total, cur_total):,} rows on one side (< min_rows {config.min_rows})"
+        evidence.too_few = True
         return evidence
     statistic, p_value = two_proportion_chi2(ref_missing, ref_total, cur_missing, cur_total)
     evidence.statistic, evidence.p_value = statistic, p_value
@@ -398,6 +416,7 @@ def _numeric(monitor: Monitor, profile: NumericProfile, values: np.ndarray, conf
     out.insert(0, evidence)
     if min(profile.n, m) < config.min_rows:
         evidence.skipped = f"{profile.n:,} reference / {m:,} current values (< min_rows {config.min_rows})"
+        evidence.too_few = True
         return out
     band = compare_band(profile.band, current)
     statistic, ks_error, distance, w_error = band.ks, band.ks_max_error, band.wasserstein, band.wasserstein_max_error
@@ -524,6 +543,7 @@ def _categorical(monitor: Monitor, profile: CategoricalProfile, names: list[str]
                         "unseen": [{"category": c, "count": k} for c, k in unseen]}
     if min(n, m) < config.min_rows:
         evidence.skipped = f"{n:,} reference / {m:,} current values (< min_rows {config.min_rows})"
+        evidence.too_few = True
         return out
     chi2 = chi2_homogeneity(ref_counts, cur_counts, config.min_expected)
     ref_share, cur_share = ref_counts / n, cur_counts / m
@@ -578,11 +598,13 @@ def _calibration(monitor: Monitor, profile: CalibrationProfile, frame: pd.DataFr
     if min(profile.n, int(rows.sum())) < config.min_rows:
         evidence.skipped = (f"{profile.n:,} reference / {int(rows.sum()):,} current labelled rows with a "
                             f"confidence (< min_rows {config.min_rows})")
+        evidence.too_few = True
         return [evidence]
     floor = config.calibration.min_bin_rows
     used = (profile.rows >= floor) & (rows >= floor)
     if not used.any():
         evidence.skipped = f"no confidence bin has {floor} labelled rows on both sides"
+        evidence.too_few = True
         return [evidence]
     acc_ref = profile.correct[used] / profile.rows[used]
     acc_cur = right[used] / rows[used]
@@ -672,7 +694,8 @@ def _verdict(evidence: _Evidence, p_adjusted: float | None, alpha: float, level:
     notes = "".join(f"; {note}" for note in evidence.notes)
     if evidence.skipped is not None:
         return DriftResult(evidence.column, evidence.kind, evidence.test, None, None, None, None, evidence.minor,
-                           "none", False, f"not tested: {evidence.skipped}{notes}", evidence.group, evidence.effect,
+                           "none", False, f"{NOT_ENOUGH_DATA if evidence.too_few else 'not tested'}: "
+                           f"{evidence.skipped}{notes}", evidence.group, evidence.effect,
                            evidence.major, evidence.details, evidence.plot)
     effect = evidence.effect_size
     ci = evidence.effect_ci if evidence.effect_ci and all(math.isfinite(v) for v in evidence.effect_ci) else None
