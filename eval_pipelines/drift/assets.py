@@ -8,6 +8,7 @@ the lake (``<lake>/drift_report/<day>.html``).
 
 
 import uuid
+import warnings
 from collections.abc import Iterator
 from datetime import date, timedelta
 
@@ -16,7 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from eval_pipelines.automation import FOLLOW_UPSTREAM_ANY_DAY
-from eval_pipelines.config import Settings
+from eval_pipelines.config import Settings, load_settings
 from eval_pipelines.drift.monitors import Monitor, available, default_monitors
 from eval_pipelines.drift.profile import (
     CategoricalProfile,
@@ -32,6 +33,7 @@ from eval_pipelines.drift.report import (
     compare,
     major_drift_exclusions,
     profile_frame,
+    reference_span_days,
     reference_window,
     window_label,
     window_profile,
@@ -47,6 +49,28 @@ from eval_pipelines.warehouse.core import PartitionWrite, ensure_tables, replace
 DRIFT_CHECK = "no_major_drift"
 PROFILE_ASSET = "drift_profile"
 REPORT_ASSET = "drift_report"
+
+# drift_report reads the stored profiles of its reference window, so it depends on them: day D's report on the
+# profiles of D-span .. D (span = how far back drift.reference reaches). A late change to day D's profile then marks
+# the reports of D .. D+span as having an updated dependency, and the automation condition re-runs them with the
+# new reference. Read from the config when definitions load, like the partitions.
+REFERENCE_SPAN_DAYS = reference_span_days(load_settings().drift.reference)
+with warnings.catch_warnings():
+    # allow_nonexistent_upstream_partitions is marked beta in Dagster 1.13; it is what lets the first days of the
+    # partitions (whose window reaches before start_date) map to the profile days that exist.
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    PROFILE_WINDOW = dg.TimeWindowPartitionMapping(start_offset=-REFERENCE_SPAN_DAYS, end_offset=0,
+                                                   allow_nonexistent_upstream_partitions=True)
+# FOLLOW_UPSTREAM_ANY_DAY, except that a missing profile in the window does not hold the report back (eager()
+# waits for every dependency partition to exist; a window day without data never gets a profile, and the report
+# profiles a window day whose profile is not stored yet from its labeled_cases).
+REPORT_AUTOMATION = (
+    (dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated()).since_last_handled()
+    & ~dg.AutomationCondition.any_deps_missing().ignore(dg.AssetSelection.assets(PROFILE_ASSET))
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+    & dg.AutomationCondition.all_deps_blocking_checks_passed()
+).with_label("eager_any_day_with_reference_window")
 
 
 
@@ -215,9 +239,9 @@ def _check_result(report: DriftReport, reference_days: list[str]) -> dg.AssetChe
     group_name="drift",
     kinds={"python", "parquet", "sql"},
     io_manager_key="lake_io_manager",
-    automation_condition=FOLLOW_UPSTREAM_ANY_DAY,
+    automation_condition=REPORT_AUTOMATION,
     pool="warehouse",
-    deps=[drift_profile],
+    deps=[dg.AssetDep(drift_profile, partition_mapping=PROFILE_WINDOW)],
     description=(
         "The day's labeled_cases against its reference window (drift.reference: trailing N days or a fixed "
         "baseline, read as stored drift_profile days): KS / Wasserstein / PSI for numeric columns, chi-square / "
