@@ -25,11 +25,9 @@ START = date(2026, 3, 1)
 DAYS = 12
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory):
-    """12 demo days ingested and labelled into the lake (core functions, no Dagster), plus the scenario dates."""
+def _demo_project(tmp_path_factory: pytest.TempPathFactory, reference: dict):
     root = tmp_path_factory.mktemp("drift_demo")
-    project = make_project(root, {"drift": {"reference": {"trailing_days": 3}}})
+    project = make_project(root, {"drift": {"reference": {"trailing_days": 3, **reference}}})
     generate_logs(project.landing_dir, days=DAYS, events_per_day=3000, seed=7, start_date=START)
     scenario = json.loads((project.landing_dir / MANIFEST_NAME).read_text())["scenario"]
     lake = Lake(lake_root(project.settings))
@@ -38,6 +36,18 @@ def demo(tmp_path_factory: pytest.TempPathFactory):
         cases = label_cases(read_partition(project.settings, day).valid, 0.5, 120.0)
         lake.write("labeled_cases", day.isoformat(), cases)
     return project, lake, scenario, dg.DagsterInstance.ephemeral()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory):
+    """12 demo days ingested and labelled into the lake (core functions, no Dagster), plus the scenario dates."""
+    return _demo_project(tmp_path_factory, {"exclude_major_drift": False})
+
+
+@pytest.fixture(scope="module")
+def demo_excluding(tmp_path_factory: pytest.TempPathFactory):
+    """The same demo days with drift.reference.exclude_major_drift on."""
+    return _demo_project(tmp_path_factory, {"exclude_major_drift": True})
 
 
 def _materialize(demo, day: str) -> tuple[pd.DataFrame, dg.ExecuteInJobResult]:
@@ -104,7 +114,8 @@ def test_report_writes_warehouse_html_and_metadata_and_reruns_cleanly(demo, tmp_
             sa.select(drift_results).where(drift_results.c.date == date.fromisoformat(day))).mappings().all())
     assert len(rows) == len(frame) and not rows.duplicated(["column", "kind"]).any()
     assert list(rows.columns) == ["date", "column", "kind", "test", "statistic", "p_value", "p_adjusted",
-                                  "effect_size", "threshold", "severity", "drifted", "reason"]
+                                  "effect_size", "effect_ci_low", "effect_ci_high", "threshold", "severity",
+                                  "drifted", "reason"]
     assert set(rows.loc[rows["drifted"], "column"]) >= {"latency_ms", "status"}
 
     page = Path(lake.path("drift_report", day).removesuffix(".parquet") + ".html").read_text(encoding="utf-8")
@@ -217,3 +228,29 @@ def test_a_failed_html_rename_leaves_report_table_and_page_old(demo, monkeypatch
     assert list(lake.read("drift_report", day).columns) == ["marker"]
     frame, _ = _materialize(demo, day)  # and a re-run makes all three new
     assert "marker" not in frame.columns and page.read_text() != "old page"
+
+
+def _next_days(day: str, count: int) -> list[str]:
+    return [date.fromordinal(date.fromisoformat(day).toordinal() + i).isoformat() for i in range(1, count + 1)]
+
+
+def test_the_return_to_normal_after_an_incident_is_drift_unless_the_incident_leaves_the_reference(
+        demo, demo_excluding) -> None:
+    incident = demo[2]["incident_day"]
+    after = _next_days(incident, 2)
+    # plain trailing window: the incident day is in the next days' references, so normal latency looks drifted
+    _materialize(demo, incident)
+    plain = _drifted(_materialize(demo, after[0])[0])
+    assert ("latency_ms", "numeric") in plain
+
+    frame, _ = _materialize(demo_excluding, incident)  # the incident itself is still a major drift
+    assert _drifted(frame)[("latency_ms", "numeric")] == "major"
+    for day in after:
+        frame, result = _materialize(demo_excluding, day)
+        drifted = _drifted(frame)
+        assert not {("latency_ms", "numeric"), ("status", "categorical")} & set(drifted), day
+        latency = frame.set_index(["column", "kind"]).loc[("latency_ms", "numeric")]
+        assert f"reference without {incident}" in latency["reason"]
+        assert incident in json.loads(latency["details"])["reference_days_excluded"]
+        metadata = result.asset_materializations_for_node("drift_report")[0].metadata
+        assert f"latency_ms: {incident}" in metadata["reference_excluded"].value

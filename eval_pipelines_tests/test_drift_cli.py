@@ -66,7 +66,7 @@ def test_given_columns_only_and_markdown(files, capsys) -> None:
                 "--categorical", "cat_tier"])
     out = capsys.readouterr().out
     assert code == 0
-    assert "2 of 3 checks drifted" in out and "`num_uniform`" in out and "cat_code" not in out
+    assert "2 of 3 tested checks drifted" in out and "`num_uniform`" in out and "cat_code" not in out
     assert "█" in out  # the plots
 
 

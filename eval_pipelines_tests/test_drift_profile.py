@@ -139,6 +139,19 @@ def test_categorical_profiles_merge_by_addition_and_pool_the_tail() -> None:
     assert capped.categories == ("y", "x") and capped.other == 6 and capped.n == 126
 
 
+def test_a_category_pooled_on_some_days_is_folded_into_other_on_every_day() -> None:
+    # 'z' is kept on day a and pooled on day b (b kept only x, y). Its 5 rows of a
+    # cannot be added to b's unknown share of 'z', so they join "other"; 'x' and 'y' were kept on both days.
+    a = categorical_profile(["x", "y", "z", "t"], np.array([50, 30, 5, 1]), 0, max_categories=3)
+    b = categorical_profile(["x", "y", "z", "w"], np.array([40, 20, 2, 2]), 1, max_categories=2)
+    merged = merge_categorical([a, b], max_categories=10)
+    assert merged.categories == ("x", "y") and merged.counts.tolist() == [90, 50]
+    assert merged.other == 1 + 5 + 4 and merged.n == a.n + b.n and merged.n_missing == 1
+    # a day that pooled nothing knows every category exactly (absent means 0): it does not shrink the known set
+    c = categorical_profile(["x", "z"], np.array([10, 3]), 0, max_categories=10)
+    assert merge_categorical([a, c], max_categories=10).categories == ("x", "y", "z")
+
+
 def test_calibration_profiles_merge_and_bin_edges() -> None:
     confidence = np.array([0.0, 0.05, 0.1, 0.55, 0.99, 1.0, 1.0])
     correct = np.array([0, 1, 1, 1, 0, 1, 1], dtype=float)

@@ -17,6 +17,7 @@ from eval_pipelines.drift.report import (
     RESULT_FIELDS,
     compare,
     compare_frames,
+    major_drift_exclusions,
     profile_frame,
     reference_window,
     window_profile,
@@ -150,8 +151,24 @@ def test_not_enough_rows_is_not_tested_and_never_drifts() -> None:
     reference = synthetic_frame(5000, seed=1)
     current = synthetic_frame(60, seed=2, mean_shift={"num_normal": 100.0})
     results = compare_frames(reference, current, MONITORS, CONFIG).results
-    assert all(r.reason.startswith("not tested") for r in results)
+    assert all(r.reason.startswith("not enough data: ") for r in results)
     assert not any(r.drifted for r in results) and all(r.p_adjusted is None for r in results)
+
+
+@pytest.mark.parametrize("rows", [0, 60])
+def test_an_empty_or_tiny_day_says_not_enough_data_instead_of_no_drift(rows: int) -> None:
+    from eval_pipelines.drift.assets import _check_result
+
+    current = synthetic_frame(max(rows, 1), seed=2).iloc[:rows]
+    report = compare_frames(synthetic_frame(5000, seed=1), current, MONITORS, CONFIG)
+    assert report.verdict == "not enough data" and report.tested == [] and len(report.results) == 16
+    for text in (markdown_summary(report, "2026-03-01", "x"), html_report(report, "2026-03-01", "x")):
+        assert "Not enough data" in text and "No drift" not in text
+    check = _check_result(report, ["2026-02-28"])
+    assert check.description.startswith("not enough data") and check.metadata["verdict"].value == "not enough data"
+    # a normal day keeps its verdict, and the headline counts only what was tested
+    normal = compare_frames(synthetic_frame(5000, seed=1), synthetic_frame(5000, seed=3), MONITORS, CONFIG)
+    assert normal.verdict == "no drift" and "No drift** in 16 tested checks." in markdown_summary(normal, None, "x")
 
 
 def _calibration_frame(rows: int, accuracy_offset: float, seed: int) -> pd.DataFrame:
@@ -275,6 +292,37 @@ def test_reference_windows() -> None:
     assert reference_window(trailing, day) == [date(2026, 3, 7), date(2026, 3, 9)]
     fixed = ReferenceWindowConfig(mode="fixed", start=date(2026, 3, 8), end=date(2026, 3, 11))
     assert reference_window(fixed, day) == [date(2026, 3, 8), date(2026, 3, 9), date(2026, 3, 11)]
+    weekly = ReferenceWindowConfig(mode="same_weekday", weeks=3, exclude_days=[date(2026, 2, 24)])
+    assert reference_window(weekly, day) == [date(2026, 2, 17), date(2026, 3, 3)]  # Tuesdays only
+    assert {d.weekday() for d in reference_window(weekly, day)} == {day.weekday()}
+
+
+def test_days_with_their_own_major_drift_leave_that_columns_reference_while_they_are_few() -> None:
+    window = ReferenceWindowConfig(trailing_days=6, exclude_major_drift=True)
+    days = [f"2026-03-0{i}" for i in range(1, 7)]
+    major = {"latency_ms": {"2026-03-04"}, "product": {"2026-03-03", "2026-03-04", "2026-03-05", "2026-03-06"},
+             "status": {"2026-02-20"}}
+    # a one-day incident is excluded; a change that now fills 4 of 6 days is the new normal; outside days ignored
+    assert major_drift_exclusions(window, days, major) == {"latency_ms": ["2026-03-04"]}
+    assert major_drift_exclusions(window.model_copy(update={"exclude_major_drift": False}), days, major) == {}
+    wider = window.model_copy(update={"exclude_major_drift_max_share": 0.7})
+    assert set(major_drift_exclusions(wider, days, major)) == {"latency_ms", "product"}
+
+    # the excluded day leaves every kind of that column, and only that column
+    frames = [synthetic_frame(2_000, seed=s) for s in range(3)]
+    frames[1]["num_normal"] = frames[1]["num_normal"] * 10.0  # the "incident" day
+    profiles = [profile_frame(f, MONITORS, CONFIG, f"2026-03-0{i + 1}") for i, f in enumerate(frames)]
+    excluded = {"num_normal": ["2026-03-02"]}
+    merged = window_profile(profiles, CONFIG, excluded)
+    assert merged.columns[("num_normal", "numeric")].n == window_profile([profiles[0], profiles[2]], CONFIG).columns[
+        ("num_normal", "numeric")].n
+    assert merged.columns[("cat_tier", "categorical")].n == sum(p.columns[("cat_tier", "categorical")].n
+                                                                for p in profiles)
+    report = compare(merged, synthetic_frame(2_000, seed=9), MONITORS, CONFIG, excluded=excluded)
+    row = _by_key(report)[("num_normal", "numeric")]
+    assert not row.drifted and "reference without 2026-03-02" in row.reason
+    assert row.details["reference_days_excluded"] == ["2026-03-02"]
+    assert any(note.startswith("num_normal: reference without 2026-03-02") for note in report.notes)
 
 
 def test_a_merged_window_gives_the_verdicts_of_the_raw_window() -> None:
@@ -299,7 +347,15 @@ def test_a_merged_window_gives_the_verdicts_of_the_raw_window() -> None:
     [
         ({"drift": {"alpha": 1.5}}, ["drift.alpha", "less than 1"]),
         ({"drift": {"reference": {"mode": "fixed"}}}, ["drift.reference", "needs both start and end"]),
-        ({"drift": {"reference": {"mode": "weekly"}}}, ["drift.reference.mode", "'trailing'", "'fixed'"]),
+        ({"drift": {"reference": {"mode": "weekly"}}}, ["drift.reference.mode", "'trailing'", "'same_weekday'"]),
+        ({"drift": {"reference": {"mode": "same_weekday", "weeks": 2, "min_days": 3}}},
+         ["drift.reference", "exceeds weeks 2"]),
+        ({"drift": {"reference": {"weeks": 0}}}, ["drift.reference.weeks"]),
+        ({"drift": {"reference": {"exclude_major_drift_max_share": 0}}},
+         ["drift.reference.exclude_major_drift_max_share"]),
+        ({"drift": {"reference": {"exclude_major_drift": "sometimes"}}}, ["drift.reference.exclude_major_drift"]),
+        ({"drift": {"effect_ci_level": 1.2}}, ["drift.effect_ci_level"]),
+        ({"drift": {"numeric": {"discrete_max_values": -1}}}, ["drift.numeric.discrete_max_values"]),
         ({"drift": {"categorical": {"minor": 0.1, "major": 0.05}}}, ["drift.categorical", "minor <= major"]),
         ({"drift": {"columns": {"x": {"effect": "median"}}}}, ["drift.columns.x.effect"]),
         ({"drift": {"numeric": {"treshold": 1}}}, ["drift.numeric.treshold", "unknown key"]),
@@ -356,7 +412,7 @@ def test_markdown_and_html_render_the_drifted_columns() -> None:
                            + [{**r.record("2026-03-01"), "drifted": False, "effect_size": 0.0}
                               for r in report.results])
     text = markdown_summary(report, "2026-03-02", "2026-03-01 (1 day)", history)
-    assert "2 of 16 checks drifted (2 major)" in text and "`num_normal`" in text
+    assert "2 of 16 tested checks drifted (2 major)" in text and "`num_normal`" in text
     assert "█" in text and "| `num_normal` | numeric |" in text and "#### Timeline" in text
     page = html_report(report, "2026-03-02", "2026-03-01 (1 day)", history)
     assert page.startswith("<!doctype html>") and page.count("<svg") == 3  # two drifted columns + the timeline

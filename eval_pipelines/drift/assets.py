@@ -8,6 +8,7 @@ the lake (``<lake>/drift_report/<day>.html``).
 
 
 import uuid
+import warnings
 from collections.abc import Iterator
 from datetime import date, timedelta
 
@@ -16,7 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from eval_pipelines.automation import FOLLOW_UPSTREAM_ANY_DAY
-from eval_pipelines.config import Settings
+from eval_pipelines.config import Settings, load_settings
 from eval_pipelines.drift.monitors import Monitor, available, default_monitors
 from eval_pipelines.drift.profile import (
     CategoricalProfile,
@@ -27,9 +28,12 @@ from eval_pipelines.drift.profile import (
 )
 from eval_pipelines.drift.render import html_report, markdown_summary
 from eval_pipelines.drift.report import (
+    NOT_ENOUGH_DATA,
     DriftReport,
     compare,
+    major_drift_exclusions,
     profile_frame,
+    reference_span_days,
     reference_window,
     window_label,
     window_profile,
@@ -45,6 +49,28 @@ from eval_pipelines.warehouse.core import PartitionWrite, ensure_tables, replace
 DRIFT_CHECK = "no_major_drift"
 PROFILE_ASSET = "drift_profile"
 REPORT_ASSET = "drift_report"
+
+# drift_report reads the stored profiles of its reference window, so it depends on them: day D's report on the
+# profiles of D-span .. D (span = how far back drift.reference reaches). A late change to day D's profile then marks
+# the reports of D .. D+span as having an updated dependency, and the automation condition re-runs them with the
+# new reference. Read from the config when definitions load, like the partitions.
+REFERENCE_SPAN_DAYS = reference_span_days(load_settings().drift.reference)
+with warnings.catch_warnings():
+    # allow_nonexistent_upstream_partitions is marked beta in Dagster 1.13; it is what lets the first days of the
+    # partitions (whose window reaches before start_date) map to the profile days that exist.
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    PROFILE_WINDOW = dg.TimeWindowPartitionMapping(start_offset=-REFERENCE_SPAN_DAYS, end_offset=0,
+                                                   allow_nonexistent_upstream_partitions=True)
+# FOLLOW_UPSTREAM_ANY_DAY, except that a missing profile in the window does not hold the report back (eager()
+# waits for every dependency partition to exist; a window day without data never gets a profile, and the report
+# profiles a window day whose profile is not stored yet from its labeled_cases).
+REPORT_AUTOMATION = (
+    (dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated()).since_last_handled()
+    & ~dg.AutomationCondition.any_deps_missing().ignore(dg.AssetSelection.assets(PROFILE_ASSET))
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+    & dg.AutomationCondition.all_deps_blocking_checks_passed()
+).with_label("eager_any_day_with_reference_window")
 
 
 
@@ -64,8 +90,15 @@ def _read_cases(lake: Lake, day: str, monitors: list[Monitor]) -> pd.DataFrame |
 
 def load_reference(lake: Lake, days: list[date], monitors: list[Monitor], settings: Settings,
                    log: dg.DagsterLogManager | None = None) -> tuple[ProfileSet, list[str]]:
-    """Merge the stored day profiles of the window; a day without one (or with an out-of-date one, missing a
-    monitored column its cases have) is profiled from its labeled_cases in memory. Returns (profile, days used)."""
+    """Merge the stored day profiles of the window (see :func:`load_day_profiles`). Returns (profile, days used)."""
+    profiles = load_day_profiles(lake, days, monitors, settings, log)
+    return window_profile(profiles, settings.drift), [d for p in profiles for d in p.days]
+
+
+def load_day_profiles(lake: Lake, days: list[date], monitors: list[Monitor], settings: Settings,
+                      log: dg.DagsterLogManager | None = None) -> list[ProfileSet]:
+    """The stored day profiles of the window; a day without one (or with an out-of-date one, missing a monitored
+    column its cases have) is profiled from its labeled_cases in memory; a day with neither is skipped."""
     profiles: list[ProfileSet] = []
     for day in days:
         key = day.isoformat()
@@ -86,8 +119,23 @@ def load_reference(lake: Lake, days: list[date], monitors: list[Monitor], settin
             log.warning(f"{PROFILE_ASSET} for {key} is missing or out of date; profiled labeled_cases in memory "
                         f"(materialise {PROFILE_ASSET} for {key} to store it)")
         profiles.append(profile_frame(cases, monitors, settings.drift, key))
-    used = [d for p in profiles for d in p.days]
-    return window_profile(profiles, settings.drift), used
+    return profiles
+
+
+def read_major_drift(engine: sa.Engine, days: list[str]) -> dict[str, set[str]]:
+    """Column -> the given days whose drift_results have a major drift in that column (any kind)."""
+    if not days:
+        return {}
+    ensure_tables(engine, [drift_results])
+    table = drift_results
+    query = sa.select(table.c.date, table.c.column).where(
+        table.c.severity == "major", table.c.date.in_([date.fromisoformat(d) for d in days]))
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    major: dict[str, set[str]] = {}
+    for day, column in rows:
+        major.setdefault(column, set()).add(day.isoformat())
+    return major
 
 
 def read_history(engine: sa.Engine, day: date, days: int) -> pd.DataFrame:
@@ -176,6 +224,9 @@ def _check_result(report: DriftReport, reference_days: list[str]) -> dg.AssetChe
     names = [f"{r.column} ({r.kind})" for r in major]
     if not report.results:
         description = "no reference data for this day: nothing compared"
+    elif report.verdict == NOT_ENOUGH_DATA:
+        description = (f"not enough data: {report.current_rows:,} current rows, no check could be judged "
+                       "(drift.min_rows values needed on both sides)")
     elif major:
         description = f"major drift in: {', '.join(names)}"
     else:
@@ -187,7 +238,7 @@ def _check_result(report: DriftReport, reference_days: list[str]) -> dg.AssetChe
         severity=dg.AssetCheckSeverity.WARN,
         description=description,
         metadata={"major_drift_columns": dg.MetadataValue.text(", ".join(names) or "none"),
-                  "major": len(major), "minor": len(report.drifted) - len(major),
+                  "major": len(major), "minor": len(report.drifted) - len(major), "verdict": report.verdict,
                   "reference_days": dg.MetadataValue.text(window_label(reference_days))},
     )
 
@@ -197,9 +248,9 @@ def _check_result(report: DriftReport, reference_days: list[str]) -> dg.AssetChe
     group_name="drift",
     kinds={"python", "parquet", "sql"},
     io_manager_key="lake_io_manager",
-    automation_condition=FOLLOW_UPSTREAM_ANY_DAY,
+    automation_condition=REPORT_AUTOMATION,
     pool="warehouse",
-    deps=[drift_profile],
+    deps=[dg.AssetDep(drift_profile, partition_mapping=PROFILE_WINDOW)],
     description=(
         "The day's labeled_cases against its reference window (drift.reference: trailing N days or a fixed "
         "baseline, read as stored drift_profile days): KS / Wasserstein / PSI for numeric columns, chi-square / "
@@ -222,16 +273,22 @@ def drift_report(
     day = date.fromisoformat(key)
     lake = Lake(lake_root(settings))
     monitors = monitors_for(settings)
-    reference, used = load_reference(lake, reference_window(config.reference, day), monitors, settings, context.log)
+    engine = warehouse.engine()
+    profiles = load_day_profiles(lake, reference_window(config.reference, day), monitors, settings, context.log)
+    used = [d for p in profiles for d in p.days]
+    # Days whose own report had a major drift in a column leave that column's reference (when configured): the
+    # reports of those days must have run first, which the day-by-day order of runs gives.
+    excluded = (major_drift_exclusions(config.reference, used, read_major_drift(engine, used))
+                if config.reference.exclude_major_drift else {})
+    reference = window_profile(profiles, config, excluded)
     if len(used) >= config.reference.min_days:
-        report = compare(reference, labeled_cases, monitors, config)
+        report = compare(reference, labeled_cases, monitors, config, excluded=excluded)
     else:
         report = DriftReport([], reference.rows, len(labeled_cases), tuple(used), config.alpha,
                              (f"{len(used)} reference day(s) with data, fewer than "
                               f"drift.reference.min_days={config.reference.min_days}",))
         context.log.warning(report.notes[0])
 
-    engine = warehouse.engine()
     records = report.records(day)
     ensure_tables(engine, [drift_results])  # the first report reads its history before any write
     # The timeline shows the day's new results before they are committed: the page is published with them.
@@ -252,11 +309,15 @@ def drift_report(
         metadata={
             "dagster/row_count": len(frame),
             "checks": len(report.results),
+            "verdict": report.verdict,
+            "tested": len(report.tested),
             "drifted": len(report.drifted),
             "major": len(report.major),
             "drifted_columns": dg.MetadataValue.text(
                 ", ".join(f"{r.column} ({r.kind}, {r.severity})" for r in report.drifted) or "none"),
             "reference_days": dg.MetadataValue.text(label),
+            "reference_excluded": dg.MetadataValue.text(
+                "; ".join(f"{column}: {', '.join(days)}" for column, days in sorted(excluded.items())) or "none"),
             "reference_rows": report.reference_rows,
             "current_rows": report.current_rows,
             "summary": dg.MetadataValue.md(markdown_summary(report, key, label, history, config.plot_columns)),

@@ -10,8 +10,9 @@ What a profile holds, per monitored column:
   parallel formula), and an :class:`~eval_pipelines.drift.stats.EcdfBand`: up to ``profile_knots`` knots with
   exact (or bounded) counts of values at or below each. A day whose distinct values fit in the knots is stored
   *exactly* (integers, rounded amounts, small days); otherwise the knots are evenly spaced order statistics.
-* **categorical**: counts per category (exact; merged by addition), the most frequent ``max_categories`` kept and
-  the rest pooled as ``other``.
+* **categorical**: counts per category (exact), the most frequent ``max_categories`` kept and the rest pooled as
+  ``other``; merged by addition over the categories known exactly on every merged day, the others folded into
+  ``other`` (see :func:`merge_categorical`).
 * **calibration**: labelled rows and correct rows per confidence bin (exact; merged by addition).
 
 Exactness: categorical and calibration statistics, means and standard deviations are exact. KS and Wasserstein
@@ -25,7 +26,7 @@ the band and is off by at most ``band.area_width()``; both bounds are reported i
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -215,13 +216,31 @@ def merge_numeric(profiles: Sequence[NumericProfile], max_knots: int) -> Numeric
 
 
 def merge_categorical(profiles: Sequence[CategoricalProfile], max_categories: int) -> CategoricalProfile:
+    """The profile of the union of the days: counts added for the categories known exactly on every day.
+
+    A day's profile knows a category's count exactly when the category is among its kept ones, or when nothing
+    was pooled that day (``other == 0``: an absent category had count 0). A category kept on some days but pooled
+    into ``other`` on others has only part of its rows in its own count; adding those parts would understate its
+    share while a current day, counted in full, states it completely, so a stable stream with a long tail (each
+    day keeping a slightly different top ``max_categories``) would look drifted every day. Such a category is
+    folded into ``other`` with all its counted rows, so the merged ``other`` is exactly "every category not kept"
+    on the reference side too, and the report folds the same categories on the current side. Memory stays
+    bounded by the kept categories of the inputs.
+    """
     totals: dict[str, int] = {}
     other = missing = 0
+    known: set[str] | None = None  # kept on every day that pooled a tail; None: no day pooled anything
     for profile in profiles:
         other += profile.other
         missing += profile.n_missing
         for name, count in zip(profile.categories, profile.counts.tolist(), strict=True):
             totals[name] = totals.get(name, 0) + count
+        if profile.truncated:
+            kept = set(profile.categories)
+            known = kept if known is None else known & kept
+    if known is not None:
+        other += sum(count for name, count in totals.items() if name not in known)
+        totals = {name: count for name, count in totals.items() if name in known}
     merged = categorical_profile(list(totals), np.array(list(totals.values()), dtype=np.int64), missing,
                                  max_categories)
     return CategoricalProfile(merged.categories, merged.counts, merged.other + other, missing)
@@ -235,11 +254,15 @@ def merge_calibration(profiles: Sequence[CalibrationProfile]) -> CalibrationProf
                               sum(p.n_missing for p in profiles))
 
 
-def merge_profiles(profiles: Sequence[ProfileSet], max_knots: int, max_categories: int) -> ProfileSet:
-    """The profile of the union of the profiled days; a column is merged over the days that have it."""
+def merge_profiles(profiles: Sequence[ProfileSet], max_knots: int, max_categories: int,
+                   exclude: Mapping[str, Collection[str]] | None = None) -> ProfileSet:
+    """The profile of the union of the profiled days; a column is merged over the days that have it, except the
+    days ``exclude`` lists for that column (column name -> days; every kind of the column)."""
     keys: dict[tuple[str, str], list[ColumnProfile]] = {}
     for profile in profiles:
         for key, column in profile.columns.items():
+            if exclude and set(profile.days) & set(exclude.get(key[0], ())):
+                continue
             keys.setdefault(key, []).append(column)
     merged: dict[tuple[str, str], ColumnProfile] = {}
     for key, parts in keys.items():

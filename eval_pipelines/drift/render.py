@@ -71,11 +71,17 @@ def _headline(report: DriftReport) -> str:
     drifted, major = report.drifted, report.major
     if not report.results:
         return "**No comparison**: no reference data for this day."
+    tested = len(report.tested)
+    untested = len(report.results) - tested
+    if not tested:
+        return (f"**Not enough data**: {report.current_rows:,} current rows; none of the {len(report.results)} "
+                "checks could be judged (each needs drift.min_rows values on both sides).")
+    skipped = f" ({untested} not tested: not enough data or no reference)" if untested else ""
     if not drifted:
-        return f"**No drift** in {len(report.results)} checks."
+        return f"**No drift** in {tested} tested checks{skipped}."
     names = ", ".join(f"`{r.column}`" + ("" if r.kind in ("numeric", "categorical") else f" ({r.kind})")
                       for r in _ordered(drifted))
-    return f"**{len(drifted)} of {len(report.results)} checks drifted ({len(major)} major)**: {names}"
+    return f"**{len(drifted)} of {tested} tested checks drifted ({len(major)} major)**{skipped}: {names}"
 
 
 def results_table(report: DriftReport) -> str:
@@ -165,7 +171,9 @@ def markdown_summary(report: DriftReport, day: str | None, reference_label: str,
              f"Reference: {reference_label} ({report.reference_rows:,} rows) · current: {report.current_rows:,} rows"
              f" · evidence: BH-adjusted p ≤ {report.alpha:g} and a material effect", "", _headline(report), ""]
     if report.results:
-        parts += [results_table(report), "", "#### Reference vs current", "", plots_markdown(report, max_plots)]
+        parts += [results_table(report)]
+    if report.tested:  # nothing to plot when no check could be judged
+        parts += ["", "#### Reference vs current", "", plots_markdown(report, max_plots)]
     if history is not None:
         parts += ["", "#### Timeline", "", timeline_markdown(history)]
     if report.notes:
@@ -293,7 +301,8 @@ def html_report(report: DriftReport, day: str | None, reference_label: str,
         f"<h2>Results</h2><table><thead><tr><th>column</th><th>kind</th><th>severity</th><th>test</th>"
         f"<th>statistic</th><th>p_adj</th><th>effect</th><th>threshold</th><th>reason</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>"
-        f"<h2>Reference vs current</h2>{plots or '<p class=muted>No drifted column.</p>'}"
+        + (f"<h2>Reference vs current</h2>{plots or '<p class=muted>No drifted column.</p>'}" if report.tested
+           else "")
         + (f"<h2>Timeline of drift scores</h2>{timeline}" if timeline else "")
         + (f"<h2>Notes</h2><ul>{notes}</ul>" if notes else "")
         + "</body></html>"

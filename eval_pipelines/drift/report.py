@@ -4,12 +4,12 @@ A column drifts when two things hold (the issue's "sensitive to shifts that matt
 
 1. **evidence**: its test's p-value, adjusted with Benjamini–Hochberg across every test of the report, is at most
    ``alpha``. This alone flags any shift on a million rows, however small;
-2. **materiality**: its effect size reaches the ``minor`` threshold of its kind (``major`` for a major drift).
-   This alone flags noise on small days.
+2. **materiality**: its effect size reaches the ``minor`` threshold of its kind; it is a major drift when the
+   lower bound of the effect's confidence interval reaches ``major``. This alone flags noise on small days.
 
 | kind | test (statistic, p-value) | effect size (default minor / major) |
 |---|---|---|
-| numeric | two-sample Kolmogorov–Smirnov | Wasserstein-1 / reference std (0.10 / 0.25) |
+| numeric | two-sample KS (discrete columns: chi-square on value counts) | W1 / reference std (0.10 / 0.25) |
 | categorical | chi-square of homogeneity, rare categories pooled | largest category share change (2 / 5 pt) |
 | missing | chi-square 2 x 2 on the missing share | missing-share change (2 / 5 pt) |
 | calibration | per-confidence-bin accuracy, summed 2 x 2 chi-square | accuracy shift at equal confidence (5 / 10 pt) |
@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -53,24 +53,34 @@ from eval_pipelines.drift.profile import (
 )
 from eval_pipelines.drift.settings import DriftConfig, ReferenceWindowConfig
 from eval_pipelines.drift.stats import (
+    BandComparison,
+    absolute_interval,
     benjamini_hochberg,
+    calibration_rms_interval,
     calibration_shift,
     chi2_homogeneity,
+    chi2_ordered,
     compare_band,
+    discrete_table,
     jensen_shannon,
     ks_pvalue,
+    median_rank_interval,
+    newcombe_difference,
+    normal_quantile,
     psi,
+    relative_shift_interval,
     stratified_proportions_chi2,
     two_proportion_chi2,
 )
 
 RESULT_FIELDS: tuple[str, ...] = (
-    "date", "column", "kind", "test", "statistic", "p_value", "p_adjusted", "effect_size", "threshold", "severity",
-    "drifted", "reason",
+    "date", "column", "kind", "test", "statistic", "p_value", "p_adjusted", "effect_size", "effect_ci_low",
+    "effect_ci_high", "threshold", "severity", "drifted", "reason",
 )  # fmt: skip
 """The columns of the warehouse table ``drift_results`` (and of each JSON object the CLI prints)."""
 
 SEVERITIES: tuple[str, ...] = ("none", "minor", "major")
+NOT_ENOUGH_DATA = "not enough data"
 PSI_BINS = 10
 HISTOGRAM_BINS = 16
 PLOT_CATEGORIES = 10
@@ -102,6 +112,8 @@ class DriftResult:
     major_threshold: float = float("nan")
     details: dict[str, Any] = field(default_factory=dict)
     plot: dict[str, Any] | None = None
+    effect_ci_low: float | None = None  # confidence interval of effect_size at drift.effect_ci_level
+    effect_ci_high: float | None = None
 
     @property
     def score(self) -> float | None:
@@ -115,6 +127,7 @@ class DriftResult:
         return {"date": day, "column": self.column, "kind": self.kind, "test": self.test,
                 "statistic": _finite(self.statistic), "p_value": _finite(self.p_value),
                 "p_adjusted": _finite(self.p_adjusted), "effect_size": _finite(self.effect_size),
+                "effect_ci_low": _finite(self.effect_ci_low), "effect_ci_high": _finite(self.effect_ci_high),
                 "threshold": self.threshold, "severity": self.severity, "drifted": self.drifted, "reason": self.reason}
 
 
@@ -135,6 +148,21 @@ class DriftReport:
     def major(self) -> list[DriftResult]:
         return [r for r in self.results if r.severity == "major"]
 
+    @property
+    def tested(self) -> list[DriftResult]:
+        """The checks that had enough data to be judged (a p-value)."""
+        return [r for r in self.results if r.p_value is not None]
+
+    @property
+    def verdict(self) -> str:
+        """The report in a phrase: "no comparison" (no reference), "not enough data" (no check could be judged:
+        an empty or tiny day never reads as "no drift"), "drift" or "no drift"."""
+        if not self.results:
+            return "no comparison"
+        if not self.tested:
+            return NOT_ENOUGH_DATA
+        return "drift" if self.drifted else "no drift"
+
     def records(self, day: str | None = None) -> list[dict[str, Any]]:
         return [r.record(day) for r in self.results]
 
@@ -144,7 +172,8 @@ class DriftReport:
                  "details": json.dumps(_jsonable(r.details), ensure_ascii=False)} for r in self.results]
         columns = [*RESULT_FIELDS, "group", "effect", "major_threshold", "details"]
         frame = pd.DataFrame(rows, columns=columns)
-        for name in ("statistic", "p_value", "p_adjusted", "effect_size", "threshold", "major_threshold"):
+        for name in ("statistic", "p_value", "p_adjusted", "effect_size", "effect_ci_low", "effect_ci_high",
+                     "threshold", "major_threshold"):
             frame[name] = frame[name].astype("float64")
         frame["drifted"] = frame["drifted"].astype(bool)
         return frame
@@ -178,19 +207,52 @@ def _jsonable(value: Any) -> Any:
 
 
 def reference_window(window: ReferenceWindowConfig, day: date) -> list[date]:
-    """The days ``day`` is compared with: the trailing N days before it, or the fixed baseline without ``day``.
+    """The days ``day`` is compared with, oldest first: the trailing N days before it, the same weekday of the
+    ``weeks`` weeks before it, or the fixed baseline without ``day``.
 
     ``exclude_days`` are left out either way (an incident day in a trailing window would otherwise make the
-    following days look drifted against it).
+    following days look drifted against it). Why same_weekday: a trailing week mixes weekdays and weekends, so a
+    Monday is compared with a week whose Saturday and Sunday look different; D-7, D-14, ... are all Mondays.
     """
     if window.mode == "fixed":
         assert window.start is not None and window.end is not None
         days = [window.start + timedelta(days=i) for i in range((window.end - window.start).days + 1)]
         days = [d for d in days if d != day]
+    elif window.mode == "same_weekday":
+        days = [day - timedelta(weeks=i) for i in range(window.weeks, 0, -1)]
     else:
         days = [day - timedelta(days=i) for i in range(window.trailing_days, 0, -1)]
     excluded = set(window.exclude_days)
     return [d for d in days if d not in excluded]
+
+
+def reference_span_days(window: ReferenceWindowConfig) -> int:
+    """How many days before a day its reference can reach (0 for a fixed baseline): the window of a dependency."""
+    if window.mode == "fixed":
+        return 0
+    return 7 * window.weeks if window.mode == "same_weekday" else window.trailing_days
+
+
+def major_drift_exclusions(window: ReferenceWindowConfig, window_days: Sequence[str],
+                           major: Mapping[str, Collection[str]]) -> dict[str, list[str]]:
+    """Per column, the window days to leave out of its reference because their own report had a major drift in
+    that column (``major``: column -> days with a major drift, from drift_results).
+
+    Only while such days are at most ``exclude_major_drift_max_share`` of the window: a one-day incident is left
+    out of the following days' references (so the return to normal is not called drift), while a lasting change
+    (a launch) is flagged until it fills that share of the window and then becomes the new normal instead of
+    being excluded for ever, as it would be if every flagged day were dropped.
+    """
+    if not window.exclude_major_drift or not window_days:
+        return {}
+    days = set(window_days)
+    limit = window.exclude_major_drift_max_share * len(days)
+    out: dict[str, list[str]] = {}
+    for column, flagged_days in major.items():
+        flagged = sorted(days & set(flagged_days))
+        if flagged and len(flagged) <= limit:
+            out[column] = flagged
+    return out
 
 
 def window_label(days: Sequence[str]) -> str:
@@ -225,9 +287,10 @@ def profile_frame(frame: pd.DataFrame, monitors: Sequence[Monitor], config: Drif
     return ProfileSet(columns, len(frame), (day,) if day else ())
 
 
-def window_profile(profiles: Sequence[ProfileSet], config: DriftConfig) -> ProfileSet:
-    """The reference profile of a window: its days' profiles merged."""
-    return merge_profiles(profiles, config.profile_knots, config.max_categories)
+def window_profile(profiles: Sequence[ProfileSet], config: DriftConfig,
+                   exclude: Mapping[str, Collection[str]] | None = None) -> ProfileSet:
+    """The reference profile of a window: its days' profiles merged, each column without its ``exclude`` days."""
+    return merge_profiles(profiles, config.profile_knots, config.max_categories, exclude)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -247,12 +310,14 @@ class _Evidence:
     statistic: float | None = None
     p_value: float | None = None
     effect_size: float | None = None
+    effect_ci: tuple[float, float] | None = None
     change: str = ""
     test_text: str = ""
     notes: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
     plot: dict[str, Any] | None = None
     skipped: str | None = None
+    too_few: bool = False  # skipped for too few rows: the reason says "not enough data"
 
 
 def _thresholds(config: DriftConfig, column: str, kind: str) -> tuple[str, float, float]:
@@ -309,10 +374,13 @@ def _missing_evidence(monitor: Monitor, ref_missing: int, ref_total: int, cur_mi
     evidence.change = f"missing {_share(ref_share)} → {_share(cur_share)}"
     if min(ref_total, cur_total) < config.min_rows:
         evidence.skipped = f"{min(ref_total, cur_total):,} rows on one side (< min_rows {config.min_rows})"
+        evidence.too_few = True
         return evidence
     statistic, p_value = two_proportion_chi2(ref_missing, ref_total, cur_missing, cur_total)
     evidence.statistic, evidence.p_value = statistic, p_value
     evidence.effect_size = abs(cur_share - ref_share)
+    evidence.effect_ci = absolute_interval(*newcombe_difference(ref_missing, ref_total, cur_missing, cur_total,
+                                                                config.effect_ci_level))
     evidence.test_text = f"χ²={statistic:.1f}"
     evidence.plot = {"labels": ["missing", "present"], "reference": [ref_share, 1 - ref_share],
                      "current": [cur_share, 1 - cur_share], "unit": "share"}
@@ -348,10 +416,23 @@ def _numeric(monitor: Monitor, profile: NumericProfile, values: np.ndarray, conf
     out.insert(0, evidence)
     if min(profile.n, m) < config.min_rows:
         evidence.skipped = f"{profile.n:,} reference / {m:,} current values (< min_rows {config.min_rows})"
+        evidence.too_few = True
         return out
     band = compare_band(profile.band, current)
     statistic, ks_error, distance, w_error = band.ks, band.ks_max_error, band.wasserstein, band.wasserstein_max_error
     p_value = ks_pvalue(statistic, profile.n, m)
+    evidence.test_text = f"KS D={statistic:.3f}"
+    # Discrete columns (few distinct values, exactly profiled): KS with ties is far too conservative, so the
+    # evidence is a chi-square on the value counts, neighbouring sparse values pooled (see stats.discrete_table).
+    table = discrete_table(profile.band, current, config.numeric.discrete_max_values)
+    discrete: dict[str, Any] = {}
+    if table is not None:
+        chi2 = chi2_ordered(table.reference, table.current, config.min_expected)
+        discrete = {"discrete_values": len(table.values), "dof": chi2.dof, "ks_statistic": statistic,
+                    "ks_p_value": p_value}
+        evidence.test = "chi2_values"
+        statistic, p_value = chi2.statistic, chi2.pvalue
+        evidence.test_text = f"χ²={statistic:,.1f} on {len(table.values)} values ({chi2.dof} dof)"
     mean_ref, mean_cur = profile.mean, float(current.mean())
     median_ref = float(profile.band.quantile(0.5)[0])
     median_cur = float(current[max(0, math.ceil(0.5 * m) - 1)])
@@ -368,7 +449,7 @@ def _numeric(monitor: Monitor, profile: NumericProfile, values: np.ndarray, conf
     cur_bins = np.diff(np.r_[0.0, np.searchsorted(current, edges, "right") / m, 1.0])
     evidence.statistic, evidence.p_value = statistic, p_value
     evidence.effect_size = effects[evidence.effect]
-    evidence.test_text = f"KS D={statistic:.3f}"
+    evidence.effect_ci = _numeric_effect_ci(evidence.effect, profile, current, band, config.effect_ci_level)
     evidence.change = f"mean {_number(mean_ref)} → {_number(mean_cur)}, median {_number(median_ref)} → " \
                       f"{_number(median_cur)}"
     evidence.details = {
@@ -378,27 +459,29 @@ def _numeric(monitor: Monitor, profile: NumericProfile, values: np.ndarray, conf
         "relative_median_shift": effects["relative_median"], "psi": psi(ref_bins, cur_bins),
         "ks_statistic_max_error": ks_error,
         "wasserstein_normalised_max_error": (w_error / spread) if spread > 0 else w_error,
-        "reference_exact": profile.band.exact,
+        "reference_exact": profile.band.exact, **discrete,
     }
     if with_plots:
         evidence.plot = _histogram(profile, current)
     return out
 
 
-def _categorical(monitor: Monitor, profile: CategoricalProfile, names: list[str], counts: np.ndarray,
-                 missing: int, config: DriftConfig, with_plots: bool) -> list[_Evidence]:
-    m = int(counts.sum())
-    out = [e for e in [_missing_evidence(monitor, profile.n_missing, profile.n + profile.n_missing, missing,
-                                         m + missing, config)] if e]
-    evidence = _new(monitor, "categorical", "chi2", config)
-    out.insert(0, evidence)
+def align_categories(profile: CategoricalProfile, names: Sequence[str], counts: np.ndarray,
+                     ) -> tuple[list[str], np.ndarray, np.ndarray, list[tuple[str, int]]]:
+    """The 2 x k table a categorical test runs on: (categories, reference counts, current counts, unseen).
+
+    The profile's kept categories first; when the reference pooled a tail, "(other)" holds every category not kept
+    on *both* sides (the current day is folded the same way, so the cell means the same thing on each side);
+    otherwise current categories absent from the reference are their own cells (reference count 0) and listed
+    as unseen with their counts.
+    """
     categories = list(profile.categories)
     known = {name: i for i, name in enumerate(categories)}
     ref_counts = profile.counts.astype(np.float64)
     cur_counts = np.zeros(len(categories), dtype=np.float64)
     other_current = 0.0
     unseen: list[tuple[str, int]] = []
-    for name, count in zip(names, counts.tolist(), strict=True):
+    for name, count in zip(names, np.asarray(counts).tolist(), strict=True):
         if name in known:
             cur_counts[known[name]] += count
         elif profile.truncated:
@@ -413,6 +496,43 @@ def _categorical(monitor: Monitor, profile: CategoricalProfile, names: list[str]
         categories += [name for name, _ in unseen]
         ref_counts = np.r_[ref_counts, np.zeros(len(unseen))]
         cur_counts = np.r_[cur_counts, [count for _, count in unseen]]
+    return categories, ref_counts, cur_counts, unseen
+
+
+def _numeric_effect_ci(effect: str, profile: NumericProfile, current: np.ndarray, band: BandComparison,
+                       level: float) -> tuple[float, float]:
+    """The CI of the numeric effect size (see docs/drift.md "Severity"): normalised W1 from its delta-method
+    standard error widened by the band's approximation bound; relative shifts by the delta method on the ratio,
+    with the median's standard error from its distribution-free order-statistic interval on each side."""
+    z = normal_quantile(level)
+    m = len(current)
+    if effect == "wasserstein":
+        spread = profile.std
+        if not spread > 0 or not math.isfinite(band.wasserstein_se):
+            return float("nan"), float("nan")
+        half = z * band.wasserstein_se + band.wasserstein_max_error
+        return max(0.0, band.wasserstein - half) / spread, (band.wasserstein + half) / spread
+    if effect == "relative_mean":
+        return relative_shift_interval(float(current.mean()), float(current.std(ddof=1)) / math.sqrt(m),
+                                       profile.mean, profile.std / math.sqrt(profile.n), level)
+    low_cur, high_cur = median_rank_interval(m, level)
+    bounds_cur = current[[max(0, math.ceil(low_cur * m) - 1), min(m - 1, math.ceil(high_cur * m) - 1)]]
+    low_ref, high_ref = median_rank_interval(profile.n, level)
+    bounds_ref = profile.band.quantile(np.array([low_ref, high_ref]))
+    median_cur = float(current[max(0, math.ceil(0.5 * m) - 1)])
+    median_ref = float(profile.band.quantile(0.5)[0])
+    return relative_shift_interval(median_cur, float(np.diff(bounds_cur)[0]) / (2 * z), median_ref,
+                                   float(np.diff(bounds_ref)[0]) / (2 * z), level)
+
+
+def _categorical(monitor: Monitor, profile: CategoricalProfile, names: list[str], counts: np.ndarray,
+                 missing: int, config: DriftConfig, with_plots: bool) -> list[_Evidence]:
+    m = int(counts.sum())
+    out = [e for e in [_missing_evidence(monitor, profile.n_missing, profile.n + profile.n_missing, missing,
+                                         m + missing, config)] if e]
+    evidence = _new(monitor, "categorical", "chi2", config)
+    out.insert(0, evidence)
+    categories, ref_counts, cur_counts, unseen = align_categories(profile, names, counts)
     if unseen and m:
         named = ", ".join(f"'{name}' {_share(count / m)}" for name, count in unseen[:UNSEEN_NAMED])
         more = f" and {len(unseen) - UNSEEN_NAMED} more" if len(unseen) > UNSEEN_NAMED else ""
@@ -423,6 +543,7 @@ def _categorical(monitor: Monitor, profile: CategoricalProfile, names: list[str]
                         "unseen": [{"category": c, "count": k} for c, k in unseen]}
     if min(n, m) < config.min_rows:
         evidence.skipped = f"{n:,} reference / {m:,} current values (< min_rows {config.min_rows})"
+        evidence.too_few = True
         return out
     chi2 = chi2_homogeneity(ref_counts, cur_counts, config.min_expected)
     ref_share, cur_share = ref_counts / n, cur_counts / m
@@ -431,6 +552,9 @@ def _categorical(monitor: Monitor, profile: CategoricalProfile, names: list[str]
     vanished = [categories[i] for i in np.flatnonzero((ref_counts > 0) & (cur_counts == 0))]
     evidence.statistic, evidence.p_value = chi2.statistic, chi2.pvalue
     evidence.effect_size = float(abs(change[largest]))
+    # the CI of the largest change's own share difference (not adjusted for having picked the largest)
+    evidence.effect_ci = absolute_interval(*newcombe_difference(ref_counts[largest], n, cur_counts[largest], m,
+                                                                config.effect_ci_level))
     evidence.test_text = f"χ²={chi2.statistic:,.1f} ({chi2.dof} dof)"
     order = np.argsort(-np.abs(change), kind="stable")
     # Name the largest change, and the next ones too when they are material on their own (e.g. 'ok' down and
@@ -474,11 +598,13 @@ def _calibration(monitor: Monitor, profile: CalibrationProfile, frame: pd.DataFr
     if min(profile.n, int(rows.sum())) < config.min_rows:
         evidence.skipped = (f"{profile.n:,} reference / {int(rows.sum()):,} current labelled rows with a "
                             f"confidence (< min_rows {config.min_rows})")
+        evidence.too_few = True
         return [evidence]
     floor = config.calibration.min_bin_rows
     used = (profile.rows >= floor) & (rows >= floor)
     if not used.any():
         evidence.skipped = f"no confidence bin has {floor} labelled rows on both sides"
+        evidence.too_few = True
         return [evidence]
     acc_ref = profile.correct[used] / profile.rows[used]
     acc_cur = right[used] / rows[used]
@@ -493,6 +619,8 @@ def _calibration(monitor: Monitor, profile: CalibrationProfile, frame: pd.DataFr
     # Effect: the noise-corrected RMS of the per-bin shifts, so opposite shifts in different bins (accuracy
     # flattening) add up instead of cancelling; the signed net shift is kept in the details and the reason.
     evidence.statistic, evidence.p_value, evidence.effect_size = statistic, p_value, shift.rms
+    evidence.effect_ci = calibration_rms_interval(profile.correct[used], profile.rows[used], right[used],
+                                                  rows[used], config.effect_ci_level)
     evidence.test_text = f"χ²={statistic:.1f} ({dof} dof)"
     evidence.change = (f"accuracy at equal confidence {shift.signed * 100:+.1f} pt net, per bin "
                        f"{shift.smallest * 100:+.1f} to {shift.largest * 100:+.1f} pt (overall "
@@ -528,21 +656,30 @@ def _p_text(p: float | None) -> str:
     return f"{p:.1e}" if p < 0.001 else f"{p:.3f}"
 
 
-def _effect_text(effect: str, value: float | None) -> str:
+_EFFECT_NAMES = {"wasserstein": "normalised Wasserstein", "relative_mean": "relative mean shift",
+                 "relative_median": "relative median shift", "share_change": "largest share change",
+                 "missing_share_change": "missing-share change", "accuracy_shift": "RMS accuracy shift"}
+
+
+def _effect_value(effect: str, value: float) -> str:
+    """An effect size in its unit: plain for Wasserstein, % for relative shifts, points for shares."""
+    if math.isinf(value):
+        return "∞"
+    if effect == "wasserstein":
+        return f"{value:.2f}"
+    if effect in ("relative_mean", "relative_median"):
+        return f"{value:.1%}"
+    return f"{value * 100:.1f} pt"
+
+
+def _effect_text(effect: str, value: float | None, ci: tuple[float, float] | None = None,
+                 level: float = 0.95) -> str:
     if value is None:
         return "n/a"
-    shown = "∞" if math.isinf(value) else None
-    if effect == "wasserstein":
-        return f"normalised Wasserstein {shown or f'{value:.2f}'}"
-    if effect == "relative_mean":
-        return f"relative mean shift {shown or f'{value:.1%}'}"
-    if effect == "relative_median":
-        return f"relative median shift {shown or f'{value:.1%}'}"
-    if effect == "share_change":
-        return f"largest share change {value * 100:.1f} pt"
-    if effect == "missing_share_change":
-        return f"missing-share change {value * 100:.1f} pt"
-    return f"RMS accuracy shift {value * 100:.1f} pt"
+    text = f"{_EFFECT_NAMES.get(effect, effect)} {_effect_value(effect, value)}"
+    if ci is not None and all(math.isfinite(v) for v in ci):
+        text += f" ({level:.0%} CI {_effect_value(effect, ci[0])}–{_effect_value(effect, ci[1])})"
+    return text
 
 
 def _threshold_text(effect: str, value: float) -> str:
@@ -553,23 +690,31 @@ def _threshold_text(effect: str, value: float) -> str:
     return f"{value:g}"
 
 
-def _verdict(evidence: _Evidence, p_adjusted: float | None, alpha: float) -> DriftResult:
+def _verdict(evidence: _Evidence, p_adjusted: float | None, alpha: float, level: float) -> DriftResult:
     notes = "".join(f"; {note}" for note in evidence.notes)
     if evidence.skipped is not None:
         return DriftResult(evidence.column, evidence.kind, evidence.test, None, None, None, None, evidence.minor,
-                           "none", False, f"not tested: {evidence.skipped}{notes}", evidence.group, evidence.effect,
+                           "none", False, f"{NOT_ENOUGH_DATA if evidence.too_few else 'not tested'}: "
+                           f"{evidence.skipped}{notes}", evidence.group, evidence.effect,
                            evidence.major, evidence.details, evidence.plot)
     effect = evidence.effect_size
+    ci = evidence.effect_ci if evidence.effect_ci and all(math.isfinite(v) for v in evidence.effect_ci) else None
     significant = p_adjusted is not None and p_adjusted <= alpha
     material = effect is not None and effect >= evidence.minor
     drifted = significant and material
-    severity = ("major" if effect >= evidence.major else "minor") if drifted else "none"
-    effect_text = _effect_text(evidence.effect, effect)
+    # Major only when the CI's lower bound clears the major threshold: an effect near the threshold would
+    # otherwise be called major or minor by a coin flip from day to day. Without a CI (an infinite effect) the
+    # point estimate decides.
+    lower = min(ci[0], effect) if ci is not None and effect is not None else effect
+    severity = ("major" if effect >= evidence.major and lower >= evidence.major else "minor") if drifted else "none"
+    effect_text = _effect_text(evidence.effect, effect, ci, level)
     test = f"{evidence.test_text}, p_adj {_p_text(p_adjusted)}"
     if drifted:
         bar = evidence.major if severity == "major" else evidence.minor
+        unclear = (f", not clearly ≥ major {_threshold_text(evidence.effect, evidence.major)}"
+                   if severity == "minor" and effect >= evidence.major else "")
         reason = (f"{severity} drift: {evidence.change}; {effect_text} ≥ "
-                  f"{_threshold_text(evidence.effect, bar)}; {test}")
+                  f"{_threshold_text(evidence.effect, bar)}{unclear}; {test}")
     elif significant:
         reason = (f"immaterial: {evidence.change}; {effect_text} < "
                   f"{_threshold_text(evidence.effect, evidence.minor)} although detectable ({test})")
@@ -577,13 +722,15 @@ def _verdict(evidence: _Evidence, p_adjusted: float | None, alpha: float) -> Dri
         reason = f"no drift: {evidence.change}; {test} > α {alpha:g}; {effect_text}"
     return DriftResult(evidence.column, evidence.kind, evidence.test, evidence.statistic, evidence.p_value,
                        p_adjusted, effect, evidence.minor, severity, drifted, reason + notes, evidence.group,
-                       evidence.effect, evidence.major, evidence.details, evidence.plot)
+                       evidence.effect, evidence.major, evidence.details, evidence.plot,
+                       ci[0] if ci else None, ci[1] if ci else None)
 
 
-def _finalise(evidence: list[_Evidence], alpha: float) -> list[DriftResult]:
+def _finalise(evidence: list[_Evidence], alpha: float, level: float) -> list[DriftResult]:
     pvalues = np.array([e.p_value if e.p_value is not None and e.skipped is None else np.nan for e in evidence])
     adjusted = benjamini_hochberg(pvalues)
-    return [_verdict(e, None if np.isnan(q) else float(q), alpha) for e, q in zip(evidence, adjusted, strict=True)]
+    return [_verdict(e, None if np.isnan(q) else float(q), alpha, level)
+            for e, q in zip(evidence, adjusted, strict=True)]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -592,11 +739,12 @@ def _finalise(evidence: list[_Evidence], alpha: float) -> list[DriftResult]:
 
 
 def compare(reference: ProfileSet, current: pd.DataFrame, monitors: Sequence[Monitor], config: DriftConfig,
-            with_plots: bool = True) -> DriftReport:
+            with_plots: bool = True, excluded: Mapping[str, Sequence[str]] | None = None) -> DriftReport:
     """Compare a day's (or any) frame with a reference profile: one or more results per monitor.
 
     Monitors whose source columns are absent from ``current`` are left out with a note; a monitor absent from the
-    reference profile gets a "not tested" row.
+    reference profile gets a "not tested" row. ``excluded`` (column -> days left out of that column's reference,
+    see :func:`major_drift_exclusions`) is stated in the reasons and details of that column's rows.
     """
     usable, absent = available(monitors, current.columns)
     notes = [f"{m.column} ({m.kind}): not in the current data" for m in absent]
@@ -615,8 +763,15 @@ def compare(reference: ProfileSet, current: pd.DataFrame, monitors: Sequence[Mon
             evidence += _categorical(monitor, profile, names, counts, missing, config, with_plots)
         elif isinstance(profile, CalibrationProfile):
             evidence += _calibration(monitor, profile, current, config, with_plots)
-    return DriftReport(_finalise(evidence, config.alpha), reference.rows, len(current), reference.days,
-                       config.alpha, tuple(notes))
+    for item in evidence:
+        days = (excluded or {}).get(item.column)
+        if days:
+            item.notes.append(f"reference without {', '.join(days)} (major drift in this column there)")
+            item.details["reference_days_excluded"] = list(days)
+    notes += [f"{column}: reference without {', '.join(days)} (its own major drift)"
+              for column, days in sorted((excluded or {}).items())]
+    return DriftReport(_finalise(evidence, config.alpha, config.effect_ci_level), reference.rows, len(current),
+                       reference.days, config.alpha, tuple(notes))
 
 
 def compare_frames(reference: pd.DataFrame, current: pd.DataFrame, monitors: Sequence[Monitor],

@@ -19,16 +19,28 @@ NumericEffect = Literal["wasserstein", "relative_mean", "relative_median"]
 
 
 class ReferenceWindowConfig(StrictModel):
-    """Which days a day is compared with: a fixed baseline, or the trailing N days before it."""
+    """Which days a day is compared with: the trailing N days, the same weekday of the trailing weeks, or a fixed
+    baseline; minus listed days and, optionally, per column the days whose own report had a major drift there."""
 
-    mode: Literal["trailing", "fixed"] = Field(
-        "trailing", description="trailing: the N days before the day; fixed: the days start..end (inclusive)."
+    mode: Literal["trailing", "same_weekday", "fixed"] = Field(
+        "trailing", description="trailing: the N days before the day; same_weekday: the same weekday of the "
+                                "`weeks` weeks before; fixed: the days start..end (inclusive)."
     )
     trailing_days: int = Field(7, ge=1, le=366, description="Length of the trailing window, days.")
+    weeks: int = Field(4, ge=1, le=52, description="same_weekday: how many previous weeks (D-7, D-14, ...).")
     start: date | None = Field(None, description="First day of the fixed baseline (mode: fixed).")
     end: date | None = Field(None, description="Last day of the fixed baseline, inclusive (mode: fixed).")
     exclude_days: list[date] = Field(
         default_factory=list, description="Days never used as reference (incidents, outages, holidays)."
+    )
+    exclude_major_drift: bool = Field(
+        False, description="Leave a day out of a column's reference when that day's own report had a major drift "
+                           "in that column (an incident is not 'normal')."
+    )
+    exclude_major_drift_max_share: float = Field(
+        0.5, gt=0, le=1,
+        description="Exclude such days only while they are at most this share of the window's days; beyond it the "
+                    "change has lasted and becomes the new normal (nothing is excluded for that column).",
     )
     min_days: int = Field(1, ge=1, description="Fewer reference days with data than this: no report for the day.")
 
@@ -41,6 +53,8 @@ class ReferenceWindowConfig(StrictModel):
                 raise ValueError(f"start {self.start} is after end {self.end}")
         if self.mode == "trailing" and self.min_days > self.trailing_days:
             raise ValueError(f"min_days {self.min_days} exceeds trailing_days {self.trailing_days}")
+        if self.mode == "same_weekday" and self.min_days > self.weeks:
+            raise ValueError(f"min_days {self.min_days} exceeds weeks {self.weeks} (mode same_weekday)")
         return self
 
 
@@ -65,6 +79,11 @@ class NumericThresholds(_Thresholds):
     )
     minor: float = Field(0.1, description="Material from this effect size on.")
     major: float = Field(0.25, description="Major drift from this effect size on.")
+    discrete_max_values: int = Field(
+        50, ge=0, le=100_000,
+        description="A column whose exact reference and current day take at most this many distinct values is "
+                    "discrete: chi-square on its value counts instead of KS (too conservative with ties); 0: never.",
+    )
 
 
 class CategoricalThresholds(_Thresholds):
@@ -109,6 +128,11 @@ class DriftConfig(StrictModel):
 
     reference: ReferenceWindowConfig = ReferenceWindowConfig()
     alpha: float = Field(0.01, gt=0, lt=1, description="Benjamini–Hochberg false discovery rate across a report.")
+    effect_ci_level: float = Field(
+        0.95, gt=0.5, lt=1,
+        description="Confidence level of each effect size's CI; severity is major only when the CI's lower bound "
+                    "reaches the major threshold.",
+    )
     min_rows: int = Field(100, ge=2, description="Fewer non-missing rows on either side: the column is not tested.")
     numeric: NumericThresholds = NumericThresholds()
     categorical: CategoricalThresholds = CategoricalThresholds()

@@ -160,6 +160,7 @@ class BandComparison:
     ks_max_error: float  # exact KS lies in [ks, ks + ks_max_error]
     wasserstein: float  # ∫ |F_ref - F_cur| dx with F_ref estimated inside the band
     wasserstein_max_error: float  # |exact W1 - wasserstein| <= this
+    wasserstein_se: float = float("nan")  # delta-method standard error of the W1 estimate (see compare_band)
 
 
 def compare_band(band: EcdfBand, current_sorted: np.ndarray) -> BandComparison:
@@ -226,7 +227,42 @@ def compare_band(band: EcdfBand, current_sorted: np.ndarray) -> BandComparison:
     if len(crossing):
         a, b, w, total = start[crossing], end[crossing], width[crossing], magnitude[crossing]
         area += float(np.sum(w * (a * a + b * b) / (2 * total) - w * total / 2))
-    return BandComparison(ks, band.max_width(), area, band.area_width())
+    se = _wasserstein_se(start, end, width, is_current, knot_at, knot_first, le_mid, lt_mid, band.n, m)
+    return BandComparison(ks, band.max_width(), area, band.area_width(), se)
+
+
+def _wasserstein_se(start: np.ndarray, end: np.ndarray, width: np.ndarray, is_current: np.ndarray,
+                    knot_at: np.ndarray, knot_first: np.ndarray, le_mid: np.ndarray, lt_mid: np.ndarray, n: int,
+                    m: int) -> float:
+    """Standard error of W1 = ∫ |F_ref − F_cur| dx from its influence function (the delta method).
+
+    With s(x) = sign(F_ref(x) − F_cur(x)), a value v of the current sample moves W1 by −h(v)/m and a reference
+    value by +h(v)/n, where h(v) = ∫_{x ≥ v} s(x) dx; so Var(Ŵ) ≈ Var_cur(h)/m + Var_ref(h)/n. Valid when the
+    distributions differ (the set where they are equal has measure zero): that is when a CI of a drift's size is
+    needed. At no drift Ŵ sits on the boundary 0 and the interval means little. h is a suffix sum of the sign
+    integral of each piece (a piece where the difference changes sign contributes its two parts). Reference
+    values between two knots of a compressed band are given the mean of h at the two knots.
+    """
+    if len(width) == 0:
+        return 0.0
+    magnitude = np.abs(start) + np.abs(end)
+    crossing = (start * end < 0) & (magnitude > 0)
+    before = np.divide(np.abs(start), magnitude, out=np.zeros_like(magnitude), where=magnitude > 0)
+    signed = np.where(crossing, before * np.sign(start) + (1 - before) * np.sign(end), np.sign(start + end))
+    h = np.r_[np.cumsum((signed * width)[::-1])[::-1], 0.0]  # h at every merged point
+    current_h = h[is_current]
+    variance_current = float(np.var(current_h)) if m > 1 else 0.0
+    at_knots = le_mid - lt_mid  # reference shares at each knot ...
+    between = lt_mid[1:] - le_mid[:-1]  # ... and strictly between consecutive knots
+    values = np.r_[h[knot_at], (h[knot_at[:-1]] + h[knot_first[1:]]) / 2.0]
+    weights = np.clip(np.r_[at_knots, between], 0.0, None)
+    total = weights.sum()
+    if total <= 0 or n < 2:
+        variance_reference = 0.0
+    else:
+        mean = float(np.dot(weights, values) / total)
+        variance_reference = float(np.dot(weights, (values - mean) ** 2) / total)
+    return math.sqrt(variance_current / m + variance_reference / n)
 
 
 def _counts_at_or_below(sorted_values: np.ndarray) -> np.ndarray:
@@ -357,6 +393,82 @@ def chi2_homogeneity(reference: np.ndarray, current: np.ndarray, min_expected: f
     return Chi2Result(statistic, float(sps.chi2.sf(statistic, dof)), dof, table, pooled)
 
 
+@dataclass(frozen=True)
+class DiscreteTable:
+    """Value counts of a discrete numeric column on both sides, over the sorted union of their values."""
+
+    values: np.ndarray
+    reference: np.ndarray
+    current: np.ndarray
+
+
+def discrete_table(band: EcdfBand, current_sorted: np.ndarray, max_values: int) -> DiscreteTable | None:
+    """The value counts of an exact reference band and the current values, or None when the column is not discrete.
+
+    Discrete means: the reference ECDF is known exactly (every distinct value a knot, so its value counts are exact)
+    and the reference and current samples together take at most ``max_values`` distinct values. Why this rule: KS
+    assumes a continuous distribution; with heavy ties its p-value is far too large (Poisson(3): 0 % of null
+    p-values at or below 5 %), so a column of small integers could never drift, and a test of the value counts is
+    exact in what it assumes. Above ``max_values`` distinct values the atoms are small and KS is close to nominal
+    (about 4 % at 5 % for 75-100 integer values), while a chi-square would spread its power over too many cells.
+    """
+    if band.n == 0 or len(current_sorted) == 0 or not band.exact:
+        return None
+    starts = np.flatnonzero(np.r_[True, current_sorted[1:] != current_sorted[:-1]])
+    current_values = current_sorted[starts]
+    values = np.union1d(band.knots, current_values)
+    if len(values) > max_values:
+        return None
+    reference = np.zeros(len(values), dtype=np.int64)
+    reference[np.searchsorted(values, band.knots)] = band.le_lo - band.lt_lo
+    current = np.zeros(len(values), dtype=np.int64)
+    current[np.searchsorted(values, current_values)] = np.diff(np.r_[starts, len(current_sorted)])
+    return DiscreteTable(values, reference, current)
+
+
+def chi2_ordered(reference: np.ndarray, current: np.ndarray, min_expected: float = 5.0) -> Chi2Result:
+    """Pearson chi-square of homogeneity on ordered cells (the values of a discrete column), sparse cells pooled
+    with their neighbours.
+
+    Cells are swept in value order and joined until the group's smaller expected count (over the two rows) reaches
+    ``min_expected`` (Cochran's rule); a short remainder at the top joins the last group. Pooling neighbours keeps
+    the order (a tail of rare large values stays a tail) and depends only on the column totals, which are
+    ancillary under the null, so the test keeps its level. ``pooled`` lists the input cells that were joined with
+    another. Without pooling the statistic equals ``scipy.stats.chi2_contingency(table, correction=False)``.
+    """
+    from scipy import stats as sps
+
+    a = np.asarray(reference, dtype=np.float64)
+    b = np.asarray(current, dtype=np.float64)
+    total_a, total_b = a.sum(), b.sum()
+    empty = np.zeros(0, dtype=np.int64)
+    if total_a == 0 or total_b == 0:
+        return Chi2Result(0.0, 1.0, 0, np.vstack([a, b]), empty)
+    expected = (a + b) * min(total_a, total_b) / (total_a + total_b)
+    groups: list[list[int]] = []
+    current_group: list[int] = []
+    accumulated = 0.0
+    for index, value in enumerate(expected):
+        current_group.append(index)
+        accumulated += value
+        if accumulated >= min_expected:
+            groups.append(current_group)
+            current_group, accumulated = [], 0.0
+    if current_group:
+        if groups:
+            groups[-1] += current_group
+        else:
+            groups.append(current_group)
+    table = np.array([[a[g].sum() for g in groups], [b[g].sum() for g in groups]])
+    pooled = np.array([i for g in groups if len(g) > 1 for i in g], dtype=np.int64)
+    if table.shape[1] < 2:
+        return Chi2Result(0.0, 1.0, 0, table, pooled)
+    expected_table = np.outer(table.sum(axis=1), table.sum(axis=0)) / (total_a + total_b)
+    statistic = float(((table - expected_table) ** 2 / expected_table).sum())
+    dof = table.shape[1] - 1
+    return Chi2Result(statistic, float(sps.chi2.sf(statistic, dof)), dof, table, pooled)
+
+
 def two_proportion_chi2(k_ref: int, n_ref: int, k_cur: int, n_cur: int) -> tuple[float, float]:
     """Pearson chi-square (1 dof) for "same proportion k/n in both samples"; the square of the two-proportion z."""
     result = chi2_homogeneity(np.array([k_ref, n_ref - k_ref]), np.array([k_cur, n_cur - k_cur]), min_expected=0.0)
@@ -460,3 +572,85 @@ def benjamini_hochberg(pvalues: np.ndarray) -> np.ndarray:
     result[order] = np.clip(monotone, 0.0, 1.0)
     adjusted[finite] = result
     return adjusted
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Confidence intervals of effect sizes (severity is judged on them; see docs/drift.md "Severity")
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def normal_quantile(level: float) -> float:
+    """z with P(|Z| <= z) = level."""
+    return float(special.ndtri(0.5 + level / 2.0))
+
+
+def newcombe_difference(k_ref: float, n_ref: float, k_cur: float, n_cur: float,
+                        level: float = 0.95) -> tuple[float, float]:
+    """CI of p_cur − p_ref for two independent proportions: Newcombe's hybrid score interval (1998, method 10).
+
+    Built from the two Wilson intervals, so it stays inside [−1, 1] and keeps close to its level at shares near
+    0 or 1 (a category's share, a missing share), where the Wald interval under-covers.
+    """
+    from eval_pipelines.intervals import wilson_interval
+
+    if n_ref <= 0 or n_cur <= 0:
+        return float("nan"), float("nan")
+    p1, p2 = k_ref / n_ref, k_cur / n_cur
+    l1, u1 = (float(v) for v in wilson_interval(k_ref, n_ref, level))
+    l2, u2 = (float(v) for v in wilson_interval(k_cur, n_cur, level))
+    difference = p2 - p1
+    return (difference - math.sqrt((p2 - l2) ** 2 + (u1 - p1) ** 2),
+            difference + math.sqrt((u2 - p2) ** 2 + (p1 - l1) ** 2))
+
+
+def absolute_interval(low: float, high: float) -> tuple[float, float]:
+    """The CI of |d| implied by a CI [low, high] of d (an effect size is the magnitude of a signed change)."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return float("nan"), float("nan")
+    if low <= 0 <= high:
+        return 0.0, max(-low, high)
+    return min(abs(low), abs(high)), max(abs(low), abs(high))
+
+
+def relative_shift_interval(now: float, se_now: float, before: float, se_before: float,
+                            level: float = 0.95) -> tuple[float, float]:
+    """CI of |now − before| / |before| (a relative mean or median shift), by the delta method on now / before.
+
+    Var(now/|before|) ≈ se_now² / before² + now² · se_before² / before⁴ (independent samples); NaN when the
+    reference value is 0 (the relative shift is then 0 or infinite).
+    """
+    if before == 0 or not all(math.isfinite(v) for v in (now, se_now, before, se_before)):
+        return float("nan"), float("nan")
+    shift = (now - before) / abs(before)
+    se = math.sqrt(se_now**2 / before**2 + now**2 * se_before**2 / before**4)
+    z = normal_quantile(level)
+    return absolute_interval(shift - z * se, shift + z * se)
+
+
+def median_rank_interval(size: int, level: float = 0.95) -> tuple[float, float]:
+    """Probabilities whose quantiles bound the median at ``level``, distribution-free (binomial order statistics,
+    normal approximation): 1/2 ∓ z / (2 √n)."""
+    half = normal_quantile(level) / (2.0 * math.sqrt(size))
+    return max(0.0, 0.5 - half), min(1.0, 0.5 + half)
+
+
+def calibration_rms_interval(k_ref: np.ndarray, n_ref: np.ndarray, k_cur: np.ndarray, n_cur: np.ndarray,
+                             level: float = 0.95) -> tuple[float, float]:
+    """CI of the noise-corrected RMS accuracy shift of :func:`calibration_shift`.
+
+    Its square M = Σ w_b (d_b² − v̂_b) has, per bin, Var(d_b²) ≈ 4 δ_b² v_b + 2 v_b² (d_b normal with mean δ_b and
+    variance v_b), δ_b² estimated by max(d_b² − v̂_b, 0); so se(M) = √(Σ w_b² (4 δ̂_b² v̂_b + 2 v̂_b²)), the CI of M
+    is M ± z·se(M) and that of the RMS its square root (clipped at 0). The weights (current bin shares) are
+    taken as fixed.
+    """
+    k1, n1 = np.asarray(k_ref, dtype=np.float64), np.asarray(n_ref, dtype=np.float64)
+    k2, n2 = np.asarray(k_cur, dtype=np.float64), np.asarray(n_cur, dtype=np.float64)
+    p1, p2 = k1 / n1, k2 / n2
+    difference = p2 - p1
+    weights = n2 / n2.sum()
+    variance = p1 * (1 - p1) / np.maximum(n1 - 1, 1) + p2 * (1 - p2) / np.maximum(n2 - 1, 1)
+    mean_square = float(np.sum(weights * (difference**2 - variance)))
+    delta_square = np.maximum(difference**2 - variance, 0.0)
+    se = math.sqrt(float(np.sum(weights**2 * (4 * delta_square * variance + 2 * variance**2))))
+    z = normal_quantile(level)
+    return math.sqrt(max(mean_square - z * se, 0.0)), math.sqrt(max(mean_square + z * se, 0.0))
