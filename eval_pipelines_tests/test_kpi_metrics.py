@@ -53,7 +53,7 @@ ROWS = [
     ("s", "v1", "seg1", "accepted", "ok", 300.0, 0.02, 20.0, True, True, "correct", N, True, N),             # 2
     ("s", "v1", "seg1", "edited", "ok", 500.0, 0.02, 40.0, True, False, "partly_wrong", True, N, N),         # 3
     ("s", "v1", "seg1", "overridden", "ok", 2000.0, 0.02, 60.0, True, False, "wrong", N, N, True),           # 4
-    ("s", "v1", "seg1", "rejected", "ok", 900.0, 0.02, 30.0, False, N, "wrong", True, N, N),                 # 5
+    ("s", "v1", "seg1", "rejected", "ok", 900.0, 0.02, 30.0, True, False, "wrong", True, N, N),              # 5
     ("s", "v1", "seg1", "ignored", "ok", 700.0, 0.02, NAN, False, N, "unknown", N, True, N),                 # 6
     ("s", "v1", "seg1", N, "ok", 200.0, 0.02, NAN, True, True, "correct", N, N, N),                          # 7
     ("s", "v1", "seg1", N, "error", 50.0, 0.0, NAN, False, N, "unknown", N, N, N),                           # 8
@@ -91,8 +91,9 @@ EXPECTED: dict[tuple[str, str, str], dict[str, float | str]] = {
         "accepted_cases": 3, "edited_cases": 1, "overridden_cases": 1, "rejected_cases": 1, "ignored_cases": 1,
         "acceptance_rate": 3 / 7, "edit_rate": 1 / 7, "override_rate": 1 / 7, "reject_rate": 1 / 7,
         "ignore_rate": 1 / 7,
-        "labeled_cases": 6, "correct_cases": 3, "accuracy": 0.5,
-        "accuracy_ci_low": 0.187616306, "accuracy_ci_high": 0.812383694,  # closed form, 9 digits
+        # case 5 was rejected without a final output: a known error, labeled with a null label
+        "labeled_cases": 7, "correct_cases": 3, "accuracy": 3 / 7,
+        "accuracy_ci_low": wilson(3, 7)[0], "accuracy_ci_high": wilson(3, 7)[1],
         "timed_decisions": 7, "human_timed_decisions": 6,
         "decision_seconds_p50": 35.0, "decision_seconds_p90": 55.0,   # [10,20,30,40,50,60]: 2.5th and 4.5th index
         "baseline_seconds_per_decision": 100.0, "decision_time_to_baseline_ratio": 0.35,
@@ -314,5 +315,5 @@ def test_headline_table_formats_the_fixture():
     lines = text.splitlines()
     assert len(lines) == 2 + 3 and all(line.startswith("| 2026-03-02 ") for line in lines[2:])
     assert "42.9%" in text  # group A acceptance 3/7
-    assert "50.0% [18.8%, 81.2%]" in text  # group A accuracy and its Wilson interval
+    assert "42.9% [15.8%, 75.0%]" in text  # group A accuracy 3/7 and its Wilson interval
     assert "-280.99 EUR" in text

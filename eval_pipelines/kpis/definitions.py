@@ -53,11 +53,14 @@ DEFINITIONS: tuple[MetricDefinition, ...] = (
     MetricDefinition("ignore_rate", "Ignore rate", "adoption", "fraction", False, f"ignored_cases / {_R}."),
     # quality
     MetricDefinition("labeled_cases", "Labeled cases", "quality", "count", None,
-                     "Cases with a label: ground truth, else the human's final decision."),
+                     "Cases with a known verdict on the AI output: a label (ground truth, else the human's final "
+                     "decision), or an edit, override or rejection without a final output (a known error: no "
+                     "label, but the AI was not right)."),
     MetricDefinition("correct_cases", "Correct cases", "quality", "count", True,
-                     "Labeled cases where the AI output equals the label."),
+                     "Labeled cases where the AI output equals the label (never a known error)."),
     MetricDefinition("accuracy", "Accuracy", "quality", "fraction", True,
-                     "correct_cases / labeled_cases: agreement of the AI with human decisions (or ground truth)."),
+                     "correct_cases / labeled_cases: agreement of the AI with human decisions (or ground truth); "
+                     "rejections and overrides without a final output count as errors."),
     MetricDefinition("accuracy_ci_low", "Accuracy CI low", "quality", "fraction", True,
                      "Lower bound of the Wilson score interval of accuracy at impact.ci_level (default 95 %)."),
     MetricDefinition("accuracy_ci_high", "Accuracy CI high", "quality", "fraction", True,
