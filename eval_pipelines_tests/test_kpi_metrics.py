@@ -94,8 +94,9 @@ EXPECTED: dict[tuple[str, str, str], dict[str, float | str]] = {
         # case 5 was rejected without a final output: a known error, labeled with a null label
         "labeled_cases": 7, "correct_cases": 3, "accuracy": 3 / 7,
         "accuracy_ci_low": wilson(3, 7)[0], "accuracy_ci_high": wilson(3, 7)[1],
-        "timed_decisions": 7, "human_timed_decisions": 6,
+        "timed_decisions": 7, "human_timed_decisions": 6, "credited_decisions": 7, "credited_human_decisions": 6,
         "decision_seconds_p50": 35.0, "decision_seconds_p90": 55.0,   # [10,20,30,40,50,60]: 2.5th and 4.5th index
+        "decision_seconds_mean": 35.0,
         "baseline_seconds_per_decision": 100.0, "decision_time_to_baseline_ratio": 0.35,
         "manual_baseline_hours": 700 / 3600, "review_hours": 210 / 3600, "hours_saved": 490 / 3600,
         "labour_value_saved_amount": 4.90, "ai_cost_usd": 0.18, "ai_cost_amount": 0.09,
@@ -118,8 +119,8 @@ EXPECTED: dict[tuple[str, str, str], dict[str, float | str]] = {
         "acceptance_rate": 0.5, "edit_rate": 0.0, "override_rate": 0.5, "reject_rate": 0.0, "ignore_rate": 0.0,
         "labeled_cases": 2, "correct_cases": 1, "accuracy": 0.5,
         "accuracy_ci_low": wilson(1, 2)[0], "accuracy_ci_high": wilson(1, 2)[1],
-        "timed_decisions": 2, "human_timed_decisions": 2,
-        "decision_seconds_p50": 52.5, "decision_seconds_p90": 90.5,
+        "timed_decisions": 2, "human_timed_decisions": 2, "credited_decisions": 2, "credited_human_decisions": 2,
+        "decision_seconds_p50": 52.5, "decision_seconds_p90": 90.5, "decision_seconds_mean": 52.5,
         "baseline_seconds_per_decision": 100.0, "decision_time_to_baseline_ratio": 0.525,
         "manual_baseline_hours": 200 / 3600, "review_hours": 105 / 3600, "hours_saved": 95 / 3600,
         "labour_value_saved_amount": 0.95, "ai_cost_usd": 0.08, "ai_cost_amount": 0.04,
@@ -141,8 +142,8 @@ EXPECTED: dict[tuple[str, str, str], dict[str, float | str]] = {
         "labeled_cases": 1, "correct_cases": 1, "accuracy": 1.0,
         # 1/1: the Wilson interval is [z²/(2(1+z²))... ] -> [1/(1+z²), 1]
         "accuracy_ci_low": 1 / (1 + Z95 * Z95), "accuracy_ci_high": 1.0,
-        "timed_decisions": 1, "human_timed_decisions": 1,
-        "decision_seconds_p50": 12.0, "decision_seconds_p90": 12.0,
+        "timed_decisions": 1, "human_timed_decisions": 1, "credited_decisions": 1, "credited_human_decisions": 1,
+        "decision_seconds_p50": 12.0, "decision_seconds_p90": 12.0, "decision_seconds_mean": 12.0,
         "baseline_seconds_per_decision": 120.0, "decision_time_to_baseline_ratio": 0.1,
         "manual_baseline_hours": 120 / 3600, "review_hours": 12 / 3600, "hours_saved": 0.03,
         "labour_value_saved_amount": 1.8, "ai_cost_usd": 0.01, "ai_cost_amount": 0.01,
@@ -229,6 +230,35 @@ def test_labeled_cases_from_derive_labels_are_accepted_as_input():
     assert frame["labeled_cases"].sum() == int(cases["is_labeled"].sum())
     assert frame["overridden_cases"].sum() == int(cases["tag_override"].sum())
     assert frame["compliance_flags"].sum() == int(cases["tag_compliance"].sum())
+
+
+def test_hours_saved_credit_only_what_the_ai_did():
+    """Ignored suggestions earn nothing, automated decisions known to be wrong earn nothing, and the decision-time
+    ratio is a mean over the (mean) baseline. System "s": baseline 100 s."""
+    rows = [  # user_action, status, decision_seconds, is_labeled, ai_correct, correctness
+        ("accepted", "ok", 20.0, True, True, "correct"),
+        ("ignored", "ok", 40.0, False, N, "unknown"),      # decided by hand: neither baseline nor time counts
+        (N, "ok", NAN, True, False, "wrong"),               # automated, ground truth says wrong: no credit
+        (N, "ok", NAN, True, True, "correct"),              # automated and right: credited, 0 s of human time
+        (N, "ok", NAN, False, N, "unknown"),                # automated, not known to be wrong: credited
+        ("accepted", "ok", 80.0, True, True, "correct"),
+        ("edited", "ok", 140.0, True, False, "partly_wrong"),
+    ]
+    cases = pd.DataFrame([("s", "v1", "seg1", action, status, 100.0, 0.01, seconds, labeled, correct, verdict,
+                           N, N, N) for action, status, seconds, labeled, correct, verdict in rows],
+                         columns=list(COLUMNS))
+    for column in ("ai_correct", "compliance_flag", "complaint", "escalation"):
+        cases[column] = cases[column].astype("boolean")
+    row = compute_kpis(cases, IMPACT).iloc[0]
+    assert row["timed_decisions"] == 7 and row["credited_decisions"] == 5
+    assert row["credited_human_decisions"] == 3 and row["human_timed_decisions"] == 4
+    assert row["manual_baseline_hours"] == pytest.approx(5 * 100 / 3600)
+    assert row["review_hours"] == pytest.approx((20 + 80 + 140) / 3600)
+    assert row["hours_saved"] == pytest.approx((500 - 240) / 3600)
+    assert row["labour_value_saved_amount"] == pytest.approx(260 / 3600 * 36.0)
+    assert row["decision_seconds_mean"] == pytest.approx(80.0)
+    assert row["decision_seconds_p50"] == pytest.approx(60.0)  # median of every human-timed decision, [20,40,80,140]
+    assert row["decision_time_to_baseline_ratio"] == pytest.approx(0.8)  # mean / mean, not the median's 0.6
 
 
 # ---------------------------------------------------------------------------------------------- statistics

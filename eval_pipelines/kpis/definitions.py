@@ -68,26 +68,37 @@ DEFINITIONS: tuple[MetricDefinition, ...] = (
     # speed
     MetricDefinition("timed_decisions", "Timed decisions", "speed", "count", None,
                      "Cases with a known human decision time, plus automated cases with status ok (0 s of human "
-                     "time): the decisions hours_saved is computed over."),
+                     "time); credited_decisions is the part hours_saved is computed over."),
     MetricDefinition("human_timed_decisions", "Human-timed decisions", "speed", "count", None,
                      "Cases with decision_seconds recorded (the population of the decision-time percentiles)."),
+    MetricDefinition("credited_decisions", "Credited decisions", "speed", "count", None,
+                     "Timed decisions the AI is credited for, the population of hours_saved: reviewed cases that "
+                     "were not ignored (an ignored suggestion was decided by hand: credited nothing), plus "
+                     "automated cases with status ok that are not known to be wrong (ai_correct false)."),
+    MetricDefinition("credited_human_decisions", "Credited human decisions", "speed", "count", None,
+                     "Credited decisions with decision_seconds recorded (the population of decision_seconds_mean)."),
     MetricDefinition("decision_seconds_p50", "Median decision time", "speed", "seconds", False,
                      "Median of decision_seconds over human-timed decisions (linear interpolation), recomputed from "
                      "the cases for weeks and months."),
     MetricDefinition("decision_seconds_p90", "p90 decision time", "speed", "seconds", False,
                      "90th percentile of decision_seconds over human-timed decisions."),
+    MetricDefinition("decision_seconds_mean", "Mean decision time", "speed", "seconds", False,
+                     "review_hours × 3600 / credited_human_decisions: mean human time per credited decision."),
     MetricDefinition("baseline_seconds_per_decision", "Manual baseline per decision", "speed", "seconds", None,
                      "impact.systems.<system>.manual_baseline_seconds: time one decision takes without the AI "
                      "(case-weighted mean over the days in rollups)."),
     MetricDefinition("decision_time_to_baseline_ratio", "Median decision time vs baseline", "speed", "ratio", False,
-                     "decision_seconds_p50 / baseline_seconds_per_decision; below 1 the AI speeds decisions up."),
+                     "decision_seconds_mean / baseline_seconds_per_decision (a mean over a mean, like "
+                     "hours_saved); below 1 the AI speeds decisions up."),
     MetricDefinition("manual_baseline_hours", "Manual baseline hours", "speed", "hours", None,
-                     "timed_decisions × baseline_seconds_per_decision / 3600: the hours these decisions would have "
-                     "taken without the AI."),
+                     "credited_decisions × baseline_seconds_per_decision / 3600: the hours these decisions would "
+                     "have taken without the AI."),
     MetricDefinition("review_hours", "Review hours", "speed", "hours", False,
-                     "Sum of decision_seconds / 3600: human time spent deciding with the AI."),
+                     "Sum of decision_seconds of the credited decisions / 3600: human time spent deciding with the "
+                     "AI's suggestion (ignored cases excluded)."),
     MetricDefinition("hours_saved", "Hours saved", "speed", "hours", True,
-                     "manual_baseline_hours − review_hours; negative when the AI adds friction."),
+                     "manual_baseline_hours − review_hours over the credited decisions; negative when the AI adds "
+                     "friction. Ignored cases and automated cases known to be wrong contribute nothing."),
     # money
     MetricDefinition("labour_value_saved_amount", "Labour value saved", "money", "currency", True,
                      "hours_saved × labour_cost_per_hour."),

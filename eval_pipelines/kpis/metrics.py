@@ -8,15 +8,24 @@ hand-computed fixture. The table is built in three layers so rollups stay exact:
 2. **percentiles** (``PERCENTILE_COLUMNS``): recomputed from the cases of whatever period is asked for, never
    averaged (``grouped_quantiles``, numpy's default linear method, bit-identical to ``np.quantile``).
 3. **derived columns**: ratios of summed numerators and denominators (``RATIOS``), the Wilson interval of the
-   accuracy, and the p50-to-baseline ratio; ``finalize`` computes them the same way for a day, a week or a month.
+   accuracy, and the mean decision time over the baseline; ``finalize`` computes them the same way for a day, a
+   week or a month.
 
 Per case, with ``b`` the system's ``manual_baseline_seconds`` and ``r`` its ``labour_cost_per_hour``:
 
 - a *reviewed* case has a ``user_action``; an *automated* one has none (no human in the loop);
 - a *timed decision* has a known human decision time (``decision_seconds``), or is automated with status ok (the
-  AI decided, taking no human time); ``manual_baseline_hours`` = timed decisions × b / 3600, ``review_hours`` =
-  Σ decision_seconds / 3600, ``hours_saved`` = their difference (negative when the AI adds friction),
-  ``labour_value_saved_amount`` = hours_saved × r, ``review_cost_amount`` = review_hours × r;
+  AI decided, taking no human time);
+- the AI is credited only for what it did. A *credited decision* is a timed decision where the AI's output was
+  used: reviewed and not ``ignored`` (an ignored suggestion was decided by hand, so neither its baseline nor its
+  decision time enters the savings), or automated and not known to be wrong (``ai_correct`` False from ground
+  truth: a wrong automated decision saved nobody's time, it made work). ``manual_baseline_hours`` = credited
+  decisions × b / 3600, ``review_hours`` = Σ decision_seconds of the credited decisions / 3600, ``hours_saved`` =
+  their difference (negative when the AI adds friction), ``labour_value_saved_amount`` = hours_saved × r,
+  ``review_cost_amount`` = review_hours × r;
+- ``decision_seconds_mean`` = Σ decision_seconds / credited human-timed decisions, and
+  ``decision_time_to_baseline_ratio`` = decision_seconds_mean / b: a mean over a mean, like the savings (the
+  median ``decision_seconds_p50`` is its own column);
 - a human *caught* a wrong suggestion when the case was edited, overridden or rejected and its correctness is
   ``wrong`` or ``partly_wrong``; a compliance-flagged caught case is *risk mitigated* (its
   ``cost_per_compliance_flag`` was avoided), the other flagged cases cost it;
@@ -57,7 +66,7 @@ COUNT_COLUMNS: tuple[str, ...] = (
     "cases", "reviewed_cases", "automated_cases",
     "accepted_cases", "edited_cases", "overridden_cases", "rejected_cases", "ignored_cases",
     "labeled_cases", "correct_cases",
-    "timed_decisions", "human_timed_decisions",
+    "timed_decisions", "human_timed_decisions", "credited_decisions", "credited_human_decisions",
     "compliance_flags", "complaints", "escalations",
     "risk_mitigated_cases", "correct_automated_decisions",
     "error_cases", "timeout_cases", "slo_met_cases",
@@ -114,7 +123,8 @@ METRIC_COLUMNS: tuple[str, ...] = (
     # quality
     "labeled_cases", "correct_cases", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
     # speed and time
-    "timed_decisions", "human_timed_decisions", "decision_seconds_p50", "decision_seconds_p90",
+    "timed_decisions", "human_timed_decisions", "credited_decisions", "credited_human_decisions",
+    "decision_seconds_p50", "decision_seconds_p90", "decision_seconds_mean",
     "baseline_seconds_per_decision", "decision_time_to_baseline_ratio",
     "manual_baseline_hours", "review_hours", "hours_saved",
     # money
@@ -281,6 +291,9 @@ def compute_kpis(cases: pd.DataFrame, impact: ImpactConfig) -> pd.DataFrame:
     correct = _flag(cases, "ai_correct") & labeled
     human_timed = ~np.isnan(decision)
     timed = human_timed | (~reviewed & ok)
+    known_wrong = labeled & ~correct
+    credited = timed & np.where(reviewed, ~is_action["ignored"], ~known_wrong)
+    credited_human = credited & human_timed
     caught = (action.isin(_CAUGHT_ACTIONS) & correctness.isin(_WRONG)).to_numpy(dtype=bool)
     compliance = _flag(cases, "compliance_flag")
 
@@ -297,6 +310,8 @@ def compute_kpis(cases: pd.DataFrame, impact: ImpactConfig) -> pd.DataFrame:
         "correct_cases": correct,
         "timed_decisions": timed,
         "human_timed_decisions": human_timed,
+        "credited_decisions": credited,
+        "credited_human_decisions": credited_human,
         "compliance_flags": compliance,
         "complaints": _flag(cases, "complaint"),
         "escalations": _flag(cases, "escalation"),
@@ -310,11 +325,11 @@ def compute_kpis(cases: pd.DataFrame, impact: ImpactConfig) -> pd.DataFrame:
     frame["currency"] = model["currency"]
     for name, flags in case_flags.items():
         frame[name] = np.bincount(ids, weights=flags, minlength=n).round().astype(np.int64)
-    seconds = np.bincount(ids, weights=np.nan_to_num(decision, nan=0.0), minlength=n)
+    seconds = np.bincount(ids, weights=np.where(credited_human, decision, 0.0), minlength=n)
     usd = np.bincount(ids, weights=cost_usd, minlength=n)
 
     rate = model["labour_cost_per_hour"]
-    frame["manual_baseline_hours"] = frame["timed_decisions"] * model["manual_baseline_seconds"] / 3600.0
+    frame["manual_baseline_hours"] = frame["credited_decisions"] * model["manual_baseline_seconds"] / 3600.0
     frame["review_hours"] = seconds / 3600.0
     frame["hours_saved"] = frame["manual_baseline_hours"] - frame["review_hours"]
     frame["ai_cost_usd"] = usd
@@ -357,7 +372,8 @@ def percentiles_by_group(n_groups: int, values: Mapping[str, tuple[np.ndarray, n
 
 
 def finalize(frame: pd.DataFrame, ci_level: float) -> pd.DataFrame:
-    """Add the derived columns (ratios, accuracy interval, p50-to-baseline) and order the columns.
+    """Add the derived columns (ratios, accuracy interval, mean decision time and its ratio to the baseline) and
+    order the columns.
 
     ``frame`` holds the keys, ``currency``, ``ADDITIVE_COLUMNS``, ``CONFIG_COLUMNS`` and ``PERCENTILE_COLUMNS``;
     used for days and rollups alike so a ratio is always a ratio of sums.
@@ -368,7 +384,8 @@ def finalize(frame: pd.DataFrame, ci_level: float) -> pd.DataFrame:
     low, high = wilson_interval(frame["correct_cases"].to_numpy(), frame["labeled_cases"].to_numpy(), ci_level)
     frame["accuracy_ci_low"] = low
     frame["accuracy_ci_high"] = high
-    frame["decision_time_to_baseline_ratio"] = ratio(frame["decision_seconds_p50"],
+    frame["decision_seconds_mean"] = ratio(frame["review_hours"] * 3600.0, frame["credited_human_decisions"])
+    frame["decision_time_to_baseline_ratio"] = ratio(frame["decision_seconds_mean"],
                                                      frame["baseline_seconds_per_decision"])
     leading = [c for c in frame.columns if c not in METRIC_COLUMNS and c != "currency"]
     frame = frame[[*leading, "currency", *METRIC_COLUMNS]]
