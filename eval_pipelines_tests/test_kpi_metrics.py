@@ -40,7 +40,8 @@ IMPACT = ImpactConfig.model_validate({
               "manual_baseline_seconds": 100.0, "wasted_seconds_per_override": 60.0,
               "wasted_seconds_per_edit": 30.0, "wasted_seconds_per_reject": 90.0,
               "cost_per_compliance_flag": 200.0, "cost_per_complaint": 20.0, "cost_per_escalation": 50.0,
-              "value_per_correct_automated_decision": 2.0, "latency_slo_ms": 1000.0},
+              "value_per_correct_automated_decision": 2.0, "latency_slo_ms": 1000.0,
+              "platform_cost_per_day": 1.2},
     },
 })
 
@@ -101,13 +102,15 @@ EXPECTED: dict[tuple[str, str, str], dict[str, float | str]] = {
         "manual_baseline_hours": 700 / 3600, "review_hours": 210 / 3600, "hours_saved": 490 / 3600,
         "labour_value_saved_amount": 4.90, "ai_cost_usd": 0.18, "ai_cost_amount": 0.09,
         "ai_cost_per_decision_amount": 0.009, "review_cost_amount": 2.10,
+        "platform_cost_amount": 1.0, "total_cost_amount": 0.09 + 2.10 + 1.0,  # 10 of system s's 12 cases × 1.2
         "compliance_flags": 3, "complaints": 2, "escalations": 1,
         "override_waste_cost_amount": 0.60, "edit_waste_cost_amount": 0.30, "reject_waste_cost_amount": 0.90,
         "compliance_cost_amount": 200.0,    # flags 3, 5, 10; 3 (edited) and 5 (rejected) caught: only 10 costs
         "complaint_cost_amount": 40.0, "escalation_cost_amount": 50.0, "error_cost_amount": 291.80,
         "risk_mitigated_cases": 2, "risk_mitigated_amount": 400.0,
         "correct_automated_decisions": 3, "correct_decision_value_amount": 6.0,   # cases 1, 2, 7
-        "net_value_amount": 4.90 + 6.0 - 0.09 - 291.80, "roi": (4.90 + 6.0 - 0.09 - 291.80) / 0.09,
+        "net_value_amount": 4.90 + 6.0 - 0.09 - 1.0 - 291.80, "roi": (4.90 + 6.0 - 0.09 - 1.0 - 291.80) / 3.19,
+        "roi_over_inference_cost": (4.90 + 6.0 - 0.09 - 1.0 - 291.80) / 0.09,
         "error_cases": 1, "timeout_cases": 1, "error_rate": 0.1, "timeout_rate": 0.1,
         # sorted latency 50,100,200,300,400,500,700,900,2000,30000: index 4.5, 8.55, 8.91
         "latency_ms_p50": 450.0, "latency_ms_p95": 17400.0, "latency_ms_p99": 27480.0,
@@ -125,12 +128,13 @@ EXPECTED: dict[tuple[str, str, str], dict[str, float | str]] = {
         "manual_baseline_hours": 200 / 3600, "review_hours": 105 / 3600, "hours_saved": 95 / 3600,
         "labour_value_saved_amount": 0.95, "ai_cost_usd": 0.08, "ai_cost_amount": 0.04,
         "ai_cost_per_decision_amount": 0.02, "review_cost_amount": 1.05,
+        "platform_cost_amount": 0.2, "total_cost_amount": 0.04 + 1.05 + 0.2,  # 2 of 12 cases × 1.2
         "compliance_flags": 0, "complaints": 0, "escalations": 0,
         "override_waste_cost_amount": 0.60, "edit_waste_cost_amount": 0.0, "reject_waste_cost_amount": 0.0,
         "compliance_cost_amount": 0.0, "complaint_cost_amount": 0.0, "escalation_cost_amount": 0.0,
         "error_cost_amount": 0.60, "risk_mitigated_cases": 0, "risk_mitigated_amount": 0.0,
         "correct_automated_decisions": 1, "correct_decision_value_amount": 2.0,
-        "net_value_amount": 2.31, "roi": 2.31 / 0.04,
+        "net_value_amount": 2.31 - 0.2, "roi": 2.11 / 1.29, "roi_over_inference_cost": 2.11 / 0.04,
         "error_cases": 0, "timeout_cases": 1, "error_rate": 0.0, "timeout_rate": 0.5,
         "latency_ms_p50": 15300.0, "latency_ms_p95": 28530.0, "latency_ms_p99": 29706.0,
         "latency_slo_ms": 1000.0, "slo_met_cases": 1, "slo_attainment_rate": 0.5,
@@ -148,12 +152,13 @@ EXPECTED: dict[tuple[str, str, str], dict[str, float | str]] = {
         "manual_baseline_hours": 120 / 3600, "review_hours": 12 / 3600, "hours_saved": 0.03,
         "labour_value_saved_amount": 1.8, "ai_cost_usd": 0.01, "ai_cost_amount": 0.01,
         "ai_cost_per_decision_amount": 0.01, "review_cost_amount": 0.2,
+        "platform_cost_amount": 0.0, "total_cost_amount": 0.21,  # default: no platform cost configured
         "compliance_flags": 0, "complaints": 0, "escalations": 0,
         "override_waste_cost_amount": 0.0, "edit_waste_cost_amount": 0.0, "reject_waste_cost_amount": 0.0,
         "compliance_cost_amount": 0.0, "complaint_cost_amount": 0.0, "escalation_cost_amount": 0.0,
         "error_cost_amount": 0.0, "risk_mitigated_cases": 0, "risk_mitigated_amount": 0.0,
         "correct_automated_decisions": 1, "correct_decision_value_amount": 0.0,   # default: no value configured
-        "net_value_amount": 1.79, "roi": 179.0,
+        "net_value_amount": 1.79, "roi": 1.79 / 0.21, "roi_over_inference_cost": 179.0,
         "error_cases": 0, "timeout_cases": 0, "error_rate": 0.0, "timeout_rate": 0.0,
         "latency_ms_p50": 100.0, "latency_ms_p95": 100.0, "latency_ms_p99": 100.0,
         "latency_slo_ms": 500.0, "slo_met_cases": 1, "slo_attainment_rate": 1.0,
@@ -194,7 +199,16 @@ def test_money_identities_hold():
     np.testing.assert_allclose(
         frame["net_value_amount"],
         frame["labour_value_saved_amount"] + frame["correct_decision_value_amount"] - frame["ai_cost_amount"]
+        - frame["platform_cost_amount"] - frame["error_cost_amount"])
+    np.testing.assert_allclose(frame["total_cost_amount"],
+                               frame["ai_cost_amount"] + frame["review_cost_amount"] + frame["platform_cost_amount"])
+    # value created (baseline labour + correct decisions) - full cost - errors = net value, so ROI is on full cost
+    np.testing.assert_allclose(
+        frame["roi"] * frame["total_cost_amount"],
+        frame["manual_baseline_hours"] * rate + frame["correct_decision_value_amount"] - frame["total_cost_amount"]
         - frame["error_cost_amount"])
+    # the platform cost of a system's day is shared out exactly among its rows
+    assert frame.groupby("system")["platform_cost_amount"].sum().to_dict() == pytest.approx({"s": 1.2, "t": 0.0})
 
 
 def test_undefined_ratios_are_nan_not_zero():
@@ -204,11 +218,12 @@ def test_undefined_ratios_are_nan_not_zero():
     row = frame.iloc[0]
     assert row["cases"] == 1 and row["reviewed_cases"] == 0 and row["labeled_cases"] == 0
     for column in ("acceptance_rate", "override_rate", "accuracy", "accuracy_ci_low", "decision_seconds_p50",
-                   "roi", "decision_time_to_baseline_ratio"):
+                   "roi_over_inference_cost", "decision_time_to_baseline_ratio"):
         assert math.isnan(row[column]), column
     assert row["error_rate"] == 1.0 and row["ai_cost_amount"] == 0.0
     records = insert_records(daily_kpis(automated_error, IMPACT, date(2026, 3, 2)))
-    assert records[0]["accuracy"] is None and records[0]["roi"] is None and records[0]["cases"] == 1
+    assert records[0]["accuracy"] is None and records[0]["roi_over_inference_cost"] is None
+    assert records[0]["cases"] == 1
     assert type(records[0]["cases"]) is int and records[0]["kpi_date"] == date(2026, 3, 2)
 
 
@@ -346,4 +361,4 @@ def test_headline_table_formats_the_fixture():
     assert len(lines) == 2 + 3 and all(line.startswith("| 2026-03-02 ") for line in lines[2:])
     assert "42.9%" in text  # group A acceptance 3/7
     assert "42.9% [15.8%, 75.0%]" in text  # group A accuracy 3/7 and its Wilson interval
-    assert "-280.99 EUR" in text
+    assert "-281.99 EUR" in text

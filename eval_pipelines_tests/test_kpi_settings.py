@@ -45,6 +45,7 @@ def test_systems_without_default_get_the_builtin_default():
     ({"systems": {"x": {"currency": "euro"}}}, "impact.systems.x.currency"),
     ({"systems": {"x": {"latency_slo_ms": 0}}}, "impact.systems.x.latency_slo_ms"),
     ({"systems": {"x": {"cost_per_complaint": -5}}}, "impact.systems.x.cost_per_complaint"),
+    ({"systems": {"x": {"platform_cost_per_day": -1}}}, "impact.systems.x.platform_cost_per_day"),
     ({"systems": {"x": {"labour_cost_per_houre": 5}}}, "impact.systems.x.labour_cost_per_houre"),
     ({"systems": {"x": "cheap"}}, "impact.systems.x"),
     ({"ci_level": 1.5}, "impact.ci_level"),

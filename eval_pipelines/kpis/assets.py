@@ -48,6 +48,7 @@ HEADLINE_METADATA: dict[str, str] = {
     "hours_saved": "hours_saved",
     "labour_value_saved_amount": "labour_value_saved",
     "ai_cost_amount": "ai_cost",
+    "total_cost_amount": "total_cost",
     "error_cost_amount": "error_cost",
     "net_value_amount": "net_value",
     "roi": "roi",
@@ -95,7 +96,7 @@ def consistency_problems(frame: pd.DataFrame, case_count: int) -> list[str]:
     if ((frame["reviewed_cases"] + frame["automated_cases"]) != frame["cases"]).any():
         problems.append("reviewed_cases + automated_cases != cases")
     for column in RATIOS:
-        if column in ("roi", "ai_cost_per_decision_amount"):
+        if column in ("roi", "roi_over_inference_cost", "ai_cost_per_decision_amount"):
             continue
         values = frame[column].dropna()
         if ((values < 0) | (values > 1)).any():

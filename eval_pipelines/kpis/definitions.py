@@ -111,6 +111,13 @@ DEFINITIONS: tuple[MetricDefinition, ...] = (
     MetricDefinition("review_cost_amount", "Review cost", "money", "currency", False,
                      "review_hours × labour_cost_per_hour (already netted out of labour_value_saved_amount; "
                      "shown, not subtracted again)."),
+    MetricDefinition("platform_cost_amount", "Platform cost", "money", "currency", False,
+                     "impact.systems.<system>.platform_cost_per_day × cases / the system's cases that day: the "
+                     "row's share of the fixed daily cost of running the system (sums of the days' shares in "
+                     "rollups)."),
+    MetricDefinition("total_cost_amount", "Full cost of running", "money", "currency", False,
+                     "ai_cost_amount + review_cost_amount + platform_cost_amount: inference, review labour and the "
+                     "fixed platform cost."),
     # errors
     MetricDefinition("compliance_flags", "Compliance flags", "errors", "count", False,
                      "Cases with compliance_flag true (compliance-relevant cases)."),
@@ -145,9 +152,16 @@ DEFINITIONS: tuple[MetricDefinition, ...] = (
                      "correct_automated_decisions × value_per_correct_automated_decision (0 when not configured)."),
     MetricDefinition("net_value_amount", "Net value", "value", "currency", True,
                      "labour_value_saved_amount + correct_decision_value_amount − ai_cost_amount − "
-                     "error_cost_amount."),
+                     "platform_cost_amount − error_cost_amount (labour_value_saved_amount is already net of the "
+                     "review labour)."),
     MetricDefinition("roi", "ROI", "value", "ratio", True,
-                     "net_value_amount / ai_cost_amount (null when the AI cost is 0)."),
+                     "net_value_amount / total_cost_amount: (value created − full cost of running − cost of "
+                     "errors) / full cost of running, the full cost being inference + review labour + platform "
+                     "(null when the full cost is 0)."),
+    MetricDefinition("roi_over_inference_cost", "ROI over inference cost", "value", "ratio", True,
+                     "net_value_amount / ai_cost_amount: the older inference-only ratio, far larger than roi "
+                     "because it ignores review labour and platform cost; kept for comparison (null when the AI "
+                     "cost is 0)."),
     # reliability
     MetricDefinition("error_cases", "Errors", "reliability", "count", False, "Cases with status error."),
     MetricDefinition("timeout_cases", "Timeouts", "reliability", "count", False, "Cases with status timeout."),

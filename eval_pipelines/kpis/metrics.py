@@ -33,8 +33,14 @@ Per case, with ``b`` the system's ``manual_baseline_seconds`` and ``r`` its ``la
   complaints + escalations, each × its configured cost;
 - a *correct automated decision* is a verified-correct AI output used as is (accepted, or automated) with status
   ok; it earns ``value_per_correct_automated_decision`` when configured;
-- net value = labour value saved + correct-decision value − AI cost − error cost; ROI = net value / AI cost.
-  Risk mitigated is reported beside it, not added: the credit belongs to the review, not to the AI.
+- platform cost = the system's ``platform_cost_per_day`` shared among its rows of the day by their share of the
+  system's cases (``compute_kpis`` treats its cases as one day; rollups sum the days' shares);
+- full cost of running the system = AI (inference) cost + review labour cost + platform cost;
+- net value = labour value saved + correct-decision value − AI cost − platform cost − error cost (labour value
+  saved is already net of the review labour); ROI = net value / full cost, i.e. (value created − cost of running −
+  cost of errors) / cost of running. ``roi_over_inference_cost`` = net value / AI cost is the older, inference-only
+  ratio, kept for comparison. Risk mitigated is reported beside it, not added: the credit belongs to the review,
+  not to the AI.
 
 Money is in the system's ``currency``; ``cost_usd`` is converted with ``usd_to_currency``. A combination over rows
 in different currencies (only possible when the config changed mid-period) gets currency ``XXX`` (ISO 4217: no
@@ -72,7 +78,7 @@ COUNT_COLUMNS: tuple[str, ...] = (
     "error_cases", "timeout_cases", "slo_met_cases",
 )
 AMOUNT_COLUMNS: tuple[str, ...] = (
-    "labour_value_saved_amount", "ai_cost_amount", "review_cost_amount",
+    "labour_value_saved_amount", "ai_cost_amount", "review_cost_amount", "platform_cost_amount", "total_cost_amount",
     "override_waste_cost_amount", "edit_waste_cost_amount", "reject_waste_cost_amount",
     "compliance_cost_amount", "complaint_cost_amount", "escalation_cost_amount", "error_cost_amount",
     "risk_mitigated_amount", "correct_decision_value_amount", "net_value_amount",
@@ -95,7 +101,8 @@ RATIOS: dict[str, tuple[str, str]] = {
     "ignore_rate": ("ignored_cases", "reviewed_cases"),
     "accuracy": ("correct_cases", "labeled_cases"),
     "ai_cost_per_decision_amount": ("ai_cost_amount", "cases"),
-    "roi": ("net_value_amount", "ai_cost_amount"),
+    "roi": ("net_value_amount", "total_cost_amount"),
+    "roi_over_inference_cost": ("net_value_amount", "ai_cost_amount"),
     "error_rate": ("error_cases", "cases"),
     "timeout_rate": ("timeout_cases", "cases"),
     "slo_attainment_rate": ("slo_met_cases", "cases"),
@@ -129,6 +136,7 @@ METRIC_COLUMNS: tuple[str, ...] = (
     "manual_baseline_hours", "review_hours", "hours_saved",
     # money
     "labour_value_saved_amount", "ai_cost_usd", "ai_cost_amount", "ai_cost_per_decision_amount", "review_cost_amount",
+    "platform_cost_amount", "total_cost_amount",
     # errors and their cost
     "compliance_flags", "complaints", "escalations",
     "override_waste_cost_amount", "edit_waste_cost_amount", "reject_waste_cost_amount",
@@ -137,6 +145,7 @@ METRIC_COLUMNS: tuple[str, ...] = (
     "risk_mitigated_cases", "risk_mitigated_amount",
     # value
     "correct_automated_decisions", "correct_decision_value_amount", "net_value_amount", "roi",
+    "roi_over_inference_cost",
     # reliability
     "error_cases", "timeout_cases", "error_rate", "timeout_rate",
     "latency_ms_p50", "latency_ms_p95", "latency_ms_p99", "latency_slo_ms", "slo_met_cases", "slo_attainment_rate",
@@ -252,7 +261,8 @@ def _impact_arrays(systems: Sequence[str], impact: ImpactConfig) -> dict[str, np
     models: list[SystemImpact] = [impact.for_system(str(system)) for system in systems]
     fields = ("labour_cost_per_hour", "manual_baseline_seconds", "wasted_seconds_per_override",
               "wasted_seconds_per_edit", "wasted_seconds_per_reject", "cost_per_compliance_flag",
-              "cost_per_complaint", "cost_per_escalation", "latency_slo_ms", "usd_to_currency")
+              "cost_per_complaint", "cost_per_escalation", "latency_slo_ms", "usd_to_currency",
+              "platform_cost_per_day")
     arrays = {name: np.array([getattr(m, name) for m in models], dtype=float) for name in fields}
     arrays["value_per_correct"] = np.array([m.value_per_correct_automated_decision or 0.0 for m in models])
     arrays["currency"] = np.array([m.currency for m in models], dtype=object)
@@ -336,6 +346,10 @@ def compute_kpis(cases: pd.DataFrame, impact: ImpactConfig) -> pd.DataFrame:
     frame["labour_value_saved_amount"] = frame["hours_saved"] * rate
     frame["ai_cost_amount"] = usd * model["usd_to_currency"]
     frame["review_cost_amount"] = frame["review_hours"] * rate
+    # The fixed cost is per system and day: each row carries its share of the system's cases.
+    system_cases = frame.groupby("system", sort=False)["cases"].transform("sum").to_numpy(dtype=float)
+    frame["platform_cost_amount"] = model["platform_cost_per_day"] * frame["cases"].to_numpy(dtype=float) / system_cases
+    frame["total_cost_amount"] = frame["ai_cost_amount"] + frame["review_cost_amount"] + frame["platform_cost_amount"]
     frame["override_waste_cost_amount"] = frame["overridden_cases"] * model["wasted_seconds_per_override"] / 3600 * rate
     frame["edit_waste_cost_amount"] = frame["edited_cases"] * model["wasted_seconds_per_edit"] / 3600 * rate
     frame["reject_waste_cost_amount"] = frame["rejected_cases"] * model["wasted_seconds_per_reject"] / 3600 * rate
@@ -349,7 +363,8 @@ def compute_kpis(cases: pd.DataFrame, impact: ImpactConfig) -> pd.DataFrame:
     frame["risk_mitigated_amount"] = frame["risk_mitigated_cases"] * model["cost_per_compliance_flag"]
     frame["correct_decision_value_amount"] = frame["correct_automated_decisions"] * model["value_per_correct"]
     frame["net_value_amount"] = (frame["labour_value_saved_amount"] + frame["correct_decision_value_amount"]
-                                 - frame["ai_cost_amount"] - frame["error_cost_amount"])
+                                 - frame["ai_cost_amount"] - frame["platform_cost_amount"]
+                                 - frame["error_cost_amount"])
     frame["baseline_seconds_per_decision"] = model["manual_baseline_seconds"]
     frame["latency_slo_ms"] = model["latency_slo_ms"]
 

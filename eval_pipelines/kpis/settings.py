@@ -14,9 +14,12 @@ caught, 15 complaints, 20 escalations and 3.10 USD of inference:
 - manual baseline = 900 × 150 s = 37.5 h; review = 27,000 s = 7.5 h; hours saved = 30 h → 30 × 38 = 1,140.00 USD;
 - wasted effort = (60 × 40 s + 80 × 20 s) / 3600 × 38 = 42.22 USD; compliance = 1 uncaught × 250 = 250.00 USD;
   complaints 15 × 30 = 450.00 USD; escalations 20 × 60 = 1,200.00 USD → error cost 1,942.22 USD;
-- net value = 1,140.00 − 3.10 − 1,942.22 = −805.32 USD; ROI = −805.32 / 3.10 = −259.8 (the errors outweigh the time
-  saved: the tables make that visible per model version and segment). The caught compliance case is reported as
-  risk mitigated (250.00 USD), to the credit of the human review, not of the AI.
+- with a platform cost of 100 USD/day: full cost = 3.10 inference + 7.5 h × 38 = 285.00 review labour + 100.00
+  platform = 388.10 USD;
+- net value = 1,140.00 − 3.10 − 100.00 − 1,942.22 = −905.32 USD; ROI = −905.32 / 388.10 = −2.33 (the errors
+  outweigh the time saved: the tables make that visible per model version and segment); over inference alone it
+  would read −905.32 / 3.10 = −292.0. The caught compliance case is reported as risk mitigated (250.00 USD), to the
+  credit of the human review, not of the AI.
 """
 
 from __future__ import annotations
@@ -61,6 +64,12 @@ class SystemImpact(StrictModel):
     )
     latency_slo_ms: float = Field(
         2000.0, gt=0, description="Latency objective: a case meets the SLO when status is ok and latency_ms <= this.")
+    platform_cost_per_day: float = Field(
+        0.0, ge=0,
+        description="Fixed cost of running the system per day with cases (hosting, licences, monitoring, support), "
+                    "in `currency`; part of the full cost ROI divides by. A day's amount is shared among the "
+                    "system's KPI rows of that day in proportion to their cases.",
+    )
 
     @model_validator(mode="after")
     def _usd_is_usd(self) -> SystemImpact:
