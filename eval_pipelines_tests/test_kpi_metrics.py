@@ -32,6 +32,7 @@ Z95 = 1.959963984540054  # standard normal 97.5 % quantile
 # Impact model of the fixture. System "s": EUR at 0.5 EUR per USD, 36 EUR/h = 0.01 EUR per second.
 IMPACT = ImpactConfig.model_validate({
     "ci_level": 0.95,
+    "low_volume_below": 2,  # group C (one case) is low volume; A and B keep their ROI
     "systems": {
         "default": {"labour_cost_per_hour": 60.0, "manual_baseline_seconds": 120.0,
                     "wasted_seconds_per_override": 0.0, "wasted_seconds_per_edit": 0.0,
@@ -88,7 +89,8 @@ def wilson(k: float, n: float, z: float = Z95) -> tuple[float, float]:
 # over 6 human-timed cases, plus case 7 automated with status ok = 7 timed decisions.
 EXPECTED: dict[tuple[str, str, str], dict[str, float | str]] = {
     ("s", "v1", "seg1"): {
-        "currency": "EUR", "cases": 10, "reviewed_cases": 7, "automated_cases": 3, "automation_rate": 0.3,
+        "currency": "EUR", "cases": 10, "low_volume": False,
+        "reviewed_cases": 7, "automated_cases": 3, "automation_rate": 0.3,
         "accepted_cases": 3, "edited_cases": 1, "overridden_cases": 1, "rejected_cases": 1, "ignored_cases": 1,
         "acceptance_rate": 3 / 7, "edit_rate": 1 / 7, "override_rate": 1 / 7, "reject_rate": 1 / 7,
         "ignore_rate": 1 / 7,
@@ -117,7 +119,8 @@ EXPECTED: dict[tuple[str, str, str], dict[str, float | str]] = {
         "latency_slo_ms": 1000.0, "slo_met_cases": 7, "slo_attainment_rate": 0.7,
     },
     ("s", "v2", "seg1"): {
-        "currency": "EUR", "cases": 2, "reviewed_cases": 2, "automated_cases": 0, "automation_rate": 0.0,
+        "currency": "EUR", "cases": 2, "low_volume": False,
+        "reviewed_cases": 2, "automated_cases": 0, "automation_rate": 0.0,
         "accepted_cases": 1, "edited_cases": 0, "overridden_cases": 1, "rejected_cases": 0, "ignored_cases": 0,
         "acceptance_rate": 0.5, "edit_rate": 0.0, "override_rate": 0.5, "reject_rate": 0.0, "ignore_rate": 0.0,
         "labeled_cases": 2, "correct_cases": 1, "accuracy": 0.5,
@@ -140,7 +143,8 @@ EXPECTED: dict[tuple[str, str, str], dict[str, float | str]] = {
         "latency_slo_ms": 1000.0, "slo_met_cases": 1, "slo_attainment_rate": 0.5,
     },
     ("t", "v1", "seg2"): {
-        "currency": "USD", "cases": 1, "reviewed_cases": 1, "automated_cases": 0, "automation_rate": 0.0,
+        "currency": "USD", "cases": 1, "low_volume": True,
+        "reviewed_cases": 1, "automated_cases": 0, "automation_rate": 0.0,
         "accepted_cases": 1, "edited_cases": 0, "overridden_cases": 0, "rejected_cases": 0, "ignored_cases": 0,
         "acceptance_rate": 1.0, "edit_rate": 0.0, "override_rate": 0.0, "reject_rate": 0.0, "ignore_rate": 0.0,
         "labeled_cases": 1, "correct_cases": 1, "accuracy": 1.0,
@@ -158,7 +162,8 @@ EXPECTED: dict[tuple[str, str, str], dict[str, float | str]] = {
         "compliance_cost_amount": 0.0, "complaint_cost_amount": 0.0, "escalation_cost_amount": 0.0,
         "error_cost_amount": 0.0, "risk_mitigated_cases": 0, "risk_mitigated_amount": 0.0,
         "correct_automated_decisions": 1, "correct_decision_value_amount": 0.0,   # default: no value configured
-        "net_value_amount": 1.79, "roi": 1.79 / 0.21, "roi_over_inference_cost": 179.0,
+        # one case: below low_volume_below = 2, so no ROI (it would read 1.79 / 0.21 and 179.0)
+        "net_value_amount": 1.79, "roi": NAN, "roi_over_inference_cost": NAN,
         "error_cases": 0, "timeout_cases": 0, "error_rate": 0.0, "timeout_rate": 0.0,
         "latency_ms_p50": 100.0, "latency_ms_p95": 100.0, "latency_ms_p99": 100.0,
         "latency_slo_ms": 500.0, "slo_met_cases": 1, "slo_attainment_rate": 1.0,
@@ -182,8 +187,10 @@ def test_every_kpi_formula_matches_the_hand_computed_fixture(key):
         actual = row[column]
         if column in COUNT_COLUMNS:
             ok = int(actual) == expected and frame[column].dtype == np.int64
-        elif isinstance(expected, str):
+        elif isinstance(expected, str | bool):
             ok = actual == expected
+        elif math.isnan(expected):
+            ok = math.isnan(actual)
         else:
             ok = math.isclose(actual, expected, rel_tol=1e-7, abs_tol=1e-9)
         if not ok:
@@ -204,7 +211,7 @@ def test_money_identities_hold():
                                frame["ai_cost_amount"] + frame["review_cost_amount"] + frame["platform_cost_amount"])
     # value created (baseline labour + correct decisions) - full cost - errors = net value, so ROI is on full cost
     np.testing.assert_allclose(
-        frame["roi"] * frame["total_cost_amount"],
+        frame["net_value_amount"],
         frame["manual_baseline_hours"] * rate + frame["correct_decision_value_amount"] - frame["total_cost_amount"]
         - frame["error_cost_amount"])
     # the platform cost of a system's day is shared out exactly among its rows
@@ -245,6 +252,28 @@ def test_labeled_cases_from_derive_labels_are_accepted_as_input():
     assert frame["labeled_cases"].sum() == int(cases["is_labeled"].sum())
     assert frame["overridden_cases"].sum() == int(cases["tag_override"].sum())
     assert frame["compliance_flags"].sum() == int(cases["tag_compliance"].sum())
+
+
+def test_low_volume_rows_are_flagged_and_get_no_roi():
+    """A day of three cases gets no headline ROI; a week of such days that reaches the minimum does."""
+    from eval_pipelines.kpis.metrics import combine, percentiles_by_group
+
+    impact = ImpactConfig.model_validate({**IMPACT.model_dump(), "low_volume_below": 5})
+    cases = fixture_cases()
+    tiny = cases[(cases["model_version"] == "v1") & (cases["system"] == "s")].iloc[:3]
+    day = compute_kpis(tiny, impact).iloc[0]
+    assert day["cases"] == 3 and day["low_volume"]
+    assert math.isnan(day["roi"]) and math.isnan(day["roi_over_inference_cost"])
+    assert not math.isnan(day["net_value_amount"]) and not math.isnan(day["total_cost_amount"])  # still reported
+    rows = pd.concat([daily_kpis(tiny, impact, date(2026, 3, d)) for d in (2, 3)], ignore_index=True)
+    ids = np.zeros(6, dtype=np.int64)
+    two = pd.concat([tiny, tiny], ignore_index=True)
+    percentiles = percentiles_by_group(1, {s: (ids, two[s].to_numpy(dtype=float)) for s in ("decision_seconds",
+                                                                                         "latency_ms")})
+    week = combine(rows, percentiles, [], impact.ci_level, impact.low_volume_below).iloc[0]
+    assert week["cases"] == 6 and not week["low_volume"]
+    assert week["roi"] == pytest.approx(week["net_value_amount"] / week["total_cost_amount"])
+    assert render_markdown(headline_table(compute_kpis(tiny, impact))).count("low volume") == 1
 
 
 def test_hours_saved_credit_only_what_the_ai_did():
@@ -336,7 +365,7 @@ def test_grouped_quantiles_single_and_two_values():
 
 def test_every_kpi_column_has_a_definition_with_a_unit():
     assert undocumented_metrics() == []
-    units = {"count", "fraction", "seconds", "milliseconds", "hours", "currency", "USD", "ratio", "days"}
+    units = {"count", "fraction", "seconds", "milliseconds", "hours", "currency", "USD", "ratio", "days", "flag"}
     for definition in BY_METRIC.values():
         assert definition.unit in units, definition
         assert definition.formula and definition.label

@@ -21,6 +21,7 @@ from eval_pipelines.automation import FOLLOW_UPSTREAM_ANY_DAY
 from eval_pipelines.kpis.definitions import DEFINITIONS, undocumented_metrics
 from eval_pipelines.kpis.metrics import (
     COUNT_COLUMNS,
+    DEFAULT_LOW_VOLUME_BELOW,
     RATIOS,
     combine,
     daily_kpis,
@@ -58,12 +59,13 @@ HEADLINE_METADATA: dict[str, str] = {
 }
 
 
-def day_total(rows: pd.DataFrame, cases: pd.DataFrame, ci_level: float) -> pd.DataFrame:
+def day_total(rows: pd.DataFrame, cases: pd.DataFrame, ci_level: float,
+              low_volume_below: int = DEFAULT_LOW_VOLUME_BELOW) -> pd.DataFrame:
     """The whole day as one KPI row: sums of the group rows, percentiles over all the day's cases."""
     ids = pd.Series(0, index=cases.index).to_numpy()
     values = {s: (ids, cases[s].to_numpy(dtype="float64", na_value=float("nan")))
               for s in ("decision_seconds", "latency_ms")}
-    return combine(rows, percentiles_by_group(1 if len(cases) else 0, values), [], ci_level)
+    return combine(rows, percentiles_by_group(1 if len(cases) else 0, values), [], ci_level, low_volume_below)
 
 
 def headline_metadata(total: pd.DataFrame) -> dict[str, dg.MetadataValue]:
@@ -81,6 +83,7 @@ def headline_metadata(total: pd.DataFrame) -> dict[str, dg.MetadataValue]:
         else:
             metadata[name] = dg.MetadataValue.float(round(float(value), 6))
     metadata["currency"] = dg.MetadataValue.text(str(row["currency"]))
+    metadata["low_volume"] = dg.MetadataValue.bool(bool(row["low_volume"]))
     return metadata
 
 
@@ -147,7 +150,7 @@ def kpi_daily(
     finally:
         engine.dispose()  # one engine per run: close its pooled connections rather than leave them to GC
 
-    total = day_total(frame, cases, settings.impact.ci_level)
+    total = day_total(frame, cases, settings.impact.ci_level, settings.impact.low_volume_below)
     context.log.info(f"{len(frame)} kpi_daily row(s) for {day} from {len(cases):,} cases")
     yield dg.MaterializeResult(
         metadata={
@@ -185,7 +188,8 @@ def kpi_rollups(
     day = date.fromisoformat(context.partition_key)
     engine = warehouse.engine()
     try:
-        result = refresh_rollups(engine, Lake(lake_root(settings)), day, settings.impact.ci_level)
+        result = refresh_rollups(engine, Lake(lake_root(settings)), day, settings.impact.ci_level,
+                                 low_volume_below=settings.impact.low_volume_below)
     finally:
         engine.dispose()
     metadata: dict[str, dg.MetadataValue] = {

@@ -3,7 +3,7 @@
 One entry per column of ``kpi_daily`` / ``kpi_weekly`` / ``kpi_monthly`` beyond the keys; a test pins that the two
 lists agree, so a new metric cannot ship undocumented. ``higher_is_better`` is null for volumes and settings that
 are neither good nor bad in themselves. Units: ``count``, ``fraction`` (0 to 1), ``seconds``, ``milliseconds``,
-``hours``, ``currency`` (the row's ``currency`` column), ``USD``, ``ratio``, ``days``.
+``hours``, ``currency`` (the row's ``currency`` column), ``USD``, ``ratio``, ``days``, ``flag`` (true/false).
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ _R = "reviewed cases (a user_action is present)"
 DEFINITIONS: tuple[MetricDefinition, ...] = (
     # volume
     MetricDefinition("cases", "Cases", "volume", "count", None, "Number of AI recommendations (labeled_cases rows)."),
+    MetricDefinition("low_volume", "Low volume", "volume", "flag", None,
+                     "cases < impact.low_volume_below (default 30), recomputed for weeks and months: too few cases "
+                     "for a headline, so roi and roi_over_inference_cost are null on the row."),
     MetricDefinition("reviewed_cases", "Reviewed cases", "volume", "count", None,
                      "Cases where a human acted on the recommendation (user_action not null)."),
     MetricDefinition("automated_cases", "Automated cases", "volume", "count", None,
@@ -157,11 +160,11 @@ DEFINITIONS: tuple[MetricDefinition, ...] = (
     MetricDefinition("roi", "ROI", "value", "ratio", True,
                      "net_value_amount / total_cost_amount: (value created − full cost of running − cost of "
                      "errors) / full cost of running, the full cost being inference + review labour + platform "
-                     "(null when the full cost is 0)."),
+                     "(null when the full cost is 0, or the row is low_volume)."),
     MetricDefinition("roi_over_inference_cost", "ROI over inference cost", "value", "ratio", True,
                      "net_value_amount / ai_cost_amount: the older inference-only ratio, far larger than roi "
                      "because it ignores review labour and platform cost; kept for comparison (null when the AI "
-                     "cost is 0)."),
+                     "cost is 0, or the row is low_volume)."),
     # reliability
     MetricDefinition("error_cases", "Errors", "reliability", "count", False, "Cases with status error."),
     MetricDefinition("timeout_cases", "Timeouts", "reliability", "count", False, "Cases with status timeout."),

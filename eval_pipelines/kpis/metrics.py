@@ -41,6 +41,9 @@ Per case, with ``b`` the system's ``manual_baseline_seconds`` and ``r`` its ``la
   cost of errors) / cost of running. ``roi_over_inference_cost`` = net value / AI cost is the older, inference-only
   ratio, kept for comparison. Risk mitigated is reported beside it, not added: the credit belongs to the review,
   not to the AI.
+- a row with fewer than ``impact.low_volume_below`` cases is ``low_volume``: its ``roi`` and
+  ``roi_over_inference_cost`` are null (the counts and amounts are still there, and add up in rollups, where the
+  flag is recomputed on the period's cases).
 
 Money is in the system's ``currency``; ``cost_usd`` is converted with ``usd_to_currency``. A combination over rows
 in different currencies (only possible when the config changed mid-period) gets currency ``XXX`` (ISO 4217: no
@@ -57,7 +60,7 @@ import numpy as np
 import pandas as pd
 
 from eval_pipelines.intervals import wilson_interval
-from eval_pipelines.kpis.settings import ImpactConfig, SystemImpact
+from eval_pipelines.kpis.settings import DEFAULT_LOW_VOLUME_BELOW, ImpactConfig, SystemImpact
 
 KEY_COLUMNS: tuple[str, ...] = ("system", "model_version", "segment")
 NO_CURRENCY = "XXX"
@@ -88,6 +91,11 @@ AMOUNT_COLUMNS: tuple[str, ...] = (
 SUM_COLUMNS: tuple[str, ...] = ("manual_baseline_hours", "review_hours", "hours_saved", "ai_cost_usd",
                                 *AMOUNT_COLUMNS)
 ADDITIVE_COLUMNS: tuple[str, ...] = COUNT_COLUMNS + SUM_COLUMNS
+
+FLAG_COLUMNS: tuple[str, ...] = ("low_volume",)
+"""Boolean columns, derived from the counts (recomputed for rollups)."""
+HEADLINE_RATIOS: tuple[str, ...] = ("roi", "roi_over_inference_cost")
+"""Ratios withheld (null) on low-volume rows."""
 
 CONFIG_COLUMNS: tuple[str, ...] = ("baseline_seconds_per_decision", "latency_slo_ms")
 """Echoes of the impact model; a rollup shows their case-weighted mean (the value itself when it did not change)."""
@@ -123,7 +131,7 @@ PERCENTILE_SOURCES: tuple[str, ...] = ("decision_seconds", "latency_ms")
 # The table's column order, grouped by the question each block answers.
 METRIC_COLUMNS: tuple[str, ...] = (
     # volume
-    "cases", "reviewed_cases", "automated_cases", "automation_rate",
+    "cases", "low_volume", "reviewed_cases", "automated_cases", "automation_rate",
     # adoption
     "accepted_cases", "edited_cases", "overridden_cases", "rejected_cases", "ignored_cases",
     "acceptance_rate", "edit_rate", "override_rate", "reject_rate", "ignore_rate",
@@ -150,7 +158,11 @@ METRIC_COLUMNS: tuple[str, ...] = (
     "error_cases", "timeout_cases", "error_rate", "timeout_rate",
     "latency_ms_p50", "latency_ms_p95", "latency_ms_p99", "latency_slo_ms", "slo_met_cases", "slo_attainment_rate",
 )
-FLOAT_METRICS: frozenset[str] = frozenset(set(METRIC_COLUMNS) - set(COUNT_COLUMNS))
+FLOAT_METRICS: frozenset[str] = frozenset(set(METRIC_COLUMNS) - set(COUNT_COLUMNS) - set(FLAG_COLUMNS))
+
+
+def _dtype(column: str) -> str:
+    return "float64" if column in FLOAT_METRICS else "bool" if column in FLAG_COLUMNS else "int64"
 
 _CAUGHT_ACTIONS = ("edited", "overridden", "rejected")
 _WRONG = ("wrong", "partly_wrong")
@@ -371,7 +383,7 @@ def compute_kpis(cases: pd.DataFrame, impact: ImpactConfig) -> pd.DataFrame:
     percentiles = percentiles_by_group(n, {"decision_seconds": (ids, decision), "latency_ms": (ids, latency)})
     for column in PERCENTILE_COLUMNS:
         frame[column] = percentiles[column].to_numpy()
-    return finalize(frame, impact.ci_level)
+    return finalize(frame, impact.ci_level, impact.low_volume_below)
 
 
 def percentiles_by_group(n_groups: int, values: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> pd.DataFrame:
@@ -386,16 +398,19 @@ def percentiles_by_group(n_groups: int, values: Mapping[str, tuple[np.ndarray, n
     return pd.DataFrame(out)
 
 
-def finalize(frame: pd.DataFrame, ci_level: float) -> pd.DataFrame:
+def finalize(frame: pd.DataFrame, ci_level: float, low_volume_below: int = DEFAULT_LOW_VOLUME_BELOW) -> pd.DataFrame:
     """Add the derived columns (ratios, accuracy interval, mean decision time and its ratio to the baseline) and
     order the columns.
 
     ``frame`` holds the keys, ``currency``, ``ADDITIVE_COLUMNS``, ``CONFIG_COLUMNS`` and ``PERCENTILE_COLUMNS``;
-    used for days and rollups alike so a ratio is always a ratio of sums.
+    used for days and rollups alike so a ratio is always a ratio of sums. Rows with fewer than
+    ``low_volume_below`` cases are flagged ``low_volume`` and get null ``HEADLINE_RATIOS``.
     """
     frame = frame.copy()
     for column, (numerator, denominator) in RATIOS.items():
         frame[column] = ratio(frame[numerator], frame[denominator])
+    frame["low_volume"] = frame["cases"].to_numpy() < low_volume_below
+    frame.loc[frame["low_volume"], list(HEADLINE_RATIOS)] = np.nan
     low, high = wilson_interval(frame["correct_cases"].to_numpy(), frame["labeled_cases"].to_numpy(), ci_level)
     frame["accuracy_ci_low"] = low
     frame["accuracy_ci_high"] = high
@@ -405,7 +420,7 @@ def finalize(frame: pd.DataFrame, ci_level: float) -> pd.DataFrame:
     leading = [c for c in frame.columns if c not in METRIC_COLUMNS and c != "currency"]
     frame = frame[[*leading, "currency", *METRIC_COLUMNS]]
     for column in METRIC_COLUMNS:
-        frame[column] = frame[column].astype("float64" if column in FLOAT_METRICS else "int64")
+        frame[column] = frame[column].astype(_dtype(column))
     return frame.reset_index(drop=True)
 
 
@@ -413,7 +428,7 @@ def empty_kpis(leading: Sequence[str] = KEY_COLUMNS) -> pd.DataFrame:
     """The KPI frame with no rows (a day without cases), with the right columns and dtypes."""
     columns: dict[str, pd.Series] = {name: pd.Series([], dtype="str") for name in (*leading, "currency")}
     for name in METRIC_COLUMNS:
-        columns[name] = pd.Series([], dtype="float64" if name in FLOAT_METRICS else "int64")
+        columns[name] = pd.Series([], dtype=_dtype(name))
     return pd.DataFrame(columns)
 
 
@@ -427,7 +442,8 @@ def daily_kpis(cases: pd.DataFrame, impact: ImpactConfig, day: date) -> pd.DataF
 # --------------------------------------------------------------------------------------- combining rows (rollups)
 
 
-def combine(rows: pd.DataFrame, percentiles: pd.DataFrame, group_by: Sequence[str], ci_level: float) -> pd.DataFrame:
+def combine(rows: pd.DataFrame, percentiles: pd.DataFrame, group_by: Sequence[str], ci_level: float,
+            low_volume_below: int = DEFAULT_LOW_VOLUME_BELOW) -> pd.DataFrame:
     """Combine KPI rows (days) into coarser groups: sums of the additive columns, ratios recomputed from them.
 
     ``rows`` are KPI rows (e.g. ``kpi_daily`` rows of a week, with the ``group_by`` columns present);
@@ -468,7 +484,7 @@ def combine(rows: pd.DataFrame, percentiles: pd.DataFrame, group_by: Sequence[st
         frame = frame.drop(columns="_all")
         for column in PERCENTILE_COLUMNS:
             frame[column] = percentiles[column].iloc[0] if len(percentiles) else np.nan
-    return finalize(frame, ci_level)
+    return finalize(frame, ci_level, low_volume_below)
 
 
 # ------------------------------------------------------------------------------------- rows for people and the DB
@@ -499,7 +515,8 @@ def headline_table(frame: pd.DataFrame) -> pd.DataFrame:
     out["hours saved"] = [_num(v) for v in frame["hours_saved"]]
     out["net value"] = [f"{_num(v, 2)} {c}" for v, c in zip(frame["net_value_amount"], frame["currency"],
                                                               strict=True)]
-    out["ROI"] = [_num(v, 2) for v in frame["roi"]]
+    out["ROI"] = ["low volume" if low else _num(v, 2) for v, low in zip(frame["roi"], frame["low_volume"],
+                                                                          strict=True)]
     out["errors"] = [_pct(v) for v in frame["error_rate"]]
     out["p95 latency ms"] = [_num(v, 0) for v in frame["latency_ms_p95"]]
     out["SLO met"] = [_pct(v) for v in frame["slo_attainment_rate"]]

@@ -31,6 +31,7 @@ from pydantic import Field, model_validator
 from eval_pipelines.settings_base import StrictModel
 
 DEFAULT_SYSTEM = "default"
+DEFAULT_LOW_VOLUME_BELOW = 30
 
 
 class SystemImpact(StrictModel):
@@ -92,6 +93,12 @@ class ImpactConfig(StrictModel):
     """Business impact model per system, plus the confidence level of the accuracy intervals."""
 
     ci_level: float = Field(0.95, gt=0.5, lt=1.0, description="Confidence level of accuracy_ci_low/high (Wilson).")
+    low_volume_below: int = Field(
+        DEFAULT_LOW_VOLUME_BELOW, ge=1,
+        description="A KPI row (a day's, week's or month's system/model_version/segment) with fewer cases than "
+                    "this is flagged low_volume and gets no ROI: a ratio of money over a handful of cases is noise, "
+                    "not a headline. 1 disables the flag.",
+    )
     systems: dict[str, SystemImpact] = Field(
         default_factory=lambda: {DEFAULT_SYSTEM: SystemImpact()},
         description="system name -> impact model; `default` applies to systems not listed and fills unset keys.",
