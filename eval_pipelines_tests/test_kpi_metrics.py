@@ -100,6 +100,12 @@ EXPECTED: dict[tuple[str, str, str], dict[str, float | str]] = {
         "timed_decisions": 7, "human_timed_decisions": 6, "credited_decisions": 7, "credited_human_decisions": 6,
         "decision_seconds_p50": 35.0, "decision_seconds_p90": 55.0,   # [10,20,30,40,50,60]: 2.5th and 4.5th index
         "decision_seconds_mean": 35.0,
+        # the constant baseline is an assumption: no interval anywhere
+        "baseline_control_decisions": 0, "assumed_baseline_decisions": 7,
+        "baseline_seconds_ci_low": NAN, "baseline_seconds_ci_high": NAN, "hours_saved_ci_low": NAN,
+        "hours_saved_ci_high": NAN, "hours_saved_variance": 0.0, "hours_saved_variance_df_term": 0.0,
+        "labour_cost_per_hour": 36.0, "labour_value_saved_ci_low_amount": NAN,
+        "labour_value_saved_ci_high_amount": NAN, "net_value_ci_low_amount": NAN, "net_value_ci_high_amount": NAN,
         "baseline_seconds_per_decision": 100.0, "decision_time_to_baseline_ratio": 0.35,
         "manual_baseline_hours": 700 / 3600, "review_hours": 210 / 3600, "hours_saved": 490 / 3600,
         "labour_value_saved_amount": 4.90, "ai_cost_usd": 0.18, "ai_cost_amount": 0.09,
@@ -127,6 +133,12 @@ EXPECTED: dict[tuple[str, str, str], dict[str, float | str]] = {
         "accuracy_ci_low": wilson(1, 2)[0], "accuracy_ci_high": wilson(1, 2)[1],
         "timed_decisions": 2, "human_timed_decisions": 2, "credited_decisions": 2, "credited_human_decisions": 2,
         "decision_seconds_p50": 52.5, "decision_seconds_p90": 90.5, "decision_seconds_mean": 52.5,
+        # the constant baseline is an assumption: no interval anywhere
+        "baseline_control_decisions": 0, "assumed_baseline_decisions": 2,
+        "baseline_seconds_ci_low": NAN, "baseline_seconds_ci_high": NAN, "hours_saved_ci_low": NAN,
+        "hours_saved_ci_high": NAN, "hours_saved_variance": 0.0, "hours_saved_variance_df_term": 0.0,
+        "labour_cost_per_hour": 36.0, "labour_value_saved_ci_low_amount": NAN,
+        "labour_value_saved_ci_high_amount": NAN, "net_value_ci_low_amount": NAN, "net_value_ci_high_amount": NAN,
         "baseline_seconds_per_decision": 100.0, "decision_time_to_baseline_ratio": 0.525,
         "manual_baseline_hours": 200 / 3600, "review_hours": 105 / 3600, "hours_saved": 95 / 3600,
         "labour_value_saved_amount": 0.95, "ai_cost_usd": 0.08, "ai_cost_amount": 0.04,
@@ -152,6 +164,12 @@ EXPECTED: dict[tuple[str, str, str], dict[str, float | str]] = {
         "accuracy_ci_low": 1 / (1 + Z95 * Z95), "accuracy_ci_high": 1.0,
         "timed_decisions": 1, "human_timed_decisions": 1, "credited_decisions": 1, "credited_human_decisions": 1,
         "decision_seconds_p50": 12.0, "decision_seconds_p90": 12.0, "decision_seconds_mean": 12.0,
+        # the constant baseline is an assumption: no interval anywhere
+        "baseline_control_decisions": 0, "assumed_baseline_decisions": 1,
+        "baseline_seconds_ci_low": NAN, "baseline_seconds_ci_high": NAN, "hours_saved_ci_low": NAN,
+        "hours_saved_ci_high": NAN, "hours_saved_variance": 0.0, "hours_saved_variance_df_term": 0.0,
+        "labour_cost_per_hour": 60.0, "labour_value_saved_ci_low_amount": NAN,
+        "labour_value_saved_ci_high_amount": NAN, "net_value_ci_low_amount": NAN, "net_value_ci_high_amount": NAN,
         "baseline_seconds_per_decision": 120.0, "decision_time_to_baseline_ratio": 0.1,
         "manual_baseline_hours": 120 / 3600, "review_hours": 12 / 3600, "hours_saved": 0.03,
         "labour_value_saved_amount": 1.8, "ai_cost_usd": 0.01, "ai_cost_amount": 0.01,
@@ -365,7 +383,8 @@ def test_grouped_quantiles_single_and_two_values():
 
 def test_every_kpi_column_has_a_definition_with_a_unit():
     assert undocumented_metrics() == []
-    units = {"count", "fraction", "seconds", "milliseconds", "hours", "currency", "USD", "ratio", "days", "flag"}
+    units = {"count", "fraction", "seconds", "milliseconds", "hours", "currency", "USD", "ratio", "days", "flag",
+             "hours^2", "hours^4"}
     for definition in BY_METRIC.values():
         assert definition.unit in units, definition
         assert definition.formula and definition.label
@@ -391,3 +410,127 @@ def test_headline_table_formats_the_fixture():
     assert "42.9%" in text  # group A acceptance 3/7
     assert "42.9% [15.8%, 75.0%]" in text  # group A accuracy 3/7 and its Wilson interval
     assert "-281.99 EUR" in text
+
+
+# --------------------------------------------------------------------------- the baseline: assumed or measured
+
+
+def _control_day(rng: np.random.Generator, n_ai: int, n_control: int, mean_seconds: float,
+                 sigma: float = 0.6) -> pd.DataFrame:
+    """Accepted AI cases (10 s each) and control cases decided by hand, log-normal times with mean mean_seconds."""
+    mu = math.log(mean_seconds) - sigma ** 2 / 2
+    control = rng.lognormal(mu, sigma, n_control)
+    rows = [("s", "v1", "seg1", "accepted", "ok", 100.0, 0.01, 10.0, True, True, "correct", N, N, N)] * n_ai
+    rows += [("s", "v1", "manual", "accepted", "ok", 100.0, 0.0, float(t), False, N, "unknown", N, N, N)
+             for t in control]
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    for column in ("ai_correct", "compliance_flag", "complaint", "escalation"):
+        frame[column] = frame[column].astype("boolean")
+    return frame
+
+
+MEASURED = ImpactConfig.model_validate({
+    **IMPACT.model_dump(exclude={"systems"}),
+    "systems": {**{k: v.model_dump() for k, v in IMPACT.systems.items()},
+                "s": {**IMPACT.systems["s"].model_dump(), "baseline_control": {"column": "segment",
+                                                                                "value": "manual"}}},
+})
+
+
+def test_baseline_estimate_is_the_t_interval_of_scipy():
+    from eval_pipelines.kpis.metrics import baseline_estimate
+
+    values = np.random.default_rng(1).lognormal(4.0, 0.7, 25)
+    estimate = baseline_estimate(values, 0.9)
+    low, high = stats.t.interval(0.9, 24, loc=values.mean(), scale=stats.sem(values))
+    assert estimate.n == 25 and estimate.mean == pytest.approx(values.mean())
+    assert (estimate.low, estimate.high) == pytest.approx((low, high), rel=1e-12)
+    assert baseline_estimate(np.array([5.0, np.nan]), 0.95) is None  # one value: no variance, no estimate
+
+
+def test_measured_baseline_replaces_the_assumption_and_carries_its_interval():
+    cases = _control_day(np.random.default_rng(3), n_ai=40, n_control=30, mean_seconds=150.0)
+    frame = compute_kpis(cases, MEASURED).set_index("segment")
+    control = cases.loc[cases["segment"] == "manual", "decision_seconds"].to_numpy()
+    ai = frame.loc["seg1"]
+    b, se = control.mean(), stats.sem(control)
+    t = stats.t.ppf(0.975, len(control) - 1)
+    assert ai["baseline_seconds_per_decision"] == pytest.approx(b)  # not the configured 100 s
+    assert ai["baseline_control_decisions"] == 0 and frame.loc["manual", "baseline_control_decisions"] == 30
+    assert ai["assumed_baseline_decisions"] == 0
+    assert (ai["baseline_seconds_ci_low"], ai["baseline_seconds_ci_high"]) == pytest.approx((b - t * se, b + t * se))
+    assert ai["hours_saved"] == pytest.approx(40 * (b - 10.0) / 3600)
+    assert ai["hours_saved_ci_low"] == pytest.approx(40 * (b - t * se - 10.0) / 3600)
+    assert ai["hours_saved_ci_high"] == pytest.approx(40 * (b + t * se - 10.0) / 3600)
+    rate = 36.0
+    assert ai["labour_value_saved_ci_low_amount"] == pytest.approx(ai["hours_saved_ci_low"] * rate)
+    assert ai["net_value_ci_high_amount"] - ai["net_value_amount"] == pytest.approx(40 * t * se / 3600 * rate)
+    # the control cases were decided without the AI: they earn no hours saved
+    assert frame.loc["manual", "credited_decisions"] == 0 and frame.loc["manual", "hours_saved"] == 0
+
+
+def test_hours_saved_interval_covers_at_the_nominal_level():
+    """Seeded: skewed (log-normal, σ = 0.6) control times. hours_saved is linear in the baseline, so its interval
+    covers the true C·(μ − 10 s)/3600 exactly when the baseline interval covers μ (checked on 25 days through
+    compute_kpis); the baseline's t interval then covers 95 % ± 3 binomial se of 4,000 days with 200 control
+    decisions a day. (With 40 a day the skew costs about 1.5 points: 93.5 %.)"""
+    from eval_pipelines.kpis.metrics import baseline_estimate
+
+    rng = np.random.default_rng(20261202)
+    true_mean, n_ai = 150.0, 50
+    truth = n_ai * (true_mean - 10.0) / 3600
+    for _ in range(25):
+        day = _control_day(rng, n_ai, 40, true_mean)
+        row = compute_kpis(day, MEASURED).set_index("segment").loc["seg1"]
+        baseline_covers = row["baseline_seconds_ci_low"] <= true_mean <= row["baseline_seconds_ci_high"]
+        assert (row["hours_saved_ci_low"] <= truth <= row["hours_saved_ci_high"]) == baseline_covers
+    sigma, runs = 0.6, 4000
+    mu = math.log(true_mean) - sigma ** 2 / 2
+    covered = 0
+    for _ in range(runs):
+        estimate = baseline_estimate(rng.lognormal(mu, sigma, 200), 0.95)
+        covered += estimate.low <= true_mean <= estimate.high
+    assert abs(covered / runs - 0.95) <= 3 * math.sqrt(0.95 * 0.05 / runs), covered / runs
+
+
+def test_rollup_interval_sums_the_days_variances_with_satterthwaite_df():
+    from eval_pipelines.kpis.metrics import combine, percentiles_by_group
+
+    rng = np.random.default_rng(5)
+    days = [_control_day(rng, 30, n, 150.0) for n in (8, 20)]
+    rows = pd.concat([daily_kpis(c, MEASURED, date(2026, 3, 2 + i)) for i, c in enumerate(days)], ignore_index=True)
+    seg1 = rows[rows["segment"] == "seg1"]
+    both = pd.concat(days, ignore_index=True)
+    both = both[both["segment"] == "seg1"]
+    ids = np.zeros(len(both), dtype=np.int64)
+    percentiles = percentiles_by_group(1, {s: (ids, both[s].to_numpy(dtype=float)) for s in ("decision_seconds",
+                                                                                           "latency_ms")})
+    week = combine(seg1, percentiles, [], MEASURED.ci_level, 1).iloc[0]
+    v = [(30 / 3600) ** 2 * stats.sem(c.loc[c["segment"] == "manual", "decision_seconds"]) ** 2 for c in days]
+    df = sum(v) ** 2 / (v[0] ** 2 / 7 + v[1] ** 2 / 19)
+    half = stats.t.ppf(0.975, df) * math.sqrt(sum(v))
+    assert week["hours_saved_variance"] == pytest.approx(sum(v))
+    assert week["hours_saved_ci_high"] - week["hours_saved"] == pytest.approx(half)
+    assert math.isnan(week["baseline_seconds_ci_low"])  # days' baseline intervals do not combine
+    # a day priced at the assumed constant leaves the period without an interval
+    assumed = daily_kpis(days[0], IMPACT, date(2026, 3, 4))
+    mixed = combine(pd.concat([seg1, assumed[assumed["segment"] == "seg1"]], ignore_index=True), percentiles, [],
+                    MEASURED.ci_level, 1).iloc[0]
+    assert mixed["assumed_baseline_decisions"] == 30 and math.isnan(mixed["hours_saved_ci_low"])
+
+
+def test_a_control_flag_column_and_too_few_control_cases():
+    cases = _control_day(np.random.default_rng(8), n_ai=20, n_control=10, mean_seconds=120.0)
+    cases["manual_review"] = (cases["segment"] == "manual").astype("boolean")
+    cases["segment"] = "seg1"
+    flagged = ImpactConfig.model_validate({**MEASURED.model_dump(), "systems": {
+        "s": {**MEASURED.systems["s"].model_dump(), "baseline_control": {"column": "manual_review",
+                                                                          "value": True}}}})
+    row = compute_kpis(cases, flagged).iloc[0]
+    control = cases.loc[cases["manual_review"].astype(bool), "decision_seconds"]
+    assert row["baseline_seconds_per_decision"] == pytest.approx(control.mean())
+    assert row["credited_decisions"] == 20 and row["baseline_control_decisions"] == 10
+    one = cases.iloc[:21]  # a single control decision has no variance: the assumed constant stays
+    row = compute_kpis(one, flagged).iloc[0]
+    assert row["baseline_seconds_per_decision"] == 100.0 and row["assumed_baseline_decisions"] == 20
+    assert math.isnan(row["hours_saved_ci_low"])

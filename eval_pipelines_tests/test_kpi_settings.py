@@ -50,6 +50,9 @@ def test_systems_without_default_get_the_builtin_default():
     ({"systems": {"x": "cheap"}}, "impact.systems.x"),
     ({"ci_level": 1.5}, "impact.ci_level"),
     ({"low_volume_below": 0}, "impact.low_volume_below"),
+    ({"systems": {"x": {"baseline_control": {"column": "", "value": "manual"}}}},
+     "impact.systems.x.baseline_control.column"),
+    ({"systems": {"x": {"baseline_control": {"column": "segment"}}}}, "impact.systems.x.baseline_control.value"),
     ({"systems": {"x": {"usd_to_currency": 0.9}}}, "impact.systems.x"),  # USD must convert at 1
 ])
 def test_bad_values_fail_at_load_with_their_path(raw, path):

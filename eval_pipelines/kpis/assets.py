@@ -132,7 +132,7 @@ def kpi_daily(
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     settings = project.load()
     day = date.fromisoformat(context.partition_key)
-    cases = read_cases(Lake(lake_root(settings)), day)
+    cases = read_cases(Lake(lake_root(settings)), day, settings.impact.control_columns())
     frame = daily_kpis(cases, settings.impact, day)
     problems = consistency_problems(frame, len(cases))
     check_metadata = {"rows": len(frame), "cases": len(cases)}

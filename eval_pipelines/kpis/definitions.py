@@ -3,7 +3,8 @@
 One entry per column of ``kpi_daily`` / ``kpi_weekly`` / ``kpi_monthly`` beyond the keys; a test pins that the two
 lists agree, so a new metric cannot ship undocumented. ``higher_is_better`` is null for volumes and settings that
 are neither good nor bad in themselves. Units: ``count``, ``fraction`` (0 to 1), ``seconds``, ``milliseconds``,
-``hours``, ``currency`` (the row's ``currency`` column), ``USD``, ``ratio``, ``days``, ``flag`` (true/false).
+``hours``, ``currency`` (the row's ``currency`` column), ``USD``, ``ratio``, ``days``, ``flag`` (true/false),
+``hours^2`` / ``hours^4`` (variance terms).
 """
 
 from __future__ import annotations
@@ -88,8 +89,22 @@ DEFINITIONS: tuple[MetricDefinition, ...] = (
     MetricDefinition("decision_seconds_mean", "Mean decision time", "speed", "seconds", False,
                      "review_hours × 3600 / credited_human_decisions: mean human time per credited decision."),
     MetricDefinition("baseline_seconds_per_decision", "Manual baseline per decision", "speed", "seconds", None,
-                     "impact.systems.<system>.manual_baseline_seconds: time one decision takes without the AI "
-                     "(case-weighted mean over the days in rollups)."),
+                     "Time one decision takes without the AI. Measured when impact.systems.<system>."
+                     "baseline_control is set and the day has >= 2 timed control cases: their mean decision_seconds "
+                     "(baseline_control_decisions > 0). Otherwise ASSUMED: the configured manual_baseline_seconds, a "
+                     "guess that hours_saved and every value column move linearly with (assumed_baseline_decisions "
+                     "> 0, and no intervals). Case-weighted mean over the days in rollups."),
+    MetricDefinition("baseline_control_decisions", "Control decisions", "speed", "count", None,
+                     "Timed control cases (decided without the AI: the configured control segment, model_version or "
+                     "flag) the baseline was measured on; 0 when the baseline is the assumed constant."),
+    MetricDefinition("assumed_baseline_decisions", "Decisions at the assumed baseline", "speed", "count", None,
+                     "credited_decisions priced at the assumed constant manual_baseline_seconds rather than a "
+                     "measured baseline; when > 0 the hours_saved and value intervals are null."),
+    MetricDefinition("baseline_seconds_ci_low", "Baseline CI low", "speed", "seconds", None,
+                     "Lower bound of the t interval of the measured baseline, mean ± t(n−1) · s/√n over the day's "
+                     "control decisions at impact.ci_level; null when assumed, and in rollups."),
+    MetricDefinition("baseline_seconds_ci_high", "Baseline CI high", "speed", "seconds", None,
+                     "Upper bound of the t interval of the measured baseline; null when assumed, and in rollups."),
     MetricDefinition("decision_time_to_baseline_ratio", "Median decision time vs baseline", "speed", "ratio", False,
                      "decision_seconds_mean / baseline_seconds_per_decision (a mean over a mean, like "
                      "hours_saved); below 1 the AI speeds decisions up."),
@@ -101,10 +116,30 @@ DEFINITIONS: tuple[MetricDefinition, ...] = (
                      "AI's suggestion (ignored cases excluded)."),
     MetricDefinition("hours_saved", "Hours saved", "speed", "hours", True,
                      "manual_baseline_hours − review_hours over the credited decisions; negative when the AI adds "
-                     "friction. Ignored cases and automated cases known to be wrong contribute nothing."),
+                     "friction. Ignored cases, automated cases known to be wrong and control cases contribute "
+                     "nothing."),
+    MetricDefinition("hours_saved_ci_low", "Hours saved CI low", "speed", "hours", True,
+                     "hours_saved − t(df) · √hours_saved_variance: the uncertainty of the measured baseline carried "
+                     "through (linear in it); df = n−1 for a day, Welch–Satterthwaite over the days in rollups. Null "
+                     "when any credited decision used the assumed baseline."),
+    MetricDefinition("hours_saved_ci_high", "Hours saved CI high", "speed", "hours", True,
+                     "hours_saved + t(df) · √hours_saved_variance (see hours_saved_ci_low)."),
+    MetricDefinition("hours_saved_variance", "Hours saved variance", "speed", "hours^2", None,
+                     "(credited_decisions / 3600)² × s²/n of the measured baseline (0 when assumed); summed over "
+                     "days in rollups (independent control samples)."),
+    MetricDefinition("hours_saved_variance_df_term", "Hours saved df term", "speed", "hours^4", None,
+                     "hours_saved_variance² / (n − 1), summed in rollups: the denominator of the "
+                     "Welch–Satterthwaite degrees of freedom."),
     # money
+    MetricDefinition("labour_cost_per_hour", "Labour cost per hour", "money", "currency", None,
+                     "impact.systems.<system>.labour_cost_per_hour (case-weighted mean over the days in rollups)."),
     MetricDefinition("labour_value_saved_amount", "Labour value saved", "money", "currency", True,
                      "hours_saved × labour_cost_per_hour."),
+    MetricDefinition("labour_value_saved_ci_low_amount", "Labour value saved CI low", "money", "currency", True,
+                     "labour_value_saved_amount − (hours_saved − hours_saved_ci_low) × labour_cost_per_hour; null "
+                     "with the hours interval."),
+    MetricDefinition("labour_value_saved_ci_high_amount", "Labour value saved CI high", "money", "currency", True,
+                     "labour_value_saved_amount + (hours_saved_ci_high − hours_saved) × labour_cost_per_hour."),
     MetricDefinition("ai_cost_usd", "AI cost (USD)", "money", "USD", False,
                      "Sum of cost_usd as logged (inference cost)."),
     MetricDefinition("ai_cost_amount", "AI cost", "money", "currency", False,
@@ -157,6 +192,11 @@ DEFINITIONS: tuple[MetricDefinition, ...] = (
                      "labour_value_saved_amount + correct_decision_value_amount − ai_cost_amount − "
                      "platform_cost_amount − error_cost_amount (labour_value_saved_amount is already net of the "
                      "review labour)."),
+    MetricDefinition("net_value_ci_low_amount", "Net value CI low", "value", "currency", True,
+                     "net_value_amount minus the labour-value half-width: the baseline's uncertainty (the only "
+                     "uncertain input; the rest is a census of the day). Null with the hours interval."),
+    MetricDefinition("net_value_ci_high_amount", "Net value CI high", "value", "currency", True,
+                     "net_value_amount plus the labour-value half-width."),
     MetricDefinition("roi", "ROI", "value", "ratio", True,
                      "net_value_amount / total_cost_amount: (value created − full cost of running − cost of "
                      "errors) / full cost of running, the full cost being inference + review labour + platform "

@@ -23,6 +23,14 @@ Per case, with ``b`` the system's ``manual_baseline_seconds`` and ``r`` its ``la
   decisions × b / 3600, ``review_hours`` = Σ decision_seconds of the credited decisions / 3600, ``hours_saved`` =
   their difference (negative when the AI adds friction), ``labour_value_saved_amount`` = hours_saved × r,
   ``review_cost_amount`` = review_hours × r;
+- the baseline ``b`` is either the configured constant ``manual_baseline_seconds`` (an *assumption*: hours saved
+  move linearly with it, and carry no interval) or *measured* from a control group (``baseline_control``: the
+  day's cases of the system decided without the AI): b = their mean decision_seconds, with the t interval
+  b ± t_{n-1} · s/√n. Control cases are never credited. The interval is carried linearly, since hours_saved =
+  C·b/3600 − review_hours is linear in b: ``hours_saved_variance`` = (C/3600)² s²/n, and ``hours_saved_ci_*`` =
+  hours_saved ± t_df · √variance, the value columns ± r times that. Days are independent control samples, so a
+  rollup sums the variances and takes Welch–Satterthwaite degrees of freedom, df = V² / Σ (v_d² / df_d); a row
+  or period priced (in part) at the assumed constant (``assumed_baseline_decisions`` > 0) has null intervals;
 - ``decision_seconds_mean`` = Σ decision_seconds / credited human-timed decisions, and
   ``decision_time_to_baseline_ratio`` = decision_seconds_mean / b: a mean over a mean, like the savings (the
   median ``decision_seconds_p50`` is its own column);
@@ -54,10 +62,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
 import pandas as pd
+from scipy.special import stdtrit
 
 from eval_pipelines.intervals import wilson_interval
 from eval_pipelines.kpis.settings import DEFAULT_LOW_VOLUME_BELOW, ImpactConfig, SystemImpact
@@ -76,6 +86,7 @@ COUNT_COLUMNS: tuple[str, ...] = (
     "accepted_cases", "edited_cases", "overridden_cases", "rejected_cases", "ignored_cases",
     "labeled_cases", "correct_cases",
     "timed_decisions", "human_timed_decisions", "credited_decisions", "credited_human_decisions",
+    "baseline_control_decisions", "assumed_baseline_decisions",
     "compliance_flags", "complaints", "escalations",
     "risk_mitigated_cases", "correct_automated_decisions",
     "error_cases", "timeout_cases", "slo_met_cases",
@@ -88,7 +99,8 @@ AMOUNT_COLUMNS: tuple[str, ...] = (
 )
 """Money in the row's currency: additive, but only within one currency."""
 
-SUM_COLUMNS: tuple[str, ...] = ("manual_baseline_hours", "review_hours", "hours_saved", "ai_cost_usd",
+SUM_COLUMNS: tuple[str, ...] = ("manual_baseline_hours", "review_hours", "hours_saved", "hours_saved_variance",
+                                "hours_saved_variance_df_term", "ai_cost_usd",
                                 *AMOUNT_COLUMNS)
 ADDITIVE_COLUMNS: tuple[str, ...] = COUNT_COLUMNS + SUM_COLUMNS
 
@@ -97,7 +109,7 @@ FLAG_COLUMNS: tuple[str, ...] = ("low_volume",)
 HEADLINE_RATIOS: tuple[str, ...] = ("roi", "roi_over_inference_cost")
 """Ratios withheld (null) on low-volume rows."""
 
-CONFIG_COLUMNS: tuple[str, ...] = ("baseline_seconds_per_decision", "latency_slo_ms")
+CONFIG_COLUMNS: tuple[str, ...] = ("baseline_seconds_per_decision", "labour_cost_per_hour", "latency_slo_ms")
 """Echoes of the impact model; a rollup shows their case-weighted mean (the value itself when it did not change)."""
 
 RATIOS: dict[str, tuple[str, str]] = {
@@ -140,11 +152,14 @@ METRIC_COLUMNS: tuple[str, ...] = (
     # speed and time
     "timed_decisions", "human_timed_decisions", "credited_decisions", "credited_human_decisions",
     "decision_seconds_p50", "decision_seconds_p90", "decision_seconds_mean",
-    "baseline_seconds_per_decision", "decision_time_to_baseline_ratio",
-    "manual_baseline_hours", "review_hours", "hours_saved",
+    "baseline_seconds_per_decision", "baseline_control_decisions", "assumed_baseline_decisions",
+    "baseline_seconds_ci_low", "baseline_seconds_ci_high", "decision_time_to_baseline_ratio",
+    "manual_baseline_hours", "review_hours", "hours_saved", "hours_saved_ci_low", "hours_saved_ci_high",
+    "hours_saved_variance", "hours_saved_variance_df_term",
     # money
-    "labour_value_saved_amount", "ai_cost_usd", "ai_cost_amount", "ai_cost_per_decision_amount", "review_cost_amount",
-    "platform_cost_amount", "total_cost_amount",
+    "labour_cost_per_hour", "labour_value_saved_amount", "labour_value_saved_ci_low_amount",
+    "labour_value_saved_ci_high_amount", "ai_cost_usd", "ai_cost_amount", "ai_cost_per_decision_amount",
+    "review_cost_amount", "platform_cost_amount", "total_cost_amount",
     # errors and their cost
     "compliance_flags", "complaints", "escalations",
     "override_waste_cost_amount", "edit_waste_cost_amount", "reject_waste_cost_amount",
@@ -152,7 +167,8 @@ METRIC_COLUMNS: tuple[str, ...] = (
     # risk
     "risk_mitigated_cases", "risk_mitigated_amount",
     # value
-    "correct_automated_decisions", "correct_decision_value_amount", "net_value_amount", "roi",
+    "correct_automated_decisions", "correct_decision_value_amount", "net_value_amount", "net_value_ci_low_amount",
+    "net_value_ci_high_amount", "roi",
     "roi_over_inference_cost",
     # reliability
     "error_cases", "timeout_cases", "error_rate", "timeout_rate",
@@ -269,6 +285,52 @@ def group_ids(keys: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
     return rank[ids.ravel()].astype(np.int64), frame.iloc[order].reset_index(drop=True)
 
 
+@dataclass(frozen=True)
+class BaselineEstimate:
+    """The manual baseline measured on control cases: mean seconds per decision and its t interval."""
+
+    n: int  # control decisions with a decision time
+    mean: float
+    variance_of_mean: float  # s² / n
+    df: float  # n - 1
+    low: float
+    high: float
+
+
+def baseline_estimate(seconds: np.ndarray, level: float) -> BaselineEstimate | None:
+    """Mean of the control decisions' seconds with the Student t interval mean ± t_{n-1, (1+level)/2} · s/√n.
+
+    None with fewer than 2 values (no variance: the caller falls back to the assumed constant). The same interval
+    as ``scipy.stats.t.interval(level, n - 1, loc=mean, scale=sem)``; valid for skewed times by the CLT, which
+    the seeded coverage test checks on a log-normal at the sizes a control group has.
+    """
+    values = np.asarray(seconds, dtype=np.float64)
+    values = values[~np.isnan(values)]
+    n = len(values)
+    if n < 2:
+        return None
+    mean = float(values.mean())
+    variance_of_mean = float(values.var(ddof=1)) / n
+    half = float(stdtrit(n - 1, 0.5 + level / 2.0)) * math.sqrt(variance_of_mean)
+    return BaselineEstimate(n, mean, variance_of_mean, float(n - 1), mean - half, mean + half)
+
+
+def _control_mask(cases: pd.DataFrame, system_of_case: np.ndarray, impact: ImpactConfig) -> np.ndarray:
+    """Cases in their system's configured control group (decided without the AI); all False when none is."""
+    mask = np.zeros(len(cases), dtype=bool)
+    for system in np.unique(system_of_case):
+        control = impact.for_system(str(system)).baseline_control
+        if control is None or control.column not in cases.columns:
+            continue
+        column = cases[control.column]
+        if isinstance(control.value, bool):
+            matches = column.astype("boolean").fillna(False).to_numpy(dtype=bool) == control.value
+        else:
+            matches = (column.astype("str") == control.value).fillna(False).to_numpy(dtype=bool)
+        mask |= (system_of_case == system) & matches
+    return mask
+
+
 def _impact_arrays(systems: Sequence[str], impact: ImpactConfig) -> dict[str, np.ndarray]:
     models: list[SystemImpact] = [impact.for_system(str(system)) for system in systems]
     fields = ("labour_cost_per_hour", "manual_baseline_seconds", "wasted_seconds_per_override",
@@ -314,7 +376,10 @@ def compute_kpis(cases: pd.DataFrame, impact: ImpactConfig) -> pd.DataFrame:
     human_timed = ~np.isnan(decision)
     timed = human_timed | (~reviewed & ok)
     known_wrong = labeled & ~correct
-    credited = timed & np.where(reviewed, ~is_action["ignored"], ~known_wrong)
+    system_of_case = groups["system"].to_numpy(dtype=object)[ids]
+    control = _control_mask(cases, system_of_case, impact)
+    # Control cases were decided without the AI: they measure the baseline and earn no credit themselves.
+    credited = timed & np.where(reviewed, ~is_action["ignored"], ~known_wrong) & ~control
     credited_human = credited & human_timed
     caught = (action.isin(_CAUGHT_ACTIONS) & correctness.isin(_WRONG)).to_numpy(dtype=bool)
     compliance = _flag(cases, "compliance_flag")
@@ -334,6 +399,7 @@ def compute_kpis(cases: pd.DataFrame, impact: ImpactConfig) -> pd.DataFrame:
         "human_timed_decisions": human_timed,
         "credited_decisions": credited,
         "credited_human_decisions": credited_human,
+        "baseline_control_decisions": control & human_timed,
         "compliance_flags": compliance,
         "complaints": _flag(cases, "complaint"),
         "escalations": _flag(cases, "escalation"),
@@ -351,7 +417,29 @@ def compute_kpis(cases: pd.DataFrame, impact: ImpactConfig) -> pd.DataFrame:
     usd = np.bincount(ids, weights=cost_usd, minlength=n)
 
     rate = model["labour_cost_per_hour"]
-    frame["manual_baseline_hours"] = frame["credited_decisions"] * model["manual_baseline_seconds"] / 3600.0
+    baseline = model["manual_baseline_seconds"].copy()
+    variance_of_mean = np.full(n, np.nan)
+    df = np.full(n, np.nan)
+    baseline_low, baseline_high = np.full(n, np.nan), np.full(n, np.nan)
+    for system in np.unique(groups["system"].to_numpy(dtype=object)):
+        in_system = system_of_case == system
+        estimate = baseline_estimate(decision[in_system & control], impact.ci_level) if control[in_system].any() \
+            else None
+        if estimate is None:
+            continue  # no (usable) control group: the assumed constant stays
+        rows = (groups["system"] == system).to_numpy(dtype=bool)
+        baseline[rows], variance_of_mean[rows], df[rows] = estimate.mean, estimate.variance_of_mean, estimate.df
+        baseline_low[rows], baseline_high[rows] = estimate.low, estimate.high
+    measured = ~np.isnan(variance_of_mean)
+    frame["assumed_baseline_decisions"] = np.where(measured, 0, frame["credited_decisions"]).astype(np.int64)
+    frame["baseline_seconds_ci_low"] = baseline_low
+    frame["baseline_seconds_ci_high"] = baseline_high
+    credited_hours = frame["credited_decisions"].to_numpy(dtype=float) / 3600.0
+    variance = np.where(measured, credited_hours ** 2 * np.nan_to_num(variance_of_mean), 0.0)
+    frame["hours_saved_variance"] = variance
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frame["hours_saved_variance_df_term"] = np.where(measured & (variance > 0), variance ** 2 / df, 0.0)
+    frame["manual_baseline_hours"] = frame["credited_decisions"] * baseline / 3600.0
     frame["review_hours"] = seconds / 3600.0
     frame["hours_saved"] = frame["manual_baseline_hours"] - frame["review_hours"]
     frame["ai_cost_usd"] = usd
@@ -377,7 +465,8 @@ def compute_kpis(cases: pd.DataFrame, impact: ImpactConfig) -> pd.DataFrame:
     frame["net_value_amount"] = (frame["labour_value_saved_amount"] + frame["correct_decision_value_amount"]
                                  - frame["ai_cost_amount"] - frame["platform_cost_amount"]
                                  - frame["error_cost_amount"])
-    frame["baseline_seconds_per_decision"] = model["manual_baseline_seconds"]
+    frame["baseline_seconds_per_decision"] = baseline
+    frame["labour_cost_per_hour"] = rate
     frame["latency_slo_ms"] = model["latency_slo_ms"]
 
     percentiles = percentiles_by_group(n, {"decision_seconds": (ids, decision), "latency_ms": (ids, latency)})
@@ -398,6 +487,29 @@ def percentiles_by_group(n_groups: int, values: Mapping[str, tuple[np.ndarray, n
     return pd.DataFrame(out)
 
 
+def _hours_saved_interval(frame: pd.DataFrame, level: float) -> None:
+    """``hours_saved_ci_*`` and the value intervals from the summed variance (Welch–Satterthwaite df).
+
+    Null where any credited decision was priced at the assumed baseline (an assumption has no interval), and
+    where no decision was credited.
+    """
+    variance = frame["hours_saved_variance"].to_numpy(dtype=float)
+    df_term = frame["hours_saved_variance_df_term"].to_numpy(dtype=float)
+    usable = (frame["assumed_baseline_decisions"].to_numpy() == 0) & (frame["credited_decisions"].to_numpy() > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = np.where(df_term > 0, variance ** 2 / df_term, np.inf)
+        quantile = np.where(np.isinf(df), float(stdtrit(np.inf, 0.5 + level / 2.0)), stdtrit(df, 0.5 + level / 2.0))
+    half = np.where(usable, quantile * np.sqrt(variance), np.nan)
+    hours = frame["hours_saved"].to_numpy(dtype=float)
+    money_half = half * frame["labour_cost_per_hour"].to_numpy(dtype=float)
+    frame["hours_saved_ci_low"], frame["hours_saved_ci_high"] = hours - half, hours + half
+    labour = frame["labour_value_saved_amount"].to_numpy(dtype=float)
+    frame["labour_value_saved_ci_low_amount"] = labour - money_half
+    frame["labour_value_saved_ci_high_amount"] = labour + money_half
+    net = frame["net_value_amount"].to_numpy(dtype=float)
+    frame["net_value_ci_low_amount"], frame["net_value_ci_high_amount"] = net - money_half, net + money_half
+
+
 def finalize(frame: pd.DataFrame, ci_level: float, low_volume_below: int = DEFAULT_LOW_VOLUME_BELOW) -> pd.DataFrame:
     """Add the derived columns (ratios, accuracy interval, mean decision time and its ratio to the baseline) and
     order the columns.
@@ -409,6 +521,7 @@ def finalize(frame: pd.DataFrame, ci_level: float, low_volume_below: int = DEFAU
     frame = frame.copy()
     for column, (numerator, denominator) in RATIOS.items():
         frame[column] = ratio(frame[numerator], frame[denominator])
+    _hours_saved_interval(frame, ci_level)
     frame["low_volume"] = frame["cases"].to_numpy() < low_volume_below
     frame.loc[frame["low_volume"], list(HEADLINE_RATIOS)] = np.nan
     low, high = wilson_interval(frame["correct_cases"].to_numpy(), frame["labeled_cases"].to_numpy(), ci_level)
@@ -470,6 +583,10 @@ def combine(rows: pd.DataFrame, percentiles: pd.DataFrame, group_by: Sequence[st
     frame = sums.reset_index()
     for column in CONFIG_COLUMNS:
         frame[column] = ratio(frame.pop(f"_{column}_weighted"), frame["cases"])
+    # The days' baseline intervals do not combine into one (each day has its own control sample); the period's
+    # hours_saved interval is computed from the summed variances instead.
+    frame["baseline_seconds_ci_low"] = np.nan
+    frame["baseline_seconds_ci_high"] = np.nan
     currencies = grouped["currency"].agg(lambda values: values.iloc[0] if values.nunique() == 1 else NO_CURRENCY)
     frame["currency"] = currencies.to_numpy()
     mixed = frame["currency"] == NO_CURRENCY
@@ -512,7 +629,10 @@ def headline_table(frame: pd.DataFrame) -> pd.DataFrame:
     out["p50 decision s (baseline)"] = [f"{_num(p)} ({_num(b, 0)})" for p, b in
                                         zip(frame["decision_seconds_p50"], frame["baseline_seconds_per_decision"],
                                             strict=True)]
-    out["hours saved"] = [_num(v) for v in frame["hours_saved"]]
+    # With a measured baseline the interval comes along; an assumed one has none to show.
+    out["hours saved"] = [_num(v) if math.isnan(lo) else f"{_num(v)} [{_num(lo)}, {_num(hi)}]"
+                          for v, lo, hi in zip(frame["hours_saved"], frame["hours_saved_ci_low"],
+                                               frame["hours_saved_ci_high"], strict=True)]
     out["net value"] = [f"{_num(v, 2)} {c}" for v, c in zip(frame["net_value_amount"], frame["currency"],
                                                               strict=True)]
     out["ROI"] = ["low volume" if low else _num(v, 2) for v, low in zip(frame["roi"], frame["low_volume"],

@@ -34,6 +34,14 @@ DEFAULT_SYSTEM = "default"
 DEFAULT_LOW_VOLUME_BELOW = 30
 
 
+class ControlGroup(StrictModel):
+    """The cases decided *without* the AI, whose human decision times measure the manual baseline."""
+
+    column: str = Field(min_length=1, description="labeled_cases column that marks the control cases: segment, "
+                                                  "model_version or a flag column of the events.")
+    value: str | bool = Field(description="Value of `column` on the control cases (true for a flag column).")
+
+
 class SystemImpact(StrictModel):
     """The impact model of one AI system. Money is in ``currency``; times in seconds unless the name says hours."""
 
@@ -46,7 +54,15 @@ class SystemImpact(StrictModel):
     labour_cost_per_hour: float = Field(
         40.0, ge=0, description="Fully loaded cost of one hour of the people who review the AI, in `currency`.")
     manual_baseline_seconds: float = Field(
-        180.0, gt=0, description="Seconds one decision takes without the AI (the counterfactual).")
+        180.0, gt=0, description="Seconds one decision takes without the AI (the counterfactual): an assumption, "
+                                 "used unless `baseline_control` measures it.")
+    baseline_control: ControlGroup | None = Field(
+        None,
+        description="Measure the baseline instead of assuming it: the mean decision_seconds of the day's control "
+                    "cases (decided without the AI) of this system, with a t interval carried into the "
+                    "hours_saved and value intervals. Days with fewer than 2 timed control cases fall back to "
+                    "`manual_baseline_seconds`. Control cases are never credited hours saved.",
+    )
     wasted_seconds_per_override: float = Field(
         30.0, ge=0, description="Reviewer seconds lost to a wrong suggestion that was overridden, beyond the "
                                 "decision time already logged (re-reading, undoing, second look).")
@@ -124,6 +140,10 @@ class ImpactConfig(StrictModel):
             except ValueError:
                 merged[name] = entry
         return {**raw, "systems": merged}
+
+    def control_columns(self) -> list[str]:
+        """The labeled_cases columns the configured control groups are read from (beyond the KPI columns)."""
+        return sorted({s.baseline_control.column for s in self.systems.values() if s.baseline_control is not None})
 
     def for_system(self, system: str) -> SystemImpact:
         """The model of ``system``: its own entry, else ``default``."""

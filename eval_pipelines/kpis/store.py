@@ -41,9 +41,11 @@ from eval_pipelines.warehouse.core import (
 _DICTIONARY_COLUMNS = (*KEY_COLUMNS, "user_action", "status", "correctness")
 
 
-def read_cases(lake: Lake, day: date) -> pd.DataFrame:
-    """The ``CASE_COLUMNS`` of one ``labeled_cases`` partition (optional ones the file lacks are left out)."""
-    return lake.read_columns(LABELED_CASES_ASSET, day.isoformat(), [], optional=CASE_COLUMNS,
+def read_cases(lake: Lake, day: date, extra: Sequence[str] = ()) -> pd.DataFrame:
+    """The ``CASE_COLUMNS`` (plus ``extra``, e.g. the control-group columns) of one ``labeled_cases`` partition;
+    optional ones the file lacks are left out."""
+    columns = list(dict.fromkeys([*CASE_COLUMNS, *extra]))
+    return lake.read_columns(LABELED_CASES_ASSET, day.isoformat(), [], optional=columns,
                              dictionary=_DICTIONARY_COLUMNS).to_pandas()
 
 
