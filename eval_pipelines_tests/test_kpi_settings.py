@@ -45,9 +45,14 @@ def test_systems_without_default_get_the_builtin_default():
     ({"systems": {"x": {"currency": "euro"}}}, "impact.systems.x.currency"),
     ({"systems": {"x": {"latency_slo_ms": 0}}}, "impact.systems.x.latency_slo_ms"),
     ({"systems": {"x": {"cost_per_complaint": -5}}}, "impact.systems.x.cost_per_complaint"),
+    ({"systems": {"x": {"platform_cost_per_day": -1}}}, "impact.systems.x.platform_cost_per_day"),
     ({"systems": {"x": {"labour_cost_per_houre": 5}}}, "impact.systems.x.labour_cost_per_houre"),
     ({"systems": {"x": "cheap"}}, "impact.systems.x"),
     ({"ci_level": 1.5}, "impact.ci_level"),
+    ({"low_volume_below": 0}, "impact.low_volume_below"),
+    ({"systems": {"x": {"baseline_control": {"column": "", "value": "manual"}}}},
+     "impact.systems.x.baseline_control.column"),
+    ({"systems": {"x": {"baseline_control": {"column": "segment"}}}}, "impact.systems.x.baseline_control.value"),
     ({"systems": {"x": {"usd_to_currency": 0.9}}}, "impact.systems.x"),  # USD must convert at 1
 ])
 def test_bad_values_fail_at_load_with_their_path(raw, path):

@@ -36,7 +36,14 @@ from eval_pipelines.ingestion.assets import production_logs
 from eval_pipelines.kpis.assets import ASSETS, kpi_daily, kpi_definitions, kpi_rollups
 from eval_pipelines.kpis.cli import register
 from eval_pipelines.kpis.definitions import DEFINITIONS
-from eval_pipelines.kpis.metrics import COUNT_COLUMNS, KEY_COLUMNS, METRIC_COLUMNS, PERCENTILE_COLUMNS, compute_kpis
+from eval_pipelines.kpis.metrics import (
+    COUNT_COLUMNS,
+    FLAG_COLUMNS,
+    KEY_COLUMNS,
+    METRIC_COLUMNS,
+    PERCENTILE_COLUMNS,
+    compute_kpis,
+)
 from eval_pipelines.kpis.store import read_rows, write_daily
 from eval_pipelines.kpis.tables import KPI_TABLES, kpi_monthly, kpi_weekly
 from eval_pipelines.kpis.tables import kpi_daily as kpi_daily_table
@@ -492,7 +499,8 @@ def test_docs_kpi_daily_directions_and_types_match_the_definitions():
     by_metric = {d.metric: d for d in DEFINITIONS}
     for column in METRIC_COLUMNS:
         sql_type, direction = rows[column]
-        assert sql_type == ("BIGINT" if column in COUNT_COLUMNS else "DOUBLE"), column
+        assert sql_type == ("BIGINT" if column in COUNT_COLUMNS else "BOOLEAN" if column in FLAG_COLUMNS
+                            else "DOUBLE"), column
         expected = {True: "↑", False: "↓", None: ""}[by_metric[column].higher_is_better]
         assert direction.strip() == expected, column
 

@@ -29,9 +29,13 @@ CASES: dict[str, tuple[tuple, tuple]] = {
         ("tech/high", "ok", "overridden", "account/low", N, 0.3, 200.0, N, N, N),
         ("account/low", "human_action", False, "wrong", "override|low_confidence|slow"),
     ),
-    "rejected_no_final": (
+    "rejected_no_final": (  # a known error with no known answer: labeled (in every denominator), label null
         ("shipping/low", "ok", "rejected", N, N, 0.6, 30.0, N, N, N),
-        (N, N, N, "wrong", "reject"),
+        (N, "human_action", False, "wrong", "reject"),
+    ),
+    "overridden_no_final": (
+        ("shipping/low", "ok", "overridden", N, N, 0.6, 30.0, N, N, N),
+        (N, "human_action", False, "wrong", "override"),
     ),
     "rejected_with_final": (
         ("shipping/low", "ok", "rejected", "billing/low", N, 0.6, 30.0, N, N, N),
@@ -83,7 +87,7 @@ CASES: dict[str, tuple[tuple, tuple]] = {
     ),
     "edited_no_final": (
         ("billing/low", "ok", "edited", N, N, 0.8, 30.0, N, True, N),
-        (N, N, N, "partly_wrong", "edit|complaint"),
+        (N, "human_action", False, "partly_wrong", "edit|complaint"),
     ),
     "thresholds_are_strict": (
         ("tech/low", "ok", "accepted", "tech/low", N, 0.5, 120.0, N, N, N),
@@ -191,7 +195,7 @@ def test_exact_outputs_per_row(events: pd.DataFrame) -> None:
         want = {
             "label": label,
             "label_source": source,
-            "is_labeled": label is not None,
+            "is_labeled": ai_correct is not None,  # a verdict is known, with or without a label
             "ai_correct": ai_correct,
             "correctness": correctness,
             "failure_tags": failure_tags,
@@ -199,6 +203,21 @@ def test_exact_outputs_per_row(events: pd.DataFrame) -> None:
             "tags": set(expected_tags),
         }
         assert got == want, event_id
+
+
+def test_rejections_without_a_final_output_count_as_errors_in_the_accuracy_denominator() -> None:
+    """Accuracy over the labeled cases must not improve when wrong outputs are rejected without a replacement."""
+    rows = {
+        "right": (("a", "ok", "accepted", "a", N, 0.9, 5.0, N, N, N), ()),
+        "wrong_replaced": (("a", "ok", "overridden", "b", N, 0.9, 5.0, N, N, N), ()),
+        "wrong_rejected": (("a", "ok", "rejected", N, N, 0.9, 5.0, N, N, N), ()),
+        "wrong_overridden": (("a", "ok", "overridden", "  ", N, 0.9, 5.0, N, N, N), ()),  # blank = no final
+    }
+    out = derive_labels(_events(rows), LOW, SLOW)
+    labeled = out[out["is_labeled"]]
+    assert len(labeled) == 4
+    assert labeled["ai_correct"].astype(float).mean() == 0.25
+    assert out["label"].isna().sum() == 2  # no correct answer is invented for the unrecorded decisions
 
 
 def test_output_columns_and_dtypes(events: pd.DataFrame) -> None:

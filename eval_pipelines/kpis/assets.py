@@ -21,6 +21,7 @@ from eval_pipelines.automation import FOLLOW_UPSTREAM_ANY_DAY
 from eval_pipelines.kpis.definitions import DEFINITIONS, undocumented_metrics
 from eval_pipelines.kpis.metrics import (
     COUNT_COLUMNS,
+    DEFAULT_LOW_VOLUME_BELOW,
     RATIOS,
     combine,
     daily_kpis,
@@ -48,6 +49,7 @@ HEADLINE_METADATA: dict[str, str] = {
     "hours_saved": "hours_saved",
     "labour_value_saved_amount": "labour_value_saved",
     "ai_cost_amount": "ai_cost",
+    "total_cost_amount": "total_cost",
     "error_cost_amount": "error_cost",
     "net_value_amount": "net_value",
     "roi": "roi",
@@ -57,12 +59,13 @@ HEADLINE_METADATA: dict[str, str] = {
 }
 
 
-def day_total(rows: pd.DataFrame, cases: pd.DataFrame, ci_level: float) -> pd.DataFrame:
+def day_total(rows: pd.DataFrame, cases: pd.DataFrame, ci_level: float,
+              low_volume_below: int = DEFAULT_LOW_VOLUME_BELOW) -> pd.DataFrame:
     """The whole day as one KPI row: sums of the group rows, percentiles over all the day's cases."""
     ids = pd.Series(0, index=cases.index).to_numpy()
     values = {s: (ids, cases[s].to_numpy(dtype="float64", na_value=float("nan")))
               for s in ("decision_seconds", "latency_ms")}
-    return combine(rows, percentiles_by_group(1 if len(cases) else 0, values), [], ci_level)
+    return combine(rows, percentiles_by_group(1 if len(cases) else 0, values), [], ci_level, low_volume_below)
 
 
 def headline_metadata(total: pd.DataFrame) -> dict[str, dg.MetadataValue]:
@@ -80,6 +83,7 @@ def headline_metadata(total: pd.DataFrame) -> dict[str, dg.MetadataValue]:
         else:
             metadata[name] = dg.MetadataValue.float(round(float(value), 6))
     metadata["currency"] = dg.MetadataValue.text(str(row["currency"]))
+    metadata["low_volume"] = dg.MetadataValue.bool(bool(row["low_volume"]))
     return metadata
 
 
@@ -95,7 +99,7 @@ def consistency_problems(frame: pd.DataFrame, case_count: int) -> list[str]:
     if ((frame["reviewed_cases"] + frame["automated_cases"]) != frame["cases"]).any():
         problems.append("reviewed_cases + automated_cases != cases")
     for column in RATIOS:
-        if column in ("roi", "ai_cost_per_decision_amount"):
+        if column in ("roi", "roi_over_inference_cost", "ai_cost_per_decision_amount"):
             continue
         values = frame[column].dropna()
         if ((values < 0) | (values > 1)).any():
@@ -128,7 +132,7 @@ def kpi_daily(
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     settings = project.load()
     day = date.fromisoformat(context.partition_key)
-    cases = read_cases(Lake(lake_root(settings)), day)
+    cases = read_cases(Lake(lake_root(settings)), day, settings.impact.control_columns())
     frame = daily_kpis(cases, settings.impact, day)
     problems = consistency_problems(frame, len(cases))
     check_metadata = {"rows": len(frame), "cases": len(cases)}
@@ -146,7 +150,7 @@ def kpi_daily(
     finally:
         engine.dispose()  # one engine per run: close its pooled connections rather than leave them to GC
 
-    total = day_total(frame, cases, settings.impact.ci_level)
+    total = day_total(frame, cases, settings.impact.ci_level, settings.impact.low_volume_below)
     context.log.info(f"{len(frame)} kpi_daily row(s) for {day} from {len(cases):,} cases")
     yield dg.MaterializeResult(
         metadata={
@@ -184,7 +188,8 @@ def kpi_rollups(
     day = date.fromisoformat(context.partition_key)
     engine = warehouse.engine()
     try:
-        result = refresh_rollups(engine, Lake(lake_root(settings)), day, settings.impact.ci_level)
+        result = refresh_rollups(engine, Lake(lake_root(settings)), day, settings.impact.ci_level,
+                                 low_volume_below=settings.impact.low_volume_below)
     finally:
         engine.dispose()
     metadata: dict[str, dg.MetadataValue] = {

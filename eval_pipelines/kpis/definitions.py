@@ -3,7 +3,8 @@
 One entry per column of ``kpi_daily`` / ``kpi_weekly`` / ``kpi_monthly`` beyond the keys; a test pins that the two
 lists agree, so a new metric cannot ship undocumented. ``higher_is_better`` is null for volumes and settings that
 are neither good nor bad in themselves. Units: ``count``, ``fraction`` (0 to 1), ``seconds``, ``milliseconds``,
-``hours``, ``currency`` (the row's ``currency`` column), ``USD``, ``ratio``, ``days``.
+``hours``, ``currency`` (the row's ``currency`` column), ``USD``, ``ratio``, ``days``, ``flag`` (true/false),
+``hours^2`` / ``hours^4`` (variance terms).
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ _R = "reviewed cases (a user_action is present)"
 DEFINITIONS: tuple[MetricDefinition, ...] = (
     # volume
     MetricDefinition("cases", "Cases", "volume", "count", None, "Number of AI recommendations (labeled_cases rows)."),
+    MetricDefinition("low_volume", "Low volume", "volume", "flag", None,
+                     "cases < impact.low_volume_below (default 30), recomputed for weeks and months: too few cases "
+                     "for a headline, so roi and roi_over_inference_cost are null on the row."),
     MetricDefinition("reviewed_cases", "Reviewed cases", "volume", "count", None,
                      "Cases where a human acted on the recommendation (user_action not null)."),
     MetricDefinition("automated_cases", "Automated cases", "volume", "count", None,
@@ -53,11 +57,14 @@ DEFINITIONS: tuple[MetricDefinition, ...] = (
     MetricDefinition("ignore_rate", "Ignore rate", "adoption", "fraction", False, f"ignored_cases / {_R}."),
     # quality
     MetricDefinition("labeled_cases", "Labeled cases", "quality", "count", None,
-                     "Cases with a label: ground truth, else the human's final decision."),
+                     "Cases with a known verdict on the AI output: a label (ground truth, else the human's final "
+                     "decision), or an edit, override or rejection without a final output (a known error: no "
+                     "label, but the AI was not right)."),
     MetricDefinition("correct_cases", "Correct cases", "quality", "count", True,
-                     "Labeled cases where the AI output equals the label."),
+                     "Labeled cases where the AI output equals the label (never a known error)."),
     MetricDefinition("accuracy", "Accuracy", "quality", "fraction", True,
-                     "correct_cases / labeled_cases: agreement of the AI with human decisions (or ground truth)."),
+                     "correct_cases / labeled_cases: agreement of the AI with human decisions (or ground truth); "
+                     "rejections and overrides without a final output count as errors."),
     MetricDefinition("accuracy_ci_low", "Accuracy CI low", "quality", "fraction", True,
                      "Lower bound of the Wilson score interval of accuracy at impact.ci_level (default 95 %)."),
     MetricDefinition("accuracy_ci_high", "Accuracy CI high", "quality", "fraction", True,
@@ -65,29 +72,74 @@ DEFINITIONS: tuple[MetricDefinition, ...] = (
     # speed
     MetricDefinition("timed_decisions", "Timed decisions", "speed", "count", None,
                      "Cases with a known human decision time, plus automated cases with status ok (0 s of human "
-                     "time): the decisions hours_saved is computed over."),
+                     "time); credited_decisions is the part hours_saved is computed over."),
     MetricDefinition("human_timed_decisions", "Human-timed decisions", "speed", "count", None,
                      "Cases with decision_seconds recorded (the population of the decision-time percentiles)."),
+    MetricDefinition("credited_decisions", "Credited decisions", "speed", "count", None,
+                     "Timed decisions the AI is credited for, the population of hours_saved: reviewed cases that "
+                     "were not ignored (an ignored suggestion was decided by hand: credited nothing), plus "
+                     "automated cases with status ok that are not known to be wrong (ai_correct false)."),
+    MetricDefinition("credited_human_decisions", "Credited human decisions", "speed", "count", None,
+                     "Credited decisions with decision_seconds recorded (the population of decision_seconds_mean)."),
     MetricDefinition("decision_seconds_p50", "Median decision time", "speed", "seconds", False,
                      "Median of decision_seconds over human-timed decisions (linear interpolation), recomputed from "
                      "the cases for weeks and months."),
     MetricDefinition("decision_seconds_p90", "p90 decision time", "speed", "seconds", False,
                      "90th percentile of decision_seconds over human-timed decisions."),
+    MetricDefinition("decision_seconds_mean", "Mean decision time", "speed", "seconds", False,
+                     "review_hours × 3600 / credited_human_decisions: mean human time per credited decision."),
     MetricDefinition("baseline_seconds_per_decision", "Manual baseline per decision", "speed", "seconds", None,
-                     "impact.systems.<system>.manual_baseline_seconds: time one decision takes without the AI "
-                     "(case-weighted mean over the days in rollups)."),
+                     "Time one decision takes without the AI. Measured when impact.systems.<system>."
+                     "baseline_control is set and the day has >= 2 timed control cases: their mean decision_seconds "
+                     "(baseline_control_decisions > 0). Otherwise ASSUMED: the configured manual_baseline_seconds, a "
+                     "guess that hours_saved and every value column move linearly with (assumed_baseline_decisions "
+                     "> 0, and no intervals). Case-weighted mean over the days in rollups."),
+    MetricDefinition("baseline_control_decisions", "Control decisions", "speed", "count", None,
+                     "Timed control cases (decided without the AI: the configured control segment, model_version or "
+                     "flag) the baseline was measured on; 0 when the baseline is the assumed constant."),
+    MetricDefinition("assumed_baseline_decisions", "Decisions at the assumed baseline", "speed", "count", None,
+                     "credited_decisions priced at the assumed constant manual_baseline_seconds rather than a "
+                     "measured baseline; when > 0 the hours_saved and value intervals are null."),
+    MetricDefinition("baseline_seconds_ci_low", "Baseline CI low", "speed", "seconds", None,
+                     "Lower bound of the t interval of the measured baseline, mean ± t(n−1) · s/√n over the day's "
+                     "control decisions at impact.ci_level; null when assumed, and in rollups."),
+    MetricDefinition("baseline_seconds_ci_high", "Baseline CI high", "speed", "seconds", None,
+                     "Upper bound of the t interval of the measured baseline; null when assumed, and in rollups."),
     MetricDefinition("decision_time_to_baseline_ratio", "Median decision time vs baseline", "speed", "ratio", False,
-                     "decision_seconds_p50 / baseline_seconds_per_decision; below 1 the AI speeds decisions up."),
+                     "decision_seconds_mean / baseline_seconds_per_decision (a mean over a mean, like "
+                     "hours_saved); below 1 the AI speeds decisions up."),
     MetricDefinition("manual_baseline_hours", "Manual baseline hours", "speed", "hours", None,
-                     "timed_decisions × baseline_seconds_per_decision / 3600: the hours these decisions would have "
-                     "taken without the AI."),
+                     "credited_decisions × baseline_seconds_per_decision / 3600: the hours these decisions would "
+                     "have taken without the AI."),
     MetricDefinition("review_hours", "Review hours", "speed", "hours", False,
-                     "Sum of decision_seconds / 3600: human time spent deciding with the AI."),
+                     "Sum of decision_seconds of the credited decisions / 3600: human time spent deciding with the "
+                     "AI's suggestion (ignored cases excluded)."),
     MetricDefinition("hours_saved", "Hours saved", "speed", "hours", True,
-                     "manual_baseline_hours − review_hours; negative when the AI adds friction."),
+                     "manual_baseline_hours − review_hours over the credited decisions; negative when the AI adds "
+                     "friction. Ignored cases, automated cases known to be wrong and control cases contribute "
+                     "nothing."),
+    MetricDefinition("hours_saved_ci_low", "Hours saved CI low", "speed", "hours", True,
+                     "hours_saved − t(df) · √hours_saved_variance: the uncertainty of the measured baseline carried "
+                     "through (linear in it); df = n−1 for a day, Welch–Satterthwaite over the days in rollups. Null "
+                     "when any credited decision used the assumed baseline."),
+    MetricDefinition("hours_saved_ci_high", "Hours saved CI high", "speed", "hours", True,
+                     "hours_saved + t(df) · √hours_saved_variance (see hours_saved_ci_low)."),
+    MetricDefinition("hours_saved_variance", "Hours saved variance", "speed", "hours^2", None,
+                     "(credited_decisions / 3600)² × s²/n of the measured baseline (0 when assumed); summed over "
+                     "days in rollups (independent control samples)."),
+    MetricDefinition("hours_saved_variance_df_term", "Hours saved df term", "speed", "hours^4", None,
+                     "hours_saved_variance² / (n − 1), summed in rollups: the denominator of the "
+                     "Welch–Satterthwaite degrees of freedom."),
     # money
+    MetricDefinition("labour_cost_per_hour", "Labour cost per hour", "money", "currency", None,
+                     "impact.systems.<system>.labour_cost_per_hour (case-weighted mean over the days in rollups)."),
     MetricDefinition("labour_value_saved_amount", "Labour value saved", "money", "currency", True,
                      "hours_saved × labour_cost_per_hour."),
+    MetricDefinition("labour_value_saved_ci_low_amount", "Labour value saved CI low", "money", "currency", True,
+                     "labour_value_saved_amount − (hours_saved − hours_saved_ci_low) × labour_cost_per_hour; null "
+                     "with the hours interval."),
+    MetricDefinition("labour_value_saved_ci_high_amount", "Labour value saved CI high", "money", "currency", True,
+                     "labour_value_saved_amount + (hours_saved_ci_high − hours_saved) × labour_cost_per_hour."),
     MetricDefinition("ai_cost_usd", "AI cost (USD)", "money", "USD", False,
                      "Sum of cost_usd as logged (inference cost)."),
     MetricDefinition("ai_cost_amount", "AI cost", "money", "currency", False,
@@ -97,6 +149,13 @@ DEFINITIONS: tuple[MetricDefinition, ...] = (
     MetricDefinition("review_cost_amount", "Review cost", "money", "currency", False,
                      "review_hours × labour_cost_per_hour (already netted out of labour_value_saved_amount; "
                      "shown, not subtracted again)."),
+    MetricDefinition("platform_cost_amount", "Platform cost", "money", "currency", False,
+                     "impact.systems.<system>.platform_cost_per_day × cases / the system's cases that day: the "
+                     "row's share of the fixed daily cost of running the system (sums of the days' shares in "
+                     "rollups)."),
+    MetricDefinition("total_cost_amount", "Full cost of running", "money", "currency", False,
+                     "ai_cost_amount + review_cost_amount + platform_cost_amount: inference, review labour and the "
+                     "fixed platform cost."),
     # errors
     MetricDefinition("compliance_flags", "Compliance flags", "errors", "count", False,
                      "Cases with compliance_flag true (compliance-relevant cases)."),
@@ -131,9 +190,21 @@ DEFINITIONS: tuple[MetricDefinition, ...] = (
                      "correct_automated_decisions × value_per_correct_automated_decision (0 when not configured)."),
     MetricDefinition("net_value_amount", "Net value", "value", "currency", True,
                      "labour_value_saved_amount + correct_decision_value_amount − ai_cost_amount − "
-                     "error_cost_amount."),
+                     "platform_cost_amount − error_cost_amount (labour_value_saved_amount is already net of the "
+                     "review labour)."),
+    MetricDefinition("net_value_ci_low_amount", "Net value CI low", "value", "currency", True,
+                     "net_value_amount minus the labour-value half-width: the baseline's uncertainty (the only "
+                     "uncertain input; the rest is a census of the day). Null with the hours interval."),
+    MetricDefinition("net_value_ci_high_amount", "Net value CI high", "value", "currency", True,
+                     "net_value_amount plus the labour-value half-width."),
     MetricDefinition("roi", "ROI", "value", "ratio", True,
-                     "net_value_amount / ai_cost_amount (null when the AI cost is 0)."),
+                     "net_value_amount / total_cost_amount: (value created − full cost of running − cost of "
+                     "errors) / full cost of running, the full cost being inference + review labour + platform "
+                     "(null when the full cost is 0, or the row is low_volume)."),
+    MetricDefinition("roi_over_inference_cost", "ROI over inference cost", "value", "ratio", True,
+                     "net_value_amount / ai_cost_amount: the older inference-only ratio, far larger than roi "
+                     "because it ignores review labour and platform cost; kept for comparison (null when the AI "
+                     "cost is 0, or the row is low_volume)."),
     # reliability
     MetricDefinition("error_cases", "Errors", "reliability", "count", False, "Cases with status error."),
     MetricDefinition("timeout_cases", "Timeouts", "reliability", "count", False, "Cases with status timeout."),

@@ -8,15 +8,32 @@ hand-computed fixture. The table is built in three layers so rollups stay exact:
 2. **percentiles** (``PERCENTILE_COLUMNS``): recomputed from the cases of whatever period is asked for, never
    averaged (``grouped_quantiles``, numpy's default linear method, bit-identical to ``np.quantile``).
 3. **derived columns**: ratios of summed numerators and denominators (``RATIOS``), the Wilson interval of the
-   accuracy, and the p50-to-baseline ratio; ``finalize`` computes them the same way for a day, a week or a month.
+   accuracy, and the mean decision time over the baseline; ``finalize`` computes them the same way for a day, a
+   week or a month.
 
 Per case, with ``b`` the system's ``manual_baseline_seconds`` and ``r`` its ``labour_cost_per_hour``:
 
 - a *reviewed* case has a ``user_action``; an *automated* one has none (no human in the loop);
 - a *timed decision* has a known human decision time (``decision_seconds``), or is automated with status ok (the
-  AI decided, taking no human time); ``manual_baseline_hours`` = timed decisions × b / 3600, ``review_hours`` =
-  Σ decision_seconds / 3600, ``hours_saved`` = their difference (negative when the AI adds friction),
-  ``labour_value_saved_amount`` = hours_saved × r, ``review_cost_amount`` = review_hours × r;
+  AI decided, taking no human time);
+- the AI is credited only for what it did. A *credited decision* is a timed decision where the AI's output was
+  used: reviewed and not ``ignored`` (an ignored suggestion was decided by hand, so neither its baseline nor its
+  decision time enters the savings), or automated and not known to be wrong (``ai_correct`` False from ground
+  truth: a wrong automated decision saved nobody's time, it made work). ``manual_baseline_hours`` = credited
+  decisions × b / 3600, ``review_hours`` = Σ decision_seconds of the credited decisions / 3600, ``hours_saved`` =
+  their difference (negative when the AI adds friction), ``labour_value_saved_amount`` = hours_saved × r,
+  ``review_cost_amount`` = review_hours × r;
+- the baseline ``b`` is either the configured constant ``manual_baseline_seconds`` (an *assumption*: hours saved
+  move linearly with it, and carry no interval) or *measured* from a control group (``baseline_control``: the
+  day's cases of the system decided without the AI): b = their mean decision_seconds, with the t interval
+  b ± t_{n-1} · s/√n. Control cases are never credited. The interval is carried linearly, since hours_saved =
+  C·b/3600 − review_hours is linear in b: ``hours_saved_variance`` = (C/3600)² s²/n, and ``hours_saved_ci_*`` =
+  hours_saved ± t_df · √variance, the value columns ± r times that. Days are independent control samples, so a
+  rollup sums the variances and takes Welch–Satterthwaite degrees of freedom, df = V² / Σ (v_d² / df_d); a row
+  or period priced (in part) at the assumed constant (``assumed_baseline_decisions`` > 0) has null intervals;
+- ``decision_seconds_mean`` = Σ decision_seconds / credited human-timed decisions, and
+  ``decision_time_to_baseline_ratio`` = decision_seconds_mean / b: a mean over a mean, like the savings (the
+  median ``decision_seconds_p50`` is its own column);
 - a human *caught* a wrong suggestion when the case was edited, overridden or rejected and its correctness is
   ``wrong`` or ``partly_wrong``; a compliance-flagged caught case is *risk mitigated* (its
   ``cost_per_compliance_flag`` was avoided), the other flagged cases cost it;
@@ -24,8 +41,17 @@ Per case, with ``b`` the system's ``manual_baseline_seconds`` and ``r`` its ``la
   complaints + escalations, each × its configured cost;
 - a *correct automated decision* is a verified-correct AI output used as is (accepted, or automated) with status
   ok; it earns ``value_per_correct_automated_decision`` when configured;
-- net value = labour value saved + correct-decision value − AI cost − error cost; ROI = net value / AI cost.
-  Risk mitigated is reported beside it, not added: the credit belongs to the review, not to the AI.
+- platform cost = the system's ``platform_cost_per_day`` shared among its rows of the day by their share of the
+  system's cases (``compute_kpis`` treats its cases as one day; rollups sum the days' shares);
+- full cost of running the system = AI (inference) cost + review labour cost + platform cost;
+- net value = labour value saved + correct-decision value − AI cost − platform cost − error cost (labour value
+  saved is already net of the review labour); ROI = net value / full cost, i.e. (value created − cost of running −
+  cost of errors) / cost of running. ``roi_over_inference_cost`` = net value / AI cost is the older, inference-only
+  ratio, kept for comparison. Risk mitigated is reported beside it, not added: the credit belongs to the review,
+  not to the AI.
+- a row with fewer than ``impact.low_volume_below`` cases is ``low_volume``: its ``roi`` and
+  ``roi_over_inference_cost`` are null (the counts and amounts are still there, and add up in rollups, where the
+  flag is recomputed on the period's cases).
 
 Money is in the system's ``currency``; ``cost_usd`` is converted with ``usd_to_currency``. A combination over rows
 in different currencies (only possible when the config changed mid-period) gets currency ``XXX`` (ISO 4217: no
@@ -36,13 +62,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
 import pandas as pd
+from scipy.special import stdtrit
 
 from eval_pipelines.intervals import wilson_interval
-from eval_pipelines.kpis.settings import ImpactConfig, SystemImpact
+from eval_pipelines.kpis.settings import DEFAULT_LOW_VOLUME_BELOW, ImpactConfig, SystemImpact
 
 KEY_COLUMNS: tuple[str, ...] = ("system", "model_version", "segment")
 NO_CURRENCY = "XXX"
@@ -57,24 +85,31 @@ COUNT_COLUMNS: tuple[str, ...] = (
     "cases", "reviewed_cases", "automated_cases",
     "accepted_cases", "edited_cases", "overridden_cases", "rejected_cases", "ignored_cases",
     "labeled_cases", "correct_cases",
-    "timed_decisions", "human_timed_decisions",
+    "timed_decisions", "human_timed_decisions", "credited_decisions", "credited_human_decisions",
+    "baseline_control_decisions", "assumed_baseline_decisions",
     "compliance_flags", "complaints", "escalations",
     "risk_mitigated_cases", "correct_automated_decisions",
     "error_cases", "timeout_cases", "slo_met_cases",
 )
 AMOUNT_COLUMNS: tuple[str, ...] = (
-    "labour_value_saved_amount", "ai_cost_amount", "review_cost_amount",
+    "labour_value_saved_amount", "ai_cost_amount", "review_cost_amount", "platform_cost_amount", "total_cost_amount",
     "override_waste_cost_amount", "edit_waste_cost_amount", "reject_waste_cost_amount",
     "compliance_cost_amount", "complaint_cost_amount", "escalation_cost_amount", "error_cost_amount",
     "risk_mitigated_amount", "correct_decision_value_amount", "net_value_amount",
 )
 """Money in the row's currency: additive, but only within one currency."""
 
-SUM_COLUMNS: tuple[str, ...] = ("manual_baseline_hours", "review_hours", "hours_saved", "ai_cost_usd",
+SUM_COLUMNS: tuple[str, ...] = ("manual_baseline_hours", "review_hours", "hours_saved", "hours_saved_variance",
+                                "hours_saved_variance_df_term", "ai_cost_usd",
                                 *AMOUNT_COLUMNS)
 ADDITIVE_COLUMNS: tuple[str, ...] = COUNT_COLUMNS + SUM_COLUMNS
 
-CONFIG_COLUMNS: tuple[str, ...] = ("baseline_seconds_per_decision", "latency_slo_ms")
+FLAG_COLUMNS: tuple[str, ...] = ("low_volume",)
+"""Boolean columns, derived from the counts (recomputed for rollups)."""
+HEADLINE_RATIOS: tuple[str, ...] = ("roi", "roi_over_inference_cost")
+"""Ratios withheld (null) on low-volume rows."""
+
+CONFIG_COLUMNS: tuple[str, ...] = ("baseline_seconds_per_decision", "labour_cost_per_hour", "latency_slo_ms")
 """Echoes of the impact model; a rollup shows their case-weighted mean (the value itself when it did not change)."""
 
 RATIOS: dict[str, tuple[str, str]] = {
@@ -86,7 +121,8 @@ RATIOS: dict[str, tuple[str, str]] = {
     "ignore_rate": ("ignored_cases", "reviewed_cases"),
     "accuracy": ("correct_cases", "labeled_cases"),
     "ai_cost_per_decision_amount": ("ai_cost_amount", "cases"),
-    "roi": ("net_value_amount", "ai_cost_amount"),
+    "roi": ("net_value_amount", "total_cost_amount"),
+    "roi_over_inference_cost": ("net_value_amount", "ai_cost_amount"),
     "error_rate": ("error_cases", "cases"),
     "timeout_rate": ("timeout_cases", "cases"),
     "slo_attainment_rate": ("slo_met_cases", "cases"),
@@ -107,18 +143,23 @@ PERCENTILE_SOURCES: tuple[str, ...] = ("decision_seconds", "latency_ms")
 # The table's column order, grouped by the question each block answers.
 METRIC_COLUMNS: tuple[str, ...] = (
     # volume
-    "cases", "reviewed_cases", "automated_cases", "automation_rate",
+    "cases", "low_volume", "reviewed_cases", "automated_cases", "automation_rate",
     # adoption
     "accepted_cases", "edited_cases", "overridden_cases", "rejected_cases", "ignored_cases",
     "acceptance_rate", "edit_rate", "override_rate", "reject_rate", "ignore_rate",
     # quality
     "labeled_cases", "correct_cases", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
     # speed and time
-    "timed_decisions", "human_timed_decisions", "decision_seconds_p50", "decision_seconds_p90",
-    "baseline_seconds_per_decision", "decision_time_to_baseline_ratio",
-    "manual_baseline_hours", "review_hours", "hours_saved",
+    "timed_decisions", "human_timed_decisions", "credited_decisions", "credited_human_decisions",
+    "decision_seconds_p50", "decision_seconds_p90", "decision_seconds_mean",
+    "baseline_seconds_per_decision", "baseline_control_decisions", "assumed_baseline_decisions",
+    "baseline_seconds_ci_low", "baseline_seconds_ci_high", "decision_time_to_baseline_ratio",
+    "manual_baseline_hours", "review_hours", "hours_saved", "hours_saved_ci_low", "hours_saved_ci_high",
+    "hours_saved_variance", "hours_saved_variance_df_term",
     # money
-    "labour_value_saved_amount", "ai_cost_usd", "ai_cost_amount", "ai_cost_per_decision_amount", "review_cost_amount",
+    "labour_cost_per_hour", "labour_value_saved_amount", "labour_value_saved_ci_low_amount",
+    "labour_value_saved_ci_high_amount", "ai_cost_usd", "ai_cost_amount", "ai_cost_per_decision_amount",
+    "review_cost_amount", "platform_cost_amount", "total_cost_amount",
     # errors and their cost
     "compliance_flags", "complaints", "escalations",
     "override_waste_cost_amount", "edit_waste_cost_amount", "reject_waste_cost_amount",
@@ -126,12 +167,18 @@ METRIC_COLUMNS: tuple[str, ...] = (
     # risk
     "risk_mitigated_cases", "risk_mitigated_amount",
     # value
-    "correct_automated_decisions", "correct_decision_value_amount", "net_value_amount", "roi",
+    "correct_automated_decisions", "correct_decision_value_amount", "net_value_amount", "net_value_ci_low_amount",
+    "net_value_ci_high_amount", "roi",
+    "roi_over_inference_cost",
     # reliability
     "error_cases", "timeout_cases", "error_rate", "timeout_rate",
     "latency_ms_p50", "latency_ms_p95", "latency_ms_p99", "latency_slo_ms", "slo_met_cases", "slo_attainment_rate",
 )
-FLOAT_METRICS: frozenset[str] = frozenset(set(METRIC_COLUMNS) - set(COUNT_COLUMNS))
+FLOAT_METRICS: frozenset[str] = frozenset(set(METRIC_COLUMNS) - set(COUNT_COLUMNS) - set(FLAG_COLUMNS))
+
+
+def _dtype(column: str) -> str:
+    return "float64" if column in FLOAT_METRICS else "bool" if column in FLAG_COLUMNS else "int64"
 
 _CAUGHT_ACTIONS = ("edited", "overridden", "rejected")
 _WRONG = ("wrong", "partly_wrong")
@@ -238,11 +285,58 @@ def group_ids(keys: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
     return rank[ids.ravel()].astype(np.int64), frame.iloc[order].reset_index(drop=True)
 
 
+@dataclass(frozen=True)
+class BaselineEstimate:
+    """The manual baseline measured on control cases: mean seconds per decision and its t interval."""
+
+    n: int  # control decisions with a decision time
+    mean: float
+    variance_of_mean: float  # s² / n
+    df: float  # n - 1
+    low: float
+    high: float
+
+
+def baseline_estimate(seconds: np.ndarray, level: float) -> BaselineEstimate | None:
+    """Mean of the control decisions' seconds with the Student t interval mean ± t_{n-1, (1+level)/2} · s/√n.
+
+    None with fewer than 2 values (no variance: the caller falls back to the assumed constant). The same interval
+    as ``scipy.stats.t.interval(level, n - 1, loc=mean, scale=sem)``; valid for skewed times by the CLT, which
+    the seeded coverage test checks on a log-normal at the sizes a control group has.
+    """
+    values = np.asarray(seconds, dtype=np.float64)
+    values = values[~np.isnan(values)]
+    n = len(values)
+    if n < 2:
+        return None
+    mean = float(values.mean())
+    variance_of_mean = float(values.var(ddof=1)) / n
+    half = float(stdtrit(n - 1, 0.5 + level / 2.0)) * math.sqrt(variance_of_mean)
+    return BaselineEstimate(n, mean, variance_of_mean, float(n - 1), mean - half, mean + half)
+
+
+def _control_mask(cases: pd.DataFrame, system_of_case: np.ndarray, impact: ImpactConfig) -> np.ndarray:
+    """Cases in their system's configured control group (decided without the AI); all False when none is."""
+    mask = np.zeros(len(cases), dtype=bool)
+    for system in np.unique(system_of_case):
+        control = impact.for_system(str(system)).baseline_control
+        if control is None or control.column not in cases.columns:
+            continue
+        column = cases[control.column]
+        if isinstance(control.value, bool):
+            matches = column.astype("boolean").fillna(False).to_numpy(dtype=bool) == control.value
+        else:
+            matches = (column.astype("str") == control.value).fillna(False).to_numpy(dtype=bool)
+        mask |= (system_of_case == system) & matches
+    return mask
+
+
 def _impact_arrays(systems: Sequence[str], impact: ImpactConfig) -> dict[str, np.ndarray]:
     models: list[SystemImpact] = [impact.for_system(str(system)) for system in systems]
     fields = ("labour_cost_per_hour", "manual_baseline_seconds", "wasted_seconds_per_override",
               "wasted_seconds_per_edit", "wasted_seconds_per_reject", "cost_per_compliance_flag",
-              "cost_per_complaint", "cost_per_escalation", "latency_slo_ms", "usd_to_currency")
+              "cost_per_complaint", "cost_per_escalation", "latency_slo_ms", "usd_to_currency",
+              "platform_cost_per_day")
     arrays = {name: np.array([getattr(m, name) for m in models], dtype=float) for name in fields}
     arrays["value_per_correct"] = np.array([m.value_per_correct_automated_decision or 0.0 for m in models])
     arrays["currency"] = np.array([m.currency for m in models], dtype=object)
@@ -281,6 +375,12 @@ def compute_kpis(cases: pd.DataFrame, impact: ImpactConfig) -> pd.DataFrame:
     correct = _flag(cases, "ai_correct") & labeled
     human_timed = ~np.isnan(decision)
     timed = human_timed | (~reviewed & ok)
+    known_wrong = labeled & ~correct
+    system_of_case = groups["system"].to_numpy(dtype=object)[ids]
+    control = _control_mask(cases, system_of_case, impact)
+    # Control cases were decided without the AI: they measure the baseline and earn no credit themselves.
+    credited = timed & np.where(reviewed, ~is_action["ignored"], ~known_wrong) & ~control
+    credited_human = credited & human_timed
     caught = (action.isin(_CAUGHT_ACTIONS) & correctness.isin(_WRONG)).to_numpy(dtype=bool)
     compliance = _flag(cases, "compliance_flag")
 
@@ -297,6 +397,9 @@ def compute_kpis(cases: pd.DataFrame, impact: ImpactConfig) -> pd.DataFrame:
         "correct_cases": correct,
         "timed_decisions": timed,
         "human_timed_decisions": human_timed,
+        "credited_decisions": credited,
+        "credited_human_decisions": credited_human,
+        "baseline_control_decisions": control & human_timed,
         "compliance_flags": compliance,
         "complaints": _flag(cases, "complaint"),
         "escalations": _flag(cases, "escalation"),
@@ -310,17 +413,43 @@ def compute_kpis(cases: pd.DataFrame, impact: ImpactConfig) -> pd.DataFrame:
     frame["currency"] = model["currency"]
     for name, flags in case_flags.items():
         frame[name] = np.bincount(ids, weights=flags, minlength=n).round().astype(np.int64)
-    seconds = np.bincount(ids, weights=np.nan_to_num(decision, nan=0.0), minlength=n)
+    seconds = np.bincount(ids, weights=np.where(credited_human, decision, 0.0), minlength=n)
     usd = np.bincount(ids, weights=cost_usd, minlength=n)
 
     rate = model["labour_cost_per_hour"]
-    frame["manual_baseline_hours"] = frame["timed_decisions"] * model["manual_baseline_seconds"] / 3600.0
+    baseline = model["manual_baseline_seconds"].copy()
+    variance_of_mean = np.full(n, np.nan)
+    df = np.full(n, np.nan)
+    baseline_low, baseline_high = np.full(n, np.nan), np.full(n, np.nan)
+    for system in np.unique(groups["system"].to_numpy(dtype=object)):
+        in_system = system_of_case == system
+        estimate = baseline_estimate(decision[in_system & control], impact.ci_level) if control[in_system].any() \
+            else None
+        if estimate is None:
+            continue  # no (usable) control group: the assumed constant stays
+        rows = (groups["system"] == system).to_numpy(dtype=bool)
+        baseline[rows], variance_of_mean[rows], df[rows] = estimate.mean, estimate.variance_of_mean, estimate.df
+        baseline_low[rows], baseline_high[rows] = estimate.low, estimate.high
+    measured = ~np.isnan(variance_of_mean)
+    frame["assumed_baseline_decisions"] = np.where(measured, 0, frame["credited_decisions"]).astype(np.int64)
+    frame["baseline_seconds_ci_low"] = baseline_low
+    frame["baseline_seconds_ci_high"] = baseline_high
+    credited_hours = frame["credited_decisions"].to_numpy(dtype=float) / 3600.0
+    variance = np.where(measured, credited_hours ** 2 * np.nan_to_num(variance_of_mean), 0.0)
+    frame["hours_saved_variance"] = variance
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frame["hours_saved_variance_df_term"] = np.where(measured & (variance > 0), variance ** 2 / df, 0.0)
+    frame["manual_baseline_hours"] = frame["credited_decisions"] * baseline / 3600.0
     frame["review_hours"] = seconds / 3600.0
     frame["hours_saved"] = frame["manual_baseline_hours"] - frame["review_hours"]
     frame["ai_cost_usd"] = usd
     frame["labour_value_saved_amount"] = frame["hours_saved"] * rate
     frame["ai_cost_amount"] = usd * model["usd_to_currency"]
     frame["review_cost_amount"] = frame["review_hours"] * rate
+    # The fixed cost is per system and day: each row carries its share of the system's cases.
+    system_cases = frame.groupby("system", sort=False)["cases"].transform("sum").to_numpy(dtype=float)
+    frame["platform_cost_amount"] = model["platform_cost_per_day"] * frame["cases"].to_numpy(dtype=float) / system_cases
+    frame["total_cost_amount"] = frame["ai_cost_amount"] + frame["review_cost_amount"] + frame["platform_cost_amount"]
     frame["override_waste_cost_amount"] = frame["overridden_cases"] * model["wasted_seconds_per_override"] / 3600 * rate
     frame["edit_waste_cost_amount"] = frame["edited_cases"] * model["wasted_seconds_per_edit"] / 3600 * rate
     frame["reject_waste_cost_amount"] = frame["rejected_cases"] * model["wasted_seconds_per_reject"] / 3600 * rate
@@ -334,14 +463,16 @@ def compute_kpis(cases: pd.DataFrame, impact: ImpactConfig) -> pd.DataFrame:
     frame["risk_mitigated_amount"] = frame["risk_mitigated_cases"] * model["cost_per_compliance_flag"]
     frame["correct_decision_value_amount"] = frame["correct_automated_decisions"] * model["value_per_correct"]
     frame["net_value_amount"] = (frame["labour_value_saved_amount"] + frame["correct_decision_value_amount"]
-                                 - frame["ai_cost_amount"] - frame["error_cost_amount"])
-    frame["baseline_seconds_per_decision"] = model["manual_baseline_seconds"]
+                                 - frame["ai_cost_amount"] - frame["platform_cost_amount"]
+                                 - frame["error_cost_amount"])
+    frame["baseline_seconds_per_decision"] = baseline
+    frame["labour_cost_per_hour"] = rate
     frame["latency_slo_ms"] = model["latency_slo_ms"]
 
     percentiles = percentiles_by_group(n, {"decision_seconds": (ids, decision), "latency_ms": (ids, latency)})
     for column in PERCENTILE_COLUMNS:
         frame[column] = percentiles[column].to_numpy()
-    return finalize(frame, impact.ci_level)
+    return finalize(frame, impact.ci_level, impact.low_volume_below)
 
 
 def percentiles_by_group(n_groups: int, values: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> pd.DataFrame:
@@ -356,24 +487,53 @@ def percentiles_by_group(n_groups: int, values: Mapping[str, tuple[np.ndarray, n
     return pd.DataFrame(out)
 
 
-def finalize(frame: pd.DataFrame, ci_level: float) -> pd.DataFrame:
-    """Add the derived columns (ratios, accuracy interval, p50-to-baseline) and order the columns.
+def _hours_saved_interval(frame: pd.DataFrame, level: float) -> None:
+    """``hours_saved_ci_*`` and the value intervals from the summed variance (Welch–Satterthwaite df).
+
+    Null where any credited decision was priced at the assumed baseline (an assumption has no interval), and
+    where no decision was credited.
+    """
+    variance = frame["hours_saved_variance"].to_numpy(dtype=float)
+    df_term = frame["hours_saved_variance_df_term"].to_numpy(dtype=float)
+    usable = (frame["assumed_baseline_decisions"].to_numpy() == 0) & (frame["credited_decisions"].to_numpy() > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = np.where(df_term > 0, variance ** 2 / df_term, np.inf)
+        quantile = np.where(np.isinf(df), float(stdtrit(np.inf, 0.5 + level / 2.0)), stdtrit(df, 0.5 + level / 2.0))
+    half = np.where(usable, quantile * np.sqrt(variance), np.nan)
+    hours = frame["hours_saved"].to_numpy(dtype=float)
+    money_half = half * frame["labour_cost_per_hour"].to_numpy(dtype=float)
+    frame["hours_saved_ci_low"], frame["hours_saved_ci_high"] = hours - half, hours + half
+    labour = frame["labour_value_saved_amount"].to_numpy(dtype=float)
+    frame["labour_value_saved_ci_low_amount"] = labour - money_half
+    frame["labour_value_saved_ci_high_amount"] = labour + money_half
+    net = frame["net_value_amount"].to_numpy(dtype=float)
+    frame["net_value_ci_low_amount"], frame["net_value_ci_high_amount"] = net - money_half, net + money_half
+
+
+def finalize(frame: pd.DataFrame, ci_level: float, low_volume_below: int = DEFAULT_LOW_VOLUME_BELOW) -> pd.DataFrame:
+    """Add the derived columns (ratios, accuracy interval, mean decision time and its ratio to the baseline) and
+    order the columns.
 
     ``frame`` holds the keys, ``currency``, ``ADDITIVE_COLUMNS``, ``CONFIG_COLUMNS`` and ``PERCENTILE_COLUMNS``;
-    used for days and rollups alike so a ratio is always a ratio of sums.
+    used for days and rollups alike so a ratio is always a ratio of sums. Rows with fewer than
+    ``low_volume_below`` cases are flagged ``low_volume`` and get null ``HEADLINE_RATIOS``.
     """
     frame = frame.copy()
     for column, (numerator, denominator) in RATIOS.items():
         frame[column] = ratio(frame[numerator], frame[denominator])
+    _hours_saved_interval(frame, ci_level)
+    frame["low_volume"] = frame["cases"].to_numpy() < low_volume_below
+    frame.loc[frame["low_volume"], list(HEADLINE_RATIOS)] = np.nan
     low, high = wilson_interval(frame["correct_cases"].to_numpy(), frame["labeled_cases"].to_numpy(), ci_level)
     frame["accuracy_ci_low"] = low
     frame["accuracy_ci_high"] = high
-    frame["decision_time_to_baseline_ratio"] = ratio(frame["decision_seconds_p50"],
+    frame["decision_seconds_mean"] = ratio(frame["review_hours"] * 3600.0, frame["credited_human_decisions"])
+    frame["decision_time_to_baseline_ratio"] = ratio(frame["decision_seconds_mean"],
                                                      frame["baseline_seconds_per_decision"])
     leading = [c for c in frame.columns if c not in METRIC_COLUMNS and c != "currency"]
     frame = frame[[*leading, "currency", *METRIC_COLUMNS]]
     for column in METRIC_COLUMNS:
-        frame[column] = frame[column].astype("float64" if column in FLOAT_METRICS else "int64")
+        frame[column] = frame[column].astype(_dtype(column))
     return frame.reset_index(drop=True)
 
 
@@ -381,7 +541,7 @@ def empty_kpis(leading: Sequence[str] = KEY_COLUMNS) -> pd.DataFrame:
     """The KPI frame with no rows (a day without cases), with the right columns and dtypes."""
     columns: dict[str, pd.Series] = {name: pd.Series([], dtype="str") for name in (*leading, "currency")}
     for name in METRIC_COLUMNS:
-        columns[name] = pd.Series([], dtype="float64" if name in FLOAT_METRICS else "int64")
+        columns[name] = pd.Series([], dtype=_dtype(name))
     return pd.DataFrame(columns)
 
 
@@ -395,7 +555,8 @@ def daily_kpis(cases: pd.DataFrame, impact: ImpactConfig, day: date) -> pd.DataF
 # --------------------------------------------------------------------------------------- combining rows (rollups)
 
 
-def combine(rows: pd.DataFrame, percentiles: pd.DataFrame, group_by: Sequence[str], ci_level: float) -> pd.DataFrame:
+def combine(rows: pd.DataFrame, percentiles: pd.DataFrame, group_by: Sequence[str], ci_level: float,
+            low_volume_below: int = DEFAULT_LOW_VOLUME_BELOW) -> pd.DataFrame:
     """Combine KPI rows (days) into coarser groups: sums of the additive columns, ratios recomputed from them.
 
     ``rows`` are KPI rows (e.g. ``kpi_daily`` rows of a week, with the ``group_by`` columns present);
@@ -422,6 +583,10 @@ def combine(rows: pd.DataFrame, percentiles: pd.DataFrame, group_by: Sequence[st
     frame = sums.reset_index()
     for column in CONFIG_COLUMNS:
         frame[column] = ratio(frame.pop(f"_{column}_weighted"), frame["cases"])
+    # The days' baseline intervals do not combine into one (each day has its own control sample); the period's
+    # hours_saved interval is computed from the summed variances instead.
+    frame["baseline_seconds_ci_low"] = np.nan
+    frame["baseline_seconds_ci_high"] = np.nan
     currencies = grouped["currency"].agg(lambda values: values.iloc[0] if values.nunique() == 1 else NO_CURRENCY)
     frame["currency"] = currencies.to_numpy()
     mixed = frame["currency"] == NO_CURRENCY
@@ -436,7 +601,7 @@ def combine(rows: pd.DataFrame, percentiles: pd.DataFrame, group_by: Sequence[st
         frame = frame.drop(columns="_all")
         for column in PERCENTILE_COLUMNS:
             frame[column] = percentiles[column].iloc[0] if len(percentiles) else np.nan
-    return finalize(frame, ci_level)
+    return finalize(frame, ci_level, low_volume_below)
 
 
 # ------------------------------------------------------------------------------------- rows for people and the DB
@@ -464,10 +629,14 @@ def headline_table(frame: pd.DataFrame) -> pd.DataFrame:
     out["p50 decision s (baseline)"] = [f"{_num(p)} ({_num(b, 0)})" for p, b in
                                         zip(frame["decision_seconds_p50"], frame["baseline_seconds_per_decision"],
                                             strict=True)]
-    out["hours saved"] = [_num(v) for v in frame["hours_saved"]]
+    # With a measured baseline the interval comes along; an assumed one has none to show.
+    out["hours saved"] = [_num(v) if math.isnan(lo) else f"{_num(v)} [{_num(lo)}, {_num(hi)}]"
+                          for v, lo, hi in zip(frame["hours_saved"], frame["hours_saved_ci_low"],
+                                               frame["hours_saved_ci_high"], strict=True)]
     out["net value"] = [f"{_num(v, 2)} {c}" for v, c in zip(frame["net_value_amount"], frame["currency"],
                                                               strict=True)]
-    out["ROI"] = [_num(v, 2) for v in frame["roi"]]
+    out["ROI"] = ["low volume" if low else _num(v, 2) for v, low in zip(frame["roi"], frame["low_volume"],
+                                                                          strict=True)]
     out["errors"] = [_pct(v) for v in frame["error_rate"]]
     out["p95 latency ms"] = [_num(v, 0) for v in frame["latency_ms_p95"]]
     out["SLO met"] = [_pct(v) for v in frame["slo_attainment_rate"]]

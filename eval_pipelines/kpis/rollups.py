@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from eval_pipelines.kpis.metrics import (
+    DEFAULT_LOW_VOLUME_BELOW,
     KEY_COLUMNS,
     PERCENTILE_COLUMNS,
     PERCENTILE_SOURCES,
@@ -105,7 +106,8 @@ def read_case_values(lake: Lake, day: date) -> pd.DataFrame:
     return table.to_pandas()
 
 
-def rollup(daily_rows: pd.DataFrame, case_values: PeriodCaseValues, period: Period, ci_level: float) -> pd.DataFrame:
+def rollup(daily_rows: pd.DataFrame, case_values: PeriodCaseValues, period: Period, ci_level: float,
+           low_volume_below: int = DEFAULT_LOW_VOLUME_BELOW) -> pd.DataFrame:
     """The rollup table rows for ``period`` from ``kpi_daily`` rows and the same days' case values.
 
     ``daily_rows`` are ``kpi_daily`` rows (any number of periods); ``case_values`` must hold the cases of every
@@ -115,15 +117,16 @@ def rollup(daily_rows: pd.DataFrame, case_values: PeriodCaseValues, period: Peri
     column = PERIOD_COLUMNS[period]
     rows = daily_rows.copy()
     rows[column] = [period_start(d, period) for d in rows["kpi_date"]]
-    return combine(rows, case_values.percentiles(column), [column, *KEY_COLUMNS], ci_level)
+    return combine(rows, case_values.percentiles(column), [column, *KEY_COLUMNS], ci_level, low_volume_below)
 
 
 def rollup_from_cases(daily_rows: pd.DataFrame, cases_by_day: Iterable[tuple[date, pd.DataFrame]],
-                      periods: Sequence[Period], ci_level: float) -> dict[str, pd.DataFrame]:
+                      periods: Sequence[Period], ci_level: float,
+                      low_volume_below: int = DEFAULT_LOW_VOLUME_BELOW) -> dict[str, pd.DataFrame]:
     """Rollups for several period kinds at once, each day's cases loaded once (see ``rollup``)."""
     values = {period: PeriodCaseValues() for period in periods}
     for day, cases in cases_by_day:
         for period in periods:
             values[period].add(cases, period_start(day, period))
-    return {period: rollup(daily_rows, values[period], period, ci_level) for period in periods}
+    return {period: rollup(daily_rows, values[period], period, ci_level, low_volume_below) for period in periods}
 

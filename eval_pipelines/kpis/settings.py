@@ -7,16 +7,19 @@ listed uses the ``default`` entry; a listed system inherits every key it does no
 
 Worked example (the demo's ``support_triage``: labour 38 USD/h, manual baseline 150 s, override wastes 40 s,
 edit 20 s, compliance flag 250 USD, complaint 30 USD, escalation 60 USD). A day with 1,000 cases of which 900 are
-timed decisions (reviewed with ``decision_seconds``, or automated), taking 27,000 s of human time in all, 60
-overrides, 80 edits, 2 compliance flags of which one a human caught, 15 complaints, 20 escalations and 3.10 USD of
-inference:
+credited decisions (reviewed with ``decision_seconds`` and not ignored, or automated, status ok and not known to
+be wrong), taking 27,000 s of human time in all, 60 overrides, 80 edits, 2 compliance flags of which one a human
+caught, 15 complaints, 20 escalations and 3.10 USD of inference:
 
 - manual baseline = 900 × 150 s = 37.5 h; review = 27,000 s = 7.5 h; hours saved = 30 h → 30 × 38 = 1,140.00 USD;
 - wasted effort = (60 × 40 s + 80 × 20 s) / 3600 × 38 = 42.22 USD; compliance = 1 uncaught × 250 = 250.00 USD;
   complaints 15 × 30 = 450.00 USD; escalations 20 × 60 = 1,200.00 USD → error cost 1,942.22 USD;
-- net value = 1,140.00 − 3.10 − 1,942.22 = −805.32 USD; ROI = −805.32 / 3.10 = −259.8 (the errors outweigh the time
-  saved: the tables make that visible per model version and segment). The caught compliance case is reported as
-  risk mitigated (250.00 USD), to the credit of the human review, not of the AI.
+- with a platform cost of 100 USD/day: full cost = 3.10 inference + 7.5 h × 38 = 285.00 review labour + 100.00
+  platform = 388.10 USD;
+- net value = 1,140.00 − 3.10 − 100.00 − 1,942.22 = −905.32 USD; ROI = −905.32 / 388.10 = −2.33 (the errors
+  outweigh the time saved: the tables make that visible per model version and segment); over inference alone it
+  would read −905.32 / 3.10 = −292.0. The caught compliance case is reported as risk mitigated (250.00 USD), to the
+  credit of the human review, not of the AI.
 """
 
 from __future__ import annotations
@@ -28,6 +31,15 @@ from pydantic import Field, model_validator
 from eval_pipelines.settings_base import StrictModel
 
 DEFAULT_SYSTEM = "default"
+DEFAULT_LOW_VOLUME_BELOW = 30
+
+
+class ControlGroup(StrictModel):
+    """The cases decided *without* the AI, whose human decision times measure the manual baseline."""
+
+    column: str = Field(min_length=1, description="labeled_cases column that marks the control cases: segment, "
+                                                  "model_version or a flag column of the events.")
+    value: str | bool = Field(description="Value of `column` on the control cases (true for a flag column).")
 
 
 class SystemImpact(StrictModel):
@@ -42,7 +54,15 @@ class SystemImpact(StrictModel):
     labour_cost_per_hour: float = Field(
         40.0, ge=0, description="Fully loaded cost of one hour of the people who review the AI, in `currency`.")
     manual_baseline_seconds: float = Field(
-        180.0, gt=0, description="Seconds one decision takes without the AI (the counterfactual).")
+        180.0, gt=0, description="Seconds one decision takes without the AI (the counterfactual): an assumption, "
+                                 "used unless `baseline_control` measures it.")
+    baseline_control: ControlGroup | None = Field(
+        None,
+        description="Measure the baseline instead of assuming it: the mean decision_seconds of the day's control "
+                    "cases (decided without the AI) of this system, with a t interval carried into the "
+                    "hours_saved and value intervals. Days with fewer than 2 timed control cases fall back to "
+                    "`manual_baseline_seconds`. Control cases are never credited hours saved.",
+    )
     wasted_seconds_per_override: float = Field(
         30.0, ge=0, description="Reviewer seconds lost to a wrong suggestion that was overridden, beyond the "
                                 "decision time already logged (re-reading, undoing, second look).")
@@ -61,6 +81,12 @@ class SystemImpact(StrictModel):
     )
     latency_slo_ms: float = Field(
         2000.0, gt=0, description="Latency objective: a case meets the SLO when status is ok and latency_ms <= this.")
+    platform_cost_per_day: float = Field(
+        0.0, ge=0,
+        description="Fixed cost of running the system per day with cases (hosting, licences, monitoring, support), "
+                    "in `currency`; part of the full cost ROI divides by. A day's amount is shared among the "
+                    "system's KPI rows of that day in proportion to their cases.",
+    )
 
     @model_validator(mode="after")
     def _usd_is_usd(self) -> SystemImpact:
@@ -83,6 +109,12 @@ class ImpactConfig(StrictModel):
     """Business impact model per system, plus the confidence level of the accuracy intervals."""
 
     ci_level: float = Field(0.95, gt=0.5, lt=1.0, description="Confidence level of accuracy_ci_low/high (Wilson).")
+    low_volume_below: int = Field(
+        DEFAULT_LOW_VOLUME_BELOW, ge=1,
+        description="A KPI row (a day's, week's or month's system/model_version/segment) with fewer cases than "
+                    "this is flagged low_volume and gets no ROI: a ratio of money over a handful of cases is noise, "
+                    "not a headline. 1 disables the flag.",
+    )
     systems: dict[str, SystemImpact] = Field(
         default_factory=lambda: {DEFAULT_SYSTEM: SystemImpact()},
         description="system name -> impact model; `default` applies to systems not listed and fills unset keys.",
@@ -108,6 +140,10 @@ class ImpactConfig(StrictModel):
             except ValueError:
                 merged[name] = entry
         return {**raw, "systems": merged}
+
+    def control_columns(self) -> list[str]:
+        """The labeled_cases columns the configured control groups are read from (beyond the KPI columns)."""
+        return sorted({s.baseline_control.column for s in self.systems.values() if s.baseline_control is not None})
 
     def for_system(self, system: str) -> SystemImpact:
         """The model of ``system``: its own entry, else ``default``."""

@@ -16,7 +16,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from eval_pipelines.kpis.definitions import DOMAIN, definition_rows
-from eval_pipelines.kpis.metrics import CASE_COLUMNS, KEY_COLUMNS
+from eval_pipelines.kpis.metrics import CASE_COLUMNS, DEFAULT_LOW_VOLUME_BELOW, KEY_COLUMNS
 from eval_pipelines.kpis.rollups import (
     PERIOD_COLUMNS,
     Period,
@@ -41,9 +41,11 @@ from eval_pipelines.warehouse.core import (
 _DICTIONARY_COLUMNS = (*KEY_COLUMNS, "user_action", "status", "correctness")
 
 
-def read_cases(lake: Lake, day: date) -> pd.DataFrame:
-    """The ``CASE_COLUMNS`` of one ``labeled_cases`` partition (optional ones the file lacks are left out)."""
-    return lake.read_columns(LABELED_CASES_ASSET, day.isoformat(), [], optional=CASE_COLUMNS,
+def read_cases(lake: Lake, day: date, extra: Sequence[str] = ()) -> pd.DataFrame:
+    """The ``CASE_COLUMNS`` (plus ``extra``, e.g. the control-group columns) of one ``labeled_cases`` partition;
+    optional ones the file lacks are left out."""
+    columns = list(dict.fromkeys([*CASE_COLUMNS, *extra]))
+    return lake.read_columns(LABELED_CASES_ASSET, day.isoformat(), [], optional=columns,
                              dictionary=_DICTIONARY_COLUMNS).to_pandas()
 
 
@@ -106,7 +108,8 @@ def _replace(connection: sa.Connection, writes: Sequence[PartitionWrite]) -> Non
 
 
 def refresh_rollups(engine: sa.Engine, lake: Lake, day: date, ci_level: float,
-                    computed_at: datetime | None = None) -> dict[Period, pd.DataFrame]:
+                    computed_at: datetime | None = None,
+                    low_volume_below: int = DEFAULT_LOW_VOLUME_BELOW) -> dict[Period, pd.DataFrame]:
     """Recompute the week and the month containing ``day`` and replace their rows in one transaction.
 
     Reads the ``kpi_daily`` rows of both periods, and the cases (keys, latency, decision time) of every day that
@@ -136,7 +139,7 @@ def refresh_rollups(engine: sa.Engine, lake: Lake, day: date, ci_level: float,
         for p in periods:
             start, end = bounds[p]
             in_period = daily[(daily["kpi_date"] >= start) & (daily["kpi_date"] <= end)]
-            frame = rollup(in_period, values[p], p, ci_level)
+            frame = rollup(in_period, values[p], p, ci_level, low_volume_below)
             result[p] = frame
             writes.append(PartitionWrite(ROLLUP_TABLES[p], {PERIOD_COLUMNS[p]: start},
                                          insert_records(frame.assign(computed_at=stamp))))

@@ -1,7 +1,8 @@
 """Warehouse tables of the KPI domain; names and columns are the public contract BI reads (docs/warehouse.md).
 
 ``kpi_daily`` / ``kpi_weekly`` / ``kpi_monthly`` share their metric columns (built from ``metrics.METRIC_COLUMNS``
-so the code and the schema cannot drift apart): counts are BIGINT, everything else double precision (SQLAlchemy
+so the code and the schema cannot drift apart): counts are BIGINT, flags (``low_volume``) BOOLEAN, everything
+else double precision (SQLAlchemy
 ``Float``: REAL on SQLite, float8 on PostgreSQL), NULL where a ratio has no denominator.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from eval_pipelines.kpis.metrics import COUNT_COLUMNS, KEY_COLUMNS, METRIC_COLUMNS
+from eval_pipelines.kpis.metrics import COUNT_COLUMNS, FLAG_COLUMNS, KEY_COLUMNS, METRIC_COLUMNS
 from eval_pipelines.warehouse.core import metadata
 
 
@@ -21,7 +22,7 @@ def _metric_columns() -> list[sa.Column]:
     columns = [sa.Column("currency", sa.String(3), nullable=False,
                          comment="ISO 4217 code of every *_amount column; XXX when a rollup mixes currencies")]
     for name in METRIC_COLUMNS:
-        kind = sa.BigInteger if name in COUNT_COLUMNS else sa.Float
+        kind = sa.BigInteger if name in COUNT_COLUMNS else sa.Boolean if name in FLAG_COLUMNS else sa.Float
         columns.append(sa.Column(name, kind, nullable=name not in COUNT_COLUMNS))
     columns.append(sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False,
                              comment="When the row was written (UTC)"))

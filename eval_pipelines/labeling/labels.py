@@ -109,14 +109,17 @@ def derive_labels(events: pd.DataFrame, low_confidence_below: float, slow_decisi
 
     Columns added:
 
-    - ``label`` (``str``, nullable): the implicit label, stripped. Ground truth wins when present. Otherwise the
-      human's decision: ``accepted`` → ``ai_output``; ``edited``, ``overridden``, ``rejected`` → ``final_output``
-      (null when that is null: we know the AI was not taken, not what was wanted); ``ignored`` or no action (no
-      human in the loop) → null, the event is unlabeled.
+    - ``label`` (``str``, nullable): the implicit label, stripped: the correct answer when one is known. Ground
+      truth wins when present. Otherwise the human's decision: ``accepted`` → ``ai_output``; ``edited``,
+      ``overridden``, ``rejected`` → ``final_output`` (null when that is null: we know the AI was not taken, not
+      what was wanted); ``ignored`` or no action (no human in the loop) → null.
     - ``label_source`` (``str``, nullable): ``"ground_truth"``, ``"human_action"``, or null when unlabeled.
-    - ``is_labeled`` (bool): ``label`` is not null.
-    - ``ai_correct`` (nullable ``boolean``): ``ai_output == label``; null when unlabeled. This is the exact-match
-      score production metrics average.
+    - ``is_labeled`` (bool): the AI output has a known verdict, so the case counts in every accuracy denominator
+      (KPIs, production scores, eval-set frames): ``label`` is not null, *or* the human edited, overrode or
+      rejected the output without a ``final_output`` (a *known error*: ``label`` stays null because the right
+      answer is unknown, but the AI was not right).
+    - ``ai_correct`` (nullable ``boolean``): ``ai_output == label``, False on known errors; null when unlabeled.
+      This is the exact-match score production metrics average.
     - ``correctness`` (``str``): the verdict on the AI output, first matching rule wins:
 
       1. ground truth present and equal to ``ai_output`` → ``"correct"``;
@@ -128,7 +131,7 @@ def derive_labels(events: pd.DataFrame, low_confidence_below: float, slow_decisi
       6. otherwise (``ignored``, no action, or ``accepted`` with a null ``ai_output``) → ``"unknown"``.
 
       So on labeled rows ``ai_correct`` is True exactly when ``correctness`` is ``"correct"``; ``correctness``
-      adds the grade of wrongness, and a verdict for edits, overrides and rejections without a final output.
+      adds the grade of wrongness (an edit without a final output is ``partly_wrong``, ``ai_correct`` False).
     - ``tag_<name>`` (bool), one per ``FAILURE_TAGS`` entry: ``override``/``edit``/``reject`` — ``user_action`` is
       ``overridden``/``edited``/``rejected``; ``error``/``timeout`` — ``status`` is that value; ``low_confidence``
       — ``confidence < low_confidence_below``; ``slow`` — ``decision_seconds > slow_decision_seconds``;
@@ -154,10 +157,16 @@ def derive_labels(events: pd.DataFrame, low_confidence_below: float, slow_decisi
     rejected = (action == "rejected").to_numpy(dtype=bool)
     has_ground_truth = ground_truth.notna().to_numpy(dtype=bool)
 
-    label = final_output.where(edited | overridden | rejected)
+    changed = edited | overridden | rejected
+    label = final_output.where(changed)
     label = label.mask(accepted, ai_output)
     label = label.mask(has_ground_truth, ground_truth)
-    is_labeled = label.notna().to_numpy(dtype=bool)
+    has_label = label.notna().to_numpy(dtype=bool)
+    # A human who edited, overrode or rejected the output without recording what they wanted still told us the
+    # AI was not right: a known error with no known answer. Leaving it out of the denominator would make a system
+    # look better the more of its outputs are thrown away unrecorded.
+    known_error = changed & ~has_label
+    is_labeled = has_label | known_error
     # str arrays compare to a numpy bool array; a null on either side is "not equal".
     matches = np.asarray(ai_output.array == label.array, dtype=bool)
     ai_correct = pd.arrays.BooleanArray(matches, mask=~is_labeled)
