@@ -42,6 +42,7 @@ from eval_pipelines.scoring.stats import (
     design_difference_test,
     design_mcnemar_pvalues,
     domain_estimate_coded,
+    loss_share_under_null,
     mean_interval,
     paired_compare,
     strata_codes,
@@ -155,12 +156,9 @@ class _Projector:
         if binary:
             # Share of losses among the discordant pairs, estimated over production (a domain of the design). On
             # the whole set the sample of a stratum is its scored pairs, as in the stratified estimator above.
-            loss = np.where(paired, (d < 0).astype(np.float64), np.nan)
-            discordant = member & (d != 0)
             small_n = np.maximum(pairs_per_stratum, 1).astype(np.float64) if whole else self.small_n
-            share = domain_estimate_coded(loss, self.codes, self.big_n, small_n, discordant, self.confidence)
-            two_sided, regression, _ = design_mcnemar_pvalues(share.estimate, share.std_error,
-                                                              int(discordant.sum()))
+            share, null_se, discordant = loss_share_under_null(d, self.codes, self.big_n, small_n, member)
+            two_sided, regression, _ = design_mcnemar_pvalues(share, null_se, discordant, degrees)
         elif std_error <= 0.0 and estimate != 0.0:
             # No within-stratum variation of the difference: the design cannot measure its uncertainty; do not
             # claim certainty from a handful of identical pairs, keep the unweighted test's p-values.
