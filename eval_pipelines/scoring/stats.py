@@ -268,6 +268,38 @@ def design_difference_test(estimate: float, std_error: float, degrees: float, co
     return float(low), float(high), two_sided, regression
 
 
+def minimum_detectable_effect(std_error: float, degrees: float, alpha: float, power: float = 0.8) -> float:
+    """The smallest true difference a one-sided level-``alpha`` t-test with standard error ``std_error`` on
+    ``degrees`` degrees of freedom detects with probability ``power``: ``(t_{df, 1-α} + t_{df, power}) · se``.
+
+    It is also the smallest non-inferiority margin the test shows with that power when the candidate is exactly
+    as good as the baseline (the lower bound ``d̂ - t_{1-α} se`` clears ``-δ`` with probability ``power`` when
+    ``δ`` is the MDE). NaN without a standard error; 0 for a zero standard error (no variation to measure).
+    """
+    if std_error is None or np.isnan(std_error):
+        return float("nan")
+    degrees = max(float(degrees), 1.0) if not np.isnan(degrees) else 1.0
+    return float((special.stdtrit(degrees, 1.0 - alpha) + special.stdtrit(degrees, power)) * max(std_error, 0.0))
+
+
+def non_inferiority_test(estimate: float, std_error: float, degrees: float, margin: float,
+                         alpha: float) -> tuple[float, float]:
+    """``(lower_bound, p_value)`` of the one-sided test of ``H0: difference <= -margin`` against ``H1: difference >
+    -margin`` (the candidate is at most ``margin`` worse): the lower bound ``d̂ - t_{df, 1-α} se`` of the one-sided
+    ``1 - α`` interval, and ``p = P(T >= (d̂ + margin) / se)``; ``lower_bound >= -margin`` exactly when
+    ``p <= α``. A zero standard error gives the point ``d̂`` and p 0 or 1.
+    """
+    nan = float("nan")
+    if np.isnan(estimate) or np.isnan(std_error):
+        return nan, nan
+    degrees = max(float(degrees), 1.0) if not np.isnan(degrees) else 1.0
+    if std_error <= 0.0:
+        return float(estimate), (0.0 if estimate > -margin else 1.0)
+    lower = float(estimate - special.stdtrit(degrees, 1.0 - alpha) * std_error)
+    p_value = float(special.stdtr(degrees, -(estimate + margin) / std_error))
+    return lower, p_value
+
+
 def loss_share_under_null(d: np.ndarray, codes: np.ndarray, big_n: np.ndarray, small_n: np.ndarray,
                           in_domain: np.ndarray) -> tuple[float, float, int]:
     """``(π̂, se_0(π̂), m)``: the design-based share of losses among the domain's discordant pairs, its standard
