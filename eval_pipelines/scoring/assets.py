@@ -143,7 +143,7 @@ def _slice_preview(run: ScoredRun, scorer: str, dimensions: tuple[str, ...]) -> 
     rows = summary[(summary["case_set"] == EVAL_SET) & (summary["scorer"] == scorer)
                    & summary["slice_dim"].isin(dimensions)]
     return rows[["slice_dim", "slice_value", "n_scored", "estimate", "ci_low", "ci_high", "baseline_estimate",
-                 "diff", "mde", "p_value"]]
+                 "diff", "mde", "p_value", "q_value", "p_value_regression", "q_value_regression"]]
 
 
 def _edge_preview(run: ScoredRun) -> pd.DataFrame:

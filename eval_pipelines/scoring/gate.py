@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
 from eval_pipelines.scoring.settings import (
@@ -25,7 +26,7 @@ from eval_pipelines.scoring.settings import (
     RegressionCriterion,
     ScoreCriterion,
 )
-from eval_pipelines.scoring.stats import minimum_detectable_effect, non_inferiority_test
+from eval_pipelines.scoring.stats import holm_adjusted, minimum_detectable_effect, non_inferiority_test
 from eval_pipelines.scoring.summarise import ALL, EDGE_CASE_PASS, EDGE_CASES, EVAL_SET
 
 GATE_COLUMNS: tuple[str, ...] = ("criterion", "value", "op", "threshold", "passed", "verdict", "detail")
@@ -91,8 +92,13 @@ def _not_judged(criterion: Criterion, label: str, value: float, op: str, thresho
             "verdict": NOT_JUDGED, "detail": f"not judged: {reason}; {consequence}"}
 
 
-def evaluate_criterion(criterion: Criterion, summary: pd.DataFrame) -> dict[str, object]:
-    """One gate row: value, op, threshold, passed, verdict and a sentence of context."""
+def evaluate_criterion(criterion: Criterion, summary: pd.DataFrame,
+                       family: tuple[float, int] | None = None) -> dict[str, object]:
+    """One gate row: value, op, threshold, passed, verdict and a sentence of context.
+
+    ``family``: for a ``no_regression`` criterion, its Holm-adjusted p-value and the number of such criteria in
+    the context (:func:`evaluate_gate`); without it the criterion is judged alone on its raw p-value.
+    """
     label = criterion_label(criterion)
     if isinstance(criterion, ScoreCriterion):
         op = _OPS[criterion.op]
@@ -119,7 +125,12 @@ def evaluate_criterion(criterion: Criterion, summary: pd.DataFrame) -> dict[str,
                                "no paired comparison with the baseline")
         mde = minimum_detectable_effect(_number(row.get("diff_std_error")), _number(row.get("diff_df")),
                                         criterion.alpha)
-        detail = (f"{_comparison_text(row)}, design-based one-sided p; a regression smaller than the MDE "
+        raw = value
+        if family is not None and family[1] > 1:
+            value = family[0]
+        holm = (f"Holm-adjusted over the context's {family[1]} no_regression criteria (raw p {_fmt(raw)}); "
+                if family is not None and family[1] > 1 else "")
+        detail = (f"{holm}{_comparison_text(row)}, design-based one-sided p; a regression smaller than the MDE "
                   f"{_fmt(mde)} (80% power at α {_fmt(criterion.alpha)}) is likely to pass unseen; "
                   f"{_sample_text(row)}")
         return _judged(label, value, "≥", criterion.alpha, value >= criterion.alpha, detail)
@@ -181,8 +192,25 @@ def _non_inferiority(criterion: NonInferiorityCriterion, label: str, summary: pd
 
 
 def evaluate_gate(criteria: Sequence[Criterion], summary: pd.DataFrame) -> pd.DataFrame:
-    """Every criterion of a context as a row (``GATE_COLUMNS``); the gate passes when all rows pass."""
-    return pd.DataFrame([evaluate_criterion(c, summary) for c in criteria], columns=list(GATE_COLUMNS))
+    """Every criterion of a context as a row (``GATE_COLUMNS``); the gate passes when all rows pass.
+
+    The ``no_regression`` criteria of a context are one family: each is judged on its Holm-adjusted p-value, so
+    with several of them an equal candidate still fails at most α of the time (not 1 - (1 - α)^k). The
+    ``non_inferiority`` criteria need no adjustment: the gate passes only when every one of them passes (an
+    intersection-union test, Berger 1982), so the chance of passing a candidate worse than some margin stays at
+    most its α; adjusting them would only cost power.
+    """
+    regression = [i for i, c in enumerate(criteria) if isinstance(c, RegressionCriterion)]
+    raw = np.full(len(regression), np.nan)
+    for slot, index in enumerate(regression):
+        criterion = criteria[index]
+        row = _row(summary, EVAL_SET, criterion.scorer, criterion.slice)
+        raw[slot] = np.nan if row is None else _number(row["p_value_regression"])
+    adjusted = holm_adjusted(raw)
+    members = int(np.sum(~np.isnan(raw)))
+    family = {index: (float(adjusted[slot]), members) for slot, index in enumerate(regression)}
+    return pd.DataFrame([evaluate_criterion(c, summary, family.get(i)) for i, c in enumerate(criteria)],
+                        columns=list(GATE_COLUMNS))
 
 
 def gate_passed(table: pd.DataFrame) -> bool:

@@ -25,6 +25,9 @@ Every row also carries the paired comparison with the baseline on the same cases
   level ``(1 - confidence) / 2`` (2.5 %) with 80 % power, ``(t_{1-α} + t_{0.8}) · diff_std_error``
   (:func:`eval_pipelines.scoring.stats.minimum_detectable_effect`): a difference or a non-inferiority margin
   smaller than it is beyond what the slice can show.
+- ``q_value``, ``q_value_regression``: Benjamini–Hochberg q-values of ``p_value`` and ``p_value_regression`` over
+  the slice rows of the scorer (not 'all'): the slice table compares tens of slices, and under the global null
+  some slice shows p < 0.05 in most runs; q < 0.05 keeps the share of false discoveries at 5 %.
 - ``test``, ``sample_diff``, ``sample_p_value``, ``sample_p_value_regression``, ``wins``, ``losses``, ``ties``:
   the unweighted paired comparison over the slice's cases as they are in the set
   (:func:`eval_pipelines.scoring.stats.paired_compare`: McNemar, paired bootstrap or permutation), for inspection.
@@ -44,6 +47,7 @@ from eval_pipelines.scoring.scorers import ScorerTraits
 from eval_pipelines.scoring.settings import ComparisonConfig
 from eval_pipelines.scoring.stats import (
     PairedResult,
+    bh_q_values,
     design_difference_test,
     design_mcnemar_pvalues,
     domain_estimate_coded,
@@ -68,7 +72,8 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "case_set", "scorer", "slice_dim", "slice_value", "binary", "higher_is_better", "n_cases", "n_scored", "mean",
     "estimate", "std_error", "ci_low", "ci_high", "population", *QUANTILES, "baseline_mean", "baseline_estimate",
     "diff", "diff_ci_low", "diff_ci_high", "diff_std_error", "diff_df", "mde", "p_value", "p_value_regression",
-    "test", "sample_diff", "sample_p_value", "sample_p_value_regression", "wins", "losses", "ties",
+    "q_value", "q_value_regression", "test", "sample_diff", "sample_p_value", "sample_p_value_regression", "wins",
+    "losses", "ties",
 )
 
 
@@ -242,7 +247,19 @@ def summarise(frame: pd.DataFrame, scorers: Mapping[str, ScorerTraits], dimensio
                     "losses": paired.losses, "ties": paired.ties,
                 })
             rows.append(row)
-    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+    return _with_q_values(pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS)))
+
+
+def _with_q_values(summary: pd.DataFrame) -> pd.DataFrame:
+    """BH q-values of ``p_value`` and ``p_value_regression`` over the slices of each scorer (every row but 'all',
+    which the gate reads on its own): one family per scorer and case set, the slice table a reader scans."""
+    slices = summary["slice_dim"] != ALL
+    for column, source in (("q_value", "p_value"), ("q_value_regression", "p_value_regression")):
+        summary[column] = np.nan
+        for _, index in summary[slices].groupby("scorer", sort=False).groups.items():
+            p = pd.to_numeric(summary.loc[index, source], errors="coerce").to_numpy(dtype=np.float64)
+            summary.loc[index, column] = bh_q_values(p)
+    return summary
 
 
 def edge_case_outcomes(frame: pd.DataFrame, primary: str, min_share: float = 1.0,

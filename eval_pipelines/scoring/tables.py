@@ -84,6 +84,10 @@ scored_runs = sa.Table(
                       "McNemar; continuous: design t-test); edge_cases: the unweighted test in 'test'"),
     sa.Column("p_value_regression", sa.Float,
               comment="one-sided, H1 the candidate is worse (same test as p_value); the no_regression gate reads it"),
+    sa.Column("q_value", sa.Float,
+              comment="Benjamini-Hochberg q-value of p_value over the slice rows of the scorer and case set (not "
+                      "'all'); compare q, not p, when scanning slices"),
+    sa.Column("q_value_regression", sa.Float, comment="the same for p_value_regression"),
     sa.Column("test", sa.String(32),
               comment="the unweighted paired test behind sample_*: mcnemar_exact | mcnemar_chi2 | bootstrap | "
                       "permutation"),
