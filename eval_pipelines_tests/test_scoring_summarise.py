@@ -205,3 +205,21 @@ def test_design_regression_verdict_under_the_null_with_oversampling(kind, binary
                         design).iloc[0]
         fired += row["p_value_regression"] < alpha
     assert 0.01 <= fired / runs <= alpha + 0.02
+
+
+def test_lower_is_better_binary_rows_agree_in_sign_with_their_design_difference():
+    """The unweighted columns (sample_diff, wins, losses) and the gate detail of a 0/1 scorer where 1 is bad are
+    oriented like the design-based diff: + and wins are the candidate being better."""
+    from eval_pipelines.scoring.settings import NonInferiorityCriterion
+
+    candidate, baseline = _pairs((30, 20, 5, 145))  # candidate 1 = flagged: 5 new flags, 20 cleared
+    frame = pd.DataFrame({"stratum": "s", "weight": 1e6 / 200, "score__m": candidate,
+                          "baseline_score__m": baseline})
+    traits = {"m": ScorerTraits(True, False)}
+    summary = summarise(frame, traits, [], ComparisonConfig(), _design({"s": (10**6, 200)}))
+    row = summary.iloc[0]
+    assert row["diff"] == pytest.approx(15 / 200) and row["sample_diff"] == pytest.approx(15 / 200)
+    assert (row["wins"], row["losses"]) == (20, 5)
+    assert row["sample_p_value_regression"] > 0.99 and row["p_value_regression"] > 0.99
+    detail = evaluate_gate([NonInferiorityCriterion(scorer="m", margin=0.02)], summary)["detail"].iloc[0]
+    assert "20 wins / 5 losses" in detail and "lower is better" in detail

@@ -146,15 +146,23 @@ def evaluate_criterion(criterion: Criterion, summary: pd.DataFrame,
                    f"{passes} of {entries} library entries passed")
 
 
+def _orientation(row: pd.Series) -> str:
+    """How to read the signed differences: + is always the candidate's improvement, whatever the direction."""
+    higher = row.get("higher_is_better")
+    if isinstance(higher, (bool, np.bool_)) and not higher:
+        return " (+ = candidate better; lower is better, so diff = baseline − candidate)"
+    return " (+ = candidate better)"
+
+
 def _comparison_text(row: pd.Series) -> str:
     return (f"production diff {_number(row['diff']):+.4f} (95% CI {_number(row['diff_ci_low']):+.4f} – "
-            f"{_number(row['diff_ci_high']):+.4f}) vs baseline")
+            f"{_number(row['diff_ci_high']):+.4f}) vs baseline{_orientation(row)}")
 
 
 def _sample_text(row: pd.Series) -> str:
     return (f"on the cases as sampled (unweighted): diff {_number(row['sample_diff']):+.4f}, {row['test']} p "
             f"{_fmt(_number(row['sample_p_value_regression']))}, {int(row['wins'])} wins / "
-            f"{int(row['losses'])} losses")
+            f"{int(row['losses'])} losses (cases the candidate scored better / worse on)")
 
 
 def _non_inferiority(criterion: NonInferiorityCriterion, label: str, summary: pd.DataFrame) -> dict[str, object]:

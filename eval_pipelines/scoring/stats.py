@@ -214,13 +214,25 @@ def paired_compare(candidate: np.ndarray, baseline: np.ndarray, binary: bool, hi
                    confidence: float = 0.95, seed: int = 0) -> PairedResult:
     """The paired test that fits the score: McNemar for binary, bootstrap or permutation otherwise.
 
-    For lower-is-better scores both sides are negated first, so ``diff > 0`` always means "the candidate is
-    better" and ``p_value_regression`` always tests "the candidate is worse"; the reported means are the raw ones.
+    For lower-is-better scores both sides are negated first (binary ones: replaced by their complements ``1 - x``),
+    so ``diff > 0`` always means "the candidate is better", ``wins`` counts the cases it did better on and
+    ``p_value_regression`` always tests "the candidate is worse"; the reported means are the raw ones.
     """
     cand = np.asarray(candidate, dtype=np.float64)
     base = np.asarray(baseline, dtype=np.float64)
     if binary:
-        return mcnemar(cand, base, exact_below, confidence)
+        if higher_is_better:
+            return mcnemar(cand, base, exact_below, confidence)
+        # A 0/1 score where 1 is bad (e.g. a custom "hallucinated" flag): McNemar on the complements, so a win is
+        # the candidate scoring 0 where the baseline scored 1, and diff, its CI and the p-values are oriented.
+        flipped = mcnemar(1.0 - cand, 1.0 - base, exact_below, confidence)
+        keep = ~(np.isnan(cand) | np.isnan(base))
+        nan = float("nan")
+        return PairedResult(flipped.test, flipped.n_pairs,
+                            float(np.mean(cand[keep] > 0.5)) if keep.any() else nan,
+                            float(np.mean(base[keep] > 0.5)) if keep.any() else nan, flipped.diff, flipped.ci_low,
+                            flipped.ci_high, flipped.p_value, flipped.p_value_regression, flipped.wins,
+                            flipped.losses, flipped.ties)
     sign = 1.0 if higher_is_better else -1.0
     test = paired_permutation if continuous_test == "permutation" else paired_bootstrap
     result = test(sign * cand, sign * base, resamples, confidence, seed)
