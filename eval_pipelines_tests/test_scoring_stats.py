@@ -200,3 +200,20 @@ def test_domain_estimate_covers_a_slice_that_cuts_across_strata():
         estimates.append(result.estimate)
     assert 0.93 <= hits / 800 <= 0.97
     assert np.mean(estimates) == pytest.approx(truth, abs=0.01)
+
+
+def test_lower_is_better_binary_scores_are_oriented():
+    """A custom 0/1 score where 1 is bad (a "hallucinated" flag): the candidate flags 5 cases the baseline did
+    not and clears 20 the baseline flagged, so it is better: diff +15/200, 20 wins, and McNemar on the
+    complements (scipy's binomial test of 5 losses among 25 discordant pairs)."""
+    candidate, baseline = _pairs(30, 20, 5, 145)  # here "losses" = candidate 0 where the baseline is 1
+    result = paired_compare(candidate, baseline, binary=True, higher_is_better=False, exact_below=30)
+    assert result.diff == pytest.approx(15 / 200) and result.ci_low < result.diff < result.ci_high
+    assert (result.wins, result.losses, result.ties) == (20, 5, 175)
+    assert result.candidate_mean == pytest.approx(candidate.mean())
+    assert result.baseline_mean == pytest.approx(baseline.mean())
+    assert result.p_value_regression == pytest.approx(
+        stats.binomtest(5, 25, 0.5, alternative="greater").pvalue, rel=1e-12)
+    assert result.p_value == pytest.approx(stats.binomtest(5, 25, 0.5).pvalue, rel=1e-12)
+    # Higher-is-better on the same data reads the other way round.
+    assert paired_compare(candidate, baseline, binary=True).diff == pytest.approx(-15 / 200)

@@ -13,7 +13,7 @@ from eval_pipelines.scoring.gate import evaluate_gate
 from eval_pipelines.scoring.scorers import ScorerTraits
 from eval_pipelines.scoring.settings import ComparisonConfig, RegressionCriterion
 from eval_pipelines.scoring.stats import design_difference_test, design_mcnemar_pvalues
-from eval_pipelines.scoring.summarise import Design, summarise
+from eval_pipelines.scoring.summarise import Design, _Projector, summarise
 
 BINARY = {"m": ScorerTraits(True, True)}
 
@@ -89,16 +89,51 @@ def test_a_production_regression_hidden_by_oversampling_fails_the_gate():
 def test_design_mcnemar_is_the_exact_binomial_test_at_integer_sizes():
     for losses, n_eff in ((14, 20), (3, 30), (9, 9), (0, 12)):
         share = losses / n_eff
-        std_error = np.sqrt(share * (1 - share) / n_eff)
-        two_sided, regression, effective = design_mcnemar_pvalues(share, std_error, n_eff)
-        if 0 < losses < n_eff:
-            assert effective == pytest.approx(n_eff)
+        null_std_error = 0.5 / np.sqrt(n_eff)  # the standard error of a share of n_eff pairs under π = 1/2
+        two_sided, regression, effective = design_mcnemar_pvalues(share, null_std_error, n_eff)
+        assert effective == pytest.approx(n_eff)
         assert regression == pytest.approx(stats.binomtest(losses, n_eff, 0.5, alternative="greater").pvalue,
                                            rel=1e-9)
         assert two_sided == pytest.approx(stats.binomtest(losses, n_eff, 0.5).pvalue, rel=1e-9)
     # Every discordant pair a loss: the variance is degenerate, the test falls back to the discordant count.
     assert design_mcnemar_pvalues(1.0, 0.0, 3)[:2] == pytest.approx((0.25, 0.125))
     assert design_mcnemar_pvalues(0.5, 0.1, 0)[:2] == (1.0, 1.0)
+    # The effective size never exceeds the discordant pairs (a tiny variance claims more evidence than there is) ...
+    assert design_mcnemar_pvalues(0.8, 0.01, 10)[2] == 10.0
+    # ... and shrinks by the Korn–Graubard factor when the design has fewer degrees of freedom than pairs.
+    factor = (stats.t.ppf(0.025, 39) / stats.t.ppf(0.025, 12)) ** 2
+    assert design_mcnemar_pvalues(0.6, 0.5 / np.sqrt(40), 40, degrees=12)[2] == pytest.approx(40 * factor)
+
+
+def test_design_mcnemar_holds_its_size_when_strata_are_nearly_pure():
+    """Seeded simulation of a 507-case eval set over 80 strata of 5–8 cases with very unequal weights, where in
+    each stratum the discordant pairs are all losses or all wins (as production's accepted vs overridden cases
+    are) and production's share of losses among them is exactly 1/2. With the variance at the observed share the
+    one-sided test rejected 14–15 % at α = 5 %; at the null share, with the cap, it rejects at the nominal rate
+    (1,500 samples: binomial standard error 0.56 points)."""
+    rng = np.random.default_rng(101)
+    strata = 80
+    population = ((rng.pareto(0.8, strata) + 1.0) * 300).astype(int)
+    sample = rng.integers(5, 9, strata)
+    discordance = rng.uniform(0.05, 0.5, strata)
+    loss_share = np.where(rng.random(strata) < 0.5, 0.0, 1.0)
+    mass = population * discordance
+    high = loss_share > 0.5
+    loss_share[high] = 0.5 * mass.sum() / mass[high].sum()  # production: as many losses as wins
+    assert float(np.sum(mass * loss_share) / mass.sum()) == pytest.approx(0.5, abs=1e-12)
+    names = [f"s{h:02d}" for h in range(strata)]
+    design = _design({name: (int(big), int(small)) for name, big, small in zip(names, population, sample,
+                                                                                 strict=True)})
+    labels = np.repeat(names, sample)
+    project = _Projector(labels, design, 0.95)
+    every = np.ones(len(labels), dtype=bool)
+    rates, losses_p = np.repeat(discordance, sample), np.repeat(loss_share, sample)
+    fired, runs = 0, 1500
+    for _ in range(runs):
+        u = rng.random(len(labels))
+        d = np.where(u < rates * losses_p, -1.0, np.where(u < rates, 1.0, 0.0))
+        fired += project.compare(d, every, True, True, None)[-1] < 0.05
+    assert 0.035 <= fired / runs <= 0.05 + 2 * 0.0056
 
 
 def test_design_t_test_matches_the_t_distribution():
@@ -170,3 +205,21 @@ def test_design_regression_verdict_under_the_null_with_oversampling(kind, binary
                         design).iloc[0]
         fired += row["p_value_regression"] < alpha
     assert 0.01 <= fired / runs <= alpha + 0.02
+
+
+def test_lower_is_better_binary_rows_agree_in_sign_with_their_design_difference():
+    """The unweighted columns (sample_diff, wins, losses) and the gate detail of a 0/1 scorer where 1 is bad are
+    oriented like the design-based diff: + and wins are the candidate being better."""
+    from eval_pipelines.scoring.settings import NonInferiorityCriterion
+
+    candidate, baseline = _pairs((30, 20, 5, 145))  # candidate 1 = flagged: 5 new flags, 20 cleared
+    frame = pd.DataFrame({"stratum": "s", "weight": 1e6 / 200, "score__m": candidate,
+                          "baseline_score__m": baseline})
+    traits = {"m": ScorerTraits(True, False)}
+    summary = summarise(frame, traits, [], ComparisonConfig(), _design({"s": (10**6, 200)}))
+    row = summary.iloc[0]
+    assert row["diff"] == pytest.approx(15 / 200) and row["sample_diff"] == pytest.approx(15 / 200)
+    assert (row["wins"], row["losses"]) == (20, 5)
+    assert row["sample_p_value_regression"] > 0.99 and row["p_value_regression"] > 0.99
+    detail = evaluate_gate([NonInferiorityCriterion(scorer="m", margin=0.02)], summary)["detail"].iloc[0]
+    assert "20 wins / 5 losses" in detail and "lower is better" in detail

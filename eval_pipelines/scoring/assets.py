@@ -138,7 +138,7 @@ def _summary_preview(run: ScoredRun, case_set: str) -> pd.DataFrame:
     summary = run.summary
     rows = summary[(summary["case_set"] == case_set) & (summary["slice_dim"] == ALL)]
     return rows[["scorer", "n_scored", "estimate", "ci_low", "ci_high", "p95", "baseline_estimate", "diff",
-                 "diff_ci_low", "diff_ci_high", "p_value", "p_value_regression", "sample_diff", "test", "wins",
+                 "diff_ci_low", "diff_ci_high", "mde", "p_value", "p_value_regression", "sample_diff", "test", "wins",
                  "losses"]]
 
 
@@ -147,7 +147,7 @@ def _slice_preview(run: ScoredRun, scorer: str, dimensions: tuple[str, ...]) -> 
     rows = summary[(summary["case_set"] == EVAL_SET) & (summary["scorer"] == scorer)
                    & summary["slice_dim"].isin(dimensions)]
     return rows[["slice_dim", "slice_value", "n_scored", "estimate", "ci_low", "ci_high", "baseline_estimate",
-                 "diff", "p_value"]]
+                 "diff", "mde", "p_value", "q_value", "p_value_regression", "q_value_regression"]]
 
 
 def _edge_preview(run: ScoredRun) -> pd.DataFrame:

@@ -7,6 +7,9 @@ A gate passes on evidence, not on its absence. Each row has a ``verdict``: ``pas
 when the criterion has too little evidence to be judged (no summary row for its scorer and slice, no value — e.g.
 no baseline or no scored case —, fewer edge-case entries than ``min_entries``). A not-judged criterion fails the
 gate (``passed`` false) unless the criterion sets ``allow_missing: true``; either way it is shown as not judged.
+A ``non_inferiority`` criterion whose interval holds ``-margin`` while its minimum detectable effect exceeds the
+margin is not judged too: the eval set is too small to show that margin, so the failure says nothing about the
+candidate (an interval wholly below ``-margin`` fails).
 """
 
 from __future__ import annotations
@@ -14,16 +17,23 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
-from eval_pipelines.scoring.settings import EdgeCaseCriterion, RegressionCriterion, ScoreCriterion
+from eval_pipelines.scoring.settings import (
+    AnyCriterion,
+    NonInferiorityCriterion,
+    RegressionCriterion,
+    ScoreCriterion,
+)
+from eval_pipelines.scoring.stats import holm_adjusted, minimum_detectable_effect, non_inferiority_test
 from eval_pipelines.scoring.summarise import ALL, EDGE_CASE_PASS, EDGE_CASES, EVAL_SET
 
 GATE_COLUMNS: tuple[str, ...] = ("criterion", "value", "op", "threshold", "passed", "verdict", "detail")
 _OPS = {"ge": "≥", "le": "≤"}
 PASS, FAIL, NOT_JUDGED = "pass", "fail", "not_judged"
 
-Criterion = ScoreCriterion | RegressionCriterion | EdgeCaseCriterion
+Criterion = AnyCriterion
 
 
 def _slice(spec: str) -> tuple[str, str]:
@@ -63,6 +73,9 @@ def criterion_label(criterion: Criterion) -> str:
     if isinstance(criterion, RegressionCriterion):
         where = "" if criterion.slice == ALL else f" [{criterion.slice}]"
         return f"no significant regression in {criterion.scorer}{where}"
+    if isinstance(criterion, NonInferiorityCriterion):
+        where = "" if criterion.slice == ALL else f" [{criterion.slice}]"
+        return f"{criterion.scorer} at most {_fmt(criterion.margin)} worse than the baseline{where}"
     return "edge-case pass rate"
 
 
@@ -79,8 +92,13 @@ def _not_judged(criterion: Criterion, label: str, value: float, op: str, thresho
             "verdict": NOT_JUDGED, "detail": f"not judged: {reason}; {consequence}"}
 
 
-def evaluate_criterion(criterion: Criterion, summary: pd.DataFrame) -> dict[str, object]:
-    """One gate row: value, op, threshold, passed, verdict and a sentence of context."""
+def evaluate_criterion(criterion: Criterion, summary: pd.DataFrame,
+                       family: tuple[float, int] | None = None) -> dict[str, object]:
+    """One gate row: value, op, threshold, passed, verdict and a sentence of context.
+
+    ``family``: for a ``no_regression`` criterion, its Holm-adjusted p-value and the number of such criteria in
+    the context (:func:`evaluate_gate`); without it the criterion is judged alone on its raw p-value.
+    """
     label = criterion_label(criterion)
     if isinstance(criterion, ScoreCriterion):
         op = _OPS[criterion.op]
@@ -97,17 +115,24 @@ def evaluate_criterion(criterion: Criterion, summary: pd.DataFrame) -> dict[str,
         detail = (f"estimate {_fmt(_number(row['estimate']))} (95% CI {_fmt(_number(row['ci_low']))} – "
                   f"{_fmt(_number(row['ci_high']))}), {int(row['n_scored'])} of {int(row['n_cases'])} cases scored")
         return _judged(label, value, op, criterion.threshold, passed, detail)
+    if isinstance(criterion, NonInferiorityCriterion):
+        return _non_inferiority(criterion, label, summary)
     if isinstance(criterion, RegressionCriterion):
         row = _row(summary, EVAL_SET, criterion.scorer, criterion.slice)
         value = float("nan") if row is None else _number(row["p_value_regression"])
         if row is None or math.isnan(value):
             return _not_judged(criterion, label, value, "≥", criterion.alpha,
                                "no paired comparison with the baseline")
-        detail = (f"production diff {_number(row['diff']):+.4f} (CI {_number(row['diff_ci_low']):+.4f} – "
-                  f"{_number(row['diff_ci_high']):+.4f}) vs baseline, design-based one-sided p; on the cases as "
-                  f"sampled (unweighted): diff {_number(row['sample_diff']):+.4f}, {row['test']} p "
-                  f"{_fmt(_number(row['sample_p_value_regression']))}, {int(row['wins'])} wins / "
-                  f"{int(row['losses'])} losses")
+        mde = minimum_detectable_effect(_number(row.get("diff_std_error")), _number(row.get("diff_df")),
+                                        criterion.alpha)
+        raw = value
+        if family is not None and family[1] > 1:
+            value = family[0]
+        holm = (f"Holm-adjusted over the context's {family[1]} no_regression criteria (raw p {_fmt(raw)}); "
+                if family is not None and family[1] > 1 else "")
+        detail = (f"{holm}{_comparison_text(row)}, design-based one-sided p; a regression smaller than the MDE "
+                  f"{_fmt(mde)} (80% power at α {_fmt(criterion.alpha)}) is likely to pass unseen; "
+                  f"{_sample_text(row)}")
         return _judged(label, value, "≥", criterion.alpha, value >= criterion.alpha, detail)
     row = _row(summary, EDGE_CASES, EDGE_CASE_PASS, ALL)
     entries = 0 if row is None else int(row["n_scored"])
@@ -121,9 +146,79 @@ def evaluate_criterion(criterion: Criterion, summary: pd.DataFrame) -> dict[str,
                    f"{passes} of {entries} library entries passed")
 
 
+def _orientation(row: pd.Series) -> str:
+    """How to read the signed differences: + is always the candidate's improvement, whatever the direction."""
+    higher = row.get("higher_is_better")
+    if isinstance(higher, (bool, np.bool_)) and not higher:
+        return " (+ = candidate better; lower is better, so diff = baseline − candidate)"
+    return " (+ = candidate better)"
+
+
+def _comparison_text(row: pd.Series) -> str:
+    return (f"production diff {_number(row['diff']):+.4f} (95% CI {_number(row['diff_ci_low']):+.4f} – "
+            f"{_number(row['diff_ci_high']):+.4f}) vs baseline{_orientation(row)}")
+
+
+def _sample_text(row: pd.Series) -> str:
+    return (f"on the cases as sampled (unweighted): diff {_number(row['sample_diff']):+.4f}, {row['test']} p "
+            f"{_fmt(_number(row['sample_p_value_regression']))}, {int(row['wins'])} wins / "
+            f"{int(row['losses'])} losses (cases the candidate scored better / worse on)")
+
+
+def _non_inferiority(criterion: NonInferiorityCriterion, label: str, summary: pd.DataFrame) -> dict[str, object]:
+    """Passes when the lower bound of the one-sided ``1 - alpha`` interval of the production difference is at least
+    ``-margin``; an inconclusive failure (the interval holds ``-margin``) whose MDE exceeds the margin is not judged
+    (the set cannot show that margin), one whose interval lies wholly below ``-margin`` fails."""
+    threshold = -criterion.margin
+    row = _row(summary, EVAL_SET, criterion.scorer, criterion.slice)
+    if row is None or math.isnan(_number(row["diff"])):
+        return _not_judged(criterion, label, float("nan"), "≥", threshold, "no paired comparison with the baseline")
+    std_error, degrees = _number(row.get("diff_std_error")), _number(row.get("diff_df"))
+    if math.isnan(std_error):
+        return _not_judged(criterion, label, float("nan"), "≥", threshold,
+                           "no standard error of the difference (a run scored before diff_std_error existed)")
+    lower, p_value = non_inferiority_test(_number(row["diff"]), std_error, degrees, criterion.margin,
+                                          criterion.alpha)
+    mde = minimum_detectable_effect(std_error, degrees, criterion.alpha)
+    level = f"one-sided {1 - criterion.alpha:.1%} lower bound"
+    if lower >= threshold:
+        detail = (f"{level} {lower:+.4f} ≥ −{_fmt(criterion.margin)} (p {_fmt(p_value)}); "
+                  f"{_comparison_text(row)}; MDE {_fmt(mde)}; {_sample_text(row)}")
+        return _judged(label, lower, "≥", threshold, True, detail)
+    upper = _number(row["diff"]) + (_number(row["diff"]) - lower)  # the one-sided 1 - α upper bound
+    if mde > criterion.margin and upper >= threshold:
+        # Inconclusive (the interval holds -margin) on a set that could not show the margin: no verdict on the
+        # candidate. A candidate whose whole interval is below -margin is shown worse and fails.
+        return _not_judged(criterion, label, lower, "≥", threshold,
+                           f"too little evidence: the minimum detectable effect {_fmt(mde)} (80% power, one-sided "
+                           f"α {_fmt(criterion.alpha)}, {int(row['n_scored'])} cases) exceeds the margin "
+                           f"{_fmt(criterion.margin)}, so even an equal candidate would usually fail; "
+                           f"{level} {lower:+.4f}, {_comparison_text(row)}")
+    detail = (f"{level} {lower:+.4f} < −{_fmt(criterion.margin)} (p {_fmt(p_value)}); {_comparison_text(row)}; "
+              f"MDE {_fmt(mde)}; {_sample_text(row)}")
+    return _judged(label, lower, "≥", threshold, False, detail)
+
+
 def evaluate_gate(criteria: Sequence[Criterion], summary: pd.DataFrame) -> pd.DataFrame:
-    """Every criterion of a context as a row (``GATE_COLUMNS``); the gate passes when all rows pass."""
-    return pd.DataFrame([evaluate_criterion(c, summary) for c in criteria], columns=list(GATE_COLUMNS))
+    """Every criterion of a context as a row (``GATE_COLUMNS``); the gate passes when all rows pass.
+
+    The ``no_regression`` criteria of a context are one family: each is judged on its Holm-adjusted p-value, so
+    with several of them an equal candidate still fails at most α of the time (not 1 - (1 - α)^k). The
+    ``non_inferiority`` criteria need no adjustment: the gate passes only when every one of them passes (an
+    intersection-union test, Berger 1982), so the chance of passing a candidate worse than some margin stays at
+    most its α; adjusting them would only cost power.
+    """
+    regression = [i for i, c in enumerate(criteria) if isinstance(c, RegressionCriterion)]
+    raw = np.full(len(regression), np.nan)
+    for slot, index in enumerate(regression):
+        criterion = criteria[index]
+        row = _row(summary, EVAL_SET, criterion.scorer, criterion.slice)
+        raw[slot] = np.nan if row is None else _number(row["p_value_regression"])
+    adjusted = holm_adjusted(raw)
+    members = int(np.sum(~np.isnan(raw)))
+    family = {index: (float(adjusted[slot]), members) for slot, index in enumerate(regression)}
+    return pd.DataFrame([evaluate_criterion(c, summary, family.get(i)) for i, c in enumerate(criteria)],
+                        columns=list(GATE_COLUMNS))
 
 
 def gate_passed(table: pd.DataFrame) -> bool:

@@ -21,13 +21,7 @@ import pandas as pd
 from eval_pipelines.scoring.adapters import LoggedSystem, SystemUnderTest, replay_inputs
 from eval_pipelines.scoring.gate import evaluate_gate, gate_passed
 from eval_pipelines.scoring.scorers import score_frame, traits
-from eval_pipelines.scoring.settings import (
-    EdgeCaseCriterion,
-    RegressionCriterion,
-    ScoreCriterion,
-    ScorerConfig,
-    ScoringConfig,
-)
+from eval_pipelines.scoring.settings import AnyCriterion, ScorerConfig, ScoringConfig
 from eval_pipelines.scoring.summarise import (
     EDGE_CASES,
     EVAL_SET,
@@ -189,7 +183,7 @@ def win_loss(frame: pd.DataFrame, scorer: str, higher_is_better: bool) -> pd.Ser
 
 def score_run(cases: pd.DataFrame, strata: pd.DataFrame, system: SystemUnderTest,
               baseline: SystemUnderTest | None, config: ScoringConfig,
-              criteria: Sequence[ScoreCriterion | RegressionCriterion | EdgeCaseCriterion],
+              criteria: Sequence[AnyCriterion],
               edge_cases: pd.DataFrame | None = None) -> ScoredRun:
     """Replay, score, summarise, compare and gate one candidate.
 

@@ -195,9 +195,30 @@ class ScoreCriterion(StrictModel):
     allow_missing: bool = Field(False, description=ALLOW_MISSING)
 
 
+class NonInferiorityCriterion(StrictModel):
+    """The candidate is at most ``margin`` worse than the baseline in production: passes only when the lower bound
+    of the one-sided ``1 - alpha`` design-based interval of the production difference (candidate minus baseline,
+    + = better) is >= -margin. With ``alpha`` 0.025 that bound is the lower end of the two-sided 95 % CI
+    (``scored_runs.diff_ci_low``). This is the default comparison: it passes on evidence of no large regression,
+    not on the absence of evidence of one (see docs/scoring.md)."""
+
+    kind: Literal["non_inferiority"] = "non_inferiority"
+    scorer: str
+    margin: float = Field(gt=0, description="Largest acceptable loss, in the scorer's unit (0.02 = 2 points of "
+                                            "accuracy; for lower-is-better scorers, the increase).")
+    alpha: float = Field(0.025, gt=0, lt=0.5, description="One-sided level: the chance of passing a candidate "
+                                                          "that is exactly margin worse.")
+    slice: str = "all"
+    label: str | None = None
+    allow_missing: bool = Field(False, description=ALLOW_MISSING + " A failure with a minimum detectable effect "
+                                                                   "above the margin is not_judged too.")
+
+
 class RegressionCriterion(StrictModel):
     """No significant regression in production against the baseline on the same cases (one-sided design-based
-    paired test at ``alpha``, see docs/scoring.md)."""
+    paired test at ``alpha``, see docs/scoring.md). Weaker than ``non_inferiority``: it passes whenever the
+    regression is not significant, so a small eval set passes real regressions (a 1.1-point regression on 2,000
+    cases passed 44 % of the time)."""
 
     kind: Literal["no_regression"] = "no_regression"
     scorer: str
@@ -219,14 +240,16 @@ class EdgeCaseCriterion(StrictModel):
     allow_missing: bool = Field(False, description=ALLOW_MISSING)
 
 
-Criterion = Annotated[ScoreCriterion | RegressionCriterion | EdgeCaseCriterion, Field(discriminator="kind")]
+AnyCriterion = ScoreCriterion | NonInferiorityCriterion | RegressionCriterion | EdgeCaseCriterion
+Criterion = Annotated[AnyCriterion, Field(discriminator="kind")]
 
 
-def _default_gates() -> dict[str, list[ScoreCriterion | RegressionCriterion | EdgeCaseCriterion]]:
+def _default_gates() -> dict[str, list[AnyCriterion]]:
     return {DEFAULT_CONTEXT: [
         ScoreCriterion(scorer="exact_match", statistic="ci_low", op="ge", threshold=0.6,
                        label="accuracy, lower 95% CI bound"),
-        RegressionCriterion(scorer="exact_match", alpha=0.05, label="no significant accuracy regression"),
+        NonInferiorityCriterion(scorer="exact_match", margin=0.02, alpha=0.025,
+                                label="accuracy at most 2 points below the baseline"),
         EdgeCaseCriterion(min_pass_rate=0.5, min_entries=1, label="edge-case pass rate"),
         ScoreCriterion(scorer="latency_ms", statistic="p95", op="le", threshold=2000.0, label="p95 latency (ms)"),
         ScoreCriterion(scorer="cost_usd", statistic="estimate", op="le", threshold=0.002,

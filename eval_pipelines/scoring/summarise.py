@@ -20,6 +20,14 @@ Every row also carries the paired comparison with the baseline on the same cases
   :func:`eval_pipelines.scoring.stats.design_difference_test`). The eval set over-samples failures, so the raw
   difference over its cases can have the opposite sign of production's; the release gate reads these columns.
   For edge-case rows (no design: the entries are the population) they are the unweighted paired test.
+- ``diff_std_error``, ``diff_df``: the standard error of ``diff`` (design-based on eval-set rows; ``s_d / sqrt(n)``
+  on edge-case rows) and its degrees of freedom; ``mde``: the minimum detectable effect of the one-sided test at
+  level ``(1 - confidence) / 2`` (2.5 %) with 80 % power, ``(t_{1-α} + t_{0.8}) · diff_std_error``
+  (:func:`eval_pipelines.scoring.stats.minimum_detectable_effect`): a difference or a non-inferiority margin
+  smaller than it is beyond what the slice can show.
+- ``q_value``, ``q_value_regression``: Benjamini–Hochberg q-values of ``p_value`` and ``p_value_regression`` over
+  the slice rows of the scorer (not 'all'): the slice table compares tens of slices, and under the global null
+  some slice shows p < 0.05 in most runs; q < 0.05 keeps the share of false discoveries at 5 %.
 - ``test``, ``sample_diff``, ``sample_p_value``, ``sample_p_value_regression``, ``wins``, ``losses``, ``ties``:
   the unweighted paired comparison over the slice's cases as they are in the set
   (:func:`eval_pipelines.scoring.stats.paired_compare`: McNemar, paired bootstrap or permutation), for inspection.
@@ -39,10 +47,13 @@ from eval_pipelines.scoring.scorers import ScorerTraits
 from eval_pipelines.scoring.settings import ComparisonConfig
 from eval_pipelines.scoring.stats import (
     PairedResult,
+    bh_q_values,
     design_difference_test,
     design_mcnemar_pvalues,
     domain_estimate_coded,
+    loss_share_under_null,
     mean_interval,
+    minimum_detectable_effect,
     paired_compare,
     strata_codes,
     weighted_quantile,
@@ -60,8 +71,9 @@ NO_FAILURE = "none"
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "case_set", "scorer", "slice_dim", "slice_value", "binary", "higher_is_better", "n_cases", "n_scored", "mean",
     "estimate", "std_error", "ci_low", "ci_high", "population", *QUANTILES, "baseline_mean", "baseline_estimate",
-    "diff", "diff_ci_low", "diff_ci_high", "p_value", "p_value_regression", "test", "sample_diff", "sample_p_value",
-    "sample_p_value_regression", "wins", "losses", "ties",
+    "diff", "diff_ci_low", "diff_ci_high", "diff_std_error", "diff_df", "mde", "p_value", "p_value_regression",
+    "q_value", "q_value_regression", "test", "sample_diff", "sample_p_value", "sample_p_value_regression", "wins",
+    "losses", "ties",
 )
 
 
@@ -130,8 +142,9 @@ class _Projector:
         return found.estimate, found.std_error, found.ci_low, found.ci_high, found.population
 
     def compare(self, d: np.ndarray, mask: np.ndarray, whole: bool, binary: bool,
-                unweighted: PairedResult) -> tuple[float, float, float, float, float]:
-        """(diff, ci_low, ci_high, p_value, p_value_regression) of the slice's paired difference in production.
+                unweighted: PairedResult) -> tuple[float, float, float, float, float, float, float]:
+        """(diff, ci_low, ci_high, std_error, degrees, p_value, p_value_regression) of the slice's paired difference
+        in production.
 
         ``d`` is the oriented paired difference of every case of the frame (NaN when either side is unscored).
         """
@@ -139,7 +152,7 @@ class _Projector:
         paired = ~np.isnan(d)
         member = mask & paired
         if not member.any():
-            return nan, nan, nan, nan, nan
+            return nan, nan, nan, nan, nan, nan, nan
         # The design's degrees of freedom (scored pairs minus strata holding one), for the whole set and, as in
         # R's survey package, for its domains too.
         pairs_per_stratum = np.bincount(self.codes[paired], minlength=len(self.big_n))
@@ -155,17 +168,23 @@ class _Projector:
         if binary:
             # Share of losses among the discordant pairs, estimated over production (a domain of the design). On
             # the whole set the sample of a stratum is its scored pairs, as in the stratified estimator above.
-            loss = np.where(paired, (d < 0).astype(np.float64), np.nan)
-            discordant = member & (d != 0)
             small_n = np.maximum(pairs_per_stratum, 1).astype(np.float64) if whole else self.small_n
-            share = domain_estimate_coded(loss, self.codes, self.big_n, small_n, discordant, self.confidence)
-            two_sided, regression, _ = design_mcnemar_pvalues(share.estimate, share.std_error,
-                                                              int(discordant.sum()))
+            share, null_se, discordant = loss_share_under_null(d, self.codes, self.big_n, small_n, member)
+            two_sided, regression, _ = design_mcnemar_pvalues(share, null_se, discordant, degrees)
         elif std_error <= 0.0 and estimate != 0.0:
             # No within-stratum variation of the difference: the design cannot measure its uncertainty; do not
             # claim certainty from a handful of identical pairs, keep the unweighted test's p-values.
             two_sided, regression = unweighted.p_value, unweighted.p_value_regression
-        return estimate, low, high, two_sided, regression
+        return estimate, low, high, std_error, degrees, two_sided, regression
+
+
+def _unweighted_spread(x: np.ndarray, b: np.ndarray, higher_is_better: bool) -> tuple[float, float]:
+    """(std_error, degrees) of the mean paired difference over the cases themselves: ``s_d / sqrt(n)``, n - 1."""
+    d = (x - b) * (1.0 if higher_is_better else -1.0)
+    d = d[~np.isnan(d)]
+    if len(d) < 2:
+        return float("nan"), float("nan")
+    return float(d.std(ddof=1) / np.sqrt(len(d))), float(len(d) - 1)
 
 
 def _seed(base: int, *parts: str) -> int:
@@ -210,22 +229,37 @@ def summarise(frame: pd.DataFrame, scorers: Mapping[str, ScorerTraits], dimensio
                 paired = paired_compare(x, b, trait.binary, trait.higher_is_better, comparison.continuous_test,
                                         comparison.resamples, comparison.exact_below, comparison.confidence,
                                         _seed(comparison.seed, case_set, name, dimension, level))
-                comparison_row = (paired.diff, paired.ci_low, paired.ci_high, paired.p_value,
+                comparison_row = (paired.diff, paired.ci_low, paired.ci_high,
+                                  *_unweighted_spread(x, b, trait.higher_is_better), paired.p_value,
                                   paired.p_value_regression)
                 if project is not None:
                     assert d is not None
                     comparison_row = project.compare(d, mask, dimension == ALL, trait.binary, paired)
-                diff, diff_low, diff_high, p_value, p_regression = comparison_row
+                diff, diff_low, diff_high, diff_se, diff_df, p_value, p_regression = comparison_row
                 row.update({
                     "baseline_mean": float(np.nanmean(b)) if np.any(~np.isnan(b)) else float("nan"),
                     "baseline_estimate": baseline_estimate, "diff": diff, "diff_ci_low": diff_low,
-                    "diff_ci_high": diff_high, "p_value": p_value, "p_value_regression": p_regression,
+                    "diff_ci_high": diff_high, "diff_std_error": diff_se, "diff_df": diff_df,
+                    "mde": minimum_detectable_effect(diff_se, diff_df, (1.0 - comparison.confidence) / 2.0),
+                    "p_value": p_value, "p_value_regression": p_regression,
                     "test": paired.test, "sample_diff": paired.diff, "sample_p_value": paired.p_value,
                     "sample_p_value_regression": paired.p_value_regression, "wins": paired.wins,
                     "losses": paired.losses, "ties": paired.ties,
                 })
             rows.append(row)
-    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+    return _with_q_values(pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS)))
+
+
+def _with_q_values(summary: pd.DataFrame) -> pd.DataFrame:
+    """BH q-values of ``p_value`` and ``p_value_regression`` over the slices of each scorer (every row but 'all',
+    which the gate reads on its own): one family per scorer and case set, the slice table a reader scans."""
+    slices = summary["slice_dim"] != ALL
+    for column, source in (("q_value", "p_value"), ("q_value_regression", "p_value_regression")):
+        summary[column] = np.nan
+        for _, index in summary[slices].groupby("scorer", sort=False).groups.items():
+            p = pd.to_numeric(summary.loc[index, source], errors="coerce").to_numpy(dtype=np.float64)
+            summary.loc[index, column] = bh_q_values(p)
+    return summary
 
 
 def edge_case_outcomes(frame: pd.DataFrame, primary: str, min_share: float = 1.0,

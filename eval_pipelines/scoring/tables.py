@@ -72,11 +72,22 @@ scored_runs = sa.Table(
                       "projected to production through the design weights; edge_cases: mean over the entries"),
     sa.Column("diff_ci_low", sa.Float, comment="95% CI of diff (eval_set: design-based, t on cases - strata df)"),
     sa.Column("diff_ci_high", sa.Float),
+    sa.Column("diff_std_error", sa.Float,
+              comment="standard error of diff (eval_set: design-based; edge_cases: s_d / sqrt(n)); the CI is "
+                      "clipped to [-1, 1], this is not"),
+    sa.Column("diff_df", sa.Float, comment="degrees of freedom of diff_std_error (eval_set: scored pairs - strata)"),
+    sa.Column("mde", sa.Float,
+              comment="minimum detectable effect: (t_{1-a} + t_{0.8}) * diff_std_error, a = (1 - confidence) / 2 "
+                      "one-sided (2.5 %), 80 % power; a margin or a difference below it cannot be shown"),
     sa.Column("p_value", sa.Float,
               comment="two-sided paired test of diff = 0; eval_set: design-based (binary: design-adjusted exact "
                       "McNemar; continuous: design t-test); edge_cases: the unweighted test in 'test'"),
     sa.Column("p_value_regression", sa.Float,
               comment="one-sided, H1 the candidate is worse (same test as p_value); the no_regression gate reads it"),
+    sa.Column("q_value", sa.Float,
+              comment="Benjamini-Hochberg q-value of p_value over the slice rows of the scorer and case set (not "
+                      "'all'); compare q, not p, when scanning slices"),
+    sa.Column("q_value_regression", sa.Float, comment="the same for p_value_regression"),
     sa.Column("test", sa.String(32),
               comment="the unweighted paired test behind sample_*: mcnemar_exact | mcnemar_chi2 | bootstrap | "
                       "permutation"),
