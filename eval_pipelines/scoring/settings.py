@@ -267,8 +267,9 @@ class ComparisonConfig(StrictModel):
     ``diff`` and p-values are design-based and need no setting but ``confidence``)."""
 
     continuous_test: Literal["bootstrap", "permutation"] = Field(
-        "bootstrap", description="Unweighted paired test for non-binary scores: bootstrap (percentile CI, "
-                                 "null-shifted p-value) or permutation (sign flips; CI still from the bootstrap).")
+        "bootstrap", description="Unweighted paired test for non-binary scores: bootstrap (studentised: "
+                                 "bootstrap-t CI and p-values) or permutation (sign flips, exact for a symmetric "
+                                 "difference, liberal under skew; CI still from the bootstrap).")
     resamples: int = Field(2000, ge=100, le=100_000, description="Bootstrap / permutation resamples.")
     exact_below: int = Field(
         25, ge=0, description="McNemar uses the exact binomial test when discordant pairs are fewer than this, "

@@ -11,11 +11,15 @@ that a positive difference is an improvement (for lower-is-better scores the sig
   ``z = (b - c - 1) / sqrt(b + c)``. The CI of the difference in proportions ``(c - b) / n`` is the Wald
   interval after adding 1/2 to every cell of the 2x2 table (Agresti & Min 2005), which keeps close to nominal
   coverage even with few discordant pairs.
-- Continuous scores: the paired bootstrap of the mean difference (Efron & Tibshirani 1993, ch. 13 and 16):
-  percentile CI; p-values from the same resamples shifted to the null (``mean* - mean`` is the null distribution
-  of the mean; two-sided ``P(|mean* - mean| >= |mean|)``, regression ``P(mean* - mean <= mean)``), each
-  ``(1 + count) / (1 + B)``. Or the sign-flip permutation test (exact by enumeration when ``2^n <= B``), which is
-  exact under H0 of a symmetric difference distribution.
+- Continuous scores: the studentised (bootstrap-t) paired bootstrap of the mean difference (Efron & Tibshirani
+  1993, §12.5; Hall 1992, §3.5): each resample gives ``t* = (mean* - mean) / se*``; the CI is
+  ``[mean - t*_{1-α/2} se, mean - t*_{α/2} se]`` and the p-values compare ``t = mean / se`` with ``t*``
+  (regression ``P(t* <= t)``, two-sided twice the smaller tail), each ``(1 + count) / (1 + B)``. The percentile
+  interval and null-shifted mean used before are first-order only and were liberal under skew (one-sided 11 % at
+  n = 30 on a centred exponential difference, 5.4 % now). Or the sign-flip permutation test (exact by
+  enumeration when ``2^n <= B``), which is exact under H0 of a *symmetric* difference distribution; studentising
+  it changes nothing (``sum d²`` is invariant under sign flips, so ``t`` is monotone in the mean), and under a
+  skewed difference it stays liberal — prefer the bootstrap there.
 
 "Significant regression" is the one-sided p-value (candidate worse) below α; under H0 it fires at most at rate α
 (exactly for the permutation test, conservatively for exact McNemar, asymptotically for the bootstrap).
@@ -132,21 +136,29 @@ def _counts(d: np.ndarray) -> tuple[int, int, int]:
     return int(np.sum(d > 0)), int(np.sum(d < 0)), int(np.sum(d == 0))
 
 
-def bootstrap_means(values: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """``resamples`` means of with-replacement resamples of ``values``, drawn in memory-bounded blocks."""
+def bootstrap_means_and_errors(values: np.ndarray, resamples: int,
+                               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Means and standard errors (``s / sqrt(n)``) of ``resamples`` with-replacement resamples of ``values``, drawn
+    in memory-bounded blocks."""
     n = len(values)
-    out = np.empty(resamples, dtype=np.float64)
+    centre = float(values.mean())
+    centred = values - centre  # sums of squares about the sample mean: no cancellation in the variance below
+    means = np.empty(resamples, dtype=np.float64)
+    errors = np.empty(resamples, dtype=np.float64)
     block = max(1, _BOOTSTRAP_CHUNK_CELLS // max(n, 1))
     for start in range(0, resamples, block):
         stop = min(resamples, start + block)
-        index = rng.integers(0, n, size=(stop - start, n))
-        out[start:stop] = values[index].mean(axis=1)
-    return out
+        drawn = centred[rng.integers(0, n, size=(stop - start, n))]
+        shifted = drawn.mean(axis=1)
+        squares = np.einsum("ij,ij->i", drawn, drawn)
+        means[start:stop] = shifted + centre
+        errors[start:stop] = np.sqrt(np.maximum(squares - n * shifted**2, 0.0) / max(n - 1, 1) / n)
+    return means, errors
 
 
 def paired_bootstrap(candidate: np.ndarray, baseline: np.ndarray, resamples: int = 2000, confidence: float = 0.95,
                      seed: int = 0) -> PairedResult:
-    """Paired bootstrap of the mean difference (see the module docstring); NaN pairs dropped."""
+    """Studentised (bootstrap-t) paired bootstrap of the mean difference (module docstring); NaN pairs dropped."""
     keep = ~(np.isnan(candidate) | np.isnan(baseline))
     cand, base = candidate[keep], baseline[keep]
     n = len(cand)
@@ -155,17 +167,34 @@ def paired_bootstrap(candidate: np.ndarray, baseline: np.ndarray, resamples: int
     d = cand - base
     observed = float(d.mean())
     wins, losses, ties = _counts(d)
-    if n == 1:  # one pair: no variability to judge it by
+    std_error = float(d.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
+    if n == 1 or std_error <= 0.0:  # one pair, or no variability to judge the difference by
+        p = 1.0 if observed == 0.0 or n == 1 else 0.0
         return PairedResult("bootstrap", n, float(cand.mean()), float(base.mean()), observed, observed, observed,
-                            1.0, 1.0, wins, losses, ties)
-    means = bootstrap_means(d, resamples, np.random.default_rng(seed))
+                            p, 1.0 if n == 1 or observed >= 0 else 0.0, wins, losses, ties)
+    means, errors = bootstrap_means_and_errors(d, resamples, np.random.default_rng(seed))
+    # t* = (mean* - mean) / se*: the resampling distribution of the studentised mean approximates that of
+    # (mean - μ) / se to second order under skew, where the percentile interval and the null-shifted mean
+    # are only first-order right (Hall 1992, §3.5; Efron & Tibshirani 1993, §12.5). A resample of identical
+    # values (se* = 0) counts as an infinitely large |t*| in the direction of its shift.
+    shift = means - observed
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_star = np.where(errors > 0, shift / np.where(errors > 0, errors, 1.0),
+                          np.sign(shift) * np.inf)
     alpha = 1.0 - confidence
-    low, high = np.quantile(means, [alpha / 2.0, 1.0 - alpha / 2.0])
-    centred = means - observed
-    two_sided = (1 + int(np.sum(np.abs(centred) >= abs(observed) - 1e-12))) / (resamples + 1)
-    regression = (1 + int(np.sum(centred <= observed + 1e-12))) / (resamples + 1)
+    # Infinite t* made finite (but huge) so the quantile does not interpolate inf - inf into NaN.
+    t_low, t_high = np.quantile(np.nan_to_num(t_star, posinf=1e300, neginf=-1e300),
+                                [alpha / 2.0, 1.0 - alpha / 2.0])
+    # A mean cannot leave the range of the data: this bounds the interval when degenerate resamples make t* infinite.
+    low = float(np.clip(observed - t_high * std_error, d.min(), d.max()))
+    high = float(np.clip(observed - t_low * std_error, d.min(), d.max()))
+    t_observed = observed / std_error
+    tolerance = 1e-12 * max(1.0, abs(t_observed))
+    regression = (1 + int(np.sum(t_star <= t_observed + tolerance))) / (resamples + 1)
+    improvement = (1 + int(np.sum(t_star >= t_observed - tolerance))) / (resamples + 1)
+    two_sided = min(1.0, 2.0 * min(regression, improvement))
     return PairedResult("bootstrap", n, float(cand.mean()), float(base.mean()), observed, float(low), float(high),
-                        float(min(two_sided, 1.0)), float(min(regression, 1.0)), wins, losses, ties)
+                        float(two_sided), float(min(regression, 1.0)), wins, losses, ties)
 
 
 def sign_flip_pvalues(d: np.ndarray, resamples: int, rng: np.random.Generator) -> tuple[float, float]:
@@ -197,7 +226,7 @@ def sign_flip_pvalues(d: np.ndarray, resamples: int, rng: np.random.Generator) -
 
 def paired_permutation(candidate: np.ndarray, baseline: np.ndarray, resamples: int = 2000,
                        confidence: float = 0.95, seed: int = 0) -> PairedResult:
-    """Sign-flip permutation p-values with the paired-bootstrap percentile CI of the mean difference."""
+    """Sign-flip permutation p-values with the studentised paired-bootstrap CI of the mean difference."""
     boot = paired_bootstrap(candidate, baseline, resamples, confidence, seed)
     keep = ~(np.isnan(candidate) | np.isnan(baseline))
     d = candidate[keep] - baseline[keep]
