@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from eval_pipelines.evalsets.design import allocate, allocation_scores, assign_strata, draw, sampling_keys
-from eval_pipelines.evalsets.estimation import estimate_from_cases, stratified_estimate
+from eval_pipelines.evalsets.estimation import describe_interval, estimate_from_cases, stratified_estimate
 from eval_pipelines.intervals import (
     clopper_pearson_interval,
     kish_effective_size,
@@ -296,3 +296,10 @@ def test_slice_intervals_cover_at_95pct_where_the_normal_interval_did_not():
     assert zero_width == 0
     assert all(value >= 0.93 for value in coverage.values()), coverage
     assert normal["one stratum"] < 0.9 and normal["language=ja"] < 0.9  # the old interval, for comparison
+
+
+def test_the_interval_is_described_in_words():
+    kg = stratified_estimate([1, 0, 1, 1, 1, 0], ["a"] * 3 + ["b"] * 3, {"a": 100, "b": 50})
+    assert describe_interval(kg).startswith("Korn–Graubard (Clopper–Pearson at effective n ")
+    pure = stratified_estimate([1.0] * 4, ["a"] * 4, {"a": 100})
+    assert describe_interval(pure) == "Clopper–Pearson at the Kish effective size 4.0 (variance estimate 0)"

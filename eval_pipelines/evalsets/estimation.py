@@ -196,6 +196,20 @@ def _normal_interval(estimate: float, variance: float, confidence: float, binary
     return (max(low, 0.0), min(high, 1.0)) if binary else (low, high)
 
 
+_METHODS = {
+    "korn_graubard": "Korn–Graubard (Clopper–Pearson at effective n {n:,.1f}, Satterthwaite df {df:,.1f})",
+    "clopper_pearson_kish": "Clopper–Pearson at the Kish effective size {n:,.1f} (variance estimate 0)",
+    "t": "Student t, Satterthwaite df {df:,.1f}",
+    "exact": "none: every stratum taken whole",
+}
+
+
+def describe_interval(estimate: Estimate) -> str:
+    """The 95 % interval's construction in words (docs/eval_sets.md, "The interval")."""
+    template = _METHODS.get(estimate.interval, estimate.interval)
+    return template.format(n=estimate.effective_n, df=estimate.degrees_of_freedom)
+
+
 def estimate_from_cases(cases: pd.DataFrame, value_column: str, strata_population: pd.DataFrame | None = None,
                         confidence: float = 0.95) -> Estimate:
     """The estimate over eval-set cases (``stratum``, ``weight`` and ``value_column`` columns).
