@@ -16,11 +16,13 @@ calls it from :func:`eval_pipelines.scoring.stats.domain_estimate_coded`):
 
 - degrees of freedom: Satterthwaite's ``ν = v² / Σ_h (c_h² / ν_h)`` over the strata's variance terms ``c_h``
   (Cochran 1977 eq. 5.16), ``ν_h = n_h - 1`` — for a slice, the number of the slice's cases in the stratum when
-  fewer. ``ν <= n - H``, and it is small when a few strata carry the variance, as when most are pure;
+  fewer, and capped for a slice at ``Σ_h (n_dh - 1)`` (R survey's degrees of freedom of a subset). ``ν <= n - H``,
+  and it is small when a few strata carry the variance, as when most are pure;
 - 0/1 values (accuracy): Korn–Graubard (Korn & Graubard 1998, Survey Methodology 24:193-201; ``svyciprop(method =
   "beta")`` in R's survey package), Clopper–Pearson at the effective sample size ``n_eff = p (1 - p) / v``
   shrunk by ``(t_{n-1} / t_ν)²``. When ``v = 0`` (every stratum pure, which a handful of cases per stratum often
   is) Clopper–Pearson at the Kish effective size of the cases' weights instead of a zero-width interval;
+  census strata (taken whole) are held out of the Korn–Graubard step, which is applied to the sampled part;
 - other values: ``y_st ± t_ν sqrt(v)``.
 
 Unlike ``p ± 1.96 sqrt(v)`` it stays inside [0, 1] and keeps its coverage when a stratum's accuracy is near 0 or 1.
