@@ -1,6 +1,13 @@
-"""Confidence intervals shared by the domains (KPIs and scored runs report the same Wilson interval)."""
+"""Confidence intervals shared by the domains.
+
+KPIs and scored runs report the same Wilson interval for plain proportions; the eval set and every slice of a scored
+run report the design-based interval of :func:`design_interval` (Korn–Graubard, Clopper–Pearson, t).
+"""
+
+from dataclasses import dataclass
 
 import numpy as np
+from scipy import special
 from scipy.special import ndtri
 
 
@@ -23,3 +30,101 @@ def wilson_interval(successes: np.ndarray | float, trials: np.ndarray | float,
         low = np.where(n > 0, np.clip(center - half, 0.0, 1.0), np.nan)
         high = np.where(n > 0, np.clip(center + half, 0.0, 1.0), np.nan)
     return low, high
+
+
+def clopper_pearson_interval(successes: float, trials: float, level: float = 0.95) -> tuple[float, float]:
+    """Clopper–Pearson ("exact") interval of a binomial proportion, for real-valued counts too.
+
+    ``(B(α/2; x, n - x + 1), B(1 - α/2; x + 1, n - x))`` with ``B(q; a, b)`` the beta quantile, 0 when ``x = 0``
+    and 1 when ``x = n`` (Clopper & Pearson 1934). At integer counts this is
+    ``scipy.stats.binomtest(x, n).proportion_ci(level, method="exact")``; the Korn–Graubard interval evaluates it
+    at an effective, usually fractional, sample size. NaN when ``trials`` is not positive.
+    """
+    if not trials > 0:
+        return float("nan"), float("nan")
+    alpha = 1.0 - level
+    x = min(max(float(successes), 0.0), float(trials))
+    low = float(special.betaincinv(x, trials - x + 1.0, alpha / 2.0)) if x > 0 else 0.0
+    high = float(special.betaincinv(x + 1.0, trials - x, 1.0 - alpha / 2.0)) if x < trials else 1.0
+    return low, high
+
+
+def satterthwaite_degrees_of_freedom(contributions: np.ndarray, degrees: np.ndarray) -> float:
+    """Effective degrees of freedom of a variance estimate ``v = Σ_h c_h``, each ``c_h`` on ``degrees[h]``.
+
+    ``ν = (Σ c_h)² / Σ (c_h² / ν_h)`` (Satterthwaite 1946; for the stratified variance, Cochran 1977 eq. 5.16,
+    ``c_h = N_h (N_h - n_h) s_h² / n_h`` on ``n_h - 1``). It lies between the smallest ``ν_h`` and ``Σ ν_h``, and
+    is small when a few strata carry the variance: with near-pure strata most ``c_h`` are 0 and the variance rests
+    on the one or two strata that happened to show both outcomes. Terms with ``c_h = 0`` or ``ν_h <= 0`` carry no
+    information and are skipped; NaN when no term is left (no variance estimate at all).
+    """
+    c = np.asarray(contributions, dtype=np.float64)
+    nu = np.asarray(degrees, dtype=np.float64)
+    keep = (c > 0) & (nu > 0)
+    if not keep.any():
+        return float("nan")
+    c, nu = c[keep], nu[keep]
+    return float(c.sum() ** 2 / np.sum(c * c / nu))
+
+
+def kish_effective_size(weights: np.ndarray) -> float:
+    """Kish's effective sample size ``(Σ w)² / Σ w²`` of design weights (Kish 1965, §11.7).
+
+    The number of equally weighted independent cases giving the weighted mean the same variance, when every case
+    has the same variance: ``Var(Σ w y / Σ w) = σ² Σ w² / (Σ w)² = σ² / n_Kish``. Equal to the number of cases when
+    the weights are equal, smaller when they vary (over-sampled failures weigh less).
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    total = float(w.sum())
+    return total * total / float(np.sum(w * w)) if total > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class DesignInterval:
+    """A confidence interval of a design-based mean, with what it was computed from."""
+
+    low: float
+    high: float
+    method: str  # korn_graubard | clopper_pearson_kish | t | exact (census) | none
+    degrees_of_freedom: float  # Satterthwaite ν used (NaN when no variance estimate was used)
+    effective_n: float  # the sample size of the Clopper–Pearson step for 0/1 values (NaN otherwise)
+
+
+def design_interval(estimate: float, variance: float, n: int, degrees_of_freedom: float, kish_n: float,
+                    binary: bool, level: float = 0.95, exact: bool = False) -> DesignInterval:
+    """The interval of a design-based mean of ``n`` cases, for the whole eval set and for any slice of it.
+
+    - 0/1 values, ``variance > 0``: Korn–Graubard (Korn & Graubard 1998; R survey's ``svyciprop(method =
+      "beta")``): Clopper–Pearson at ``n_eff = p̂ (1 - p̂) / v · (t_{n-1, α/2} / t_{ν, α/2})²``, the effective
+      sample size shrunk for the few degrees of freedom ``ν`` the variance estimate rests on.
+    - 0/1 values, ``variance = 0`` (every stratum of the slice pure, e.g. five cases all right): a zero variance is
+      not evidence of certainty, so Clopper–Pearson at ``x = p̂ · n_Kish`` of ``n_Kish`` trials, the Kish effective
+      size of the slice's weights: under the working model that its cases are independent with one accuracy, the
+      weighted mean has exactly the variance of a mean of ``n_Kish`` cases. ``n_Kish <= n`` (equal when the weights
+      are equal), so unequal weights (over-sampled failures) do not overstate the information.
+    - other values: ``p̂ ± t_ν √v``.
+    - ``exact``: every case comes from a stratum taken whole (a census): no sampling error, the point.
+
+    ``degrees_of_freedom`` is ``ν`` (NaN when the variance is 0); it is floored at 1.
+    """
+    nan = float("nan")
+    if n <= 0 or not np.isfinite(estimate):
+        return DesignInterval(nan, nan, "none", nan, nan)
+    if exact and variance <= 0.0:
+        return DesignInterval(estimate, estimate, "exact", nan, nan)
+    alpha = 1.0 - level
+    if not binary:
+        if variance <= 0.0 or not np.isfinite(degrees_of_freedom):
+            return DesignInterval(estimate, estimate, "t", nan, nan)
+        nu = max(float(degrees_of_freedom), 1.0)
+        half = float(special.stdtrit(nu, 1.0 - alpha / 2.0)) * float(np.sqrt(variance))
+        return DesignInterval(estimate - half, estimate + half, "t", nu, nan)
+    if variance <= 0.0 or not np.isfinite(degrees_of_freedom) or estimate * (1.0 - estimate) <= 0.0:
+        low, high = clopper_pearson_interval(estimate * kish_n, kish_n, level)
+        return DesignInterval(low, high, "clopper_pearson_kish", nan, kish_n)
+    nu = max(float(degrees_of_freedom), 1.0)
+    n_eff = estimate * (1.0 - estimate) / variance
+    if n > 1:
+        n_eff *= float(special.stdtrit(n - 1, alpha / 2.0) / special.stdtrit(nu, alpha / 2.0)) ** 2
+    low, high = clopper_pearson_interval(estimate * n_eff, n_eff, level)
+    return DesignInterval(low, high, "korn_graubard", nu, n_eff)

@@ -92,6 +92,7 @@ def test_metadata_shows_projection_next_to_the_window_figure(demo):
     result = _materialize(project, instance)
     meta = _metadata(result)
     assert 0 <= meta["projected_ci_low"] <= meta["projected_accuracy"] <= meta["projected_ci_high"] <= 1
+    assert meta["projected_interval"].startswith(("Korn–Graubard", "Clopper–Pearson at the Kish"))
     # The window figure is the truth for the frame; a 240-case projection lands near it.
     assert abs(meta["projected_accuracy"] - meta["window_accuracy"]) < 0.1
     assert "projected from the eval set" in meta["accuracy"] and "whole window" in meta["accuracy"]

@@ -16,6 +16,7 @@ import pandas as pd
 from eval_pipelines.config import load_settings
 from eval_pipelines.evalsets.build import EvalSet, sample_from_lake
 from eval_pipelines.evalsets.design import FAILURE_DIMENSION, NO_FAILURE
+from eval_pipelines.evalsets.estimation import describe_interval
 from eval_pipelines.evalsets.store import write_version
 from eval_pipelines.evalsets.window import Window, lake_days, trailing_window
 from eval_pipelines.lake import Lake
@@ -89,6 +90,7 @@ def eval_set_metadata(eval_set: EvalSet, window: Window, written: bool) -> dict[
         "projected_accuracy": dg.MetadataValue.float(round(projected.estimate, 6)),
         "projected_ci_low": dg.MetadataValue.float(round(projected.ci_low, 6)),
         "projected_ci_high": dg.MetadataValue.float(round(projected.ci_high, 6)),
+        "projected_interval": dg.MetadataValue.text(describe_interval(projected)),
         "accuracy": markdown_table(_accuracy_table(eval_set), max_rows=2),
         "oversampled_share": dg.MetadataValue.md(
             f"cases in over-sampled failure groups: {population_failing:.1%} of the window, "

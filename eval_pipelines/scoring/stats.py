@@ -51,6 +51,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import special
 
+from eval_pipelines.evalsets.estimation import projection_interval
 from eval_pipelines.intervals import wilson_interval as shared_wilson_interval
 
 # scipy.stats is imported inside the few functions that use it: at module level it added 0.4 s to loading the
@@ -541,14 +542,26 @@ def domain_estimate_coded(values: np.ndarray, codes: np.ndarray, big_n: np.ndarr
     # Sampled cases absent from the frame have z = 0: divide by n_h, not by the count present.
     means = sums / small_n
     variance_h = np.where(small_n > 1, (squares - small_n * means**2) / np.maximum(small_n - 1, 1), 0.0)
+    # A stratum whose sampled z are all equal (all in the slice with one value, or none in it) has no variance;
+    # say so exactly, since the one-pass formula leaves ~1e-20 of rounding, which the interval would read as an
+    # effective sample size of 10^18.
+    in_stratum = np.bincount(codes[member], minlength=k).astype(np.float64)
+    low_value, high_value = np.full(k, np.inf), np.full(k, -np.inf)
+    np.minimum.at(low_value, codes[member], values[member])
+    np.maximum.at(high_value, codes[member], values[member])
+    constant = (in_stratum == 0) | ((in_stratum == small_n) & (low_value == high_value))
+    variance_h = np.where(constant, 0.0, variance_h)
     fpc = 1.0 - small_n / big_n
-    variance = float(np.sum(big_n**2 * fpc * np.maximum(variance_h, 0.0) / small_n))
+    contributions = big_n**2 * fpc * np.maximum(variance_h, 0.0) / small_n
+    variance = float(np.sum(contributions))
     std_error = float(np.sqrt(variance))
-    quantile = _z(confidence)
-    low, high = estimate - quantile * std_error, estimate + quantile * std_error
-    if np.isin(values[member], (0.0, 1.0)).all():
-        low, high = max(low, 0.0), min(high, 1.0)
-    return DomainEstimate(estimate, std_error, low, high, int(member.sum()), domain_total)
+    # The eval set's interval (Korn-Graubard / Clopper-Pearson at the Kish size / t, on Satterthwaite's degrees of
+    # freedom); a stratum's term rests on the slice's cases in it when they are fewer than n_h - 1.
+    found = projection_interval(estimate, contributions, np.minimum(small_n - 1.0, in_stratum), values[member],
+                                weight[member], (fpc <= 0.0)[codes[member]],
+                                bool(np.isin(values[member], (0.0, 1.0)).all()), confidence,
+                                max_degrees_of_freedom=float(np.sum(np.maximum(in_stratum - 1.0, 0.0))))
+    return DomainEstimate(estimate, std_error, found.low, found.high, int(member.sum()), domain_total)
 
 
 @lru_cache(maxsize=16)
