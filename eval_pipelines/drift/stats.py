@@ -227,29 +227,37 @@ def compare_band(band: EcdfBand, current_sorted: np.ndarray) -> BandComparison:
     if len(crossing):
         a, b, w, total = start[crossing], end[crossing], width[crossing], magnitude[crossing]
         area += float(np.sum(w * (a * a + b * b) / (2 * total) - w * total / 2))
-    se = _wasserstein_se(start, end, width, is_current, knot_at, knot_first, le_mid, lt_mid, band.n, m)
+    se = _wasserstein_se(start, end, width, crossing, is_current, knot_at, knot_first, le_mid, lt_mid, band.n, m)
     return BandComparison(ks, band.max_width(), area, band.area_width(), se)
 
 
-def _wasserstein_se(start: np.ndarray, end: np.ndarray, width: np.ndarray, is_current: np.ndarray,
-                    knot_at: np.ndarray, knot_first: np.ndarray, le_mid: np.ndarray, lt_mid: np.ndarray, n: int,
-                    m: int) -> float:
+def _wasserstein_se(start: np.ndarray, end: np.ndarray, width: np.ndarray, crossing: np.ndarray,
+                    is_current: np.ndarray, knot_at: np.ndarray, knot_first: np.ndarray, le_mid: np.ndarray,
+                    lt_mid: np.ndarray, n: int, m: int) -> float:
     """Standard error of W1 = ∫ |F_ref − F_cur| dx from its influence function (the delta method).
 
     With s(x) = sign(F_ref(x) − F_cur(x)), a value v of the current sample moves W1 by −h(v)/m and a reference
     value by +h(v)/n, where h(v) = ∫_{x ≥ v} s(x) dx; so Var(Ŵ) ≈ Var_cur(h)/m + Var_ref(h)/n. Valid when the
     distributions differ (the set where they are equal has measure zero): that is when a CI of a drift's size is
     needed. At no drift Ŵ sits on the boundary 0 and the interval means little. h is a suffix sum of the sign
-    integral of each piece (a piece where the difference changes sign contributes its two parts). Reference
-    values between two knots of a compressed band are given the mean of h at the two knots.
+    integral of each piece (``crossing``: the pieces where the difference changes sign, which contribute their
+    two parts). Reference values between two knots of a compressed band are given the mean of h at the two knots.
     """
     if len(width) == 0:
         return 0.0
-    magnitude = np.abs(start) + np.abs(end)
-    crossing = (start * end < 0) & (magnitude > 0)
-    before = np.divide(np.abs(start), magnitude, out=np.zeros_like(magnitude), where=magnitude > 0)
-    signed = np.where(crossing, before * np.sign(start) + (1 - before) * np.sign(end), np.sign(start + end))
-    h = np.r_[np.cumsum((signed * width)[::-1])[::-1], 0.0]  # h at every merged point
+    signed = start + end
+    np.sign(signed, out=signed)
+    if len(crossing):
+        a, b = start[crossing], end[crossing]
+        before = np.abs(a) / (np.abs(a) + np.abs(b))
+        signed[crossing] = before * np.sign(a) + (1 - before) * np.sign(b)
+    signed *= width
+    # h at every merged point, the integral from it to the end: the total minus the prefix sums
+    h = np.empty(len(width) + 1)
+    h[0] = 0.0
+    np.cumsum(signed, out=h[1:])
+    np.subtract(h[-1], h, out=h)
+    del signed
     current_h = h[is_current]
     variance_current = float(np.var(current_h)) if m > 1 else 0.0
     at_knots = le_mid - lt_mid  # reference shares at each knot ...
