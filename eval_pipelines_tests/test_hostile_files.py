@@ -75,13 +75,26 @@ def test_deep_text_inside_strings_keeps_the_vectorised_path_off_only_when_needed
     assert read.rows.loc[0, "input_text"] == "[" * 500
 
 
-def test_the_scan_finds_a_deep_line_across_chunk_boundaries(monkeypatch):
+@pytest.mark.parametrize("tail_bytes", [4, 1 << 14])
+def test_the_bound_finds_a_bracket_dense_line_across_chunk_boundaries(monkeypatch, tail_bytes: int):
     monkeypatch.setattr(readers, "_COUNT_CHUNK", 7)
-    shallow = b'{"a": [[1]], "b": {"c": [2]}}\n' * 40  # 5 brackets a line, 200 a file: never deep
-    assert readers._scan_lines(shallow, 5) == (40, False)
-    assert readers._scan_lines(shallow, 4) == (40, True)
-    assert readers._scan_lines(shallow + b"[" * 30 + b"]" * 30, 29) == (41, True)  # last line, no newline
-    assert readers._scan_lines(shallow + b"[" * 30 + b"]" * 30, 30) == (41, False)
+    monkeypatch.setattr(readers, "_TAIL_BYTES", tail_bytes)
+    shallow = b'{"a": [[1]], "b": {"c": [2]}}\n' * 40  # 5 opening brackets a line, 200 a file
+    assert not readers._may_crash_pyarrow(shallow, 5)
+    assert readers._may_crash_pyarrow(shallow, 4)
+    assert readers._may_crash_pyarrow(shallow + b"[" * 30 + b"]" * 30, 29)  # last line, no line break
+    assert not readers._may_crash_pyarrow(shallow + b"[" * 30 + b"]" * 30, 30)
+
+
+def test_a_moderately_deep_line_is_caught_on_the_parsed_schema(tmp_path: Path):
+    """Below pyarrow's danger zone the file is parsed; the schema shows the depth, the line reader names the line."""
+    path = tmp_path / "deep.jsonl"
+    # the row object is level 1: 63 arrays inside it make 64 levels (kept), 64 arrays make 65 (refused)
+    write_jsonl(path, [event("a1"), deep_line(64), deep_line(63).replace("deep", "ok64"), event("a2")])
+    read = read_log_file(path)
+    assert read.used_fallback
+    assert read.rows["event_id"].tolist() == ["a1", "ok64", "a2"]
+    assert [r.line_number for r in read.rejected] == [2]
 
 
 def test_the_depth_limit_is_validated_with_its_path():

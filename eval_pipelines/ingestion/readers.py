@@ -18,6 +18,7 @@ import io
 import json
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,10 @@ _MAX_JSON_BLOCK_BYTES = 512 << 20
 # Chunks that stay in the CPU cache: counting 32 MB chunks was memory-bound and slowed the parse beside it.
 _COUNT_CHUNK = 256 << 10
 DEFAULT_MAX_JSON_DEPTH = 64
+# pyarrow's JSON parser recurses once per level and overflows its stack (a segfault) somewhere between 5,000 and
+# 10,000 levels (measured with pyarrow 2x on Linux); lines with more opening brackets than this never reach it.
+_PYARROW_SAFE_OPENS = 1_000
+_TAIL_BYTES = 16 << 10  # where the last line break of a chunk is looked for first
 # A JSON string (escapes included, an unterminated one up to the end of the line) or one bracket: brackets inside
 # strings are text, not nesting.
 _JSON_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|$)|[\[\]{}]')
@@ -120,33 +125,65 @@ def _read_parquet(path: Path) -> ReadResult:
     return ReadResult(path, "parquet", _with_lines(frame, np.arange(1, len(frame) + 1)))
 
 
-def _scan_lines(source: Path | bytes, max_depth: int) -> tuple[int, bool]:
-    """Lines in a file or a buffer, and whether any line may nest deeper than ``max_depth``.
-
-    Counted in chunks by numpy. The depth test is a cheap upper bound: a line cannot nest deeper than the number
-    of ``[`` and ``{`` on it, so only a file with a line holding more of them than the limit is sent to the
-    line-by-line reader, which measures those lines exactly (strings excluded) before parsing any of them.
-    """
-    newlines, last, open_on_line, deep = 0, 10, 0, False
+def _line_count(source: Path | bytes) -> int:
+    """Lines in a file or a buffer, counted in chunks by numpy, which releases the GIL: this overlaps the parse."""
+    newlines, last = 0, 10
     for chunk in _chunks(source):
-        breaks = np.flatnonzero(chunk == 10)
-        if not deep:
-            # "[" is 0x5B and "{" 0x7B: one OR and one compare find both.
-            opens = np.flatnonzero((chunk | 0x20) == 0x7B)
-            if open_on_line + len(opens) > max_depth:  # possible only then: count per line
-                # Opens before each line break, found by bisecting the (fewer) breaks into the opens.
-                before = np.searchsorted(opens, breaks)
-                per_line = np.diff(before, prepend=0, append=len(opens))
-                per_line[0] += open_on_line
-                deep = bool(per_line.max() > max_depth)
-                open_on_line = int(per_line[-1])
-            elif len(breaks):
-                open_on_line = len(opens) - int(np.searchsorted(opens, breaks[-1]))
-            else:
-                open_on_line += len(opens)
-        newlines += len(breaks)
+        newlines += int(np.count_nonzero(chunk == 10))
         last = int(chunk[-1])
-    return newlines + (last != 10), deep
+    return newlines + (last != 10)
+
+
+def _may_crash_pyarrow(source: Path | bytes, limit: int | None = None) -> bool:
+    """Whether some line may nest deeper than pyarrow's parser survives (more than ``limit`` ``[``/``{`` on it).
+
+    A line cannot nest deeper than the number of opening brackets on it. Counted per chunk: only a chunk holding
+    more than ``limit`` of them (with those carried over from the line it continues) is counted line by line, so a
+    normal file costs one compare-and-count pass. The exact limit (``max_json_depth``) is checked on the parsed
+    schema, which pyarrow reaches safely for anything this lets through.
+    """
+    limit = _PYARROW_SAFE_OPENS if limit is None else limit
+    open_on_line = 0  # opening brackets since the last line break
+    for chunk in _chunks(source):
+        # "[" is 0x5B and "{" 0x7B: one OR and one compare find both.
+        opens = (chunk | 0x20) == 0x7B
+        total = int(np.count_nonzero(opens))
+        tail = chunk[-_TAIL_BYTES:]
+        tail_breaks = np.flatnonzero(tail == 10)
+        if open_on_line + total <= limit and len(tail_breaks):
+            open_on_line = int(np.count_nonzero(opens[len(chunk) - len(tail) + int(tail_breaks[-1]):]))
+            continue
+        if open_on_line + total <= limit and not np.any(chunk == 10):
+            open_on_line += total
+            continue
+        # Possibly over the limit: count per line (opens before each break, by bisecting breaks into opens).
+        breaks = np.flatnonzero(chunk == 10)
+        positions = np.flatnonzero(opens)
+        per_line = np.diff(np.searchsorted(positions, breaks), prepend=0, append=len(positions))
+        per_line[0] += open_on_line
+        if per_line.max() > limit:
+            return True
+        open_on_line = int(per_line[-1])
+    return False
+
+
+def _schema_depth(schema: pa.Schema, stop_above: int) -> int:
+    """How deep objects and arrays nest in the parsed rows (the row object is level 1); stops past ``stop_above``."""
+    deepest = 0
+    stack: list[tuple[pa.DataType, int]] = [(field.type, 2) for field in schema]
+    while stack:
+        kind, level = stack.pop()
+        if pa.types.is_struct(kind):
+            children = [kind.field(i).type for i in range(kind.num_fields)]
+        elif pa.types.is_list(kind) or pa.types.is_large_list(kind):
+            children = [kind.value_type]
+        else:
+            continue
+        deepest = max(deepest, level)
+        if deepest > stop_above:
+            return deepest
+        stack += [(child, level + 1) for child in children]
+    return max(deepest, 1)
 
 
 def json_depth(raw: bytes, stop_above: int | None = None) -> int:
@@ -197,20 +234,25 @@ def _parse_json_lines(source: Path | bytes) -> pa.Table:
 def _read_jsonl(path: Path, fmt: str, data: bytes | None, max_depth: int) -> ReadResult:
     """``data`` is the decompressed content of a ``.gz`` file; a plain file is parsed from disk."""
     source: Path | bytes = path if data is None else data
-    # The scan runs before the parse, never beside it: pyarrow must not see a line that could crash it.
-    lines, maybe_deep = _scan_lines(source, max_depth)
-    if not maybe_deep:
+    # The bound runs before the parse, never beside it: pyarrow must not see a line that could crash it.
+    if not _may_crash_pyarrow(source):
         try:
-            table = _parse_json_lines(source)
-            table.validate(full=True)  # pyarrow does not reject invalid UTF-8 on parse; this does
-            # pyarrow skips blank lines and accepts several objects on one line or one object over several lines;
-            # only when rows and lines agree one to one can a row be traced back to its line.
-            flat = _flatten(table)
-            # pyarrow reads a NaN literal as a float NaN, which would pass as "missing"; the line reader names
-            # the lines. (Duplicate keys already make pyarrow refuse the file.)
-            if table.num_rows == lines and not _has_nan(flat):
-                frame = flat.to_pandas()
-                return ReadResult(path, fmt, _with_lines(frame, np.arange(1, len(frame) + 1)))
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                lines = pool.submit(_line_count, source)
+                table = _parse_json_lines(source)
+                # Deeper than max_json_depth somewhere: the line reader finds and quarantines those lines.
+                shallow = _schema_depth(table.schema, max_depth) <= max_depth
+                if shallow:
+                    table.validate(full=True)  # pyarrow does not reject invalid UTF-8 on parse; this does
+                # pyarrow skips blank lines and accepts several objects on one line or one object over several
+                # lines; only when rows and lines agree one to one can a row be traced back to its line.
+                if shallow and table.num_rows == lines.result():
+                    flat = _flatten(table)
+                    # pyarrow reads a NaN literal as a float NaN, which would pass as "missing"; the line reader
+                    # names the lines. (Duplicate keys already make pyarrow refuse the file.)
+                    if not _has_nan(flat):
+                        frame = flat.to_pandas()
+                        return ReadResult(path, fmt, _with_lines(frame, np.arange(1, len(frame) + 1)))
         except pa.ArrowInvalid:
             pass
     return _read_jsonl_by_line(path, fmt, path.read_bytes() if data is None else data, max_depth)
