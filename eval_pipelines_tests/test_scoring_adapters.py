@@ -62,6 +62,7 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.in_flight += 1
             self.server.max_in_flight = max(self.server.max_in_flight, self.server.in_flight)
+        counted = True
         try:
             payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             case = payload["cases"][0]
@@ -79,7 +80,14 @@ class _Handler(BaseHTTPRequestHandler):
             elif command == "malformed":
                 self._send(200, b'{"outputs": [ {"output": ')
             elif command == "hang":
-                time.sleep(1.2)
+                # The client times out at 0.5 s and may retry while this handler still sleeps: from then on the
+                # request is abandoned, not in flight, so it stops counting just before the client's timeout
+                # (counting it made the bound fail whenever the other slots were still busy, e.g. under load).
+                time.sleep(0.45)
+                with self.server.lock:
+                    self.server.in_flight -= 1
+                counted = False
+                time.sleep(0.75)
                 self._send(200, json.dumps({"outputs": ["too late"]}).encode())
             elif command == "bad":
                 self._send(400, b"bad request")
@@ -88,8 +96,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, json.dumps({"outputs": [{"output": label, "cost_usd": 0.001,
                                                          "echo_segment": case.get("segment")}]}).encode())
         finally:
-            with self.server.lock:
-                self.server.in_flight -= 1
+            if counted:
+                with self.server.lock:
+                    self.server.in_flight -= 1
 
 
 @pytest.fixture
