@@ -5,6 +5,11 @@ A scorer returns a float64 array aligned with the frame; NaN means "this case ca
 zero. A system that failed on a case (``status`` error/timeout, null output) is *wrong* on it for the match
 scorers: a release must not look better by failing on its hard cases.
 
+*Known errors* (an edit, override or rejection without a final output: labeled, null ``label``) arrive as the frame
+columns ``known_wrong_output`` / ``known_wrong_normalised`` (:func:`known_wrong_columns`). The match scorers score 0
+an output equal to the known-wrong one (exactly; after normalisation only where the decision was replaced) or a
+failed call, and leave every other output on such a case unscored: its right answer is unknown.
+
 Kinds (``ScorerConfig.kind``):
 
 - ``exact_match`` (binary): output == label after stripping surrounding whitespace.
