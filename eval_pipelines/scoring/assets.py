@@ -27,7 +27,14 @@ from eval_pipelines.resources import ProjectConfigResource, WarehouseResource, l
 from eval_pipelines.scoring.adapters import HttpSystem, LoggedSystem, SystemUnderTest, build_system
 from eval_pipelines.scoring.gate import render_gate
 from eval_pipelines.scoring.production import score_production, summarise_production
-from eval_pipelines.scoring.runs import ScoredRun, attach_logged, edge_cases_frame, eval_set_cases_frame, score_run
+from eval_pipelines.scoring.runs import (
+    UNSCORED_KNOWN_ERRORS,
+    ScoredRun,
+    attach_logged,
+    edge_cases_frame,
+    eval_set_cases_frame,
+    score_run,
+)
 from eval_pipelines.scoring.settings import (
     PRODUCTION,
     LoggedCandidate,
@@ -256,6 +263,9 @@ def scored_runs(
     for label, value in (("primary_estimate", _primary(run, config, "estimate")),
                          ("primary_ci_low", _primary(run, config, "ci_low"))):
         metadata[label] = dg.MetadataValue.float(round(value, 6))
+    # Known errors (no label, production known wrong) the candidate answered differently: no verdict there.
+    unscored = _primary(run, config, UNSCORED_KNOWN_ERRORS)
+    metadata["primary_unscored_known_errors"] = 0 if pd.isna(unscored) else int(unscored)
     if isinstance(system, HttpSystem):
         metadata["http"] = dg.MetadataValue.json(vars(system.stats))
     yield dg.Output(InLake(uri, len(cases_out)), metadata=metadata)

@@ -9,10 +9,12 @@ automation bias (people accept some wrong answers) and the ground-truth rows sho
 
 A *known error* (``labeled_cases``: ``is_labeled`` with a null ``label`` — the human edited, overrode or rejected the
 output without recording a final one) has no correct answer to compare with, but the logged output is known to be
-wrong, so it stays in the denominator: ``exact_match`` scores it 0 (as ``ai_correct`` does), ``normalised_match``
-scores 0 on overrides and rejections (an unrecorded edit may have been cosmetic, so it stays unscored there), and
-``brier`` / ``ece`` read that corrected correctness. Scorers that need the answer itself (``label_set_f1``,
-``numeric_tolerance``, custom ones) leave it unscored.
+wrong, so it stays in the denominator. The frame carries it as ``known_wrong_output`` (see
+:func:`eval_pipelines.scoring.scorers.known_wrong_columns`), which the match scorers read like every replayed
+frame does: ``exact_match`` scores it 0 (as ``ai_correct`` does), ``normalised_match`` scores 0 on overrides and
+rejections (an unrecorded edit may have been cosmetic, so it stays unscored there), and ``brier`` / ``ece`` read
+that correctness. Scorers that need the answer itself (``label_set_f1``, ``numeric_tolerance``, custom ones) leave
+it unscored.
 
 The day is a census of its cases, so intervals describe the day's uncertainty as a sample of the process: Wilson
 for 0/1 scores, Student t otherwise.
@@ -25,7 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from eval_pipelines.scoring.scorers import SCORERS, score_frame, traits
+from eval_pipelines.scoring.scorers import known_wrong_columns, score_frame, traits
 from eval_pipelines.scoring.settings import ScorerConfig
 from eval_pipelines.scoring.stats import mean_interval
 from eval_pipelines.scoring.summarise import ALL, QUANTILES, score_column
@@ -48,57 +50,17 @@ def production_frame(cases: pd.DataFrame) -> pd.DataFrame:
     for column in ("confidence", "latency_ms", "cost_usd"):
         frame[column] = pd.to_numeric(cases[column], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan) \
             if column in cases else np.nan
-    return frame
-
-
-# Scorer kinds whose verdict on a known error is known without the answer, and the human actions it holds for.
-_KNOWN_ERROR_KINDS: dict[str, tuple[str, ...]] = {
-    "exact_match": ("edited", "overridden", "rejected"),
-    "normalised_match": ("overridden", "rejected"),
-}
-_READS_CORRECTNESS = ("brier", "ece")
-
-
-def known_errors(cases: pd.DataFrame) -> np.ndarray:
-    """Cases labeled_cases counts as AI errors without a label: ``is_labeled`` true and ``label`` null."""
-    if "is_labeled" not in cases.columns:
-        return np.zeros(len(cases), dtype=bool)
-    labeled = cases["is_labeled"].astype("boolean").fillna(False).to_numpy(dtype=bool)
-    return labeled & cases["label"].isna().to_numpy(dtype=bool)
-
-
-def score_logged_outputs(frame: pd.DataFrame, cases: pd.DataFrame,
-                         scorers: Sequence[ScorerConfig]) -> dict[str, np.ndarray]:
-    """:func:`score_frame` of the logged outputs, with the known errors of ``cases`` scored as errors.
-
-    The match scorers in ``_KNOWN_ERROR_KINDS`` score 0 on a known error (for the listed actions); brier and ece
-    whose ``correct_by`` is one of them are then recomputed on the corrected correctness.
-    """
-    scores = score_frame(frame, scorers)
-    wrong = known_errors(cases)
-    if not wrong.any():
-        return scores
-    action = cases["user_action"].astype("str") if "user_action" in cases.columns else \
-        pd.Series(np.nan, index=cases.index, dtype="str")
-    patched: set[str] = set()
-    for config in scorers:
-        actions = _KNOWN_ERROR_KINDS.get(config.kind)
-        if actions is None:
-            continue
-        rows = wrong & action.isin(actions).to_numpy(dtype=bool)
-        scores[config.name] = np.where(rows, 0.0, scores[config.name])
-        patched.add(config.name)
-    for config in scorers:
-        if config.kind in _READS_CORRECTNESS and config.correct_by in patched:
-            scores[config.name] = np.asarray(SCORERS[config.kind](frame, config, scores), dtype=np.float64)
-    return scores
+    missing = pd.Series(pd.NA, index=cases.index, dtype="object")
+    known = known_wrong_columns(cases["label"], cases["ai_output"],
+                                *(cases.get(c, missing) for c in ("ai_correct", "correctness")))
+    return frame.assign(**known)
 
 
 def score_production(cases: pd.DataFrame, scorers: Sequence[ScorerConfig]) -> pd.DataFrame:
     """Per-case scores of the logged outputs: event_id, system, model_version, segment, label_source, scores."""
     cases = cases.reset_index(drop=True)
     frame = production_frame(cases)
-    scores = score_logged_outputs(frame, cases, scorers)
+    scores = score_frame(frame, scorers)
     keep = [c for c in ("event_id", "system", "model_version", "segment", "label_source", "user_action")
             if c in cases.columns]
     out = cases[keep].reset_index(drop=True).copy()

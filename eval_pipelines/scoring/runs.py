@@ -20,9 +20,16 @@ import pandas as pd
 
 from eval_pipelines.scoring.adapters import LoggedSystem, SystemUnderTest, replay_inputs
 from eval_pipelines.scoring.gate import evaluate_gate, gate_passed
-from eval_pipelines.scoring.scorers import score_frame, traits
+from eval_pipelines.scoring.scorers import (
+    KNOWN_WRONG_NORMALISED,
+    KNOWN_WRONG_OUTPUT,
+    known_wrong_columns,
+    score_frame,
+    traits,
+)
 from eval_pipelines.scoring.settings import AnyCriterion, ScorerConfig, ScoringConfig
 from eval_pipelines.scoring.summarise import (
+    ALL,
     EDGE_CASES,
     EVAL_SET,
     Design,
@@ -30,14 +37,22 @@ from eval_pipelines.scoring.summarise import (
     edge_case_outcomes,
     edge_case_summary,
     score_column,
+    slice_masks,
     summarise,
 )
 
 CASE_COLUMNS: tuple[str, ...] = (
     "case_set", "event_id", "entry_id", "stratum", "weight", "split", "segment", "model_version", "failure_mode",
-    "system", "timestamp", "input_text", "features", "ai_output", "label",
+    "system", "timestamp", "input_text", "features", "ai_output", "label", KNOWN_WRONG_OUTPUT, KNOWN_WRONG_NORMALISED,
 )
-"""Columns of the cases a run replays (eval-set cases and library entries brought to one shape)."""
+"""Columns of the cases a run replays (eval-set cases and library entries brought to one shape).
+
+``known_wrong_output`` / ``known_wrong_normalised`` (:func:`~eval_pipelines.scoring.scorers.known_wrong_columns`):
+production's output on a known error (labeled, no label), which the match scorers score 0 in any replayed output
+equal to it; any other output on such a case is unscored (its right answer is unknown)."""
+
+UNSCORED_KNOWN_ERRORS = "n_unscored_known_error"
+"""Summary column: the slice's known errors the scorer left unscored (output differs from the known-wrong one)."""
 
 LOGGED_COLUMNS: tuple[str, ...] = ("confidence", "latency_ms", "cost_usd", "status")
 """Production's logged operational columns, attached to the cases for the ``logged`` adapter."""
@@ -50,6 +65,13 @@ def eval_set_cases_frame(cases: pd.DataFrame) -> pd.DataFrame:
     frame["entry_id"] = pd.array([None] * len(frame), dtype="str")
     frame["failure_mode"] = cases["failure_tags"].astype("str").fillna("") if "failure_tags" in cases else ""
     frame["weight"] = pd.to_numeric(frame["weight"], errors="coerce")
+    # eval_set_cases keeps production's label, output and verdict, which is all a known error needs: older
+    # eval-set versions get the same treatment without a new stored column.
+    missing = pd.Series(pd.NA, index=cases.index, dtype="object")
+    known = known_wrong_columns(cases["label"], cases["ai_output"],
+                                *(cases.get(c, missing) for c in ("ai_correct", "correctness")))
+    for column, values in known.items():
+        frame[column] = values
     return _typed(frame)
 
 
@@ -76,6 +98,8 @@ def edge_cases_frame(entries: pd.DataFrame) -> pd.DataFrame:
         "features": [None] * n,
         "ai_output": column("ai_output"),
         "label": column("expected_output"),
+        KNOWN_WRONG_OUTPUT: [None] * n,
+        KNOWN_WRONG_NORMALISED: np.zeros(n, dtype=bool),
     }, index=pd.RangeIndex(n))
     frame = _typed(frame)
     # Production's call status is not stored with an entry, but its failure tags say whether it errored.
@@ -92,6 +116,8 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     for column in CASE_COLUMNS:
         if column == "weight":
             frame[column] = frame[column].astype("float64")
+        elif column == KNOWN_WRONG_NORMALISED:
+            frame[column] = frame[column].astype("boolean").fillna(False).astype(bool)
         elif column == "timestamp":
             frame[column] = pd.to_datetime(frame[column], utc=True, errors="coerce", format="mixed")
         else:
@@ -163,7 +189,8 @@ def scored_frame(cases: pd.DataFrame, outputs: pd.DataFrame, baseline: pd.DataFr
     scores = score_by_case_set(frame, config.scorers)
     columns: dict[str, object] = {score_column(name): values for name, values in scores.items()}
     if baseline is not None:
-        design = [c for c in ("case_set", "stratum", "weight", "label") if c in cases.columns]
+        design = [c for c in ("case_set", "stratum", "weight", "label", KNOWN_WRONG_OUTPUT, KNOWN_WRONG_NORMALISED)
+                  if c in cases.columns]
         base = pd.concat([cases[design].reset_index(drop=True), baseline.reset_index(drop=True)], axis=1)
         for name, values in score_by_case_set(base, config.scorers).items():
             columns[baseline_column(name)] = values
@@ -179,6 +206,66 @@ def win_loss(frame: pd.DataFrame, scorer: str, higher_is_better: bool) -> pd.Ser
     d = (cand - base) * (1.0 if higher_is_better else -1.0)
     out = np.where(np.isnan(d), None, np.where(d > 0, "win", np.where(d < 0, "loss", "tie")))
     return pd.Series(out, index=frame.index, dtype="str")
+
+
+def with_unscored_known_errors(summary: pd.DataFrame, frame: pd.DataFrame, config: ScoringConfig,
+                               with_baseline: bool) -> pd.DataFrame:
+    """``summary`` plus ``n_unscored_known_error`` (and ``baseline_n_unscored_known_error``) per row.
+
+    The count is the slice's known errors (cases with a ``known_wrong_output``) on which the scorer gave the system
+    no score: its output is not the known-wrong one, and nothing else is known about the right answer. Edge-case
+    rows and the edge-case summary have no known errors and count 0.
+    """
+    summary = summary.copy()
+    counts = {UNSCORED_KNOWN_ERRORS: np.zeros(len(summary), dtype=np.int64)}
+    if with_baseline:
+        counts[f"baseline_{UNSCORED_KNOWN_ERRORS}"] = np.zeros(len(summary), dtype=np.int64)
+    eval_part = frame[frame["case_set"] == EVAL_SET].reset_index(drop=True)
+    if KNOWN_WRONG_OUTPUT in eval_part.columns and eval_part[KNOWN_WRONG_OUTPUT].notna().any():
+        known = eval_part[KNOWN_WRONG_OUTPUT].notna().to_numpy(dtype=bool)
+        masks = {(dim, level): mask for dim, level, mask in slice_masks(eval_part, config.slices)}
+        position = {key: i for i, key in enumerate(zip(summary["case_set"], summary["scorer"], summary["slice_dim"],
+                                                       summary["slice_value"], strict=True))}
+        for scorer in config.scorers:
+            columns = {UNSCORED_KNOWN_ERRORS: score_column(scorer.name)}
+            if with_baseline:
+                columns[f"baseline_{UNSCORED_KNOWN_ERRORS}"] = baseline_column(scorer.name)
+            for target, source in columns.items():
+                unscored = known & np.isnan(eval_part[source].to_numpy(dtype=np.float64))
+                for (dim, level), mask in masks.items():
+                    row = position.get((EVAL_SET, scorer.name, dim, level))
+                    if row is not None:
+                        counts[target][row] = int(np.sum(unscored & mask))
+    return summary.assign(**counts)
+
+
+def note_unscored_known_errors(gate: pd.DataFrame, criteria: Sequence[AnyCriterion],
+                               summary: pd.DataFrame) -> pd.DataFrame:
+    """The gate with each eval-set criterion's detail saying how many known errors it could not score.
+
+    Such a case is an AI error in production, but a candidate that answers it differently has no verdict there:
+    it is left out of the candidate's estimate (and of the paired comparison), so the reader must know how many.
+    """
+    gate = gate.copy()
+    for row, criterion in enumerate(criteria):
+        scorer, spec = getattr(criterion, "scorer", None), getattr(criterion, "slice", None)
+        if scorer is None or spec is None or UNSCORED_KNOWN_ERRORS not in summary.columns:
+            continue
+        dim, _, level = (ALL, "", ALL) if spec == ALL else spec.partition("=")
+        match = summary[(summary["case_set"] == EVAL_SET) & (summary["scorer"] == scorer)
+                        & (summary["slice_dim"] == dim) & (summary["slice_value"] == level)]
+        if match.empty:
+            continue
+        found = match.iloc[0]
+        candidate = int(found[UNSCORED_KNOWN_ERRORS])
+        baseline = int(found.get(f"baseline_{UNSCORED_KNOWN_ERRORS}", 0))
+        if candidate or baseline:
+            note = (f"; {candidate} known-error case(s) unscored for the candidate"
+                    + (f" and {baseline} for the baseline" if baseline else "")
+                    + " (production's output there is known wrong, the right answer is not; an output other "
+                      "than production's has no verdict)")
+            gate.loc[gate.index[row], "detail"] = str(gate.loc[gate.index[row], "detail"]) + note
+    return gate
 
 
 def score_run(cases: pd.DataFrame, strata: pd.DataFrame, system: SystemUnderTest,
@@ -227,8 +314,8 @@ def score_run(cases: pd.DataFrame, strata: pd.DataFrame, system: SystemUnderTest
                                with_baseline))
         outcomes = edge_case_outcomes(edge_part, config.primary_scorer, config.edge_case_min_share, with_baseline)
         parts.append(edge_case_summary(outcomes, config.comparison))
-    summary = pd.concat(parts, ignore_index=True)
+    summary = with_unscored_known_errors(pd.concat(parts, ignore_index=True), frame, config, with_baseline)
     timings["summarise_s"] = time.perf_counter() - began
 
-    gate = evaluate_gate(criteria, summary)
+    gate = note_unscored_known_errors(evaluate_gate(criteria, summary), criteria, summary)
     return ScoredRun(frame, summary, outcomes, gate, gate_passed(gate), timings)

@@ -5,6 +5,11 @@ A scorer returns a float64 array aligned with the frame; NaN means "this case ca
 zero. A system that failed on a case (``status`` error/timeout, null output) is *wrong* on it for the match
 scorers: a release must not look better by failing on its hard cases.
 
+*Known errors* (an edit, override or rejection without a final output: labeled, null ``label``) arrive as the frame
+columns ``known_wrong_output`` / ``known_wrong_normalised`` (:func:`known_wrong_columns`). The match scorers score 0
+an output equal to the known-wrong one (exactly; after normalisation only where the decision was replaced) or a
+failed call, and leave every other output on such a case unscored: its right answer is unknown.
+
 Kinds (``ScorerConfig.kind``):
 
 - ``exact_match`` (binary): output == label after stripping surrounding whitespace.
@@ -39,6 +44,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from eval_pipelines.scoring.settings import ScorerConfig
+
+KNOWN_WRONG_OUTPUT = "known_wrong_output"
+"""Frame column: an output known to be wrong on a case without a label (production's, on a known error), else null."""
+KNOWN_WRONG_NORMALISED = "known_wrong_normalised"
+"""Frame column: the known-wrong output is wrong after normalisation too (the human replaced the decision)."""
 
 ScoreFunction = Callable[[pd.DataFrame, ScorerConfig, Mapping[str, np.ndarray]], np.ndarray]
 
@@ -108,6 +118,53 @@ def _match(output: pa.Array, label: pa.Array) -> np.ndarray:
     return np.where(label.is_null().to_numpy(zero_copy_only=False), np.nan, equal)
 
 
+def _equal(left: pa.Array, right: pa.Array) -> np.ndarray:
+    """Element-wise equality as bool; a null on either side is not equal."""
+    return pc.fill_null(pc.equal(left, right), False).to_numpy(zero_copy_only=False).astype(bool)
+
+
+def known_wrong_columns(label: pd.Series, ai_output: pd.Series, ai_correct: pd.Series,
+                        correctness: pd.Series) -> dict[str, np.ndarray]:
+    """``KNOWN_WRONG_OUTPUT`` and ``KNOWN_WRONG_NORMALISED`` of cases from labeled_cases columns.
+
+    A *known error* is a case labeled_cases counts as an AI error without a correct answer: ``label`` null and
+    ``ai_correct`` False (an edit, override or rejection that recorded no final output). Its production output is
+    then known to be wrong: exactly (an unrecorded edit may only have fixed the case or spacing), and also after
+    normalisation when ``correctness`` is ``"wrong"`` (the human replaced the decision: override or rejection).
+    """
+    correct = ai_correct.astype("boolean")
+    known = (label.isna() & correct.eq(False).fillna(False)).to_numpy(dtype=bool)
+    output = ai_output.astype("str").to_numpy(dtype=object, na_value=None)
+    replaced = (correctness.astype("str") == "wrong").fillna(False).to_numpy(dtype=bool)
+    return {
+        KNOWN_WRONG_OUTPUT: np.where(known, output, None),
+        KNOWN_WRONG_NORMALISED: known & replaced,
+    }
+
+
+def _known_wrong(frame: pd.DataFrame, output: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of an unlabeled case whose ``output`` is its known-wrong one: (exactly, after normalisation).
+
+    "Exactly" is equality after stripping whitespace, or after normalisation where the known error is a replaced
+    decision (``KNOWN_WRONG_NORMALISED``); "after normalisation" holds only for replaced decisions. A null output
+    (failed call) on a known error is wrong under both. Rows without a ``KNOWN_WRONG_OUTPUT`` (or frames without
+    the column) are never known wrong.
+    """
+    none = np.zeros(len(frame), dtype=bool)
+    if KNOWN_WRONG_OUTPUT not in frame.columns:
+        return none, none
+    unlabeled = frame["label"].isna().to_numpy(dtype=bool)
+    known = pd.Series(frame[KNOWN_WRONG_OUTPUT].to_numpy(dtype=object), index=frame.index)
+    replaced = frame[KNOWN_WRONG_NORMALISED].astype("boolean").fillna(False).to_numpy(dtype=bool) \
+        if KNOWN_WRONG_NORMALISED in frame.columns else none
+    # A failed call (null output) on a known error is wrong as on any labeled case: the case has a right answer,
+    # only we do not know it, and no answer is not it (a release must not gain by failing on its hard cases).
+    failed = output.isna().to_numpy(dtype=bool) & known.notna().to_numpy(dtype=bool)
+    same_text = _equal(_arrow_text(output), _arrow_text(known)) | failed
+    same_normalised = (_equal(normalise_text(output), normalise_text(known)) & replaced) | failed
+    return unlabeled & (same_text | same_normalised), unlabeled & same_normalised
+
+
 def _numbers(frame: pd.DataFrame, column: str) -> np.ndarray:
     if column not in frame.columns:
         return np.full(len(frame), np.nan)
@@ -120,11 +177,15 @@ def _numbers(frame: pd.DataFrame, column: str) -> np.ndarray:
 
 
 def exact_match(frame: pd.DataFrame, config: ScorerConfig, scored: Mapping[str, np.ndarray]) -> np.ndarray:
-    return _match(_arrow_text(frame["output"]), _arrow_text(frame["label"]))
+    scores = _match(_arrow_text(frame["output"]), _arrow_text(frame["label"]))
+    wrong, _ = _known_wrong(frame, frame["output"])
+    return np.where(wrong, 0.0, scores)
 
 
 def normalised_match(frame: pd.DataFrame, config: ScorerConfig, scored: Mapping[str, np.ndarray]) -> np.ndarray:
-    return _match(normalise_text(frame["output"]), normalise_text(frame["label"]))
+    scores = _match(normalise_text(frame["output"]), normalise_text(frame["label"]))
+    _, wrong = _known_wrong(frame, frame["output"])
+    return np.where(wrong, 0.0, scores)
 
 
 def _parts(value: object, separator: str) -> frozenset[str]:
