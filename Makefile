@@ -9,7 +9,7 @@ DEMO_DAYS ?= 21
 DEMO_EVENTS_PER_DAY ?= 3000
 DEMO_SEED ?= 7
 
-.PHONY: install demo test e2e dev bench lint clean
+.PHONY: install demo test faults e2e dev bench lint clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+faults: install
+	$(BIN)/python -m pytest -q -s -m faults eval_pipelines_tests
 
 e2e: install
 	$(BIN)/python -m pytest -q -m e2e eval_pipelines_tests/e2e

@@ -13,6 +13,9 @@ from pathlib import Path
 
 from eval_pipelines.config import CONFIG_ENV_VAR, ConfigError, load_settings
 
+# Here, not imported from run_control: that imports Dagster, which `--help` and generate-logs do not need.
+DEFAULT_WAIT_TIMEOUT_S = 600.0
+
 
 def _cmd_generate_logs(args: argparse.Namespace) -> int:
     from eval_pipelines.demo.generator import generate_logs
@@ -54,13 +57,20 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
         print("no partition days to materialise: the landing directory has no day folders inside the partitions",
               file=sys.stderr)
         return 2
+    from eval_pipelines.run_control import RunStopped, RunSupervisor, RunWaitTimeout
+
     instance = dg.DagsterInstance.get()
     resources = build_resources(settings, args.config)
     run_config = {"loggers": {"console": {"config": {"log_level": args.log_level}}}}
+    supervisor = RunSupervisor(instance, wait_timeout_s=args.wait_timeout)
 
     def run(assets: list, partition_key: str | None, label: str) -> bool:
-        result = dg.materialize(assets, partition_key=partition_key, instance=instance, resources=resources,
-                                raise_on_error=False, tags={"eval_pipelines/trigger": "cli"}, run_config=run_config)
+        pools = {asset.op.pool for asset in assets if asset.op.pool}
+        result = supervisor.run(
+            lambda tags: dg.materialize(assets, partition_key=partition_key, instance=instance, resources=resources,
+                                        raise_on_error=False, tags={"eval_pipelines/trigger": "cli", **tags},
+                                        run_config=run_config),
+            pools)
         evaluations = [c for c in result.get_asset_check_evaluations() if not c.passed]
         # A failed WARN check (drift, for instance) is news, not a failure: only ERROR checks fail the command.
         failed = [c.asset_check_key.to_user_string() for c in evaluations
@@ -74,7 +84,7 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
         status = "ok" if result.success and not failed else ("FAILED" if crashed else "CHECK FAILED")
         print(f"{label}: run {result.run_id[:8]} {status}: {materialized} asset(s) materialised"
               + (f", failed checks: {', '.join(failed)}" if failed else "")
-              + (f", warnings: {', '.join(warned)}" if warned else ""))
+              + (f", warnings: {', '.join(warned)}" if warned else ""), flush=True)
         return ok
 
     # Daily assets day by day, oldest first; then the assets over the whole history (eval set, library,
@@ -82,12 +92,26 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
     daily = [a for a in ALL_ASSETS if a.partitions_def == daily_partitions]
     unpartitioned = [a for a in ALL_ASSETS if a.partitions_def is None]
     other = [a for a in ALL_ASSETS if a.partitions_def is not None and a.partitions_def != daily_partitions]
-    outcomes = [run(daily, day, day) for day in days]
-    if unpartitioned:
-        outcomes.append(run(unpartitioned, None, "whole history"))
-    for asset in other:
-        for key in asset.partitions_def.get_partition_keys():
-            outcomes.append(run([asset], key, f"{asset.key.to_user_string()}[{key}]"))
+    outcomes: list[bool] = []
+    try:
+        with supervisor:
+            outcomes.extend(run(daily, day, day) for day in days)
+            if unpartitioned:
+                outcomes.append(run(unpartitioned, None, "whole history"))
+            for asset in other:
+                for key in asset.partitions_def.get_partition_keys():
+                    outcomes.append(run([asset], key, f"{asset.key.to_user_string()}[{key}]"))
+    except RunWaitTimeout as error:
+        print(f"\n{sum(outcomes)}/{len(outcomes)} run(s) ok before: {error}", file=sys.stderr)
+        return 1
+    except RunStopped as stopped:
+        print(f"\n{sum(outcomes)}/{len(outcomes)} run(s) ok, then {stopped}; the run in progress ended canceled "
+              "and its pool slots are free", file=sys.stderr, flush=True)
+        if supervisor.abandoned_worker:
+            sys.stdout.flush()
+            # The stopped run's thread is stuck in a C call; interpreter shutdown would wait on Dagster's threads.
+            os._exit(stopped.exit_code)
+        return stopped.exit_code
     print(f"\n{sum(outcomes)}/{len(outcomes)} run(s) ok")
     return 0 if all(outcomes) else 1
 
@@ -122,6 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     materialize.add_argument("--checks-advisory", action="store_true",
                              help="exit 0 when runs only failed blocking checks (the demo's weak candidate fails its "
                                   "release gate on purpose); runs that crash still exit 1")
+    materialize.add_argument("--wait-timeout", type=float, default=DEFAULT_WAIT_TIMEOUT_S, metavar="SECONDS",
+                             help="give up (exit 1) when a run has waited this long for a pool slot held by another "
+                                  "run; the holders are printed every few seconds while waiting "
+                                  f"(default {DEFAULT_WAIT_TIMEOUT_S:.0f})")
     materialize.set_defaults(handler=_cmd_materialize)
 
     check = commands.add_parser("check-config", help="validate the configuration file and exit")

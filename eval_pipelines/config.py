@@ -11,7 +11,6 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import sqlalchemy as sa
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -23,6 +22,7 @@ from eval_pipelines.ingestion.settings import IngestionConfig
 from eval_pipelines.kpis.settings import ImpactConfig
 from eval_pipelines.scoring.settings import ScoringConfig
 from eval_pipelines.settings_base import StrictModel
+from eval_pipelines.url_secrets import find_credentials, mask_url, url_credentials
 
 CONFIG_ENV_VAR = "EVAL_PIPELINES_CONFIG"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -255,34 +255,54 @@ def _format_validation_error(source: str, error: ValidationError) -> str:
     return "\n".join(lines)
 
 
-# URLs that may carry credentials: a password there must come from the environment, never from the file, so it
-# cannot be committed with the config nor shown in the Dagster UI's resource configuration.
-_SECRET_URL_KEYS: dict[tuple[str, ...], str] = {
-    ("storage", "warehouse_url"): "EVAL_PIPELINES_WAREHOUSE_URL",
-    ("source", "sql", "url"): "EVAL_PIPELINES_SOURCE_URL",
+# Where a credential found in the file should live instead. The warehouse and SQL-source URLs may carry a password
+# when they come from the environment (the resources keep them as EnvVar, hidden in the UI); the lake and landing
+# locations never may, since their paths are recorded as metadata: object stores take credentials from their own
+# environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_*).
+_CREDENTIAL_FIX: dict[tuple[str, ...], str] = {
+    ("storage", "warehouse_url"): "set the full URL in the environment variable EVAL_PIPELINES_WAREHOUSE_URL",
+    ("source", "sql", "url"): "set the full URL in the environment variable EVAL_PIPELINES_SOURCE_URL",
+    ("storage", "lake_dir"): "give the object store its credentials through its own environment variables "
+                             "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, GOOGLE_APPLICATION_CREDENTIALS, ...)",
+    ("source", "landing_dir"): "give the object store its credentials through its own environment variables "
+                               "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, GOOGLE_APPLICATION_CREDENTIALS, ...)",
 }
+_DEFAULT_FIX = "write it as a ${NAME} placeholder and set the environment variable NAME"
+# Keys that must not carry credentials even from the environment (see above).
+_NO_CREDENTIALS_EVEN_FROM_ENV = (("storage", "lake_dir"), ("source", "landing_dir"))
 
 
-def _reject_passwords_in_file(raw: dict[str, Any], source: str) -> None:
-    for path, env_name in _SECRET_URL_KEYS.items():
+def _reject_credentials(raw: dict[str, Any], source: str, where: str) -> None:
+    """Refuse any credential in a URL anywhere in ``raw``, naming the key path, what was found and the fix.
+
+    The value is shown masked: the message goes to terminals, CI logs and the Dagster UI.
+    """
+    problems = []
+    for dotted, masked, what in find_credentials(raw):
+        fix = _CREDENTIAL_FIX.get(tuple(dotted.split(".")), _DEFAULT_FIX)
+        problems.append(f"  - {dotted}: {masked}: {what}; remove it from the {where} and {fix}")
+    if problems:
+        raise ConfigError(f"{source}: credentials in the {where} are refused ({len(problems)}):\n"
+                          + "\n".join(problems))
+
+
+def _reject_credentials_from_env(raw: dict[str, Any], source: str) -> None:
+    for key_path in _NO_CREDENTIALS_EVEN_FROM_ENV:
         node: Any = raw
-        for key in path:
+        for key in key_path:
             node = node.get(key) if isinstance(node, dict) else None
-        if not isinstance(node, str):
-            continue
-        try:
-            password = sa.make_url(node).password
-        except (sa.exc.ArgumentError, ValueError):
-            continue  # not a URL at all: left for the engine to report, with the password-free message
-        if password:
-            raise ConfigError(f"{source}: {'.'.join(path)}: the URL contains a password; remove it from the file "
-                              f"and set the full URL in the environment variable {env_name} instead")
+        env_name = next(name for name, path in ENV_OVERRIDES.items() if path == key_path)
+        if isinstance(node, str) and url_credentials(node):
+            raise ConfigError(f"{source}: {'.'.join(key_path)} (from {env_name}): {mask_url(node)}: "
+                              f"{'; '.join(url_credentials(node))}; this location is recorded in run metadata, "
+                              f"so {_CREDENTIAL_FIX[key_path]}")
 
 
 def parse_settings(raw: dict[str, Any] | None, source: str = "<config>") -> Settings:
     """Validate an already-parsed mapping; ``source`` names it in error messages."""
-    _reject_passwords_in_file(dict(raw or {}), source)
+    _reject_credentials(dict(raw or {}), source, "config file")
     raw = _apply_env_overrides(dict(raw or {}))
+    _reject_credentials_from_env(raw, source)
     try:
         return Settings.model_validate(raw)
     except ValidationError as error:

@@ -120,3 +120,13 @@ def test_dockerfile_and_compose_refer_to_real_things():
     compose = yaml.safe_load((DEPLOY / "docker" / "docker-compose.yaml").read_text())
     assert set(compose["services"]) == {"postgres", "code", "webserver", "daemon"}
     assert compose["services"]["webserver"]["ports"] == ["127.0.0.1:3000:3000"]
+
+
+def test_every_profile_monitors_runs_and_frees_the_slots_of_ended_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A crashed run worker never releases its pool slots; only the daemon's run monitoring frees them (issue 15)."""
+    for path in (ROOT / "dagster.yaml", DEPLOY / "dagster.yaml", DEPLOY / "docker" / "dagster.yaml"):
+        monitoring = _instance_config(path, tmp_path, monkeypatch)["run_monitoring"]
+        assert monitoring["enabled"] is True, path
+        assert 0 < monitoring["free_slots_after_run_end_seconds"] <= 300, path
+    helm = yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text())["dagsterDaemon"]["runMonitoring"]
+    assert helm["enabled"] is True and 0 < helm["freeSlotsAfterRunEndSeconds"] <= 300

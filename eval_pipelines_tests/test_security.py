@@ -283,3 +283,87 @@ def _env_items(environment: Any) -> list[tuple[str, Any]]:
     if isinstance(environment, dict):
         return list(environment.items())
     return [tuple(item.split("=", 1)) if "=" in item else (item, None) for item in environment or []]
+
+
+_MARK = "mark-" + uuid.uuid4().hex
+
+
+def _config_with(tmp_path: Path, edit) -> Path:
+    project = make_project(tmp_path)
+    config = yaml.safe_load(project.config_path.read_text())
+    edit(config)
+    project.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return project.config_path
+
+
+# (where, how the file is edited, the fix the message must name). Each one passed the old check: only the user-info
+# password of the two database URLs was looked at.
+_HIDDEN_CREDENTIALS = {
+    "query password in the warehouse URL": (
+        "storage.warehouse_url",
+        lambda c: c["storage"].update(warehouse_url=f"postgresql://bi@db.example/warehouse?password={_MARK}"),
+        "EVAL_PIPELINES_WAREHOUSE_URL"),
+    "key:secret in an S3 lake_dir": (
+        "storage.lake_dir", lambda c: c["storage"].update(lake_dir=f"s3://AKIAEXAMPLE:{_MARK}@bucket/lake"),
+        "AWS_SECRET_ACCESS_KEY"),
+    "a presigned landing URL": (
+        "source.landing_dir",
+        lambda c: c["source"].update(landing_dir=f"https://bucket.example/landing?X-Amz-Signature={_MARK}"),
+        "AWS_SECRET_ACCESS_KEY"),
+    "a token in any other string of the file": (
+        "scoring.candidates.0.description",
+        lambda c: c["scoring"]["candidates"][0].update(description=f"https://api.example/v1?token={_MARK}"),
+        "${NAME}"),
+}
+
+
+@pytest.mark.parametrize("case", list(_HIDDEN_CREDENTIALS))
+def test_credentials_anywhere_in_the_file_are_refused_masked(case: str, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch):
+    from eval_pipelines.config import ConfigError, load_settings
+
+    for name in (WAREHOUSE_URL_ENV, "EVAL_PIPELINES_SOURCE_URL", "EVAL_PIPELINES_LAKE_DIR",
+                 "EVAL_PIPELINES_LANDING_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    key_path, edit, fix = _HIDDEN_CREDENTIALS[case]
+    with pytest.raises(ConfigError) as refused:
+        load_settings(_config_with(tmp_path, edit))
+    message = str(refused.value)
+    assert f"  - {key_path}: " in message and fix in message and "***" in message
+    assert _MARK not in message
+
+
+def test_a_lake_dir_with_credentials_is_refused_from_the_environment_too(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch):
+    """The lake location is recorded as metadata (dagster/uri) and resource config: no credentials, wherever from."""
+    from eval_pipelines.config import ConfigError, load_settings
+
+    config_path = _config_with(tmp_path, lambda c: None)
+    monkeypatch.setenv("EVAL_PIPELINES_LAKE_DIR", f"s3://AKIAEXAMPLE:{_MARK}@bucket/lake")
+    with pytest.raises(ConfigError, match="EVAL_PIPELINES_LAKE_DIR") as refused:
+        load_settings(config_path)
+    assert _MARK not in str(refused.value) and "storage.lake_dir" in str(refused.value)
+
+
+def test_placeholders_and_certificate_paths_are_not_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from eval_pipelines.config import load_settings
+
+    monkeypatch.delenv(WAREHOUSE_URL_ENV, raising=False)
+    settings = load_settings(_config_with(tmp_path, lambda c: (
+        c["storage"].update(warehouse_url="postgresql://bi@db.example/w?sslmode=require&sslkey=/etc/bi/key.pem"),
+        c["scoring"]["candidates"][0].update(description="https://api.example/v1?token=${API_TOKEN}"))))
+    assert "sslkey" in settings.storage.warehouse_url
+
+
+@pytest.mark.parametrize("url", [f"postgresql://bi:{_MARK}@db.example/w",
+                                 f"postgresql://bi@db.example/w?password={_MARK}&sslmode=require",
+                                 f"postgresql+psycopg2://bi@db.example/w?sslpassword={_MARK}",
+                                 f"s3://AKIAEXAMPLE:{_MARK}@bucket/lake?token={_MARK}"])
+def test_safe_url_masks_user_info_and_query_secrets(url: str):
+    from eval_pipelines.warehouse.core import safe_url
+
+    shown = safe_url(url)
+    assert _MARK not in shown
+    assert "db.example" in shown or "bucket" in shown  # still says where
+    if "sslmode" in url:
+        assert "sslmode=require" in shown

@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from eval_pipelines.url_secrets import mask_url
+
 metadata = sa.MetaData()
 
 
@@ -85,9 +87,13 @@ def insert_records(frame: pd.DataFrame, columns: Sequence[str] | None = None) ->
 
 
 def safe_url(engine_or_url: sa.Engine | str) -> str:
-    """The URL with any password masked, for logs, metadata and error messages."""
-    url = engine_or_url.url if isinstance(engine_or_url, sa.Engine) else sa.make_url(engine_or_url)
-    return url.render_as_string(hide_password=True)
+    """The URL with its password and secret-named query values (``?password=``, ``?token=``...) masked, for logs,
+    metadata and error messages. A string that is not a URL is masked as text rather than echoed."""
+    try:
+        url = engine_or_url.url if isinstance(engine_or_url, sa.Engine) else sa.make_url(engine_or_url)
+    except (sa.exc.ArgumentError, ValueError):
+        return mask_url(str(engine_or_url))
+    return mask_url(url.render_as_string(hide_password=True))
 
 
 # Any constant: serialises first-time table creation across concurrent runs ("eval").
