@@ -9,6 +9,7 @@ import dagster as dg
 import pandas as pd
 
 from eval_pipelines.config import Settings
+from eval_pipelines.config_checks import unmatched_mappings
 from eval_pipelines.ingestion.conform import target_fields
 from eval_pipelines.ingestion.expectations import ContractValidation, validate_contract
 from eval_pipelines.ingestion.ingest import (
@@ -104,6 +105,8 @@ def production_logs(
     replace_partitions(warehouse.engine(), warehouse_writes(result, settings.source.kind, lake_uri))
     if result.files_failed:
         context.log.warning(f"{result.files_failed} file(s) could not be read; see ingestion_files.error")
+    for warning in unmatched_mappings(settings, result.valid):
+        context.log.warning(warning)
 
     files = (pd.DataFrame(result.file_records()).drop(columns=["partition_date"]).fillna({"error": ""})
              if result.files else pd.DataFrame())
