@@ -117,7 +117,15 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
+    from eval_pipelines.config_checks import runtime_problems
+
     settings = load_settings(args.config)
+    problems = runtime_problems(settings)
+    if problems:
+        print(f"{args.config or os.environ.get(CONFIG_ENV_VAR) or 'eval_pipelines.yaml'}: invalid configuration "
+              f"({len(problems)} problem(s)):\n" + "\n".join(f"  - {problem}" for problem in problems),
+              file=sys.stderr)
+        return 2
     print(f"configuration OK: source {settings.source.kind}, "
           f"{len(settings.features.numeric)} numeric / {len(settings.features.categorical)} categorical features")
     return 0

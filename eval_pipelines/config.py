@@ -20,6 +20,7 @@ from eval_pipelines.evalsets.settings import EvalSetConfig
 from eval_pipelines.ingestion.contract import CANONICAL_COLUMNS, FIELDS_BY_NAME, PII_TEXT_FIELDS, FieldKind
 from eval_pipelines.ingestion.settings import IngestionConfig
 from eval_pipelines.kpis.settings import ImpactConfig
+from eval_pipelines.labeling.labels import LABEL_COLUMNS
 from eval_pipelines.scoring.settings import ScoringConfig
 from eval_pipelines.settings_base import StrictModel
 from eval_pipelines.url_secrets import find_credentials, mask_url, url_credentials
@@ -35,6 +36,15 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "EVAL_PIPELINES_LANDING_DIR": ("source", "landing_dir"),
     "EVAL_PIPELINES_SOURCE_URL": ("source", "sql", "url"),
 }
+
+
+# Columns the pipeline adds to every case (ingestion's provenance, labeling's labels and tags).
+DERIVED_COLUMNS: tuple[str, ...] = ("source_file", "source_line", *LABEL_COLUMNS)
+
+
+def labeled_case_columns(settings: Settings) -> tuple[str, ...]:
+    """The columns of a labeled_cases partition under ``settings``."""
+    return (*CANONICAL_COLUMNS, *settings.features.numeric, *settings.features.categorical, *DERIVED_COLUMNS)
 
 
 class ConfigError(ValueError):
@@ -220,6 +230,52 @@ class Settings(_Strict):
                     )
         return self
 
+    @model_validator(mode="after")
+    def _features_not_derived(self) -> Settings:
+        # The pipeline writes these columns itself; a feature of the same name would be silently overwritten.
+        for kind in ("numeric", "categorical"):
+            for index, name in enumerate(getattr(self.features, kind)):
+                if name in DERIVED_COLUMNS:
+                    raise ValueError(
+                        f"features.{kind}.{index}: {name!r} is a column the pipeline derives "
+                        f"({', '.join(DERIVED_COLUMNS)}) and would overwrite; name the feature otherwise and read "
+                        f"it from that source column: mapping.columns: {{source_{name}: {name}}}")
+        return self
+
+    @model_validator(mode="after")
+    def _value_maps_reach_canonical_values(self) -> Settings:
+        for target, value_map in self.mapping.value_maps.items():
+            spec = FIELDS_BY_NAME.get(target)
+            if spec is None:
+                continue
+            allowed = spec.allowed if spec.allowed else (("true", "false") if spec.kind is FieldKind.BOOL else None)
+            if allowed is None:
+                continue
+            for source_value, canonical in value_map.items():
+                value = canonical.lower() if spec.kind is FieldKind.BOOL else canonical
+                if value not in allowed:
+                    raise ValueError(f"mapping.value_maps.{target}.{source_value}: {canonical!r} is not a value of "
+                                     f"{target}; allowed: {list(allowed)}")
+        return self
+
+    @model_validator(mode="after")
+    def _columns_exist_in_labeled_cases(self) -> Settings:
+        # Strata and rule columns name labeled_cases columns: canonical fields, features and derived columns.
+        columns = set(labeled_case_columns(self))
+        hint = "allowed: canonical fields, configured features or derived columns"
+        for index, name in enumerate(self.eval_set.strata):
+            if name not in columns:
+                raise ValueError(f"eval_set.strata.{index}: {name!r} is not a labeled_cases column; {hint}")
+        for rule_index, rule in enumerate(self.edge_cases.rules):
+            for index, condition in enumerate(rule.where):
+                if condition.column not in columns:
+                    raise ValueError(f"edge_cases.rules.{rule_index}.where.{index}.column: {condition.column!r} is "
+                                     f"not a labeled_cases column; {hint}")
+        if self.edge_cases.text_column not in columns:
+            raise ValueError(f"edge_cases.text_column: {self.edge_cases.text_column!r} is not a labeled_cases "
+                             f"column; {hint}")
+        return self
+
     def source_column(self, field: str) -> str:
         """Source column (or dotted path) read for a canonical field or feature."""
         return self.mapping.columns.get(field, field)
@@ -309,6 +365,21 @@ def parse_settings(raw: dict[str, Any] | None, source: str = "<config>") -> Sett
         raise ConfigError(_format_validation_error(source, error)) from None
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """SafeLoader whose impossible dates (2026-02-30) are YAML errors with a line, not a raw ValueError."""
+
+    def construct_yaml_timestamp(self, node: yaml.Node):  # type: ignore[override]
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError as error:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{node.value!r} is not a valid date: {error} (write YYYY-MM-DD)", node.start_mark
+            ) from None
+
+
+_ConfigLoader.add_constructor("tag:yaml.org,2002:timestamp", _ConfigLoader.construct_yaml_timestamp)
+
+
 def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     """Load the config from ``path``, else ``$EVAL_PIPELINES_CONFIG``, else the shipped demo config."""
     config_path = Path(path or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH)
@@ -317,7 +388,7 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
             f"{config_path}: config file not found; set {CONFIG_ENV_VAR} to an existing YAML file"
         )
     try:
-        raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        raw = yaml.load(config_path.read_text(encoding="utf-8"), Loader=_ConfigLoader)  # a SafeLoader subclass
     except yaml.YAMLError as error:
         raise ConfigError(f"{config_path}: not valid YAML: {error}") from None
     if raw is not None and not isinstance(raw, dict):

@@ -74,3 +74,96 @@ def test_passwords_in_the_file_are_refused_but_allowed_from_the_environment(monk
                                                           "timestamp_column": "ts"}}})
     monkeypatch.setenv("EVAL_PIPELINES_WAREHOUSE_URL", "postgresql+psycopg://bi:s3cr3t@db.internal/wh")
     assert parse_settings({}).storage.warehouse_url.endswith("@db.internal/wh")
+
+
+# Issue 15.7: holes that used to pass loading and fail (or silently misbehave) at run time.
+@pytest.mark.parametrize(
+    ("raw", "expected_fragments"),
+    [
+        ({"features": {"categorical": ["channel", "label"]}}, ["features.categorical.1", "'label'", "derives"]),
+        ({"features": {"numeric": ["correctness"]}}, ["features.numeric.0", "'correctness'"]),
+        ({"features": {"categorical": ["source_file"]}}, ["features.categorical.0", "'source_file'"]),
+        ({"mapping": {"value_maps": {"user_action": {"ok": "approve"}}}},
+         ["mapping.value_maps.user_action.ok", "'approve'", "'accepted'"]),
+        ({"mapping": {"value_maps": {"status": {"200": "fine"}}}}, ["mapping.value_maps.status.200", "'fine'"]),
+        ({"mapping": {"value_maps": {"compliance_flag": {"Y": "maybe"}}}},
+         ["mapping.value_maps.compliance_flag.Y", "'maybe'", "'true'"]),
+        ({"eval_set": {"strata": ["segment", "segmnt"]}}, ["eval_set.strata.1", "'segmnt'", "labeled_cases"]),
+        ({"edge_cases": {"rules": [{"category": "x", "description": "x",
+                                    "where": [{"column": "confidnce", "op": "ge", "value": 0.8}]}]}},
+         ["edge_cases.rules.0.where.0.column", "'confidnce'"]),
+        ({"edge_cases": {"text_column": "input"}}, ["edge_cases.text_column", "'input'"]),
+    ],
+)
+def test_config_holes_are_refused_at_load_with_the_key_path(raw, expected_fragments):
+    with pytest.raises(ConfigError) as error:
+        parse_settings(raw, "my.yaml")
+    message = str(error.value)
+    for fragment in expected_fragments:
+        assert fragment in message, message
+
+
+def test_valid_value_maps_strata_and_rules_still_load():
+    settings = parse_settings({
+        "mapping": {"value_maps": {"user_action": {"ok": "accepted"}, "escalation": {"Y": "TRUE", "N": "false"}}},
+        "eval_set": {"strata": ["segment", "channel", "label_source"]},
+        "features": {"categorical": ["channel"]},
+    })
+    assert settings.mapping.value_maps["user_action"] == {"ok": "accepted"}
+
+
+def test_an_impossible_date_is_a_config_error_with_its_line(tmp_path: Path):
+    path = tmp_path / "c.yaml"
+    path.write_text("storage: {lake_dir: lake}\npartitions:\n  start_date: 2026-02-30\n")
+    with pytest.raises(ConfigError) as error:
+        load_settings(path)
+    message = str(error.value)
+    assert str(path) in message and "'2026-02-30' is not a valid date" in message and "line 3" in message
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"eval_set": {"refresh_cron": "61 6 * * 1"}}, "eval_set.refresh_cron: '61 6 * * 1'"),
+        ({"eval_set": {"refresh_cron": "0 6 * * MONDAY"}}, "eval_set.refresh_cron"),
+        ({"eval_set": {"cron_timezone": "Europe/Berln"}}, "eval_set.cron_timezone: 'Europe/Berln'"),
+        ({"scoring": {"candidates": [{"name": "c", "adapter": "python",
+                                      "target": "eval_pipelines.demo.candidates:no_such_function"}]}},
+         "scoring.candidates.0.target: module 'eval_pipelines.demo.candidates' has no attribute"),
+        ({"scoring": {"candidates": [{"name": "c", "adapter": "python", "target": "no_such_package.mod:f"}]}},
+         "scoring.candidates.0.target: cannot import module 'no_such_package.mod'"),
+        ({"scoring": {"candidates": [{"name": "c", "adapter": "python",
+                                      "target": "eval_pipelines.demo.candidates:__name__"}]}},
+         "not a function"),
+    ],
+)
+def test_check_config_reports_values_that_would_fail_at_run_time(raw, expected, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]):
+    import yaml
+
+    from eval_pipelines.cli import main
+    from eval_pipelines.config_checks import runtime_problems
+
+    assert runtime_problems(load_settings(DEFAULT_CONFIG_PATH)) == []  # the shipped config is clean
+    shipped = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+    config = {**shipped, **{k: {**shipped.get(k, {}), **v} for k, v in raw.items()}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    monkeypatch.setenv("EVAL_PIPELINES_CONFIG", str(path))  # main() sets it; restored after the test
+    assert main(["--config", str(path), "check-config"]) == 2
+    assert expected in capsys.readouterr().err
+
+
+def test_a_mapping_that_finds_no_column_in_the_day_is_warned_with_its_field():
+    import pandas as pd
+
+    from eval_pipelines.config_checks import unmatched_mappings
+
+    settings = parse_settings({"mapping": {"columns": {"user_action": "action", "final_output": "decision",
+                                                       "ground_truth": "truth"}}})
+    rows = pd.DataFrame({"user_action": [None, None], "final_output": ["a", None], "ground_truth": [None, None]})
+    warnings = unmatched_mappings(settings, rows)
+    assert [w.split(":")[0] for w in warnings] == ["mapping.columns.user_action", "mapping.columns.ground_truth"]
+    assert "'action'" in warnings[0] and "user_action is null for the whole day" in warnings[0]
+    assert unmatched_mappings(settings, rows.iloc[:0]) == []  # an empty day says nothing about the mapping

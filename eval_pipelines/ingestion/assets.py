@@ -10,6 +10,7 @@ import dagster as dg
 import pandas as pd
 
 from eval_pipelines.config import Settings
+from eval_pipelines.config_checks import unmatched_mappings
 from eval_pipelines.ingestion.conform import target_fields
 from eval_pipelines.ingestion.expectations import ContractValidation, validate_contract
 from eval_pipelines.ingestion.ingest import (
@@ -150,6 +151,8 @@ def production_logs(
             replace_partitions(engine, warehouse_writes(result, settings.source.kind, lake_uri),
                                before_commit=publication.publish)
         _warn(context, result)
+        for warning in unmatched_mappings(settings, result.valid):
+            context.log.warning(warning)
         volume = volume_verdict(result.rows_valid,
                                 trailing_volumes(engine, day, settings.ingestion.volume.trailing_days),
                                 settings.ingestion.volume, retracted=_retracted(settings, result))
