@@ -125,11 +125,12 @@ DEFINITIONS: tuple[MetricDefinition, ...] = (
     MetricDefinition("hours_saved_ci_high", "Hours saved CI high", "speed", "hours", True,
                      "hours_saved + t(df) · √hours_saved_variance (see hours_saved_ci_low)."),
     MetricDefinition("hours_saved_variance", "Hours saved variance", "speed", "hours^2", None,
-                     "(credited_decisions / 3600)² × s²/n of the measured baseline (0 when assumed); summed over "
-                     "days in rollups (independent control samples)."),
+                     "(credited_decisions / 3600)² × s²/n of the measured baseline (0 when assumed). Not additive: "
+                     "rows of one system's day share the baseline, so their standard deviations add; variances add "
+                     "across baselines (systems, days) in rollups."),
     MetricDefinition("hours_saved_variance_df_term", "Hours saved df term", "speed", "hours^4", None,
-                     "hours_saved_variance² / (n − 1), summed in rollups: the denominator of the "
-                     "Welch–Satterthwaite degrees of freedom."),
+                     "hours_saved_variance² / (n − 1): the denominator of the Welch–Satterthwaite degrees of "
+                     "freedom; in rollups one term per baseline (system, day), summed over the baselines."),
     # money
     MetricDefinition("labour_cost_per_hour", "Labour cost per hour", "money", "currency", None,
                      "impact.systems.<system>.labour_cost_per_hour (case-weighted mean over the days in rollups)."),
