@@ -88,7 +88,8 @@ def wilson(k: float, n: float, z: float = Z95) -> tuple[float, float]:
 
 
 # Hand-computed, case by case (see the numbered rows above). Times: group A decisions 10+20+40+60+30+50 = 210 s
-# over 6 human-timed cases, plus case 7 automated with status ok = 7 timed decisions.
+# over 6 human-timed cases, plus case 7 automated with status ok = 7 timed decisions; credited (AI output used):
+# accepted 1, 2, 10 and edited 3 (10+20+50+40 = 120 s) plus automated 7, not overridden 4 or rejected 5.
 EXPECTED: dict[tuple[str, str, str], dict[str, float | str]] = {
     ("s", "v1", "seg1"): {
         "currency": "EUR", "cases": 10, "low_volume": False,
@@ -99,28 +100,28 @@ EXPECTED: dict[tuple[str, str, str], dict[str, float | str]] = {
         # case 5 was rejected without a final output: a known error, labeled with a null label
         "labeled_cases": 7, "correct_cases": 3, "accuracy": 3 / 7,
         "accuracy_ci_low": wilson(3, 7)[0], "accuracy_ci_high": wilson(3, 7)[1],
-        "timed_decisions": 7, "human_timed_decisions": 6, "credited_decisions": 7, "credited_human_decisions": 6,
+        "timed_decisions": 7, "human_timed_decisions": 6, "credited_decisions": 5, "credited_human_decisions": 4,
         "decision_seconds_p50": 35.0, "decision_seconds_p90": 55.0,   # [10,20,30,40,50,60]: 2.5th and 4.5th index
-        "decision_seconds_mean": 35.0,
+        "decision_seconds_mean": 30.0,  # credited: accepted 1, 2, 10 and edited 3
         # the constant baseline is an assumption: no interval anywhere
-        "baseline_control_decisions": 0, "assumed_baseline_decisions": 7,
+        "baseline_control_decisions": 0, "assumed_baseline_decisions": 5,
         "baseline_seconds_ci_low": NAN, "baseline_seconds_ci_high": NAN, "hours_saved_ci_low": NAN,
         "hours_saved_ci_high": NAN, "hours_saved_variance": 0.0, "hours_saved_variance_df_term": 0.0,
         "labour_cost_per_hour": 36.0, "labour_value_saved_ci_low_amount": NAN,
         "labour_value_saved_ci_high_amount": NAN, "net_value_ci_low_amount": NAN, "net_value_ci_high_amount": NAN,
-        "baseline_seconds_per_decision": 100.0, "decision_time_to_baseline_ratio": 0.35,
-        "manual_baseline_hours": 700 / 3600, "review_hours": 210 / 3600, "hours_saved": 490 / 3600,
-        "labour_value_saved_amount": 4.90, "ai_cost_usd": 0.18, "ai_cost_amount": 0.09,
-        "ai_cost_per_decision_amount": 0.009, "review_cost_amount": 2.10,
-        "platform_cost_amount": 1.0, "total_cost_amount": 0.09 + 2.10 + 1.0,  # 10 of system s's 12 cases × 1.2
+        "baseline_seconds_per_decision": 100.0, "decision_time_to_baseline_ratio": 0.3,
+        "manual_baseline_hours": 500 / 3600, "review_hours": 120 / 3600, "hours_saved": 380 / 3600,
+        "labour_value_saved_amount": 3.80, "ai_cost_usd": 0.18, "ai_cost_amount": 0.09,
+        "ai_cost_per_decision_amount": 0.009, "review_cost_amount": 1.20,
+        "platform_cost_amount": 1.0, "total_cost_amount": 0.09 + 1.20 + 1.0,  # 10 of system s's 12 cases × 1.2
         "compliance_flags": 3, "complaints": 2, "escalations": 1,
         "override_waste_cost_amount": 0.60, "edit_waste_cost_amount": 0.30, "reject_waste_cost_amount": 0.90,
         "compliance_cost_amount": 200.0,    # flags 3, 5, 10; 3 (edited) and 5 (rejected) caught: only 10 costs
         "complaint_cost_amount": 40.0, "escalation_cost_amount": 50.0, "error_cost_amount": 291.80,
         "risk_mitigated_cases": 2, "risk_mitigated_amount": 400.0,
         "correct_automated_decisions": 3, "correct_decision_value_amount": 6.0,   # cases 1, 2, 7
-        "net_value_amount": 4.90 + 6.0 - 0.09 - 1.0 - 291.80, "roi": (4.90 + 6.0 - 0.09 - 1.0 - 291.80) / 3.19,
-        "roi_over_inference_cost": (4.90 + 6.0 - 0.09 - 1.0 - 291.80) / 0.09,
+        "net_value_amount": 3.80 + 6.0 - 0.09 - 1.0 - 291.80, "roi": (3.80 + 6.0 - 0.09 - 1.0 - 291.80) / 2.29,
+        "roi_over_inference_cost": (3.80 + 6.0 - 0.09 - 1.0 - 291.80) / 0.09,
         "error_cases": 1, "timeout_cases": 1, "error_rate": 0.1, "timeout_rate": 0.1,
         # sorted latency 50,100,200,300,400,500,700,900,2000,30000: index 4.5, 8.55, 8.91
         "latency_ms_p50": 450.0, "latency_ms_p95": 17400.0, "latency_ms_p99": 27480.0,
@@ -133,25 +134,25 @@ EXPECTED: dict[tuple[str, str, str], dict[str, float | str]] = {
         "acceptance_rate": 0.5, "edit_rate": 0.0, "override_rate": 0.5, "reject_rate": 0.0, "ignore_rate": 0.0,
         "labeled_cases": 2, "correct_cases": 1, "accuracy": 0.5,
         "accuracy_ci_low": wilson(1, 2)[0], "accuracy_ci_high": wilson(1, 2)[1],
-        "timed_decisions": 2, "human_timed_decisions": 2, "credited_decisions": 2, "credited_human_decisions": 2,
-        "decision_seconds_p50": 52.5, "decision_seconds_p90": 90.5, "decision_seconds_mean": 52.5,
+        "timed_decisions": 2, "human_timed_decisions": 2, "credited_decisions": 1, "credited_human_decisions": 1,
+        "decision_seconds_p50": 52.5, "decision_seconds_p90": 90.5, "decision_seconds_mean": 5.0,
         # the constant baseline is an assumption: no interval anywhere
-        "baseline_control_decisions": 0, "assumed_baseline_decisions": 2,
+        "baseline_control_decisions": 0, "assumed_baseline_decisions": 1,
         "baseline_seconds_ci_low": NAN, "baseline_seconds_ci_high": NAN, "hours_saved_ci_low": NAN,
         "hours_saved_ci_high": NAN, "hours_saved_variance": 0.0, "hours_saved_variance_df_term": 0.0,
         "labour_cost_per_hour": 36.0, "labour_value_saved_ci_low_amount": NAN,
         "labour_value_saved_ci_high_amount": NAN, "net_value_ci_low_amount": NAN, "net_value_ci_high_amount": NAN,
-        "baseline_seconds_per_decision": 100.0, "decision_time_to_baseline_ratio": 0.525,
-        "manual_baseline_hours": 200 / 3600, "review_hours": 105 / 3600, "hours_saved": 95 / 3600,
+        "baseline_seconds_per_decision": 100.0, "decision_time_to_baseline_ratio": 0.05,
+        "manual_baseline_hours": 100 / 3600, "review_hours": 5 / 3600, "hours_saved": 95 / 3600,  # case 12 only
         "labour_value_saved_amount": 0.95, "ai_cost_usd": 0.08, "ai_cost_amount": 0.04,
-        "ai_cost_per_decision_amount": 0.02, "review_cost_amount": 1.05,
-        "platform_cost_amount": 0.2, "total_cost_amount": 0.04 + 1.05 + 0.2,  # 2 of 12 cases × 1.2
+        "ai_cost_per_decision_amount": 0.02, "review_cost_amount": 0.05,
+        "platform_cost_amount": 0.2, "total_cost_amount": 0.04 + 0.05 + 0.2,  # 2 of 12 cases × 1.2
         "compliance_flags": 0, "complaints": 0, "escalations": 0,
         "override_waste_cost_amount": 0.60, "edit_waste_cost_amount": 0.0, "reject_waste_cost_amount": 0.0,
         "compliance_cost_amount": 0.0, "complaint_cost_amount": 0.0, "escalation_cost_amount": 0.0,
         "error_cost_amount": 0.60, "risk_mitigated_cases": 0, "risk_mitigated_amount": 0.0,
         "correct_automated_decisions": 1, "correct_decision_value_amount": 2.0,
-        "net_value_amount": 2.31 - 0.2, "roi": 2.11 / 1.29, "roi_over_inference_cost": 2.11 / 0.04,
+        "net_value_amount": 2.31 - 0.2, "roi": 2.11 / 0.29, "roi_over_inference_cost": 2.11 / 0.04,
         "error_cases": 0, "timeout_cases": 1, "error_rate": 0.0, "timeout_rate": 0.5,
         "latency_ms_p50": 15300.0, "latency_ms_p95": 28530.0, "latency_ms_p99": 29706.0,
         "latency_slo_ms": 1000.0, "slo_met_cases": 1, "slo_attainment_rate": 0.5,
@@ -297,11 +298,14 @@ def test_low_volume_rows_are_flagged_and_get_no_roi():
 
 
 def test_hours_saved_credit_only_what_the_ai_did():
-    """Ignored suggestions earn nothing, automated decisions known to be wrong earn nothing, and the decision-time
-    ratio is a mean over the (mean) baseline. System "s": baseline 100 s."""
+    """Only AI output that was used earns credit: ignored, overridden and rejected suggestions earn nothing (the
+    human decided by hand), automated decisions known to be wrong earn nothing, and the decision-time ratio is a
+    mean over the (mean) baseline. System "s": baseline 100 s."""
     rows = [  # user_action, status, decision_seconds, is_labeled, ai_correct, correctness
         ("accepted", "ok", 20.0, True, True, "correct"),
         ("ignored", "ok", 40.0, False, N, "unknown"),      # decided by hand: neither baseline nor time counts
+        ("overridden", "ok", 30.0, True, False, "wrong"),   # replaced by the human's decision: no credit
+        ("rejected", "ok", 10.0, True, False, "wrong"),     # thrown away: no credit
         (N, "ok", NAN, True, False, "wrong"),               # automated, ground truth says wrong: no credit
         (N, "ok", NAN, True, True, "correct"),              # automated and right: credited, 0 s of human time
         (N, "ok", NAN, False, N, "unknown"),                # automated, not known to be wrong: credited
@@ -314,15 +318,16 @@ def test_hours_saved_credit_only_what_the_ai_did():
     for column in ("ai_correct", "compliance_flag", "complaint", "escalation"):
         cases[column] = cases[column].astype("boolean")
     row = compute_kpis(cases, IMPACT).iloc[0]
-    assert row["timed_decisions"] == 7 and row["credited_decisions"] == 5
-    assert row["credited_human_decisions"] == 3 and row["human_timed_decisions"] == 4
+    assert row["timed_decisions"] == 9 and row["credited_decisions"] == 5
+    assert row["credited_human_decisions"] == 3 and row["human_timed_decisions"] == 6
     assert row["manual_baseline_hours"] == pytest.approx(5 * 100 / 3600)
     assert row["review_hours"] == pytest.approx((20 + 80 + 140) / 3600)
     assert row["hours_saved"] == pytest.approx((500 - 240) / 3600)
     assert row["labour_value_saved_amount"] == pytest.approx(260 / 3600 * 36.0)
     assert row["decision_seconds_mean"] == pytest.approx(80.0)
-    assert row["decision_seconds_p50"] == pytest.approx(60.0)  # median of every human-timed decision, [20,40,80,140]
-    assert row["decision_time_to_baseline_ratio"] == pytest.approx(0.8)  # mean / mean, not the median's 0.6
+    # the median is over every human-timed decision, [10,20,30,40,80,140]
+    assert row["decision_seconds_p50"] == pytest.approx(35.0)
+    assert row["decision_time_to_baseline_ratio"] == pytest.approx(0.8)  # mean / mean, not the median's 0.35
 
 
 # ---------------------------------------------------------------------------------------------- statistics
@@ -411,7 +416,7 @@ def test_headline_table_formats_the_fixture():
     assert len(lines) == 2 + 3 and all(line.startswith("| 2026-03-02 ") for line in lines[2:])
     assert "42.9%" in text  # group A acceptance 3/7
     assert "42.9% [15.8%, 75.0%]" in text  # group A accuracy 3/7 and its Wilson interval
-    assert "-281.99 EUR" in text
+    assert "-283.09 EUR" in text
 
 
 # --------------------------------------------------------------------------- the baseline: assumed or measured

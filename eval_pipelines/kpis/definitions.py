@@ -76,9 +76,10 @@ DEFINITIONS: tuple[MetricDefinition, ...] = (
     MetricDefinition("human_timed_decisions", "Human-timed decisions", "speed", "count", None,
                      "Cases with decision_seconds recorded (the population of the decision-time percentiles)."),
     MetricDefinition("credited_decisions", "Credited decisions", "speed", "count", None,
-                     "Timed decisions the AI is credited for, the population of hours_saved: reviewed cases that "
-                     "were not ignored (an ignored suggestion was decided by hand: credited nothing), plus "
-                     "automated cases with status ok that are not known to be wrong (ai_correct false)."),
+                     "Timed decisions the AI is credited for, the population of hours_saved: reviewed cases whose "
+                     "AI output was used, accepted or edited (an ignored, overridden or rejected suggestion was "
+                     "decided by hand: credited nothing), plus automated cases with status ok that are not known "
+                     "to be wrong (ai_correct false)."),
     MetricDefinition("credited_human_decisions", "Credited human decisions", "speed", "count", None,
                      "Credited decisions with decision_seconds recorded (the population of decision_seconds_mean)."),
     MetricDefinition("decision_seconds_p50", "Median decision time", "speed", "seconds", False,
@@ -113,11 +114,11 @@ DEFINITIONS: tuple[MetricDefinition, ...] = (
                      "have taken without the AI."),
     MetricDefinition("review_hours", "Review hours", "speed", "hours", False,
                      "Sum of decision_seconds of the credited decisions / 3600: human time spent deciding with the "
-                     "AI's suggestion (ignored cases excluded)."),
+                     "AI's suggestion (accepted and edited cases; ignored, overridden and rejected ones excluded)."),
     MetricDefinition("hours_saved", "Hours saved", "speed", "hours", True,
                      "manual_baseline_hours − review_hours over the credited decisions; negative when the AI adds "
-                     "friction. Ignored cases, automated cases known to be wrong and control cases contribute "
-                     "nothing."),
+                     "friction. Ignored, overridden and rejected cases, automated cases known to be wrong and "
+                     "control cases contribute nothing."),
     MetricDefinition("hours_saved_ci_low", "Hours saved CI low", "speed", "hours", True,
                      "hours_saved − t(df) · √hours_saved_variance: the uncertainty of the measured baseline carried "
                      "through (linear in it); df = n−1 for a day, Welch–Satterthwaite over the days in rollups. Null "

@@ -17,8 +17,9 @@ Per case, with ``b`` the system's ``manual_baseline_seconds`` and ``r`` its ``la
 - a *timed decision* has a known human decision time (``decision_seconds``), or is automated with status ok (the
   AI decided, taking no human time);
 - the AI is credited only for what it did. A *credited decision* is a timed decision where the AI's output was
-  used: reviewed and not ``ignored`` (an ignored suggestion was decided by hand, so neither its baseline nor its
-  decision time enters the savings), or automated and not known to be wrong (``ai_correct`` False from ground
+  used: reviewed and ``accepted`` or ``edited`` (an ignored, overridden or rejected suggestion was decided by
+  hand, so neither its baseline nor its decision time enters the savings or the review cost; the cost of a wrong
+  suggestion is in the error costs), or automated and not known to be wrong (``ai_correct`` False from ground
   truth: a wrong automated decision saved nobody's time, it made work). ``manual_baseline_hours`` = credited
   decisions × b / 3600, ``review_hours`` = Σ decision_seconds of the credited decisions / 3600, ``hours_saved`` =
   their difference (negative when the AI adds friction), ``labour_value_saved_amount`` = hours_saved × r,
@@ -385,8 +386,11 @@ def compute_kpis(cases: pd.DataFrame, impact: ImpactConfig) -> pd.DataFrame:
     known_wrong = labeled & ~correct
     system_of_case = groups["system"].to_numpy(dtype=object)[ids]
     control = _control_mask(cases, system_of_case, impact)
+    # The AI is credited only where its output was used: accepted as is or edited into the decision. An ignored,
+    # overridden or rejected suggestion was decided by hand (the cost of a wrong one is in the error costs).
     # Control cases were decided without the AI: they measure the baseline and earn no credit themselves.
-    credited = timed & np.where(reviewed, ~is_action["ignored"], ~known_wrong) & ~control
+    output_used = is_action["accepted"] | is_action["edited"]
+    credited = timed & np.where(reviewed, output_used, ~known_wrong) & ~control
     credited_human = credited & human_timed
     caught = (action.isin(_CAUGHT_ACTIONS) & correctness.isin(_WRONG)).to_numpy(dtype=bool)
     compliance = _flag(cases, "compliance_flag")
