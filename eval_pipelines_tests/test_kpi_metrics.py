@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import date
 
 import numpy as np
@@ -15,6 +16,7 @@ from eval_pipelines.kpis.metrics import (
     COUNT_COLUMNS,
     KEY_COLUMNS,
     METRIC_COLUMNS,
+    PERCENTILE_COLUMNS,
     compute_kpis,
     daily_kpis,
     grouped_quantiles,
@@ -86,7 +88,8 @@ def wilson(k: float, n: float, z: float = Z95) -> tuple[float, float]:
 
 
 # Hand-computed, case by case (see the numbered rows above). Times: group A decisions 10+20+40+60+30+50 = 210 s
-# over 6 human-timed cases, plus case 7 automated with status ok = 7 timed decisions.
+# over 6 human-timed cases, plus case 7 automated with status ok = 7 timed decisions; credited (AI output used):
+# accepted 1, 2, 10 and edited 3 (10+20+50+40 = 120 s) plus automated 7, not overridden 4 or rejected 5.
 EXPECTED: dict[tuple[str, str, str], dict[str, float | str]] = {
     ("s", "v1", "seg1"): {
         "currency": "EUR", "cases": 10, "low_volume": False,
@@ -97,28 +100,28 @@ EXPECTED: dict[tuple[str, str, str], dict[str, float | str]] = {
         # case 5 was rejected without a final output: a known error, labeled with a null label
         "labeled_cases": 7, "correct_cases": 3, "accuracy": 3 / 7,
         "accuracy_ci_low": wilson(3, 7)[0], "accuracy_ci_high": wilson(3, 7)[1],
-        "timed_decisions": 7, "human_timed_decisions": 6, "credited_decisions": 7, "credited_human_decisions": 6,
+        "timed_decisions": 7, "human_timed_decisions": 6, "credited_decisions": 5, "credited_human_decisions": 4,
         "decision_seconds_p50": 35.0, "decision_seconds_p90": 55.0,   # [10,20,30,40,50,60]: 2.5th and 4.5th index
-        "decision_seconds_mean": 35.0,
+        "decision_seconds_mean": 30.0,  # credited: accepted 1, 2, 10 and edited 3
         # the constant baseline is an assumption: no interval anywhere
-        "baseline_control_decisions": 0, "assumed_baseline_decisions": 7,
+        "baseline_control_decisions": 0, "assumed_baseline_decisions": 5,
         "baseline_seconds_ci_low": NAN, "baseline_seconds_ci_high": NAN, "hours_saved_ci_low": NAN,
         "hours_saved_ci_high": NAN, "hours_saved_variance": 0.0, "hours_saved_variance_df_term": 0.0,
         "labour_cost_per_hour": 36.0, "labour_value_saved_ci_low_amount": NAN,
         "labour_value_saved_ci_high_amount": NAN, "net_value_ci_low_amount": NAN, "net_value_ci_high_amount": NAN,
-        "baseline_seconds_per_decision": 100.0, "decision_time_to_baseline_ratio": 0.35,
-        "manual_baseline_hours": 700 / 3600, "review_hours": 210 / 3600, "hours_saved": 490 / 3600,
-        "labour_value_saved_amount": 4.90, "ai_cost_usd": 0.18, "ai_cost_amount": 0.09,
-        "ai_cost_per_decision_amount": 0.009, "review_cost_amount": 2.10,
-        "platform_cost_amount": 1.0, "total_cost_amount": 0.09 + 2.10 + 1.0,  # 10 of system s's 12 cases × 1.2
+        "baseline_seconds_per_decision": 100.0, "decision_time_to_baseline_ratio": 0.3,
+        "manual_baseline_hours": 500 / 3600, "review_hours": 120 / 3600, "hours_saved": 380 / 3600,
+        "labour_value_saved_amount": 3.80, "ai_cost_usd": 0.18, "ai_cost_amount": 0.09,
+        "ai_cost_per_decision_amount": 0.009, "review_cost_amount": 1.20,
+        "platform_cost_amount": 1.0, "total_cost_amount": 0.09 + 1.20 + 1.0,  # 10 of system s's 12 cases × 1.2
         "compliance_flags": 3, "complaints": 2, "escalations": 1,
         "override_waste_cost_amount": 0.60, "edit_waste_cost_amount": 0.30, "reject_waste_cost_amount": 0.90,
         "compliance_cost_amount": 200.0,    # flags 3, 5, 10; 3 (edited) and 5 (rejected) caught: only 10 costs
         "complaint_cost_amount": 40.0, "escalation_cost_amount": 50.0, "error_cost_amount": 291.80,
         "risk_mitigated_cases": 2, "risk_mitigated_amount": 400.0,
         "correct_automated_decisions": 3, "correct_decision_value_amount": 6.0,   # cases 1, 2, 7
-        "net_value_amount": 4.90 + 6.0 - 0.09 - 1.0 - 291.80, "roi": (4.90 + 6.0 - 0.09 - 1.0 - 291.80) / 3.19,
-        "roi_over_inference_cost": (4.90 + 6.0 - 0.09 - 1.0 - 291.80) / 0.09,
+        "net_value_amount": 3.80 + 6.0 - 0.09 - 1.0 - 291.80, "roi": (3.80 + 6.0 - 0.09 - 1.0 - 291.80) / 2.29,
+        "roi_over_inference_cost": (3.80 + 6.0 - 0.09 - 1.0 - 291.80) / 0.09,
         "error_cases": 1, "timeout_cases": 1, "error_rate": 0.1, "timeout_rate": 0.1,
         # sorted latency 50,100,200,300,400,500,700,900,2000,30000: index 4.5, 8.55, 8.91
         "latency_ms_p50": 450.0, "latency_ms_p95": 17400.0, "latency_ms_p99": 27480.0,
@@ -131,25 +134,25 @@ EXPECTED: dict[tuple[str, str, str], dict[str, float | str]] = {
         "acceptance_rate": 0.5, "edit_rate": 0.0, "override_rate": 0.5, "reject_rate": 0.0, "ignore_rate": 0.0,
         "labeled_cases": 2, "correct_cases": 1, "accuracy": 0.5,
         "accuracy_ci_low": wilson(1, 2)[0], "accuracy_ci_high": wilson(1, 2)[1],
-        "timed_decisions": 2, "human_timed_decisions": 2, "credited_decisions": 2, "credited_human_decisions": 2,
-        "decision_seconds_p50": 52.5, "decision_seconds_p90": 90.5, "decision_seconds_mean": 52.5,
+        "timed_decisions": 2, "human_timed_decisions": 2, "credited_decisions": 1, "credited_human_decisions": 1,
+        "decision_seconds_p50": 52.5, "decision_seconds_p90": 90.5, "decision_seconds_mean": 5.0,
         # the constant baseline is an assumption: no interval anywhere
-        "baseline_control_decisions": 0, "assumed_baseline_decisions": 2,
+        "baseline_control_decisions": 0, "assumed_baseline_decisions": 1,
         "baseline_seconds_ci_low": NAN, "baseline_seconds_ci_high": NAN, "hours_saved_ci_low": NAN,
         "hours_saved_ci_high": NAN, "hours_saved_variance": 0.0, "hours_saved_variance_df_term": 0.0,
         "labour_cost_per_hour": 36.0, "labour_value_saved_ci_low_amount": NAN,
         "labour_value_saved_ci_high_amount": NAN, "net_value_ci_low_amount": NAN, "net_value_ci_high_amount": NAN,
-        "baseline_seconds_per_decision": 100.0, "decision_time_to_baseline_ratio": 0.525,
-        "manual_baseline_hours": 200 / 3600, "review_hours": 105 / 3600, "hours_saved": 95 / 3600,
+        "baseline_seconds_per_decision": 100.0, "decision_time_to_baseline_ratio": 0.05,
+        "manual_baseline_hours": 100 / 3600, "review_hours": 5 / 3600, "hours_saved": 95 / 3600,  # case 12 only
         "labour_value_saved_amount": 0.95, "ai_cost_usd": 0.08, "ai_cost_amount": 0.04,
-        "ai_cost_per_decision_amount": 0.02, "review_cost_amount": 1.05,
-        "platform_cost_amount": 0.2, "total_cost_amount": 0.04 + 1.05 + 0.2,  # 2 of 12 cases × 1.2
+        "ai_cost_per_decision_amount": 0.02, "review_cost_amount": 0.05,
+        "platform_cost_amount": 0.2, "total_cost_amount": 0.04 + 0.05 + 0.2,  # 2 of 12 cases × 1.2
         "compliance_flags": 0, "complaints": 0, "escalations": 0,
         "override_waste_cost_amount": 0.60, "edit_waste_cost_amount": 0.0, "reject_waste_cost_amount": 0.0,
         "compliance_cost_amount": 0.0, "complaint_cost_amount": 0.0, "escalation_cost_amount": 0.0,
         "error_cost_amount": 0.60, "risk_mitigated_cases": 0, "risk_mitigated_amount": 0.0,
         "correct_automated_decisions": 1, "correct_decision_value_amount": 2.0,
-        "net_value_amount": 2.31 - 0.2, "roi": 2.11 / 1.29, "roi_over_inference_cost": 2.11 / 0.04,
+        "net_value_amount": 2.31 - 0.2, "roi": 2.11 / 0.29, "roi_over_inference_cost": 2.11 / 0.04,
         "error_cases": 0, "timeout_cases": 1, "error_rate": 0.0, "timeout_rate": 0.5,
         "latency_ms_p50": 15300.0, "latency_ms_p95": 28530.0, "latency_ms_p99": 29706.0,
         "latency_slo_ms": 1000.0, "slo_met_cases": 1, "slo_attainment_rate": 0.5,
@@ -295,11 +298,14 @@ def test_low_volume_rows_are_flagged_and_get_no_roi():
 
 
 def test_hours_saved_credit_only_what_the_ai_did():
-    """Ignored suggestions earn nothing, automated decisions known to be wrong earn nothing, and the decision-time
-    ratio is a mean over the (mean) baseline. System "s": baseline 100 s."""
+    """Only AI output that was used earns credit: ignored, overridden and rejected suggestions earn nothing (the
+    human decided by hand), automated decisions known to be wrong earn nothing, and the decision-time ratio is a
+    mean over the (mean) baseline. System "s": baseline 100 s."""
     rows = [  # user_action, status, decision_seconds, is_labeled, ai_correct, correctness
         ("accepted", "ok", 20.0, True, True, "correct"),
         ("ignored", "ok", 40.0, False, N, "unknown"),      # decided by hand: neither baseline nor time counts
+        ("overridden", "ok", 30.0, True, False, "wrong"),   # replaced by the human's decision: no credit
+        ("rejected", "ok", 10.0, True, False, "wrong"),     # thrown away: no credit
         (N, "ok", NAN, True, False, "wrong"),               # automated, ground truth says wrong: no credit
         (N, "ok", NAN, True, True, "correct"),              # automated and right: credited, 0 s of human time
         (N, "ok", NAN, False, N, "unknown"),                # automated, not known to be wrong: credited
@@ -312,15 +318,16 @@ def test_hours_saved_credit_only_what_the_ai_did():
     for column in ("ai_correct", "compliance_flag", "complaint", "escalation"):
         cases[column] = cases[column].astype("boolean")
     row = compute_kpis(cases, IMPACT).iloc[0]
-    assert row["timed_decisions"] == 7 and row["credited_decisions"] == 5
-    assert row["credited_human_decisions"] == 3 and row["human_timed_decisions"] == 4
+    assert row["timed_decisions"] == 9 and row["credited_decisions"] == 5
+    assert row["credited_human_decisions"] == 3 and row["human_timed_decisions"] == 6
     assert row["manual_baseline_hours"] == pytest.approx(5 * 100 / 3600)
     assert row["review_hours"] == pytest.approx((20 + 80 + 140) / 3600)
     assert row["hours_saved"] == pytest.approx((500 - 240) / 3600)
     assert row["labour_value_saved_amount"] == pytest.approx(260 / 3600 * 36.0)
     assert row["decision_seconds_mean"] == pytest.approx(80.0)
-    assert row["decision_seconds_p50"] == pytest.approx(60.0)  # median of every human-timed decision, [20,40,80,140]
-    assert row["decision_time_to_baseline_ratio"] == pytest.approx(0.8)  # mean / mean, not the median's 0.6
+    # the median is over every human-timed decision, [10,20,30,40,80,140]
+    assert row["decision_seconds_p50"] == pytest.approx(35.0)
+    assert row["decision_time_to_baseline_ratio"] == pytest.approx(0.8)  # mean / mean, not the median's 0.35
 
 
 # ---------------------------------------------------------------------------------------------- statistics
@@ -409,7 +416,7 @@ def test_headline_table_formats_the_fixture():
     assert len(lines) == 2 + 3 and all(line.startswith("| 2026-03-02 ") for line in lines[2:])
     assert "42.9%" in text  # group A acceptance 3/7
     assert "42.9% [15.8%, 75.0%]" in text  # group A accuracy 3/7 and its Wilson interval
-    assert "-281.99 EUR" in text
+    assert "-283.09 EUR" in text
 
 
 # --------------------------------------------------------------------------- the baseline: assumed or measured
@@ -534,3 +541,74 @@ def test_a_control_flag_column_and_too_few_control_cases():
     row = compute_kpis(one, flagged).iloc[0]
     assert row["baseline_seconds_per_decision"] == 100.0 and row["assumed_baseline_decisions"] == 20
     assert math.isnan(row["hours_saved_ci_low"])
+
+
+def _segments_day(rng: np.random.Generator, n_ai: Sequence[int], n_control: int, mean_seconds: float,
+                  sd_seconds: float) -> pd.DataFrame:
+    """Accepted AI cases (10 s each) in segments seg0, seg1, ... and one normal control group 'manual' they share."""
+    rows = [("s", "v1", f"seg{i}", "accepted", "ok", 100.0, 0.01, 10.0, True, True, "correct", N, N, N)
+            for i, count in enumerate(n_ai) for _ in range(count)]
+    rows += [("s", "v1", "manual", "accepted", "ok", 100.0, 0.0, float(t), False, N, "unknown", N, N, N)
+             for t in rng.normal(mean_seconds, sd_seconds, n_control)]
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    for column in ("ai_correct", "compliance_flag", "complaint", "escalation"):
+        frame[column] = frame[column].astype("boolean")
+    return frame
+
+
+def _all_rows(rows: pd.DataFrame) -> pd.Series:
+    """``combine`` of every row into one (what the day total and a rollup over segments do)."""
+    from eval_pipelines.kpis.metrics import combine
+
+    percentiles = pd.DataFrame({column: [np.nan] for column in PERCENTILE_COLUMNS})
+    return combine(rows, percentiles, [], MEASURED.ci_level, 1).iloc[0]
+
+
+def test_rows_sharing_one_baseline_combine_with_perfectly_correlated_errors():
+    """k segments priced with one control group: the combined hours_saved error is (Σ C_r)(b̂ − b)/3600, so its
+    variance is (Σ C_r)² s²/n / 3600² on n − 1 df (closed form), not Σ C_r² s²/n / 3600² (√k too narrow)."""
+    day = _segments_day(np.random.default_rng(11), (30, 30, 30, 30), 15, 150.0, 40.0)
+    rows = daily_kpis(day, MEASURED, date(2026, 3, 2))
+    total = _all_rows(rows)
+    control = day.loc[day["segment"] == "manual", "decision_seconds"]
+    variance = (120 / 3600) ** 2 * stats.sem(control) ** 2
+    assert total["hours_saved_variance"] == pytest.approx(variance, rel=1e-12)
+    half = stats.t.ppf(0.975, len(control) - 1) * math.sqrt(variance)
+    assert total["hours_saved_ci_high"] - total["hours_saved"] == pytest.approx(half, rel=1e-9)
+    # two days: independent baselines, variances add across them with Welch–Satterthwaite df
+    other = _segments_day(np.random.default_rng(12), (10, 50), 40, 150.0, 40.0)
+    both = pd.concat([rows, daily_kpis(other, MEASURED, date(2026, 3, 3))], ignore_index=True)
+    control_2 = other.loc[other["segment"] == "manual", "decision_seconds"]
+    v = [variance, (60 / 3600) ** 2 * stats.sem(control_2) ** 2]
+    week = _all_rows(both)
+    assert week["hours_saved_variance"] == pytest.approx(sum(v), rel=1e-12)
+    df = sum(v) ** 2 / (v[0] ** 2 / 14 + v[1] ** 2 / 39)
+    assert week["hours_saved_ci_high"] - week["hours_saved"] == pytest.approx(
+        stats.t.ppf(0.975, df) * math.sqrt(sum(v)), rel=1e-9)
+
+
+def test_a_combined_row_of_segments_sharing_a_control_group_covers_at_95_percent():
+    """Seeded: 4 segments share one normal control group of 12 decisions (the t interval is exact there); the
+    combined row's interval covers the true (Σ C)(μ − 10 s)/3600 in 95 % ± 3 binomial se of 400 replications.
+    Measured: 96.3 %; summing the rows' variances (the old rule) halves the width and covered 71.8 %. Each
+    replication is its own system (with its own control group), so one compute_kpis and one combine do all 400."""
+    from eval_pipelines.kpis.metrics import combine
+
+    rng = np.random.default_rng(20261203)
+    true_mean, n_ai, runs = 150.0, (20, 30, 40, 50), 400
+    truth = sum(n_ai) * (true_mean - 10.0) / 3600
+    days = []
+    for run in range(runs):
+        day = _segments_day(rng, n_ai, 12, true_mean, 40.0)
+        day["system"] = f"s{run}"
+        days.append(day)
+    per_system = ImpactConfig.model_validate({**IMPACT.model_dump(exclude={"systems"}), "systems": {"default": {
+        **IMPACT.systems["s"].model_dump(), "baseline_control": {"column": "segment", "value": "manual"}}}})
+    rows = compute_kpis(pd.concat(days, ignore_index=True), per_system)
+    assert (rows.groupby("system")["segment"].count() == len(n_ai) + 1).all()
+    percentiles = pd.DataFrame({"system": sorted(rows["system"].unique()),
+                                **{column: np.nan for column in PERCENTILE_COLUMNS}})
+    totals = combine(rows, percentiles, ["system"], per_system.ci_level, 1)
+    assert (totals["credited_decisions"] == sum(n_ai)).all()
+    covered = int(((totals["hours_saved_ci_low"] <= truth) & (truth <= totals["hours_saved_ci_high"])).sum())
+    assert abs(covered / runs - 0.95) <= 3 * math.sqrt(0.95 * 0.05 / runs), covered / runs

@@ -76,9 +76,10 @@ DEFINITIONS: tuple[MetricDefinition, ...] = (
     MetricDefinition("human_timed_decisions", "Human-timed decisions", "speed", "count", None,
                      "Cases with decision_seconds recorded (the population of the decision-time percentiles)."),
     MetricDefinition("credited_decisions", "Credited decisions", "speed", "count", None,
-                     "Timed decisions the AI is credited for, the population of hours_saved: reviewed cases that "
-                     "were not ignored (an ignored suggestion was decided by hand: credited nothing), plus "
-                     "automated cases with status ok that are not known to be wrong (ai_correct false)."),
+                     "Timed decisions the AI is credited for, the population of hours_saved: reviewed cases whose "
+                     "AI output was used, accepted or edited (an ignored, overridden or rejected suggestion was "
+                     "decided by hand: credited nothing), plus automated cases with status ok that are not known "
+                     "to be wrong (ai_correct false)."),
     MetricDefinition("credited_human_decisions", "Credited human decisions", "speed", "count", None,
                      "Credited decisions with decision_seconds recorded (the population of decision_seconds_mean)."),
     MetricDefinition("decision_seconds_p50", "Median decision time", "speed", "seconds", False,
@@ -113,11 +114,11 @@ DEFINITIONS: tuple[MetricDefinition, ...] = (
                      "have taken without the AI."),
     MetricDefinition("review_hours", "Review hours", "speed", "hours", False,
                      "Sum of decision_seconds of the credited decisions / 3600: human time spent deciding with the "
-                     "AI's suggestion (ignored cases excluded)."),
+                     "AI's suggestion (accepted and edited cases; ignored, overridden and rejected ones excluded)."),
     MetricDefinition("hours_saved", "Hours saved", "speed", "hours", True,
                      "manual_baseline_hours − review_hours over the credited decisions; negative when the AI adds "
-                     "friction. Ignored cases, automated cases known to be wrong and control cases contribute "
-                     "nothing."),
+                     "friction. Ignored, overridden and rejected cases, automated cases known to be wrong and "
+                     "control cases contribute nothing."),
     MetricDefinition("hours_saved_ci_low", "Hours saved CI low", "speed", "hours", True,
                      "hours_saved − t(df) · √hours_saved_variance: the uncertainty of the measured baseline carried "
                      "through (linear in it); df = n−1 for a day, Welch–Satterthwaite over the days in rollups. Null "
@@ -125,11 +126,12 @@ DEFINITIONS: tuple[MetricDefinition, ...] = (
     MetricDefinition("hours_saved_ci_high", "Hours saved CI high", "speed", "hours", True,
                      "hours_saved + t(df) · √hours_saved_variance (see hours_saved_ci_low)."),
     MetricDefinition("hours_saved_variance", "Hours saved variance", "speed", "hours^2", None,
-                     "(credited_decisions / 3600)² × s²/n of the measured baseline (0 when assumed); summed over "
-                     "days in rollups (independent control samples)."),
+                     "(credited_decisions / 3600)² × s²/n of the measured baseline (0 when assumed). Not additive: "
+                     "rows of one system's day share the baseline, so their standard deviations add; variances add "
+                     "across baselines (systems, days) in rollups."),
     MetricDefinition("hours_saved_variance_df_term", "Hours saved df term", "speed", "hours^4", None,
-                     "hours_saved_variance² / (n − 1), summed in rollups: the denominator of the "
-                     "Welch–Satterthwaite degrees of freedom."),
+                     "hours_saved_variance² / (n − 1): the denominator of the Welch–Satterthwaite degrees of "
+                     "freedom; in rollups one term per baseline (system, day), summed over the baselines."),
     # money
     MetricDefinition("labour_cost_per_hour", "Labour cost per hour", "money", "currency", None,
                      "impact.systems.<system>.labour_cost_per_hour (case-weighted mean over the days in rollups)."),

@@ -17,8 +17,9 @@ Per case, with ``b`` the system's ``manual_baseline_seconds`` and ``r`` its ``la
 - a *timed decision* has a known human decision time (``decision_seconds``), or is automated with status ok (the
   AI decided, taking no human time);
 - the AI is credited only for what it did. A *credited decision* is a timed decision where the AI's output was
-  used: reviewed and not ``ignored`` (an ignored suggestion was decided by hand, so neither its baseline nor its
-  decision time enters the savings), or automated and not known to be wrong (``ai_correct`` False from ground
+  used: reviewed and ``accepted`` or ``edited`` (an ignored, overridden or rejected suggestion was decided by
+  hand, so neither its baseline nor its decision time enters the savings or the review cost; the cost of a wrong
+  suggestion is in the error costs), or automated and not known to be wrong (``ai_correct`` False from ground
   truth: a wrong automated decision saved nobody's time, it made work). ``manual_baseline_hours`` = credited
   decisions × b / 3600, ``review_hours`` = Σ decision_seconds of the credited decisions / 3600, ``hours_saved`` =
   their difference (negative when the AI adds friction), ``labour_value_saved_amount`` = hours_saved × r,
@@ -28,8 +29,10 @@ Per case, with ``b`` the system's ``manual_baseline_seconds`` and ``r`` its ``la
   day's cases of the system decided without the AI): b = their mean decision_seconds, with the t interval
   b ± t_{n-1} · s/√n. Control cases are never credited. The interval is carried linearly, since hours_saved =
   C·b/3600 − review_hours is linear in b: ``hours_saved_variance`` = (C/3600)² s²/n, and ``hours_saved_ci_*`` =
-  hours_saved ± t_df · √variance, the value columns ± r times that. Days are independent control samples, so a
-  rollup sums the variances and takes Welch–Satterthwaite degrees of freedom, df = V² / Σ (v_d² / df_d); a row
+  hours_saved ± t_df · √variance, the value columns ± r times that. Rows of one system's day share that baseline,
+  so a combination adds their standard deviations ((Σ C_r)² s²/n, not Σ C_r² s²/n); days and systems are
+  independent control samples, so a combination sums the variances of its baselines and takes Welch–Satterthwaite
+  degrees of freedom, df = V² / Σ (v_b² / df_b) (``combined_hours_saved_variance``); a row
   or period priced (in part) at the assumed constant (``assumed_baseline_decisions`` > 0) has null intervals;
 - ``decision_seconds_mean`` = Σ decision_seconds / credited human-timed decisions, and
   ``decision_time_to_baseline_ratio`` = decision_seconds_mean / b: a mean over a mean, like the savings (the
@@ -99,10 +102,15 @@ AMOUNT_COLUMNS: tuple[str, ...] = (
 )
 """Money in the row's currency: additive, but only within one currency."""
 
-SUM_COLUMNS: tuple[str, ...] = ("manual_baseline_hours", "review_hours", "hours_saved", "hours_saved_variance",
-                                "hours_saved_variance_df_term", "ai_cost_usd",
+SUM_COLUMNS: tuple[str, ...] = ("manual_baseline_hours", "review_hours", "hours_saved", "ai_cost_usd",
                                 *AMOUNT_COLUMNS)
 ADDITIVE_COLUMNS: tuple[str, ...] = COUNT_COLUMNS + SUM_COLUMNS
+
+VARIANCE_COLUMNS: tuple[str, ...] = ("hours_saved_variance", "hours_saved_variance_df_term")
+"""The hours_saved variance and its Satterthwaite df term. Not additive: rows of one (system, day) share one
+measured baseline, so their errors are perfectly correlated; ``combined_hours_saved_variance`` combines them."""
+BASELINE_IDENTITY: tuple[str, ...] = ("kpi_date", "system")
+"""The columns that identify one measured baseline (one control sample): a system's cases of one day."""
 
 FLAG_COLUMNS: tuple[str, ...] = ("low_volume",)
 """Boolean columns, derived from the counts (recomputed for rollups)."""
@@ -378,8 +386,11 @@ def compute_kpis(cases: pd.DataFrame, impact: ImpactConfig) -> pd.DataFrame:
     known_wrong = labeled & ~correct
     system_of_case = groups["system"].to_numpy(dtype=object)[ids]
     control = _control_mask(cases, system_of_case, impact)
+    # The AI is credited only where its output was used: accepted as is or edited into the decision. An ignored,
+    # overridden or rejected suggestion was decided by hand (the cost of a wrong one is in the error costs).
     # Control cases were decided without the AI: they measure the baseline and earn no credit themselves.
-    credited = timed & np.where(reviewed, ~is_action["ignored"], ~known_wrong) & ~control
+    output_used = is_action["accepted"] | is_action["edited"]
+    credited = timed & np.where(reviewed, output_used, ~known_wrong) & ~control
     credited_human = credited & human_timed
     caught = (action.isin(_CAUGHT_ACTIONS) & correctness.isin(_WRONG)).to_numpy(dtype=bool)
     compliance = _flag(cases, "compliance_flag")
@@ -581,6 +592,8 @@ def combine(rows: pd.DataFrame, percentiles: pd.DataFrame, group_by: Sequence[st
     grouped = work.groupby(by, sort=True, dropna=False)
     sums = grouped[[*ADDITIVE_COLUMNS, *(f"_{c}_weighted" for c in CONFIG_COLUMNS)]].sum()
     frame = sums.reset_index()
+    variance = combined_hours_saved_variance(work, by)
+    frame = frame.merge(variance, on=by, how="left", validate="one_to_one")
     for column in CONFIG_COLUMNS:
         frame[column] = ratio(frame.pop(f"_{column}_weighted"), frame["cases"])
     # The days' baseline intervals do not combine into one (each day has its own control sample); the period's
@@ -602,6 +615,36 @@ def combine(rows: pd.DataFrame, percentiles: pd.DataFrame, group_by: Sequence[st
         for column in PERCENTILE_COLUMNS:
             frame[column] = percentiles[column].iloc[0] if len(percentiles) else np.nan
     return finalize(frame, ci_level, low_volume_below)
+
+
+def combined_hours_saved_variance(rows: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+    """``by`` plus the ``VARIANCE_COLUMNS`` of each group of KPI ``rows``, exact for rows sharing a baseline.
+
+    Every row of one baseline (``BASELINE_IDENTITY``: a system's day; the system alone when ``rows`` has no
+    ``kpi_date``, i.e. one day) is priced with the same estimate b̂ of variance v, so their hours_saved errors are
+    C_r · (b̂ − b) / 3600, perfectly correlated: the group's part of that baseline has variance (Σ_r C_r)² v / 3600²,
+    not Σ_r C_r² v / 3600² (√k too narrow for k equal rows). Since a row's variance is C_r² v / 3600², that is
+    (Σ_r √variance_r)²: standard deviations add within a baseline. Distinct baselines are independent control
+    samples, so their variances add across systems and days, and the df term of each baseline (its variance² over
+    its own n − 1, recovered from the row as variance_r² / df_term_r) adds for Welch–Satterthwaite.
+    """
+    by = list(by)
+    identity = [c for c in BASELINE_IDENTITY if c in rows.columns and c not in by]
+    work = rows[[*by, *identity, *VARIANCE_COLUMNS]].copy()
+    variance = work["hours_saved_variance"].to_numpy(dtype=float)
+    df_term = work["hours_saved_variance_df_term"].to_numpy(dtype=float)
+    work["_sd"] = np.sqrt(np.maximum(variance, 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # The baseline's n − 1; every row of one baseline carries the same, rows without variance carry none.
+        work["_df"] = np.where(df_term > 0, variance ** 2 / df_term, np.nan)
+    per_baseline = work.groupby([*by, *identity], sort=False, dropna=False).agg(_sd=("_sd", "sum"), _df=("_df", "max"))
+    baseline_variance = per_baseline["_sd"].to_numpy() ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        baseline_df_term = np.where(baseline_variance > 0, baseline_variance ** 2 / per_baseline["_df"].to_numpy(),
+                                    0.0)
+    per_baseline = per_baseline.reset_index()[by].assign(hours_saved_variance=baseline_variance,
+                                                         hours_saved_variance_df_term=np.nan_to_num(baseline_df_term))
+    return per_baseline.groupby(by, sort=False, dropna=False)[list(VARIANCE_COLUMNS)].sum().reset_index()
 
 
 # ------------------------------------------------------------------------------------- rows for people and the DB

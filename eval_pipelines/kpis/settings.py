@@ -7,9 +7,9 @@ listed uses the ``default`` entry; a listed system inherits every key it does no
 
 Worked example (the demo's ``support_triage``: labour 38 USD/h, manual baseline 150 s, override wastes 40 s,
 edit 20 s, compliance flag 250 USD, complaint 30 USD, escalation 60 USD). A day with 1,000 cases of which 900 are
-credited decisions (reviewed with ``decision_seconds`` and not ignored, or automated, status ok and not known to
-be wrong), taking 27,000 s of human time in all, 60 overrides, 80 edits, 2 compliance flags of which one a human
-caught, 15 complaints, 20 escalations and 3.10 USD of inference:
+credited decisions (reviewed with ``decision_seconds`` and accepted or edited, or automated, status ok and not
+known to be wrong), taking 27,000 s of human time in all, 60 overrides (not credited), 80 edits, 2 compliance
+flags of which one a human caught, 15 complaints, 20 escalations and 3.10 USD of inference:
 
 - manual baseline = 900 × 150 s = 37.5 h; review = 27,000 s = 7.5 h; hours saved = 30 h → 30 × 38 = 1,140.00 USD;
 - wasted effort = (60 × 40 s + 80 × 20 s) / 3600 × 38 = 42.22 USD; compliance = 1 uncaught × 250 = 250.00 USD;
