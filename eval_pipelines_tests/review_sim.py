@@ -22,7 +22,7 @@ def simulate_day(n: int, seed: int, wrong_accept_rate: float = 0.35, complaint_r
     accept_wrong = np.clip(wrong_accept_rate * (0.6 + 0.8 * confidence), 0, 1)  # mean ≈ wrong_accept_rate
     action = np.where(
         true_correct,
-        np.where(u < 0.85, "accepted", np.where(u < 0.93, "ignored", None)),
+        np.where(u < 0.83, "accepted", np.where(u < 0.87, "overridden", np.where(u < 0.94, "ignored", None))),
         np.where(u < accept_wrong, "accepted", np.where(u < accept_wrong + 0.5, "overridden", None)),
     ).astype(object)
     seconds = np.where(action == "accepted", rng.exponential(np.where(true_correct, 8.0, 4.0)), rng.exponential(20.0))

@@ -167,7 +167,12 @@ def draw_audit_sample(cases: pd.DataFrame, day: dt.date | str, config: AuditDesi
     config = config or AuditDesignConfig()
     if "event_id" not in cases.columns or "status" not in cases.columns:
         raise KeyError("cases need event_id and status columns")
-    ok = cases.loc[cases["status"].astype("object") == "ok"].reset_index(drop=True)
+    ok_rows = np.flatnonzero(cases["status"].astype("object").to_numpy() == "ok")
+    # Only the columns the design reads are copied for the whole day; the tasks' other fields are taken at the end
+    # for the selected rows alone (a full copy of a wide day per draw dominated the run time).
+    needed = ["event_id", "user_action", "confidence", "decision_seconds", *config.certainty_columns,
+              *config.strata_columns]
+    ok = cases[[c for c in dict.fromkeys(needed) if c in cases.columns]].iloc[ok_rows].reset_index(drop=True)
     if ok["event_id"].duplicated().any():
         raise ValueError("event_id must be unique among the day's ok cases")
     seed = day_seed(config.seed, day)
@@ -177,11 +182,14 @@ def draw_audit_sample(cases: pd.DataFrame, day: dt.date | str, config: AuditDesi
     for column in config.certainty_columns:
         certainty |= _flag(ok, column)
 
-    work = ok.copy()
-    work[ACTION_COLUMN] = actions.to_numpy()
-    work[CONFIDENCE_BAND_COLUMN] = confidence_bands(_number(ok, "confidence"), config.confidence_band_edges)
-    for group, flags in risk_flags(ok, actions.to_numpy(), config).items():
-        work[f"tag_{group}"] = flags  # assign_strata reads over-sampling groups from tag_<name> columns
+    # Only what the strata need, built in one go (a copy of every column per draw is what made it slow).
+    derived = {ACTION_COLUMN: actions.to_numpy(),
+               CONFIDENCE_BAND_COLUMN: confidence_bands(_number(ok, "confidence"), config.confidence_band_edges)}
+    columns = {column: derived[column] if column in derived else ok[column].to_numpy()
+               for column in config.strata_columns if column in derived or column in ok.columns}
+    # assign_strata reads over-sampling groups from tag_<name> columns.
+    columns.update({f"tag_{group}": flags for group, flags in risk_flags(ok, actions.to_numpy(), config).items()})
+    work = pd.DataFrame(columns)
     factors = {"fast_accept": config.fast_accept_factor,
                "high_confidence_accept": config.high_confidence_accept_factor,
                "high_confidence_override": config.high_confidence_override_factor}
@@ -194,9 +202,10 @@ def draw_audit_sample(cases: pd.DataFrame, day: dt.date | str, config: AuditDesi
     strata_rows = []
     allocation = None
     if len(sampled_rows):
-        frame = work.iloc[sampled_rows].reset_index(drop=True)
+        frame = work if len(sampled_rows) == len(work) else work.iloc[sampled_rows].reset_index(drop=True)
         strata = assign_strata(frame, config.strata_columns, oversample)
-        keys = sampling_keys(frame["event_id"].astype(str), seed, purpose="review")
+        keys = sampling_keys(ok["event_id"].iloc[sampled_rows].astype(str).reset_index(drop=True), seed,
+                             purpose="review")
         design = draw(strata, keys, np.zeros(len(frame)), config.daily_size, "proportional",
                       config.minimum_per_stratum)
         allocation = design.allocation
@@ -220,12 +229,18 @@ def draw_audit_sample(cases: pd.DataFrame, day: dt.date | str, config: AuditDesi
         "inclusion_prob": inclusion,
         "selected": selected,
     })
-    tasks = work.loc[selected].drop(columns=[f"tag_{group}" for group in RISK_GROUPS]).copy()
-    tasks["stratum"] = stratum[selected].astype(str)
-    tasks["inclusion_prob"] = inclusion[selected]
-    tasks["weight"] = 1.0 / inclusion[selected]
-    tasks["certainty"] = certainty[selected]
-    tasks["double_review"] = _double_review(tasks["event_id"].astype(str), seed, config.double_review_share)
+    chosen = cases.iloc[ok_rows[selected]].reset_index(drop=True)
+    added = pd.DataFrame({
+        ACTION_COLUMN: actions.to_numpy()[selected],
+        CONFIDENCE_BAND_COLUMN: work[CONFIDENCE_BAND_COLUMN].to_numpy()[selected] if CONFIDENCE_BAND_COLUMN in work
+        else confidence_bands(_number(chosen, "confidence"), config.confidence_band_edges),
+        "stratum": stratum[selected].astype(str),
+        "inclusion_prob": inclusion[selected],
+        "weight": 1.0 / inclusion[selected],
+        "certainty": certainty[selected],
+        "double_review": _double_review(chosen["event_id"].astype(str), seed, config.double_review_share),
+    })
+    tasks = pd.concat([chosen.drop(columns=[c for c in added.columns if c in chosen.columns]), added], axis=1)
     tasks = tasks.sort_values("event_id", kind="stable").reset_index(drop=True)
     return AuditSample(frame=phase_one, tasks=tasks, strata=strata_table, day_seed=seed, allocation=allocation)
 
