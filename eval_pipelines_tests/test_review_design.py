@@ -107,3 +107,24 @@ def test_bad_config_is_rejected():
         AuditDesignConfig(double_review_share=1.5)
     with pytest.raises(ValueError, match="daily_size"):
         AuditDesignConfig(daily_size=0)
+
+
+def test_certainty_flags_are_read_from_labeling_tags_when_the_raw_fields_are_absent(cases):
+    raw = draw_audit_sample(cases, DAY, AuditDesignConfig(daily_size=100))
+    tagged = cases.rename(columns={"complaint": "tag_complaint", "compliance_flag": "tag_compliance"})
+    via_tags = draw_audit_sample(tagged, DAY, AuditDesignConfig(daily_size=100))
+    assert via_tags.frame["certainty"].tolist() == raw.frame["certainty"].tolist()
+    with pytest.raises(KeyError, match="certainty column"):
+        draw_audit_sample(cases.drop(columns=["complaint"]), DAY, AuditDesignConfig(daily_size=100))
+
+
+def test_runs_on_labeling_output(cases):
+    from eval_pipelines.labeling.labels import derive_labels
+
+    events = cases.drop(columns=["ai_correct", "true_correct"]).assign(
+        ai_output=np.where(cases["true_correct"], "approve", "deny"), final_output=pd.NA,
+        partition_date=str(DAY))
+    labeled = derive_labels(events, low_confidence_below=0.5, slow_decision_seconds=60.0)
+    sample = draw_audit_sample(labeled, DAY, AuditDesignConfig(daily_size=150))
+    assert sample.frame["inclusion_prob"].sum() == pytest.approx(len(sample.tasks))
+    assert {"ai_output", "partition_date", "segment", "confidence"} <= set(sample.tasks.columns)

@@ -58,6 +58,9 @@ RISK_GROUPS: tuple[str, ...] = ("fast_accept", "high_confidence_accept", "high_c
 
 _NULL_BAND = "<null>"
 
+CERTAINTY_TAG_ALIASES = {"complaint": "tag_complaint", "compliance_flag": "tag_compliance"}
+"""The labeling tag that carries the same flag, read when the raw contract field is not in the frame."""
+
 
 @dataclass(frozen=True)
 class AuditDesignConfig:
@@ -159,10 +162,11 @@ def draw_audit_sample(cases: pd.DataFrame, day: dt.date | str, config: AuditDesi
                       ) -> AuditSample:
     """Draw the day's audit sample from ``cases`` (the day's labeled cases; only status ``ok`` ones are eligible).
 
-    Needs ``event_id`` and ``status``; uses ``user_action``, ``confidence``, ``decision_seconds``, ``segment`` and
-    the certainty columns (``complaint``, ``compliance_flag`` by default) when present, any missing one read as
-    null. Strata columns other than the two derived ones (``review_action``, ``confidence_band``) are read from
-    ``cases`` as they are.
+    Needs ``event_id``, ``status``, the strata columns and the certainty columns (``complaint`` and
+    ``compliance_flag`` by default, or labeling's ``tag_complaint`` / ``tag_compliance`` when the raw field is
+    absent; null reads as not flagged). ``user_action``, ``confidence`` and ``decision_seconds`` are read as null
+    when absent. Strata columns other than the two derived ones (``review_action``, ``confidence_band``) are read
+    from ``cases`` as they are.
     """
     config = config or AuditDesignConfig()
     if "event_id" not in cases.columns or "status" not in cases.columns:
@@ -170,7 +174,9 @@ def draw_audit_sample(cases: pd.DataFrame, day: dt.date | str, config: AuditDesi
     ok_rows = np.flatnonzero(cases["status"].astype("object").to_numpy() == "ok")
     # Only the columns the design reads are copied for the whole day; the tasks' other fields are taken at the end
     # for the selected rows alone (a full copy of a wide day per draw dominated the run time).
-    needed = ["event_id", "user_action", "confidence", "decision_seconds", *config.certainty_columns,
+    certainty_sources = [column if column in cases.columns else CERTAINTY_TAG_ALIASES.get(column, column)
+                         for column in config.certainty_columns]
+    needed = ["event_id", "user_action", "confidence", "decision_seconds", *certainty_sources,
               *config.strata_columns]
     ok = cases[[c for c in dict.fromkeys(needed) if c in cases.columns]].iloc[ok_rows].reset_index(drop=True)
     if ok["event_id"].duplicated().any():
@@ -179,7 +185,10 @@ def draw_audit_sample(cases: pd.DataFrame, day: dt.date | str, config: AuditDesi
     actions = review_actions(ok["user_action"]) if "user_action" in ok.columns \
         else pd.Series(UNREVIEWED, index=ok.index, dtype=object)
     certainty = np.zeros(len(ok), dtype=bool)
-    for column in config.certainty_columns:
+    for column in certainty_sources:
+        if column not in ok.columns:
+            # Silently reading a missing flag as "never" would empty the certainty stratum: refuse instead.
+            raise KeyError(f"certainty column {column!r} is not in the cases; available: {list(cases.columns)}")
         certainty |= _flag(ok, column)
 
     # Only what the strata need, built in one go (a copy of every column per draw is what made it slow).
