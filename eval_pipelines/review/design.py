@@ -1,0 +1,267 @@
+"""The daily audit sample: which of the day's cases go to expert review, each with its inclusion probability.
+
+Implicit labels (an accepted suggestion counts as correct) cannot see automation bias: a confidently wrong output
+that a human rubber-stamps is "correct" by construction. The audit is a probability sample of *all* the day's
+cases with status ok — accepted, edited, overridden, rejected, ignored and unreviewed alike — so that a reviewer's
+verdict on it can be projected back to the whole day (:mod:`eval_pipelines.review.estimation`).
+
+The design is stratified simple random sampling without replacement, the same as the eval set's
+(:mod:`eval_pipelines.evalsets.design`, whose strata, allocation and selection helpers are reused here):
+
+- **certainty stratum**: cases that must be reviewed whatever the design (a complaint or a compliance flag) are
+  taken whole, inclusion probability 1; they come on top of ``daily_size``;
+- **sampled strata**: the other cases, cut by ``user_action`` (null written ``unreviewed``) × confidence band ×
+  segment by default, and by a risk group that is over-sampled: fast accepts (accepted in under
+  ``fast_accept_seconds`` — rubber-stamping), high-confidence accepts and overrides of high-confidence outputs,
+  the first that applies winning. ``daily_size`` cases are allocated proportionally to ``N_h × factor_h`` (factor
+  1 for cases in no risk group), with at least ``minimum_per_stratum`` per stratum so every stratum has a variance,
+  and each stratum's ``n_h`` are its simple random sample: inclusion probability ``n_h / N_h``.
+
+Randomness: each case's key is a keyed SipHash of its event_id (``sampling_keys``) with a per-day seed derived from
+the configured seed and the day, so the draw is deterministic given (seed, day, data), independent of row order,
+and different from one day to the next. A share ``double_review_share`` of the sampled tasks (an exact count, the
+smallest keys of an independent second hash) is flagged for a second reviewer, for the agreement statistics.
+
+Nothing here imports dagster or touches storage.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from eval_pipelines.evalsets.design import (
+    AllocationResult,
+    assign_strata,
+    draw,
+    sampling_keys,
+    uniform_from_keys,
+)
+
+CERTAINTY_STRATUM = "certainty"
+"""Stratum label of the cases taken whole (complaints, compliance flags)."""
+
+UNREVIEWED = "unreviewed"
+"""How a null ``user_action`` (no human in the loop) is written in strata and estimation cells."""
+
+CONFIDENCE_BAND_COLUMN = "confidence_band"
+ACTION_COLUMN = "review_action"
+"""Derived columns the default strata use: the confidence band and the user action with null as ``unreviewed``."""
+
+RISK_GROUPS: tuple[str, ...] = ("fast_accept", "high_confidence_accept", "high_confidence_override")
+"""Over-sampled risk groups, in precedence order (a case in several goes to the first)."""
+
+_NULL_BAND = "<null>"
+
+CERTAINTY_TAG_ALIASES = {"complaint": "tag_complaint", "compliance_flag": "tag_compliance"}
+"""The labeling tag that carries the same flag, read when the raw contract field is not in the frame."""
+
+
+@dataclass(frozen=True)
+class AuditDesignConfig:
+    """The knobs of the audit design (the later ``review:`` config section maps onto this)."""
+
+    daily_size: int = 200
+    seed: int = 0
+    strata_columns: tuple[str, ...] = (ACTION_COLUMN, CONFIDENCE_BAND_COLUMN, "segment")
+    confidence_band_edges: tuple[float, ...] = (0.5, 0.8)  # bands [0, .5), [.5, .8), [.8, 1]
+    high_confidence: float = 0.8  # confidence at or above which an output counts as high-confidence
+    fast_accept_seconds: float = 5.0
+    fast_accept_factor: float = 3.0
+    high_confidence_accept_factor: float = 2.0
+    high_confidence_override_factor: float = 2.0
+    certainty_columns: tuple[str, ...] = ("complaint", "compliance_flag")
+    minimum_per_stratum: int = 2
+    double_review_share: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.daily_size < 1:
+            raise ValueError(f"daily_size must be >= 1, got {self.daily_size}")
+        if not 0.0 <= self.double_review_share <= 1.0:
+            raise ValueError(f"double_review_share must be in [0, 1], got {self.double_review_share}")
+        if self.minimum_per_stratum < 0:
+            raise ValueError(f"minimum_per_stratum must be >= 0, got {self.minimum_per_stratum}")
+        for name in ("fast_accept_factor", "high_confidence_accept_factor", "high_confidence_override_factor"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if list(self.confidence_band_edges) != sorted(set(self.confidence_band_edges)):
+            raise ValueError(f"confidence_band_edges must be strictly increasing, got {self.confidence_band_edges}")
+
+
+@dataclass(frozen=True)
+class AuditSample:
+    """The day's audit design.
+
+    ``frame``: phase one, every ok case of the day with ``event_id``, ``stratum``, ``review_action``,
+    ``certainty``, ``inclusion_prob`` and ``selected`` — what the estimator needs to know the ``N_g``.
+    ``tasks``: the selected cases (the input columns plus ``stratum``, ``inclusion_prob``, ``weight``,
+    ``certainty``, ``double_review``), sorted by event_id. ``strata``: one row per stratum with ``population``,
+    ``sample``, ``factor`` and ``inclusion_prob`` (the certainty stratum included).
+    """
+
+    frame: pd.DataFrame
+    tasks: pd.DataFrame
+    strata: pd.DataFrame
+    day_seed: int
+    allocation: AllocationResult | None
+
+
+def day_seed(seed: int, day: dt.date | str) -> int:
+    """A 63-bit seed for one day, a hash of (configured seed, ISO day): reproducible, and unrelated across days."""
+    iso = day.isoformat() if isinstance(day, dt.date) else str(pd.Timestamp(day).date())
+    return int.from_bytes(hashlib.sha256(f"review/{seed}/{iso}".encode()).digest()[:8], "little") >> 1
+
+
+def _flag(cases: pd.DataFrame, name: str) -> np.ndarray:
+    """Boolean column with null and absent read as False, as labeling does (nobody flagged it)."""
+    if name not in cases.columns:
+        return np.zeros(len(cases), dtype=bool)
+    return cases[name].astype("boolean").fillna(False).to_numpy(dtype=bool)
+
+
+def _number(cases: pd.DataFrame, name: str) -> np.ndarray:
+    if name not in cases.columns:
+        return np.full(len(cases), np.nan)
+    return pd.to_numeric(cases[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def review_actions(user_action: pd.Series) -> pd.Series:
+    """``user_action`` as a string with null (no human in the loop) as ``unreviewed``."""
+    return user_action.astype("object").where(user_action.notna(), UNREVIEWED).astype(str)
+
+
+def confidence_bands(confidence: np.ndarray, edges: Sequence[float]) -> np.ndarray:
+    """Band label per case, e.g. ``[0.5,0.8)``; the last band is closed (``[0.8,1]``); null confidence ``<null>``."""
+    bounds = [0.0, *edges, 1.0]
+    names = [f"[{bounds[i]:g},{bounds[i + 1]:g})" for i in range(len(bounds) - 2)] + [f"[{bounds[-2]:g},1]"]
+    index = np.clip(np.searchsorted(np.asarray(edges, dtype=np.float64), confidence, side="right"), 0, len(names) - 1)
+    labels = np.asarray(names, dtype=object)[index]
+    labels[np.isnan(confidence)] = _NULL_BAND
+    return labels
+
+
+def risk_flags(cases: pd.DataFrame, actions: np.ndarray, config: AuditDesignConfig) -> dict[str, np.ndarray]:
+    """Membership of each risk group (before precedence): the cases a rubber-stamping reviewer gets wrong."""
+    confidence = _number(cases, "confidence")
+    seconds = _number(cases, "decision_seconds")
+    high = confidence >= config.high_confidence  # NaN compares False: unknown confidence is not "high"
+    accepted = actions == "accepted"
+    return {
+        "fast_accept": accepted & (seconds < config.fast_accept_seconds),
+        "high_confidence_accept": accepted & high,
+        "high_confidence_override": (actions == "overridden") & high,
+    }
+
+
+def draw_audit_sample(cases: pd.DataFrame, day: dt.date | str, config: AuditDesignConfig | None = None
+                      ) -> AuditSample:
+    """Draw the day's audit sample from ``cases`` (the day's labeled cases; only status ``ok`` ones are eligible).
+
+    Needs ``event_id``, ``status``, the strata columns and the certainty columns (``complaint`` and
+    ``compliance_flag`` by default, or labeling's ``tag_complaint`` / ``tag_compliance`` when the raw field is
+    absent; null reads as not flagged). ``user_action``, ``confidence`` and ``decision_seconds`` are read as null
+    when absent. Strata columns other than the two derived ones (``review_action``, ``confidence_band``) are read
+    from ``cases`` as they are.
+    """
+    config = config or AuditDesignConfig()
+    if "event_id" not in cases.columns or "status" not in cases.columns:
+        raise KeyError("cases need event_id and status columns")
+    ok_rows = np.flatnonzero(cases["status"].astype("object").to_numpy() == "ok")
+    # Only the columns the design reads are copied for the whole day; the tasks' other fields are taken at the end
+    # for the selected rows alone (a full copy of a wide day per draw dominated the run time).
+    certainty_sources = [column if column in cases.columns else CERTAINTY_TAG_ALIASES.get(column, column)
+                         for column in config.certainty_columns]
+    needed = ["event_id", "user_action", "confidence", "decision_seconds", *certainty_sources,
+              *config.strata_columns]
+    ok = cases[[c for c in dict.fromkeys(needed) if c in cases.columns]].iloc[ok_rows].reset_index(drop=True)
+    if ok["event_id"].duplicated().any():
+        raise ValueError("event_id must be unique among the day's ok cases")
+    seed = day_seed(config.seed, day)
+    actions = review_actions(ok["user_action"]) if "user_action" in ok.columns \
+        else pd.Series(UNREVIEWED, index=ok.index, dtype=object)
+    certainty = np.zeros(len(ok), dtype=bool)
+    for column in certainty_sources:
+        if column not in ok.columns:
+            # Silently reading a missing flag as "never" would empty the certainty stratum: refuse instead.
+            raise KeyError(f"certainty column {column!r} is not in the cases; available: {list(cases.columns)}")
+        certainty |= _flag(ok, column)
+
+    # Only what the strata need, built in one go (a copy of every column per draw is what made it slow).
+    derived = {ACTION_COLUMN: actions.to_numpy(),
+               CONFIDENCE_BAND_COLUMN: confidence_bands(_number(ok, "confidence"), config.confidence_band_edges)}
+    columns = {column: derived[column] if column in derived else ok[column].to_numpy()
+               for column in config.strata_columns if column in derived or column in ok.columns}
+    # assign_strata reads over-sampling groups from tag_<name> columns.
+    columns.update({f"tag_{group}": flags for group, flags in risk_flags(ok, actions.to_numpy(), config).items()})
+    work = pd.DataFrame(columns)
+    factors = {"fast_accept": config.fast_accept_factor,
+               "high_confidence_accept": config.high_confidence_accept_factor,
+               "high_confidence_override": config.high_confidence_override_factor}
+    oversample = [(group, factors[group]) for group in RISK_GROUPS]
+
+    stratum = np.full(len(ok), CERTAINTY_STRATUM, dtype=object)
+    inclusion = np.ones(len(ok), dtype=np.float64)
+    selected = certainty.copy()
+    sampled_rows = np.flatnonzero(~certainty)
+    strata_rows = []
+    allocation = None
+    if len(sampled_rows):
+        frame = work if len(sampled_rows) == len(work) else work.iloc[sampled_rows].reset_index(drop=True)
+        strata = assign_strata(frame, config.strata_columns, oversample)
+        keys = sampling_keys(ok["event_id"].iloc[sampled_rows].astype(str).reset_index(drop=True), seed,
+                             purpose="review")
+        design = draw(strata, keys, np.zeros(len(frame)), config.daily_size, "proportional",
+                      config.minimum_per_stratum)
+        allocation = design.allocation
+        stratum[sampled_rows] = np.asarray(strata.labels, dtype=object)[strata.codes]
+        inclusion[sampled_rows] = design.strata["inclusion_prob"].to_numpy()[strata.codes]
+        selected[sampled_rows[design.selected]] = True
+        strata_rows.append(design.strata[["stratum", "population", "factor", "sample", "inclusion_prob"]])
+    if certainty.any():
+        count = int(certainty.sum())
+        strata_rows.append(pd.DataFrame({"stratum": [CERTAINTY_STRATUM], "population": [count], "factor": [np.inf],
+                                         "sample": [count], "inclusion_prob": [1.0]}))
+    strata_table = (pd.concat(strata_rows, ignore_index=True) if strata_rows else
+                    pd.DataFrame(columns=["stratum", "population", "factor", "sample", "inclusion_prob"]))
+    strata_table["stratum"] = strata_table["stratum"].astype(str)
+
+    phase_one = pd.DataFrame({
+        "event_id": ok["event_id"].to_numpy(),
+        "stratum": stratum.astype(str),
+        ACTION_COLUMN: actions.to_numpy(),
+        "certainty": certainty,
+        "inclusion_prob": inclusion,
+        "selected": selected,
+    })
+    chosen = cases.iloc[ok_rows[selected]].reset_index(drop=True)
+    added = pd.DataFrame({
+        ACTION_COLUMN: actions.to_numpy()[selected],
+        CONFIDENCE_BAND_COLUMN: work[CONFIDENCE_BAND_COLUMN].to_numpy()[selected] if CONFIDENCE_BAND_COLUMN in work
+        else confidence_bands(_number(chosen, "confidence"), config.confidence_band_edges),
+        "stratum": stratum[selected].astype(str),
+        "inclusion_prob": inclusion[selected],
+        "weight": 1.0 / inclusion[selected],
+        "certainty": certainty[selected],
+        "double_review": _double_review(chosen["event_id"].astype(str), seed, config.double_review_share),
+    })
+    tasks = pd.concat([chosen.drop(columns=[c for c in added.columns if c in chosen.columns]), added], axis=1)
+    tasks = tasks.sort_values("event_id", kind="stable").reset_index(drop=True)
+    return AuditSample(frame=phase_one, tasks=tasks, strata=strata_table, day_seed=seed, allocation=allocation)
+
+
+def _double_review(event_ids: pd.Series, seed: int, share: float) -> np.ndarray:
+    """Exactly ``round(share × tasks)`` tasks flagged, those with the smallest independent second key.
+
+    Certainty tasks are eligible too: complaints are where reviewers most need to agree.
+    """
+    count = round(share * len(event_ids))
+    flags = np.zeros(len(event_ids), dtype=bool)
+    if count:
+        u = uniform_from_keys(sampling_keys(event_ids, seed, purpose="double_review"))
+        flags[np.argsort(u, kind="stable")[:count]] = True
+    return flags
