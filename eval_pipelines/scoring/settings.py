@@ -198,7 +198,8 @@ class ScoreCriterion(StrictModel):
 class NonInferiorityCriterion(StrictModel):
     """The candidate is at most ``margin`` worse than the baseline in production: passes only when the lower bound
     of the one-sided ``1 - alpha`` design-based interval of the production difference (candidate minus baseline,
-    + = better) is >= -margin. With ``alpha`` 0.025 that bound is the lower end of the two-sided 95 % CI
+    + = better) is >= -margin (0/1 scores: Tango's score interval at the design's effective number of pairs;
+    continuous: d̂ - t se). With ``alpha`` 0.025 that bound is the lower end of the two-sided 95 % CI
     (``scored_runs.diff_ci_low``). This is the default comparison: it passes on evidence of no large regression,
     not on the absence of evidence of one (see docs/scoring.md)."""
 
