@@ -212,6 +212,23 @@ def test_gate_reads_the_lower_bound_and_says_when_the_set_is_too_small():
     assert "MDE 0.01244" in detail  # (t_0.95 + t_0.8) * 0.005 at alpha 0.05
 
 
+def test_allow_missing_cannot_turn_an_underpowered_non_inferiority_into_a_pass():
+    """Refused at config load with the key path; a criterion built without validation still fails unjudged."""
+    from eval_pipelines.config import ConfigError, parse_settings
+
+    raw = {"scoring": {"gates": {"default": [{"kind": "non_inferiority", "scorer": "exact_match", "margin": 0.02,
+                                              "allow_missing": True}]}}}
+    with pytest.raises(ConfigError) as error:
+        parse_settings(raw, "my.yaml")
+    assert "scoring.gates.default.0" in str(error.value) and "allow_missing" in str(error.value)
+    assert NonInferiorityCriterion(scorer="m", margin=0.02, allow_missing=False).allow_missing is False
+    unvalidated = NonInferiorityCriterion.model_construct(scorer="m", margin=0.02, alpha=0.025, slice="all",
+                                                          label=None, allow_missing=True, kind="non_inferiority")
+    unclear = evaluate_criterion(unvalidated, _summary(-0.005, 0.02))  # MDE 0.056 > margin: not judged
+    assert unclear["verdict"] == "not_judged" and not unclear["passed"]
+    assert not evaluate_gate([unvalidated], _summary(-0.005, 0.02))["passed"].all()
+
+
 def test_non_inferiority_is_the_default_comparison_and_validated():
     default = ScoringConfig().gates["default"]
     kinds = [c.kind for c in default]

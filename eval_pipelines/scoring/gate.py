@@ -9,7 +9,8 @@ no baseline or no scored case —, fewer edge-case entries than ``min_entries``)
 gate (``passed`` false) unless the criterion sets ``allow_missing: true``; either way it is shown as not judged.
 A ``non_inferiority`` criterion whose interval holds ``-margin`` while its minimum detectable effect exceeds the
 margin is not judged too: the eval set is too small to show that margin, so the failure says nothing about the
-candidate (an interval wholly below ``-margin`` fails).
+candidate (an interval wholly below ``-margin`` fails). ``allow_missing`` is refused on ``non_inferiority`` (config
+validation), and a not-judged ``non_inferiority`` row always fails: absence of evidence never passes it.
 """
 
 from __future__ import annotations
@@ -93,8 +94,14 @@ def _judged(label: str, value: float, op: str, threshold: float, passed: bool, d
 
 def _not_judged(criterion: Criterion, label: str, value: float, op: str, threshold: float,
                 reason: str) -> dict[str, object]:
-    allowed = criterion.allow_missing
-    consequence = "allowed (allow_missing)" if allowed else "fails the gate (set allow_missing to accept)"
+    # Config validation refuses allow_missing on non_inferiority; a criterion built around it still fails.
+    allowed = criterion.allow_missing and not isinstance(criterion, NonInferiorityCriterion)
+    if allowed:
+        consequence = "allowed (allow_missing)"
+    elif isinstance(criterion, NonInferiorityCriterion):
+        consequence = "fails the gate"
+    else:
+        consequence = "fails the gate (set allow_missing to accept)"
     return {"criterion": label, "value": value, "op": op, "threshold": threshold, "passed": allowed,
             "verdict": NOT_JUDGED, "detail": f"not judged: {reason}; {consequence}"}
 

@@ -211,8 +211,20 @@ class NonInferiorityCriterion(StrictModel):
                                                           "that is exactly margin worse.")
     slice: str = "all"
     label: str | None = None
-    allow_missing: bool = Field(False, description=ALLOW_MISSING + " A failure with a minimum detectable effect "
-                                                                   "above the margin is not_judged too.")
+    allow_missing: bool = Field(False, description="Must stay false: a non_inferiority criterion that cannot be "
+                                                   "judged (no row, no baseline, or a minimum detectable effect "
+                                                   "above the margin) fails the gate.")
+
+    @field_validator("allow_missing")
+    @classmethod
+    def _never_pass_without_evidence(cls, value: bool) -> bool:
+        # "Not judged" here is mostly "the set is too small to show the margin": letting it pass would turn the
+        # absence of evidence into a pass, the very thing non_inferiority exists to prevent.
+        if value:
+            raise ValueError("allow_missing: true is not allowed on a non_inferiority criterion: an underpowered "
+                             "or missing comparison would pass the gate unseen; remove the criterion, widen the "
+                             "margin or enlarge the eval set instead")
+        return value
 
 
 class RegressionCriterion(StrictModel):
