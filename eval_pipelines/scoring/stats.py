@@ -175,9 +175,16 @@ def paired_bootstrap(candidate: np.ndarray, baseline: np.ndarray, resamples: int
     wins, losses, ties = _counts(d)
     std_error = float(d.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
     if n == 1 or std_error <= 0.0:  # one pair, or no variability to judge the difference by
-        p = 1.0 if observed == 0.0 or n == 1 else 0.0
+        # n identical non-zero differences: the exact sign-flip test's p-values (only the all-same-sign vectors are
+        # as extreme: 2^-n one-sided, 2^(1-n) two-sided), never below what B resamples can report, 1 / (B + 1).
+        # n pairs cannot give p = 0, whatever they agree on.
+        floor = max(2.0 ** -n, 1.0 / (resamples + 1))
+        if n == 1 or observed == 0.0:
+            p, regression = 1.0, 1.0
+        else:
+            p, regression = min(1.0, 2.0 * floor), (1.0 if observed > 0 else floor)
         return PairedResult("bootstrap", n, float(cand.mean()), float(base.mean()), observed, observed, observed,
-                            p, 1.0 if n == 1 or observed >= 0 else 0.0, wins, losses, ties)
+                            p, regression, wins, losses, ties)
     means, errors = bootstrap_means_and_errors(d, resamples, np.random.default_rng(seed))
     # t* = (mean* - mean) / se*: the resampling distribution of the studentised mean approximates that of
     # (mean - μ) / se to second order under skew, where the percentile interval and the null-shifted mean
