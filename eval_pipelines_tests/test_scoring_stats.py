@@ -111,8 +111,15 @@ def test_studentised_bootstrap_degenerate_cases():
     # No variation: the point interval and a certain verdict by the sign; one pair: nothing to judge by.
     same = paired_bootstrap(np.full(5, 2.0), np.ones(5))
     assert (same.ci_low, same.ci_high, same.p_value_regression) == (1.0, 1.0, 1.0)
+    # n identical losses are not p = 0: the exact sign-flip test gives 2^-n one-sided, 2^(1-n) two-sided (the
+    # permutation test on the same pairs agrees), floored at 1 / (B + 1).
     worse = paired_bootstrap(np.zeros(5), np.ones(5))
-    assert worse.p_value_regression == 0.0
+    assert (worse.p_value_regression, worse.p_value) == (2.0**-5, 2.0**-4)
+    exact = paired_permutation(np.zeros(5), np.ones(5))
+    assert (exact.p_value_regression, exact.p_value) == pytest.approx((2.0**-5, 2.0**-4))
+    assert same.p_value == 2.0**-4
+    many = paired_bootstrap(np.zeros(30), np.ones(30), resamples=999)
+    assert many.p_value_regression == pytest.approx(1 / 1000)
     assert paired_bootstrap(np.array([1.0]), np.array([0.0])).p_value == 1.0
     # Few pairs: resamples of identical values make t* infinite; the interval stays within the data's range.
     tiny = paired_bootstrap(np.array([0.2, 0.9, 0.4]), np.zeros(3), resamples=500)

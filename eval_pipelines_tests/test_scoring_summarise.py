@@ -12,7 +12,11 @@ from eval_pipelines.evalsets.estimation import stratified_estimate
 from eval_pipelines.scoring.gate import evaluate_gate
 from eval_pipelines.scoring.scorers import ScorerTraits
 from eval_pipelines.scoring.settings import ComparisonConfig, RegressionCriterion
-from eval_pipelines.scoring.stats import design_difference_test, design_mcnemar_pvalues
+from eval_pipelines.scoring.stats import (
+    design_difference_test,
+    design_mcnemar_pvalues,
+    paired_proportion_score_bounds,
+)
 from eval_pipelines.scoring.summarise import Design, _Projector, summarise
 
 BINARY = {"m": ScorerTraits(True, True)}
@@ -45,8 +49,18 @@ def test_the_reviewers_case_reports_productions_difference():
     assert row["diff"] == pytest.approx(production, abs=1e-12)
     d = frame["score__m"] - frame["baseline_score__m"]
     direct = stratified_estimate(d, frame["stratum"], pd.Series({"common": 9000, "failure": 1000}))
+    assert row["diff_std_error"] == pytest.approx(direct.std_error, rel=1e-12)
+    # For 0/1 scores the interval is the score interval at the design's effective number of pairs (the one the
+    # non-inferiority gate reads); with this many discordant pairs it is close to the Wald d̂ ± t se.
+    differs = stratified_estimate((d != 0).astype(float), frame["stratum"], pd.Series({"common": 9000,
+                                                                                       "failure": 1000}))
+    assert row["diff_discordant_share"] == pytest.approx(differs.estimate, rel=1e-12)
+    assert 0 < row["diff_effective_n"] <= len(frame)
+    assert (row["diff_ci_low"], row["diff_ci_high"]) == pytest.approx(paired_proportion_score_bounds(
+        production, differs.estimate, row["diff_effective_n"], len(frame) - 2, 0.025), rel=1e-9)
     half = stats.t.ppf(0.975, len(frame) - 2) * direct.std_error
-    assert (row["diff_ci_low"], row["diff_ci_high"]) == pytest.approx((production - half, production + half))
+    assert (row["diff_ci_low"], row["diff_ci_high"]) == pytest.approx((production - half, production + half),
+                                                                      abs=0.002)
     # ... and a test that no longer reads the over-sampled set as a sure improvement (it was p ≈ 1 at +0.18).
     assert 0.1 < row["p_value_regression"] < 0.5
     # The raw comparison over the cases as sampled is kept, labelled as such.
@@ -132,7 +146,7 @@ def test_design_mcnemar_holds_its_size_when_strata_are_nearly_pure():
     for _ in range(runs):
         u = rng.random(len(labels))
         d = np.where(u < rates * losses_p, -1.0, np.where(u < rates, 1.0, 0.0))
-        fired += project.compare(d, every, True, True, None)[-1] < 0.05
+        fired += project.compare(d, every, True, True, None)[6] < 0.05
     assert 0.035 <= fired / runs <= 0.05 + 2 * 0.0056
 
 

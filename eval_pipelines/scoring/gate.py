@@ -9,7 +9,8 @@ no baseline or no scored case —, fewer edge-case entries than ``min_entries``)
 gate (``passed`` false) unless the criterion sets ``allow_missing: true``; either way it is shown as not judged.
 A ``non_inferiority`` criterion whose interval holds ``-margin`` while its minimum detectable effect exceeds the
 margin is not judged too: the eval set is too small to show that margin, so the failure says nothing about the
-candidate (an interval wholly below ``-margin`` fails).
+candidate (an interval wholly below ``-margin`` fails). ``allow_missing`` is refused on ``non_inferiority`` (config
+validation), and a not-judged ``non_inferiority`` row always fails: absence of evidence never passes it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ from eval_pipelines.scoring.settings import (
     RegressionCriterion,
     ScoreCriterion,
 )
-from eval_pipelines.scoring.stats import holm_adjusted, minimum_detectable_effect, non_inferiority_test
+from eval_pipelines.scoring.stats import (
+    holm_adjusted,
+    minimum_detectable_effect,
+    non_inferiority_score_test,
+    non_inferiority_test,
+    paired_proportion_score_bounds,
+    score_minimum_detectable_effect,
+)
 from eval_pipelines.scoring.summarise import ALL, EDGE_CASE_PASS, EDGE_CASES, EVAL_SET
 
 GATE_COLUMNS: tuple[str, ...] = ("criterion", "value", "op", "threshold", "passed", "verdict", "detail")
@@ -86,8 +94,14 @@ def _judged(label: str, value: float, op: str, threshold: float, passed: bool, d
 
 def _not_judged(criterion: Criterion, label: str, value: float, op: str, threshold: float,
                 reason: str) -> dict[str, object]:
-    allowed = criterion.allow_missing
-    consequence = "allowed (allow_missing)" if allowed else "fails the gate (set allow_missing to accept)"
+    # Config validation refuses allow_missing on non_inferiority; a criterion built around it still fails.
+    allowed = criterion.allow_missing and not isinstance(criterion, NonInferiorityCriterion)
+    if allowed:
+        consequence = "allowed (allow_missing)"
+    elif isinstance(criterion, NonInferiorityCriterion):
+        consequence = "fails the gate"
+    else:
+        consequence = "fails the gate (set allow_missing to accept)"
     return {"criterion": label, "value": value, "op": op, "threshold": threshold, "passed": allowed,
             "verdict": NOT_JUDGED, "detail": f"not judged: {reason}; {consequence}"}
 
@@ -165,6 +179,12 @@ def _sample_text(row: pd.Series) -> str:
             f"{int(row['losses'])} losses (cases the candidate scored better / worse on)")
 
 
+def _is_binary(row: pd.Series) -> bool:
+    """Whether the row's scorer is 0/1 (a warehouse read may give the flag as bool or as 0/1)."""
+    binary = row.get("binary")
+    return isinstance(binary, (bool, np.bool_, int, np.integer)) and bool(binary)
+
+
 def _non_inferiority(criterion: NonInferiorityCriterion, label: str, summary: pd.DataFrame) -> dict[str, object]:
     """Passes when the lower bound of the one-sided ``1 - alpha`` interval of the production difference is at least
     ``-margin``; an inconclusive failure (the interval holds ``-margin``) whose MDE exceeds the margin is not judged
@@ -177,15 +197,28 @@ def _non_inferiority(criterion: NonInferiorityCriterion, label: str, summary: pd
     if math.isnan(std_error):
         return _not_judged(criterion, label, float("nan"), "≥", threshold,
                            "no standard error of the difference (a run scored before diff_std_error existed)")
-    lower, p_value = non_inferiority_test(_number(row["diff"]), std_error, degrees, criterion.margin,
-                                          criterion.alpha)
-    mde = minimum_detectable_effect(std_error, degrees, criterion.alpha)
+    diff = _number(row["diff"])
+    if _is_binary(row):
+        # Paired 0/1 scores: Tango's score test at the design's effective number of pairs; the Wald bound
+        # d̂ - t se passed twice its level at the margin when few pairs were discordant (docs/scoring.md).
+        share, effective_n = _number(row.get("diff_discordant_share")), _number(row.get("diff_effective_n"))
+        if math.isnan(share) or math.isnan(effective_n):
+            return _not_judged(criterion, label, float("nan"), "≥", threshold,
+                               "no discordant share / effective number of pairs (a run scored before the score "
+                               "test's columns existed)")
+        lower, p_value = non_inferiority_score_test(diff, share, effective_n, degrees, criterion.margin,
+                                                    criterion.alpha)
+        upper = paired_proportion_score_bounds(diff, share, effective_n, degrees, criterion.alpha)[1]
+        mde = score_minimum_detectable_effect(share, effective_n, degrees, criterion.alpha)
+    else:
+        lower, p_value = non_inferiority_test(diff, std_error, degrees, criterion.margin, criterion.alpha)
+        upper = diff + (diff - lower)  # the one-sided 1 - α upper bound
+        mde = minimum_detectable_effect(std_error, degrees, criterion.alpha)
     level = f"one-sided {1 - criterion.alpha:.1%} lower bound"
     if lower >= threshold:
         detail = (f"{level} {lower:+.4f} ≥ −{_fmt(criterion.margin)} (p {_fmt(p_value)}); "
                   f"{_comparison_text(row)}; MDE {_fmt(mde)}; {_sample_text(row)}")
         return _judged(label, lower, "≥", threshold, True, detail)
-    upper = _number(row["diff"]) + (_number(row["diff"]) - lower)  # the one-sided 1 - α upper bound
     if mde > criterion.margin and upper >= threshold:
         # Inconclusive (the interval holds -margin) on a set that could not show the margin: no verdict on the
         # candidate. A candidate whose whole interval is below -margin is shown worse and fails.

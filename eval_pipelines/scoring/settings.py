@@ -198,7 +198,8 @@ class ScoreCriterion(StrictModel):
 class NonInferiorityCriterion(StrictModel):
     """The candidate is at most ``margin`` worse than the baseline in production: passes only when the lower bound
     of the one-sided ``1 - alpha`` design-based interval of the production difference (candidate minus baseline,
-    + = better) is >= -margin. With ``alpha`` 0.025 that bound is the lower end of the two-sided 95 % CI
+    + = better) is >= -margin (0/1 scores: Tango's score interval at the design's effective number of pairs;
+    continuous: d̂ - t se). With ``alpha`` 0.025 that bound is the lower end of the two-sided 95 % CI
     (``scored_runs.diff_ci_low``). This is the default comparison: it passes on evidence of no large regression,
     not on the absence of evidence of one (see docs/scoring.md)."""
 
@@ -210,8 +211,20 @@ class NonInferiorityCriterion(StrictModel):
                                                           "that is exactly margin worse.")
     slice: str = "all"
     label: str | None = None
-    allow_missing: bool = Field(False, description=ALLOW_MISSING + " A failure with a minimum detectable effect "
-                                                                   "above the margin is not_judged too.")
+    allow_missing: bool = Field(False, description="Must stay false: a non_inferiority criterion that cannot be "
+                                                   "judged (no row, no baseline, or a minimum detectable effect "
+                                                   "above the margin) fails the gate.")
+
+    @field_validator("allow_missing")
+    @classmethod
+    def _never_pass_without_evidence(cls, value: bool) -> bool:
+        # "Not judged" here is mostly "the set is too small to show the margin": letting it pass would turn the
+        # absence of evidence into a pass, the very thing non_inferiority exists to prevent.
+        if value:
+            raise ValueError("allow_missing: true is not allowed on a non_inferiority criterion: an underpowered "
+                             "or missing comparison would pass the gate unseen; remove the criterion, widen the "
+                             "margin or enlarge the eval set instead")
+        return value
 
 
 class RegressionCriterion(StrictModel):

@@ -20,11 +20,19 @@ Every row also carries the paired comparison with the baseline on the same cases
   :func:`eval_pipelines.scoring.stats.design_difference_test`). The eval set over-samples failures, so the raw
   difference over its cases can have the opposite sign of production's; the release gate reads these columns.
   For edge-case rows (no design: the entries are the population) they are the unweighted paired test.
+  On eval-set rows of binary scores ``diff_ci_low`` / ``diff_ci_high`` are the score interval (Tango 1998,
+  inverted, at the effective number of pairs below:
+  :func:`eval_pipelines.scoring.stats.paired_proportion_score_bounds`), the interval the non-inferiority gate
+  reads; continuous scores keep the design Wald interval ``d̂ ± t se``.
 - ``diff_std_error``, ``diff_df``: the standard error of ``diff`` (design-based on eval-set rows; ``s_d / sqrt(n)``
-  on edge-case rows) and its degrees of freedom; ``mde``: the minimum detectable effect of the one-sided test at
-  level ``(1 - confidence) / 2`` (2.5 %) with 80 % power, ``(t_{1-α} + t_{0.8}) · diff_std_error``
-  (:func:`eval_pipelines.scoring.stats.minimum_detectable_effect`): a difference or a non-inferiority margin
-  smaller than it is beyond what the slice can show.
+  on edge-case rows) and its degrees of freedom.
+- ``diff_discordant_share``, ``diff_effective_n`` (binary scores): the share ``q̂`` of pairs that differ (design-based
+  on eval-set rows) and the effective number of pairs ``n_eff`` (the design McNemar test's effective discordant
+  count over ``q̂``, at most the pairs sampled; the pairs themselves on edge-case rows), the inputs of the score test.
+- ``mde``: the minimum detectable effect of the one-sided test at level ``(1 - confidence) / 2`` (2.5 %) with 80 %
+  power, ``(t_{1-α} + t_{0.8}) · se`` (:func:`eval_pipelines.scoring.stats.minimum_detectable_effect`), ``se``
+  being ``diff_std_error`` for continuous scores and ``sqrt(q̂ / n_eff)`` for binary ones (the scale of the score
+  test): a difference or a non-inferiority margin smaller than it is beyond what the slice can show.
 - ``q_value``, ``q_value_regression``: Benjamini–Hochberg q-values of ``p_value`` and ``p_value_regression`` over
   the slice rows of the scorer (not 'all'): the slice table compares tens of slices, and under the global null
   some slice shows p < 0.05 in most runs; q < 0.05 keeps the share of false discoveries at 5 %.
@@ -55,6 +63,9 @@ from eval_pipelines.scoring.stats import (
     mean_interval,
     minimum_detectable_effect,
     paired_compare,
+    paired_effective_n,
+    paired_proportion_score_bounds,
+    score_minimum_detectable_effect,
     strata_codes,
     weighted_quantile,
 )
@@ -71,7 +82,8 @@ NO_FAILURE = "none"
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "case_set", "scorer", "slice_dim", "slice_value", "binary", "higher_is_better", "n_cases", "n_scored", "mean",
     "estimate", "std_error", "ci_low", "ci_high", "population", *QUANTILES, "baseline_mean", "baseline_estimate",
-    "diff", "diff_ci_low", "diff_ci_high", "diff_std_error", "diff_df", "mde", "p_value", "p_value_regression",
+    "diff", "diff_ci_low", "diff_ci_high", "diff_std_error", "diff_df", "diff_discordant_share",
+    "diff_effective_n", "mde", "p_value", "p_value_regression",
     "q_value", "q_value_regression", "test", "sample_diff", "sample_p_value", "sample_p_value_regression", "wins",
     "losses", "ties",
 )
@@ -142,17 +154,19 @@ class _Projector:
         return found.estimate, found.std_error, found.ci_low, found.ci_high, found.population
 
     def compare(self, d: np.ndarray, mask: np.ndarray, whole: bool, binary: bool,
-                unweighted: PairedResult) -> tuple[float, float, float, float, float, float, float]:
-        """(diff, ci_low, ci_high, std_error, degrees, p_value, p_value_regression) of the slice's paired difference
-        in production.
+                unweighted: PairedResult) -> tuple[float, float, float, float, float, float, float, float, float]:
+        """(diff, ci_low, ci_high, std_error, degrees, p_value, p_value_regression, discordant_share, effective_n)
+        of the slice's paired difference in production (the last two NaN for continuous scores).
 
         ``d`` is the oriented paired difference of every case of the frame (NaN when either side is unscored).
+        For binary scores the CI is the score interval the non-inferiority gate reads
+        (:func:`paired_proportion_score_bounds` at the design's effective number of pairs), not the Wald one.
         """
         nan = float("nan")
         paired = ~np.isnan(d)
         member = mask & paired
         if not member.any():
-            return nan, nan, nan, nan, nan, nan, nan
+            return nan, nan, nan, nan, nan, nan, nan, nan, nan
         # The design's degrees of freedom (scored pairs minus strata holding one), for the whole set and, as in
         # R's survey package, for its domains too.
         pairs_per_stratum = np.bincount(self.codes[paired], minlength=len(self.big_n))
@@ -170,12 +184,25 @@ class _Projector:
             # the whole set the sample of a stratum is its scored pairs, as in the stratified estimator above.
             small_n = np.maximum(pairs_per_stratum, 1).astype(np.float64) if whole else self.small_n
             share, null_se, discordant = loss_share_under_null(d, self.codes, self.big_n, small_n, member)
-            two_sided, regression, _ = design_mcnemar_pvalues(share, null_se, discordant, degrees)
-        elif std_error <= 0.0 and estimate != 0.0:
+            two_sided, regression, effective_discordant = design_mcnemar_pvalues(share, null_se, discordant,
+                                                                                 degrees)
+            differs = np.where(paired, (d != 0).astype(np.float64), np.nan)
+            if whole:
+                discordant_share = stratified_estimate(differs[paired], self.strata[paired], self.sizes,
+                                                       self.confidence).estimate
+            else:
+                discordant_share = domain_estimate_coded(differs, self.codes, self.big_n, self.small_n, mask,
+                                                         self.confidence).estimate
+            effective_n = paired_effective_n(discordant_share, effective_discordant, int(member.sum()))
+            low, high = paired_proportion_score_bounds(estimate, discordant_share, effective_n, degrees,
+                                                       (1.0 - self.confidence) / 2.0)
+            return (estimate, low, high, std_error, degrees, two_sided, regression, discordant_share,
+                    effective_n)
+        if std_error <= 0.0 and estimate != 0.0:
             # No within-stratum variation of the difference: the design cannot measure its uncertainty; do not
             # claim certainty from a handful of identical pairs, keep the unweighted test's p-values.
             two_sided, regression = unweighted.p_value, unweighted.p_value_regression
-        return estimate, low, high, std_error, degrees, two_sided, regression
+        return estimate, low, high, std_error, degrees, two_sided, regression, nan, nan
 
 
 def _unweighted_spread(x: np.ndarray, b: np.ndarray, higher_is_better: bool) -> tuple[float, float]:
@@ -185,6 +212,13 @@ def _unweighted_spread(x: np.ndarray, b: np.ndarray, higher_is_better: bool) -> 
     if len(d) < 2:
         return float("nan"), float("nan")
     return float(d.std(ddof=1) / np.sqrt(len(d))), float(len(d) - 1)
+
+
+def _unweighted_discordance(paired: PairedResult, binary: bool) -> tuple[float, float]:
+    """(discordant_share, effective_n) of a binary comparison over the cases themselves (NaN for continuous)."""
+    if not binary or paired.n_pairs == 0:
+        return float("nan"), float("nan")
+    return (paired.wins + paired.losses) / paired.n_pairs, float(paired.n_pairs)
 
 
 def _seed(base: int, *parts: str) -> int:
@@ -231,16 +265,20 @@ def summarise(frame: pd.DataFrame, scorers: Mapping[str, ScorerTraits], dimensio
                                         _seed(comparison.seed, case_set, name, dimension, level))
                 comparison_row = (paired.diff, paired.ci_low, paired.ci_high,
                                   *_unweighted_spread(x, b, trait.higher_is_better), paired.p_value,
-                                  paired.p_value_regression)
+                                  paired.p_value_regression, *_unweighted_discordance(paired, trait.binary))
                 if project is not None:
                     assert d is not None
                     comparison_row = project.compare(d, mask, dimension == ALL, trait.binary, paired)
-                diff, diff_low, diff_high, diff_se, diff_df, p_value, p_regression = comparison_row
+                (diff, diff_low, diff_high, diff_se, diff_df, p_value, p_regression, discordant_share,
+                 effective_n) = comparison_row
+                one_sided = (1.0 - comparison.confidence) / 2.0
+                mde = (score_minimum_detectable_effect(discordant_share, effective_n, diff_df, one_sided)
+                       if trait.binary else minimum_detectable_effect(diff_se, diff_df, one_sided))
                 row.update({
                     "baseline_mean": float(np.nanmean(b)) if np.any(~np.isnan(b)) else float("nan"),
                     "baseline_estimate": baseline_estimate, "diff": diff, "diff_ci_low": diff_low,
                     "diff_ci_high": diff_high, "diff_std_error": diff_se, "diff_df": diff_df,
-                    "mde": minimum_detectable_effect(diff_se, diff_df, (1.0 - comparison.confidence) / 2.0),
+                    "diff_discordant_share": discordant_share, "diff_effective_n": effective_n, "mde": mde,
                     "p_value": p_value, "p_value_regression": p_regression,
                     "test": paired.test, "sample_diff": paired.diff, "sample_p_value": paired.p_value,
                     "sample_p_value_regression": paired.p_value_regression, "wins": paired.wins,

@@ -70,15 +70,23 @@ scored_runs = sa.Table(
     sa.Column("diff", sa.Float,
               comment="candidate improvement over the baseline on the same cases (+ = better); eval_set: "
                       "projected to production through the design weights; edge_cases: mean over the entries"),
-    sa.Column("diff_ci_low", sa.Float, comment="95% CI of diff (eval_set: design-based, t on cases - strata df)"),
+    sa.Column("diff_ci_low", sa.Float,
+              comment="95% CI of diff (eval_set: design-based on cases - strata df; binary scores: Tango score "
+                      "interval at diff_effective_n, which the non-inferiority gate reads; continuous: d ± t se)"),
     sa.Column("diff_ci_high", sa.Float),
     sa.Column("diff_std_error", sa.Float,
               comment="standard error of diff (eval_set: design-based; edge_cases: s_d / sqrt(n)); the CI is "
                       "clipped to [-1, 1], this is not"),
     sa.Column("diff_df", sa.Float, comment="degrees of freedom of diff_std_error (eval_set: scored pairs - strata)"),
+    sa.Column("diff_discordant_share", sa.Float,
+              comment="binary scores: share of pairs that differ (eval_set: design-based), input of the score test"),
+    sa.Column("diff_effective_n", sa.Float,
+              comment="binary scores: effective number of pairs of the score test (eval_set: design McNemar "
+                      "effective discordant pairs / diff_discordant_share, at most the pairs sampled)"),
     sa.Column("mde", sa.Float,
-              comment="minimum detectable effect: (t_{1-a} + t_{0.8}) * diff_std_error, a = (1 - confidence) / 2 "
-                      "one-sided (2.5 %), 80 % power; a margin or a difference below it cannot be shown"),
+              comment="minimum detectable effect: (t_{1-a} + t_{0.8}) * se, a = (1 - confidence) / 2 one-sided "
+                      "(2.5 %), 80 % power, se = diff_std_error (continuous) or sqrt(diff_discordant_share / "
+                      "diff_effective_n) (binary); a margin or a difference below it cannot be shown"),
     sa.Column("p_value", sa.Float,
               comment="two-sided paired test of diff = 0; eval_set: design-based (binary: design-adjusted exact "
                       "McNemar; continuous: design t-test); edge_cases: the unweighted test in 'test'"),
