@@ -106,7 +106,7 @@ DEFINITIONS: tuple[MetricDefinition, ...] = (
                      "control decisions at impact.ci_level; null when assumed, and in rollups."),
     MetricDefinition("baseline_seconds_ci_high", "Baseline CI high", "speed", "seconds", None,
                      "Upper bound of the t interval of the measured baseline; null when assumed, and in rollups."),
-    MetricDefinition("decision_time_to_baseline_ratio", "Median decision time vs baseline", "speed", "ratio", False,
+    MetricDefinition("decision_time_to_baseline_ratio", "Mean decision time vs baseline", "speed", "ratio", False,
                      "decision_seconds_mean / baseline_seconds_per_decision (a mean over a mean, like "
                      "hours_saved); below 1 the AI speeds decisions up."),
     MetricDefinition("manual_baseline_hours", "Manual baseline hours", "speed", "hours", None,
