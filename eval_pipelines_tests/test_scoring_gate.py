@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from eval_pipelines.multiplicity import benjamini_hochberg, holm_adjusted
 from eval_pipelines.scoring.gate import evaluate_criterion, evaluate_gate
 from eval_pipelines.scoring.scorers import ScorerTraits
 from eval_pipelines.scoring.settings import (
@@ -17,8 +18,6 @@ from eval_pipelines.scoring.settings import (
     ScoringConfig,
 )
 from eval_pipelines.scoring.stats import (
-    bh_q_values,
-    holm_adjusted,
     minimum_detectable_effect,
     non_inferiority_score_test,
     non_inferiority_test,
@@ -249,8 +248,8 @@ def test_holm_and_benjamini_hochberg_match_their_closed_forms_and_scipy():
         k = len(values)
         by_hand = np.empty(k)
         by_hand[order] = np.minimum.accumulate((k * values[order] / np.arange(1, k + 1))[::-1])[::-1]
-        assert bh_q_values(values) == pytest.approx(np.minimum(by_hand, 1.0), rel=1e-12)
-        assert bh_q_values(values) == pytest.approx(stats.false_discovery_control(values), rel=1e-12)
+        assert benjamini_hochberg(values) == pytest.approx(np.minimum(by_hand, 1.0), rel=1e-12)
+        assert benjamini_hochberg(values) == pytest.approx(stats.false_discovery_control(values), rel=1e-12)
         holm_by_hand = np.empty(k)
         holm_by_hand[order] = np.maximum.accumulate(np.minimum(1.0, (k - np.arange(k)) * values[order]))
         assert holm_adjusted(values) == pytest.approx(holm_by_hand, rel=1e-12)
@@ -304,7 +303,7 @@ def test_slice_q_values_keep_the_global_null_quiet():
         masks = [segment == s for s in range(8)] + [labels == f"s{h}" for h in range(4)]
         p = np.array([project.compare(d, mask, False, True, None)[6] for mask in masks])
         raw_any += bool(np.any(p < 0.05))
-        q_any += bool(np.any(bh_q_values(p) < 0.05))
+        q_any += bool(np.any(benjamini_hochberg(p) < 0.05))
     assert raw_any / runs > 0.1
     assert q_any / runs <= 0.05 + 2 * 0.014
 

@@ -55,7 +55,6 @@ from eval_pipelines.drift.settings import DriftConfig, ReferenceWindowConfig
 from eval_pipelines.drift.stats import (
     BandComparison,
     absolute_interval,
-    benjamini_hochberg,
     calibration_rms_interval,
     calibration_shift,
     chi2_homogeneity,
@@ -72,6 +71,7 @@ from eval_pipelines.drift.stats import (
     stratified_proportions_chi2,
     two_proportion_chi2,
 )
+from eval_pipelines.multiplicity import benjamini_hochberg
 
 RESULT_FIELDS: tuple[str, ...] = (
     "date", "column", "kind", "test", "statistic", "p_value", "p_adjusted", "effect_size", "effect_ci_low",

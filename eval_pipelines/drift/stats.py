@@ -564,24 +564,6 @@ def psi(reference_share: np.ndarray, current_share: np.ndarray, epsilon: float =
     return float(np.sum((c - r) * np.log(c / r)))
 
 
-def benjamini_hochberg(pvalues: np.ndarray) -> np.ndarray:
-    """BH-adjusted p-values (NaN stays NaN and is not counted); equals ``scipy.stats.false_discovery_control``."""
-    p = np.asarray(pvalues, dtype=np.float64)
-    adjusted = np.full(p.shape, np.nan)
-    finite = np.flatnonzero(np.isfinite(p))
-    if len(finite) == 0:
-        return adjusted
-    values = p[finite]
-    order = np.argsort(values, kind="stable")
-    m = len(values)
-    scaled = values[order] * m / np.arange(1, m + 1)
-    monotone = np.minimum.accumulate(scaled[::-1])[::-1]
-    result = np.empty(m)
-    result[order] = np.clip(monotone, 0.0, 1.0)
-    adjusted[finite] = result
-    return adjusted
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # Confidence intervals of effect sizes (severity is judged on them; see docs/drift.md "Severity")
 # ----------------------------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from eval_pipelines.multiplicity import holm_adjusted
 from eval_pipelines.scoring.settings import (
     AnyCriterion,
     NonInferiorityCriterion,
@@ -28,7 +29,6 @@ from eval_pipelines.scoring.settings import (
     ScoreCriterion,
 )
 from eval_pipelines.scoring.stats import (
-    holm_adjusted,
     minimum_detectable_effect,
     non_inferiority_score_test,
     non_inferiority_test,

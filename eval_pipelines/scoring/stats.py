@@ -517,41 +517,6 @@ def design_mcnemar_pvalues(loss_share: float, null_std_error: float, discordant:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Multiplicity
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def holm_adjusted(p_values: np.ndarray) -> np.ndarray:
-    """Holm's (1979) step-down adjusted p-values, ``max_{j <= i} min(1, (k - j + 1) p_(j))`` in ascending order of
-    ``p``: rejecting where the adjusted value is below α controls the family-wise error rate at α under any
-    dependence. NaN entries are left out of the family and stay NaN."""
-    p = np.asarray(p_values, dtype=np.float64)
-    out = np.full(p.shape, np.nan)
-    finite = np.flatnonzero(~np.isnan(p))
-    if not len(finite):
-        return out
-    order = finite[np.argsort(p[finite], kind="stable")]
-    k = len(order)
-    scaled = np.minimum(1.0, (k - np.arange(k)) * p[order])
-    out[order] = np.maximum.accumulate(scaled)
-    return out
-
-
-def bh_q_values(p_values: np.ndarray) -> np.ndarray:
-    """Benjamini–Hochberg (1995) q-values (``scipy.stats.false_discovery_control``, method ``bh``): reporting the
-    comparisons with q below α keeps the expected share of false discoveries among them at most α, under
-    independence or positive dependence (overlapping slices are positively dependent). NaN entries are left out."""
-    from scipy import stats
-
-    p = np.asarray(p_values, dtype=np.float64)
-    out = np.full(p.shape, np.nan)
-    finite = ~np.isnan(p)
-    if finite.any():
-        out[finite] = stats.false_discovery_control(np.clip(p[finite], 0.0, 1.0), method="bh")
-    return out
-
-
-# ----------------------------------------------------------------------------------------------------------------
 # One-sample intervals and quantiles
 # ----------------------------------------------------------------------------------------------------------------
 

@@ -51,11 +51,11 @@ import numpy as np
 import pandas as pd
 
 from eval_pipelines.evalsets.estimation import stratified_estimate
+from eval_pipelines.multiplicity import benjamini_hochberg
 from eval_pipelines.scoring.scorers import ScorerTraits
 from eval_pipelines.scoring.settings import ComparisonConfig
 from eval_pipelines.scoring.stats import (
     PairedResult,
-    bh_q_values,
     design_difference_test,
     design_mcnemar_pvalues,
     domain_estimate_coded,
@@ -296,7 +296,7 @@ def _with_q_values(summary: pd.DataFrame) -> pd.DataFrame:
         summary[column] = np.nan
         for _, index in summary[slices].groupby("scorer", sort=False).groups.items():
             p = pd.to_numeric(summary.loc[index, source], errors="coerce").to_numpy(dtype=np.float64)
-            summary.loc[index, column] = bh_q_values(p)
+            summary.loc[index, column] = benjamini_hochberg(p)
     return summary
 
 
