@@ -20,6 +20,7 @@ from eval_pipelines.lake import Lake
 from eval_pipelines.resources import lake_root
 from eval_pipelines.warehouse.core import create_warehouse_engine
 from eval_pipelines_tests.conftest import make_project
+from eval_pipelines_tests.faults import fail_first_rename
 
 START = date(2026, 3, 1)
 DAYS = 12
@@ -195,8 +196,6 @@ def test_two_writers_of_the_same_html_report_do_not_collide(tmp_path: Path) -> N
 
 def test_a_failed_html_rename_leaves_report_table_and_page_old(demo, monkeypatch) -> None:
     """Issue 15 item 10: drift_results, the HTML page and the Parquet move together (old-or-new)."""
-    import os
-
     from eval_pipelines import lake as lake_module
 
     project, lake, scenario, instance = demo
@@ -209,15 +208,7 @@ def test_a_failed_html_rename_leaves_report_table_and_page_old(demo, monkeypatch
                            .values(reason="old"))
     page.write_text("old page")
     lake.write("drift_report", day, pd.DataFrame({"marker": ["old"]}))
-    real_replace, failed = os.replace, []
-
-    def failing_replace(source, target):
-        if str(target).endswith(f"{day}.html") and not failed:
-            failed.append(target)
-            raise OSError("injected: page rename failed")
-        return real_replace(source, target)
-
-    monkeypatch.setattr(lake_module.os, "replace", failing_replace)
+    monkeypatch.setattr(lake_module.os, "replace", fail_first_rename(f"{day}.html", "injected: page rename failed"))
     result = dg.materialize([production_logs, labeled_cases, *ASSETS], selection=ASSETS, partition_key=day,
                             resources=project.resources(), instance=instance, raise_on_error=False)
     assert not result.success

@@ -6,7 +6,6 @@ and a failure after the swap but before COMMIT. After each, both stores must sho
 
 from __future__ import annotations
 
-import os
 from datetime import date
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from eval_pipelines.ingestion.assets import production_logs
 from eval_pipelines.lake import Lake
 from eval_pipelines.warehouse.core import PartitionWrite, replace_partitions
 from eval_pipelines_tests.conftest import Project
+from eval_pipelines_tests.faults import fail_first_call, fail_first_rename
 from eval_pipelines_tests.test_ingest import event, write_jsonl
 
 DAY = date(2026, 11, 20)
@@ -58,19 +58,6 @@ def stores(tmp_path: Path) -> tuple[Lake, sa.Engine]:
     return lake, engine
 
 
-def fail_once(target_suffix: str, message: str):
-    """``os.replace`` that fails the first rename onto a path ending in ``target_suffix`` (a transient fault)."""
-    real_replace, failed = os.replace, []
-
-    def replace(source, target):
-        if str(target).endswith(target_suffix) and not failed:
-            failed.append(target)
-            raise OSError(message)
-        return real_replace(source, target)
-
-    return replace
-
-
 def leftovers(lake: Lake) -> list[str]:
     return sorted(p for p in lake.fs.find(lake.root) if p.endswith((".tmp", ".old")))
 
@@ -83,7 +70,7 @@ def test_success_moves_both_and_leaves_no_temporary_file(stores):
 
 def test_a_failed_rename_leaves_both_old(stores, monkeypatch: pytest.MonkeyPatch):
     lake, engine = stores
-    monkeypatch.setattr(lake_module.os, "replace", fail_once(f"{DAY}.parquet", "disk full"))
+    monkeypatch.setattr(lake_module.os, "replace", fail_first_rename(f"{DAY}.parquet", "disk full"))
     with pytest.raises(OSError, match="disk full"):
         publish(lake, engine, [4, 5])
     assert state(lake, engine) == ([1, 2, 3], [1, 2, 3]) and leftovers(lake) == []
@@ -133,17 +120,10 @@ def test_production_logs_stays_old_or_new_when_the_lake_fails(project: Project, 
     write_jsonl(day_dir / "b.jsonl", [event("e3")])
     if fault == "rename":
         monkeypatch.setattr(lake_module.os, "replace",
-                            fail_once(f"production_logs/{DAY}.parquet", "injected: lake rename failed"))
+                            fail_first_rename(f"production_logs/{DAY}.parquet", "injected: lake rename failed"))
     else:
-        real_write, failed = lake_module.pq.write_table, []
-
-        def failing_write(table, where, **options):
-            if not failed:
-                failed.append(True)
-                raise OSError("injected: lake write failed")
-            return real_write(table, where, **options)
-
-        monkeypatch.setattr(lake_module.pq, "write_table", failing_write)
+        monkeypatch.setattr(lake_module.pq, "write_table",
+                            fail_first_call(lake_module.pq.write_table, "injected: lake write failed"))
     assert not run().success
     assert both() == (3, 3)  # old in both
     assert run().success and both() == (4, 4)  # new in both

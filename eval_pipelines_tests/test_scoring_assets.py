@@ -26,6 +26,7 @@ from eval_pipelines.scoring.settings import ScoringConfig
 from eval_pipelines.scoring.store import latest_run, read_cases, read_gate, read_summary
 from eval_pipelines.scoring.tables import production_scores as production_scores_table
 from eval_pipelines_tests.conftest import Project, make_project
+from eval_pipelines_tests.faults import fail_first_call
 
 START = date(2026, 10, 1)
 DAYS = [(START + timedelta(days=i)).isoformat() for i in range(3)]
@@ -309,15 +310,8 @@ def test_production_scores_stay_old_or_new_when_the_lake_write_fails(demo, monke
                 production_scores_table.c.partition_date == date.fromisoformat(day))).scalars())
         return counts == {-1}, list(lake.read("production_scores", day).columns) == ["marker"]
 
-    real_write, failed = lake_module.pq.write_table, []
-
-    def failing_write(table, where, **options):
-        if not failed:
-            failed.append(True)
-            raise OSError("injected: lake write failed")
-        return real_write(table, where, **options)
-
-    monkeypatch.setattr(lake_module.pq, "write_table", failing_write)
+    monkeypatch.setattr(lake_module.pq, "write_table",
+                        fail_first_call(lake_module.pq.write_table, "injected: lake write failed"))
     # labeled_cases is only loaded from the lake (selection), production_scores runs.
     run = dg.materialize([production_logs, labeled_cases, production_scores], selection=[production_scores],
                          partition_key=day,

@@ -72,6 +72,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import stdtrit
 
+from eval_pipelines.frames import flag_column
 from eval_pipelines.intervals import wilson_interval
 from eval_pipelines.kpis.settings import DEFAULT_LOW_VOLUME_BELOW, ImpactConfig, SystemImpact
 
@@ -250,13 +251,6 @@ def _text(cases: pd.DataFrame, name: str) -> pd.Series:
     return column if isinstance(column.dtype, pd.CategoricalDtype | pd.StringDtype) else column.astype("str")
 
 
-def _flag(cases: pd.DataFrame, name: str) -> np.ndarray:
-    """A nullable boolean column as bool, null (or absent) read as False."""
-    if name not in cases.columns:
-        return np.zeros(len(cases), dtype=bool)
-    return cases[name].astype("boolean").fillna(False).to_numpy(dtype=bool)
-
-
 def _number(cases: pd.DataFrame, name: str) -> np.ndarray:
     if name not in cases.columns:
         return np.full(len(cases), np.nan)
@@ -379,8 +373,8 @@ def compute_kpis(cases: pd.DataFrame, impact: ImpactConfig) -> pd.DataFrame:
     ok = (status == "ok").to_numpy(dtype=bool)
     is_action = {name: (action == name).to_numpy(dtype=bool)
                  for name in ("accepted", "edited", "overridden", "rejected", "ignored")}
-    labeled = _flag(cases, "is_labeled")
-    correct = _flag(cases, "ai_correct") & labeled
+    labeled = flag_column(cases, "is_labeled")
+    correct = flag_column(cases, "ai_correct") & labeled
     human_timed = ~np.isnan(decision)
     timed = human_timed | (~reviewed & ok)
     known_wrong = labeled & ~correct
@@ -393,7 +387,7 @@ def compute_kpis(cases: pd.DataFrame, impact: ImpactConfig) -> pd.DataFrame:
     credited = timed & np.where(reviewed, output_used, ~known_wrong) & ~control
     credited_human = credited & human_timed
     caught = (action.isin(_CAUGHT_ACTIONS) & correctness.isin(_WRONG)).to_numpy(dtype=bool)
-    compliance = _flag(cases, "compliance_flag")
+    compliance = flag_column(cases, "compliance_flag")
 
     case_flags: dict[str, np.ndarray] = {
         "cases": np.ones(len(cases), dtype=bool),
@@ -412,8 +406,8 @@ def compute_kpis(cases: pd.DataFrame, impact: ImpactConfig) -> pd.DataFrame:
         "credited_human_decisions": credited_human,
         "baseline_control_decisions": control & human_timed,
         "compliance_flags": compliance,
-        "complaints": _flag(cases, "complaint"),
-        "escalations": _flag(cases, "escalation"),
+        "complaints": flag_column(cases, "complaint"),
+        "escalations": flag_column(cases, "escalation"),
         "risk_mitigated_cases": compliance & caught,
         "correct_automated_decisions": correct & ok & (is_action["accepted"] | ~reviewed),
         "error_cases": (status == "error").to_numpy(dtype=bool),

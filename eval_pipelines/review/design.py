@@ -42,6 +42,7 @@ from eval_pipelines.evalsets.design import (
     sampling_keys,
     uniform_from_keys,
 )
+from eval_pipelines.frames import flag_column
 
 CERTAINTY_STRATUM = "certainty"
 """Stratum label of the cases taken whole (complaints, compliance flags)."""
@@ -117,13 +118,6 @@ def day_seed(seed: int, day: dt.date | str) -> int:
     return int.from_bytes(hashlib.sha256(f"review/{seed}/{iso}".encode()).digest()[:8], "little") >> 1
 
 
-def _flag(cases: pd.DataFrame, name: str) -> np.ndarray:
-    """Boolean column with null and absent read as False, as labeling does (nobody flagged it)."""
-    if name not in cases.columns:
-        return np.zeros(len(cases), dtype=bool)
-    return cases[name].astype("boolean").fillna(False).to_numpy(dtype=bool)
-
-
 def _number(cases: pd.DataFrame, name: str) -> np.ndarray:
     if name not in cases.columns:
         return np.full(len(cases), np.nan)
@@ -189,7 +183,7 @@ def draw_audit_sample(cases: pd.DataFrame, day: dt.date | str, config: AuditDesi
         if column not in ok.columns:
             # Silently reading a missing flag as "never" would empty the certainty stratum: refuse instead.
             raise KeyError(f"certainty column {column!r} is not in the cases; available: {list(cases.columns)}")
-        certainty |= _flag(ok, column)
+        certainty |= flag_column(ok, column)
 
     # Only what the strata need, built in one go (a copy of every column per draw is what made it slow).
     derived = {ACTION_COLUMN: actions.to_numpy(),
