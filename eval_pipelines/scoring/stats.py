@@ -474,14 +474,23 @@ def loss_share_under_null(d: np.ndarray, codes: np.ndarray, big_n: np.ndarray, s
     loss = (d < 0).astype(np.float64)
     share = float(np.sum(weight[discordant] * loss[discordant]) / total)
     z = np.where(discordant, (loss - 0.5) / total, 0.0)
-    k = len(big_n)
-    sums = np.bincount(codes, weights=z, minlength=k)
-    squares = np.bincount(codes, weights=z * z, minlength=k)
-    means = sums / small_n
-    variance_h = np.where(small_n > 1, (squares - small_n * means**2) / np.maximum(small_n - 1, 1), 0.0)
+    variance_h = stratum_variances(z, codes, small_n)
     fpc = 1.0 - small_n / big_n
     variance = float(np.sum(big_n**2 * fpc * np.maximum(variance_h, 0.0) / small_n))
     return share, float(np.sqrt(variance)), m
+
+
+def stratum_variances(z: np.ndarray, codes: np.ndarray, small_n: np.ndarray) -> np.ndarray:
+    """Per stratum, the sample variance ``s_h²`` of linearised values ``z`` over its ``n_h`` sampled cases.
+
+    Sampled cases that are not in ``z``'s frame (outside a domain) count as ``z = 0``: the sums are divided by
+    ``n_h``, not by the count present. A stratum with one case has no variance (0 here; callers decide).
+    """
+    k = len(small_n)
+    sums = np.bincount(codes, weights=z, minlength=k)
+    squares = np.bincount(codes, weights=z * z, minlength=k)
+    means = sums / small_n
+    return np.where(small_n > 1, (squares - small_n * means**2) / np.maximum(small_n - 1, 1), 0.0)
 
 
 def design_mcnemar_pvalues(loss_share: float, null_std_error: float, discordant: int,
@@ -613,11 +622,7 @@ def domain_estimate_coded(values: np.ndarray, codes: np.ndarray, big_n: np.ndarr
     estimate = float(np.sum(weight[member] * values[member]) / domain_total)
     z = np.where(member, (np.nan_to_num(values) - estimate) / domain_total, 0.0)
     k = len(big_n)
-    sums = np.bincount(codes, weights=z, minlength=k)
-    squares = np.bincount(codes, weights=z * z, minlength=k)
-    # Sampled cases absent from the frame have z = 0: divide by n_h, not by the count present.
-    means = sums / small_n
-    variance_h = np.where(small_n > 1, (squares - small_n * means**2) / np.maximum(small_n - 1, 1), 0.0)
+    variance_h = stratum_variances(z, codes, small_n)
     # A stratum whose sampled z are all equal (all in the slice with one value, or none in it) has no variance;
     # say so exactly, since the one-pass formula leaves ~1e-20 of rounding, which the interval would read as an
     # effective sample size of 10^18.
