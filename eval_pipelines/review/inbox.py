@@ -195,7 +195,10 @@ def validate_verdicts(read: VerdictRead, tasks: pd.DataFrame, vocabulary: Mappin
     accepted: list[dict[str, object]] = []
     quarantined: list[dict[str, object]] = []
     seen: dict[tuple[str, str], tuple[str, int]] = {}
-    for row in read.records.to_dict("records"):
+    for raw in read.records.to_dict("records"):
+        # Frames turn a missing value into NaN; every field is text or absent.
+        row = {key: None if value is pd.NA or (isinstance(value, float) and value != value) else value
+               for key, value in raw.items()}
         event_id, reviewer, label = (_text(row[name]) for name in REQUIRED_FIELDS)
         reason = row["problem"] if isinstance(row["problem"], str) else _field_problem(row)
         if reason is None and event_id not in system_of:
