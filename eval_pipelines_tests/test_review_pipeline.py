@@ -132,7 +132,8 @@ def test_review_queue_draws_the_design_writes_tasks_and_a_masked_outbox(day: Day
         assert group["selected"].sum() >= min(2, len(group)), stratum  # minimum_per_stratum
     # daily_size, or more when 2 per stratum need more (the demo day has many small strata).
     assert sampled["selected"].sum() >= 40
-    assert first.loc[first["certainty"], "selected"].all() and (first.loc[first["certainty"], "inclusion_prob"] == 1).all()
+    certain = first[first["certainty"]]
+    assert certain["selected"].all() and (certain["inclusion_prob"] == 1).all()
     assert first["certainty"].sum() > 0  # the demo day has complaints / compliance flags
 
     tasks = day.table("review_tasks")
@@ -149,7 +150,8 @@ def test_review_queue_draws_the_design_writes_tasks_and_a_masked_outbox(day: Day
     by_id = cases.set_index("event_id")
     assert all(item["input_text"] == by_id.loc[item["event_id"], "input_text"] for item in lines)
     # The outbox holds the masked text: none of the raw PII of the landing files reaches the reviewers.
-    raw = pd.concat([pd.read_json(path, lines=True) for path in sorted((day.project.landing_dir / KEY).glob("*.jsonl"))])
+    files = sorted((day.project.landing_dir / KEY).glob("*.jsonl"))
+    raw = pd.concat([pd.read_json(path, lines=True) for path in files])
     raw = raw.set_index("event_id").loc[[item["event_id"] for item in lines], "input_text"]
     masked = [item["input_text"] for item in lines]
     changed = [r for r, m in zip(raw, masked, strict=True) if r != m]
@@ -181,7 +183,7 @@ def test_review_labels_round_trip_from_inbox_files(day: Day):
                    f"no/such_label\n{some},reviewer_a,{tasks['ai_output'].iloc[0]}\n")
     result = day.run([review_labels])
     [check] = result.get_asset_check_evaluations()
-    assert check.passed and "= %d accepted + 3 quarantined" % answers.verdicts in check.description
+    assert check.passed and f"= {answers.verdicts} accepted + 3 quarantined" in check.description
 
     inbox = pd.read_json(day.inbox / KEY / INBOX_FILE, lines=True)
     reviewed = day.table("reviewed_cases")
