@@ -194,3 +194,24 @@ def test_demo_reviewers_answer_from_the_truth_with_the_seeded_error_rate(tmp_pat
     accepted, quarantined = validate_verdicts(read, pd.DataFrame({"event_id": truth["event_id"], "system": "s"}),
                                               {"s": ("a", "b", "c")})
     assert len(accepted) == first.verdicts == 55 and quarantined.empty
+
+
+def test_the_truth_sidecar_leaves_the_logs_unchanged_and_must_lie_outside_the_landing_dir(tmp_path: Path):
+    from eval_pipelines.cli import main
+    from eval_pipelines.demo.generator import generate_logs
+
+    plain, with_truth, truth = tmp_path / "plain", tmp_path / "with", tmp_path / "truth"
+    generate_logs(plain, days=2, events_per_day=40, seed=3, start_date=DAY)
+    generate_logs(with_truth, days=2, events_per_day=40, seed=3, start_date=DAY, truth_dir=truth)
+    logs = sorted(p.relative_to(plain) for p in plain.rglob("part-*"))
+    assert logs and logs == sorted(p.relative_to(with_truth) for p in with_truth.rglob("part-*"))
+    assert all((plain / p).read_bytes() == (with_truth / p).read_bytes() for p in logs)
+    frame = pd.read_parquet(truth / f"{DAY}.parquet")
+    events = pd.concat([pd.read_json(p, lines=True) for p in sorted((plain / DAY.isoformat()).glob("*.jsonl"))])
+    assert list(frame.columns) == ["event_id", TRUTH_COLUMN] and sorted(frame["event_id"]) == sorted(
+        events["event_id"])
+    audited = events.dropna(subset=["ground_truth"]).merge(frame, on="event_id")
+    assert (audited["ground_truth"] == audited[TRUTH_COLUMN]).all()  # ground truth, where logged, is the truth
+    with pytest.raises(ValueError, match="inside the landing directory"):
+        generate_logs(plain, days=1, events_per_day=5, seed=3, start_date=DAY, truth_dir=plain / "truth")
+    assert main(["demo-review", "--truth", str(tmp_path / "nowhere")]) == 2
