@@ -258,3 +258,50 @@ def test_inbox_sensor_requests_new_and_changed_days_only(day: Day):
     assert [r.partition_key for r in again.run_requests] == [KEY]
     assert again.run_requests[0].run_key != changed.run_requests[0].run_key
     extra.unlink()
+
+
+def test_label_studio_is_called_only_when_configured_and_its_annotations_are_validated_like_files(
+        day: Day, monkeypatch: pytest.MonkeyPatch):
+    """The client module (eval_pipelines/review/label_studio.py) is another piece; a stand-in records the calls."""
+    import sys
+    import types
+
+    import yaml
+
+    import eval_pipelines.review
+    from eval_pipelines.config import load_settings
+    from eval_pipelines.resources import build_resources
+
+    tasks = day.table("review_tasks")
+    calls: dict[str, list] = {"connect": [], "export": [], "pull": []}
+    pulled = pd.DataFrame({"event_id": [tasks["event_id"][0], "not-a-task"], "partition_date": [KEY, KEY],
+                           "reviewer": ["ls_user", "ls_user"], "label": [tasks["ai_output"][0]] * 2,
+                           "comment": [None, None], "reviewed_at": ["2026-03-03T10:00:00Z"] * 2,
+                           "source": ["label_studio"] * 2})
+    fake = types.ModuleType("eval_pipelines.review.label_studio")
+    fake.connection_from_env = lambda url_env, token_env, timeout: calls["connect"].append(
+        (url_env, token_env, timeout)) or "conn"
+    fake.export_tasks = lambda conn, title, vocabulary, frame: calls["export"].append(
+        (conn, title, tuple(vocabulary), sorted(frame["event_id"]))) or {"created": len(frame)}
+    fake.pull_annotations = lambda conn, title: calls["pull"].append((conn, title)) or pulled
+    monkeypatch.setitem(sys.modules, "eval_pipelines.review.label_studio", fake)
+    monkeypatch.setattr(eval_pipelines.review, "label_studio", fake, raising=False)
+
+    config = yaml.safe_load(day.project.config_path.read_text())
+    config["review"]["label_studio"] = {"project_prefix": "qa", "timeout_seconds": 5}
+    path = day.root / "with_label_studio.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    resources = build_resources(load_settings(path), str(path))
+    for asset in (review_queue, review_labels):
+        assert dg.materialize([asset], partition_key=KEY, resources=resources, instance=day.instance).success
+    title = "qa support_triage"
+    assert calls["connect"] == [("EVAL_PIPELINES_LABEL_STUDIO_URL", "EVAL_PIPELINES_LABEL_STUDIO_TOKEN", 5.0)] * 2
+    [(_, exported_title, vocabulary, exported)] = calls["export"]
+    assert exported_title == title and exported == sorted(tasks["event_id"]) and tasks["ai_output"][0] in vocabulary
+    assert calls["pull"] == [("conn", title)]
+    reviewed = day.table("reviewed_cases")
+    assert reviewed.loc[reviewed["source"] == f"label_studio:{title}", "reviewer"].tolist() == ["ls_user"]
+    quarantined = day.table("quarantined_reviews")
+    assert quarantined.loc[quarantined["source"] == f"label_studio:{title}", "line"].tolist() == [2]
+    day.run([review_labels])  # back to the files-only configuration
+    assert not (day.table("reviewed_cases")["source"] == f"label_studio:{title}").any()
