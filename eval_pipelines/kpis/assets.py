@@ -33,6 +33,8 @@ from eval_pipelines.kpis.metrics import (
 from eval_pipelines.kpis.reviewed import RowNote, attach
 from eval_pipelines.kpis.rollups import PERIOD_COLUMNS
 from eval_pipelines.kpis.store import (
+    REVIEW_LABELS_ASSET,
+    REVIEW_QUEUE_ASSET,
     cells_write,
     daily_write,
     read_cases,
@@ -48,8 +50,10 @@ from eval_pipelines.warehouse.core import replace_partitions
 
 CONSISTENCY_CHECK = "kpi_daily_consistent"
 
-REVIEW_DEPS: list[dg.AssetKey] = []
-"""The review loop's assets kpi_daily reads (lake datasets review_queue, review_labels), when they are defined."""
+REVIEW_DEPS: list[dg.AssetKey] = [dg.AssetKey(REVIEW_QUEUE_ASSET), dg.AssetKey(REVIEW_LABELS_ASSET)]
+"""The review loop's assets kpi_daily reads (lake datasets review_queue, review_labels). review_labels is
+materialised every day (empty verdicts when review is disabled), and again when the inbox sensor sees new
+verdicts: the eager condition then re-runs the day's KPIs with the corrected columns."""
 KPI_AUTOMATION = FOLLOW_UPSTREAM_ANY_DAY
 COLUMN_DESCRIPTIONS = {d.metric: f"{d.formula} [{d.unit}]" for d in DEFINITIONS}
 
