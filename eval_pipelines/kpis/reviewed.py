@@ -131,39 +131,71 @@ def review_cells(phase_one: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFram
     return out.reset_index(drop=True)
 
 
+_JOIN = "\x1f"
+
+
 def _codes(frame: pd.DataFrame, columns: Sequence[str]) -> tuple[np.ndarray, pd.DataFrame]:
+    """Dense codes of the distinct values of ``columns`` (compared as strings), and those values, sorted.
+
+    Plain numpy over joined strings: the cell tables are small (hundreds of rows), where pandas' per-call
+    overhead would cost more than the estimates themselves.
+    """
     if not columns:
         return np.zeros(len(frame), dtype=np.int64), pd.DataFrame(index=range(1 if len(frame) else 0))
-    keys = frame[list(columns)].astype(str)
-    codes, uniques = pd.MultiIndex.from_frame(keys).factorize(sort=True)
-    return codes.astype(np.int64), pd.DataFrame(list(uniques), columns=list(columns))
+    joined = frame[columns[0]].astype(str).to_numpy(dtype=object)
+    for column in columns[1:]:
+        joined = joined + _JOIN + frame[column].astype(str).to_numpy(dtype=object)
+    uniques, codes = np.unique(joined.astype(str), return_inverse=True)
+    values = pd.DataFrame([u.split(_JOIN) for u in uniques], columns=list(columns), dtype=object)
+    return codes.ravel().astype(np.int64), values
 
 
 def estimate_rows(cells: pd.DataFrame, group_by: Sequence[str], confidence: float,
-                  min_audited: int = DEFAULT_MIN_AUDITED, identity: Sequence[str] = ()
-                  ) -> tuple[pd.DataFrame, list[RowNote]]:
+                  min_audited: int = DEFAULT_MIN_AUDITED, identity: Sequence[str] = (),
+                  names: Sequence[str] = tuple(ESTIMATES)) -> tuple[pd.DataFrame, list[RowNote]]:
     """Per group of ``group_by`` (e.g. the KPI keys, or a period start + keys; none = everything): the
     ``REVIEW_COUNT_COLUMNS`` and the three estimates with their intervals, plus ``_accepted_population``.
 
     ``cells`` are ``CELL_COLUMNS`` rows plus the ``identity`` columns that make a cell a separate stratum (the
     day, ``kpi_date``, when several days are combined). Group values are compared as strings.
+    ``names``: the estimates to compute (all three by default; the others are left NaN).
     Returns (one row per group present in ``cells``, the notes of every estimate that is not available).
     """
     group_by, identity = list(group_by), list(identity)
-    nan = float("nan")
     strata, _ = _codes(cells, [*identity, "cell"])
     groups, group_keys = _codes(cells, group_by)
-    population = cells["population"].to_numpy(dtype=np.int64)
-    audited = cells["audited"].to_numpy(dtype=np.int64)
-    right = cells["ai_right"].to_numpy(dtype=np.int64)
+    actions = cells["review_action"].astype(str).to_numpy()
+    found = estimate_coded(strata, groups, len(group_keys), actions, cells["population"].to_numpy(dtype=np.int64),
+                           cells["audited"].to_numpy(dtype=np.int64), cells["ai_right"].to_numpy(dtype=np.int64),
+                           confidence, min_audited, names)
+    key_rows = list(group_keys.itertuples(index=False, name=None)) if group_by else [()] * len(group_keys)
+    rows = [{**dict(zip(group_by, key_rows[g], strict=True)), **row} for g, row in enumerate(found)]
+    notes = [RowNote(key_rows[g], name, reason) for g, row in enumerate(found)
+             for name, reason in row.pop("_notes").items()]
+    columns = [*group_by, *REVIEW_COUNT_COLUMNS, "_accepted_population",
+               *(f"{name}{s}" for name in ESTIMATES for s in ("", "_ci_low", "_ci_high"))]
+    return pd.DataFrame(rows, columns=columns), notes
+
+
+def estimate_coded(strata: np.ndarray, groups: np.ndarray, n_groups: int, actions: np.ndarray,
+                   population: np.ndarray, audited: np.ndarray, right: np.ndarray, confidence: float,
+                   min_audited: int = DEFAULT_MIN_AUDITED, names: Sequence[str] = tuple(ESTIMATES)
+                   ) -> list[dict[str, object]]:
+    """:func:`estimate_rows` on coded cell rows: per cell row its stratum code (0..H-1), group code (0..G-1, or
+    -1 for a row in no reported group: it still counts in its stratum's N_g and n_g), user action and counts.
+
+    One dict per group with the counts, the estimates and ``_notes`` (estimate -> why not available).
+    """
+    nan = float("nan")
+    strata = np.asarray(strata, dtype=np.int64)
     if (audited > population).any() or (right > audited).any() or (right < 0).any():
         raise ValueError("review cells must have 0 <= ai_right <= audited <= population")
     h = int(strata.max()) + 1 if len(strata) else 0
     big_n = np.bincount(strata, weights=population, minlength=h)
     small_n = np.bincount(strata, weights=audited, minlength=h)
     # The audited cases as 0/1 values (ai_right ones, then zeros, per cell row): all the estimator reads.
-    row_of_case = np.repeat(np.arange(len(cells)), audited)
-    starts = np.concatenate([[0], np.cumsum(audited)[:-1]]) if len(cells) else np.zeros(0, dtype=np.int64)
+    row_of_case = np.repeat(np.arange(len(strata)), audited)
+    starts = np.concatenate([[0], np.cumsum(audited)[:-1]]) if len(strata) else np.zeros(0, dtype=np.int64)
     rank = np.arange(len(row_of_case)) - starts[row_of_case]
     case_right = (rank < right[row_of_case]).astype(np.float64)
     # Strata without a verdict have no weight to give: re-code the rest 0..H'-1 for the estimator.
@@ -171,44 +203,45 @@ def estimate_rows(cells: pd.DataFrame, group_by: Sequence[str], confidence: floa
     recode = np.cumsum(answered) - 1
     case_strata = recode[strata[row_of_case]]
     est_big_n, est_small_n = big_n[answered], small_n[answered]
-    actions = cells["review_action"].astype(str).to_numpy()
+    is_action = {a: np.isin(actions, a) for a, _ in ESTIMATES.values() if a is not None}
+    blind_cell = (population > 0) & (small_n[strata] == 0)
 
     rows: list[dict[str, object]] = []
-    notes: list[RowNote] = []
-    for g in range(len(group_keys)):
+    for g in range(n_groups):
         in_group = groups == g
-        key = tuple(group_keys.iloc[g]) if group_by else ()
-        row: dict[str, object] = dict(zip(group_by, key, strict=True))
-        row["reviewed_population_cases"] = int(population[in_group].sum())
+        row: dict[str, object] = {"reviewed_population_cases": int(population[in_group].sum())}
+        notes: dict[str, str] = {}
         for name, (domain_actions, wrong) in ESTIMATES.items():
-            domain = in_group if domain_actions is None else in_group & np.isin(actions, domain_actions)
+            domain = in_group if domain_actions is None else in_group & is_action[domain_actions]
             count = int(audited[domain].sum())
+            size = int(population[domain].sum())
             row[AUDITED_COUNT[name]] = count
             if name == "automation_bias_rate":
-                row["_accepted_population"] = int(population[domain].sum())
-            size = int(population[domain].sum())
+                row["_accepted_population"] = size
             reason = ""
-            blind = np.unique(strata[domain & (population > 0)])
-            blind = blind[small_n[blind] == 0]
-            if size == 0:
+            blind = domain & blind_cell
+            if name not in names:
+                reason = "not asked for"
+            elif size == 0:
                 reason = "no case in the domain"
-            elif len(blind):
-                share = float(population[domain & np.isin(strata, blind)].sum()) / size
-                reason = f"{len(blind)} cell(s) holding {share:.1%} of the domain have no verdict"
+            elif blind.any():
+                cells_blind = len(np.unique(strata[blind]))
+                reason = (f"{cells_blind} cell(s) holding {population[blind].sum() / size:.1%} of the domain have "
+                          "no verdict")
             elif count < min_audited:
                 reason = f"{count} audited verdict(s) < impact.reviewed_min_audited = {min_audited}"
             if reason:
                 row[name] = row[f"{name}_ci_low"] = row[f"{name}_ci_high"] = nan
-                notes.append(RowNote(key, name, reason))
+                if name in names:
+                    notes[name] = reason
                 continue
             member = domain[row_of_case]
             values = 1.0 - case_right if wrong else case_right
             found = domain_estimate_coded(values, case_strata, est_big_n, est_small_n, member, confidence)
             row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = found.estimate, found.ci_low, found.ci_high
+        row["_notes"] = notes
         rows.append(row)
-    columns = [*group_by, *REVIEW_COUNT_COLUMNS, "_accepted_population",
-               *(f"{name}{s}" for name in ESTIMATES for s in ("", "_ci_low", "_ci_high"))]
-    return pd.DataFrame(rows, columns=columns), notes
+    return rows
 
 
 def attach(frame: pd.DataFrame, cells: pd.DataFrame | None, group_by: Sequence[str], confidence: float,
