@@ -119,7 +119,7 @@ def edge_case_library(
     todo = pending_days(available, merged_days(engine), config.remerge_days)
     context.log.info(f"{len(todo)} labeled_cases day(s) to merge: {todo}")
     library = load_entries(engine) if todo else empty_entries()
-    columns = [*required_columns(rules), "user_action"]
+    columns = list(dict.fromkeys([*required_columns(rules), "user_action"]))  # rules may read it already
     merged_rows = []
     for day in todo:
         cases = lake.read_columns(LABELED_CASES_ASSET, day, [], optional=columns).to_pandas()

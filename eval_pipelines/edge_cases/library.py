@@ -109,8 +109,9 @@ def required_columns(config: EdgeCaseConfig) -> list[str]:
                                *rule_columns(config.rules)]))
 
 
-ACCEPTED_BUT_WRONG = "accepted_but_wrong"
-"""The failure mode of a case a human accepted and an expert reviewer found wrong (a silent error)."""
+ACCEPTED_BUT_WRONG = "reviewed_accepted_but_wrong"
+"""The failure mode of a case a human accepted and an expert reviewer found wrong (a silent error); apart from
+the rule-based ``accepted_but_wrong`` (ground truth says so), since the evidence differs."""
 REVIEWED_COLUMNS: tuple[str, ...] = ("event_id", "ai_correct", "reviewed_label")
 """The review_labels columns a merge reads."""
 
@@ -118,11 +119,11 @@ REVIEWED_COLUMNS: tuple[str, ...] = ("event_id", "ai_correct", "reviewed_label")
 def reviewed_mistakes(cases: pd.DataFrame, reviewed: pd.DataFrame | None) -> tuple[pd.DataFrame, np.ndarray]:
     """The cases with their reviewed label where the audit found an accepted suggestion wrong, and that mask.
 
-    An accepted case's implicit label is its own output, so no rule can see it fail; the reviewers' adjudicated
-    verdict (``review_labels``: ``ai_correct`` False, ``reviewed_label`` not null) can. Such a case becomes the
-    failure mode ``accepted_but_wrong`` whatever the rules say (its own mode: the mistake humans let through), with
-    the reviewed label as its expected output (``label``) and correctness ``wrong``. Other reviewed cases are left
-    as the rules see them.
+    An accepted case's implicit label is its own output, so without ground truth no rule can see it fail; the
+    reviewers' adjudicated verdict (``review_labels``: ``ai_correct`` False, ``reviewed_label`` not null) can. Such
+    a case becomes the failure mode ``reviewed_accepted_but_wrong`` whatever the rules say (its own mode: the
+    mistake humans let through), with the reviewed label as its expected output (``label``) and correctness
+    ``wrong``. Other reviewed cases are left as the rules see them.
     """
     none = np.zeros(len(cases), dtype=bool)
     if reviewed is None or reviewed.empty or "user_action" not in cases.columns:
@@ -238,7 +239,7 @@ def merge_day(entries: pd.DataFrame, cases: pd.DataFrame, day: str, config: Edge
     labeled_cases (at least ``required_columns(config)``). ``rerun``: given when the day was merged before (see
     :class:`RerunBasis`); ``None`` for a day merged for the first time. ``run_id``/``at`` stamp new entries and their
     ``created`` events. ``reviewed``: the day's ``review_labels`` (``REVIEWED_COLUMNS``), when audited: accepted
-    cases the reviewers found wrong enter as ``accepted_but_wrong`` with their reviewed label
+    cases the reviewers found wrong enter as ``reviewed_accepted_but_wrong`` with their reviewed label
     (:func:`reviewed_mistakes`).
 
     Steps: rules give each case its failure mode; cases with the same mode and the same normalised text form a unit
