@@ -720,6 +720,12 @@ def headline_table(frame: pd.DataFrame) -> pd.DataFrame:
     out["accuracy [CI]"] = [f"{_pct(a)} [{_pct(lo)}, {_pct(hi)}]" if not math.isnan(a) else "–"
                             for a, lo, hi in zip(frame["accuracy"], frame["accuracy_ci_low"],
                                                  frame["accuracy_ci_high"], strict=True)]
+    # Beside the implicit figure, the audit's: "–" where not available (no audit, too few verdicts).
+    out["reviewed accuracy [CI]"] = [f"{_pct(a)} [{_pct(lo)}, {_pct(hi)}]" if not math.isnan(a) else "–"
+                                     for a, lo, hi in zip(frame["reviewed_accuracy"],
+                                                          frame["reviewed_accuracy_ci_low"],
+                                                          frame["reviewed_accuracy_ci_high"], strict=True)]
+    out["automation bias"] = [_pct(v) for v in frame["automation_bias_rate"]]
     out["p50 decision s (baseline)"] = [f"{_num(p)} ({_num(b, 0)})" for p, b in
                                         zip(frame["decision_seconds_p50"], frame["baseline_seconds_per_decision"],
                                             strict=True)]
