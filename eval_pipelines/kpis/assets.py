@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime
 import dagster as dg
 import pandas as pd
 
-from eval_pipelines.automation import FOLLOW_UPSTREAM_ANY_DAY
+from eval_pipelines.automation import FOLLOW_UPSTREAM_ANY_DAY, follow_upstream_any_day_ignoring_missing
 from eval_pipelines.kpis.definitions import DEFINITIONS, undocumented_metrics
 from eval_pipelines.kpis.metrics import (
     COUNT_COLUMNS,
@@ -54,7 +54,8 @@ REVIEW_DEPS: list[dg.AssetKey] = [dg.AssetKey(REVIEW_QUEUE_ASSET), dg.AssetKey(R
 """The review loop's assets kpi_daily reads (lake datasets review_queue, review_labels). review_labels is
 materialised every day (empty verdicts when review is disabled), and again when the inbox sensor sees new
 verdicts: the eager condition then re-runs the day's KPIs with the corrected columns."""
-KPI_AUTOMATION = FOLLOW_UPSTREAM_ANY_DAY
+KPI_AUTOMATION = follow_upstream_any_day_ignoring_missing(REVIEW_QUEUE_ASSET, REVIEW_LABELS_ASSET)
+"""The business KPIs are never held back by a missing audit; they re-run when its verdicts arrive."""
 COLUMN_DESCRIPTIONS = {d.metric: f"{d.formula} [{d.unit}]" for d in DEFINITIONS}
 
 HEADLINE_METADATA: dict[str, str] = {

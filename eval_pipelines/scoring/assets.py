@@ -16,7 +16,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from eval_pipelines.automation import FOLLOW_UPSTREAM_ANY_DAY
+from eval_pipelines.automation import follow_upstream_any_day_ignoring_missing
 from eval_pipelines.config import Settings, load_settings
 from eval_pipelines.edge_cases.store import load_library, record_run_results
 from eval_pipelines.evalsets.store import load_eval_set
@@ -94,7 +94,8 @@ def _headline(rows: pd.DataFrame, scorer: str) -> pd.DataFrame:
     io_manager_key="lake_io_manager",
     pool="warehouse",
     deps=[dg.AssetKey("review_queue"), dg.AssetKey("review_labels")],
-    automation_condition=FOLLOW_UPSTREAM_ANY_DAY,
+    # A missing audit never holds the scores back; verdicts arriving later re-run them.
+    automation_condition=follow_upstream_any_day_ignoring_missing("review_queue", "review_labels"),
     description=(
         "The deployed system scored against the humans' decisions of the day (accept and override as implicit "
         "labels, ground truth where present) with every configured scorer, by system, model_version and segment "
