@@ -191,6 +191,17 @@ EXPECTED: dict[tuple[str, str, str], dict[str, float | str]] = {
     },
 }
 
+# Without an audit (no review cells) the reviewed columns are not available: counts 0, estimates and the silent
+# error cost null, and so the net value after silent errors (cost_per_silent_error is not configured: 0).
+NO_AUDIT = {"reviewed_population_cases": 0, "reviewed_cases_audited": 0, "accepted_cases_audited": 0,
+            "overridden_cases_audited": 0, "cost_per_silent_error": 0.0, "silent_error_cases": NAN,
+            **{f"{name}{suffix}": NAN for name in ("reviewed_accuracy", "automation_bias_rate",
+                                                   "override_error_rate", "silent_error_cost")
+               for suffix in ("", "_ci_low", "_ci_high")},
+            **{f"net_value_after_silent_errors{suffix}_amount": NAN for suffix in ("", "_ci_low", "_ci_high")}}
+for _expected in EXPECTED.values():
+    _expected.update(NO_AUDIT)
+
 
 def test_expected_covers_every_metric():
     for expected in EXPECTED.values():

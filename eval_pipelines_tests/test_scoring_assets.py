@@ -279,7 +279,9 @@ def test_scoring_definitions_load_with_the_graph(project):
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     assert graph.get(scored_runs.key).parent_keys == {dg.AssetKey("eval_set"), dg.AssetKey("edge_case_library")}
-    assert graph.get(production_scores.key).parent_keys == {dg.AssetKey("labeled_cases")}
+    # production_scores also reads the audit (review_queue + review_labels) for its corrected, reviewed rows.
+    assert graph.get(production_scores.key).parent_keys == {dg.AssetKey("labeled_cases"), dg.AssetKey("review_queue"),
+                                                            dg.AssetKey("review_labels")}
     assert (scored_runs.key, GATE_CHECK) in {(c.asset_key, c.name) for c in graph.asset_check_keys}
     assert graph.get(scored_runs.key).partitions_def.get_partition_keys() == [GOOD, WEAK]
     for key in (scored_runs.key, production_scores.key):

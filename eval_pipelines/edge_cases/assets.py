@@ -21,7 +21,13 @@ import pandas as pd
 import sqlalchemy as sa
 from pydantic import Field
 
-from eval_pipelines.edge_cases.library import STATUSES, empty_entries, merge_day, required_columns
+from eval_pipelines.edge_cases.library import (
+    REVIEWED_COLUMNS,
+    STATUSES,
+    empty_entries,
+    merge_day,
+    required_columns,
+)
 from eval_pipelines.edge_cases.store import ledger_mismatches, load_entries, merged_days, rerun_basis, write_merge
 from eval_pipelines.edge_cases.tables import EDGE_CASE_TABLES, edge_cases
 from eval_pipelines.evalsets.window import lake_days
@@ -113,12 +119,16 @@ def edge_case_library(
     todo = pending_days(available, merged_days(engine), config.remerge_days)
     context.log.info(f"{len(todo)} labeled_cases day(s) to merge: {todo}")
     library = load_entries(engine) if todo else empty_entries()
-    columns = required_columns(rules)
+    columns = list(dict.fromkeys([*required_columns(rules), "user_action"]))  # rules may read it already
     merged_rows = []
     for day in todo:
-        cases = lake.read_columns(LABELED_CASES_ASSET, day, columns).to_pandas()
+        cases = lake.read_columns(LABELED_CASES_ASSET, day, [], optional=columns).to_pandas()
+        try:
+            reviewed = lake.read_columns("review_labels", day, list(REVIEWED_COLUMNS)).to_pandas()
+        except FileNotFoundError:
+            reviewed = None  # no audit that day: the rules alone
         at = datetime.now(UTC)
-        merge = merge_day(library, cases, day, rules, context.run.run_id, at, rerun_basis(engine, day))
+        merge = merge_day(library, cases, day, rules, context.run.run_id, at, rerun_basis(engine, day), reviewed)
         survivors = write_merge(engine, merge, day, available[day], context.run.run_id, at)
         # An entry the merge removed but a scored run replayed meanwhile was kept: reload so later days see it.
         library = load_entries(engine) if survivors else merge.entries

@@ -109,6 +109,41 @@ def required_columns(config: EdgeCaseConfig) -> list[str]:
                                *rule_columns(config.rules)]))
 
 
+ACCEPTED_BUT_WRONG = "reviewed_accepted_but_wrong"
+"""The failure mode of a case a human accepted and an expert reviewer found wrong (a silent error); apart from
+the rule-based ``accepted_but_wrong`` (ground truth says so), since the evidence differs."""
+REVIEWED_COLUMNS: tuple[str, ...] = ("event_id", "ai_correct", "reviewed_label")
+"""The review_labels columns a merge reads."""
+
+
+def reviewed_mistakes(cases: pd.DataFrame, reviewed: pd.DataFrame | None) -> tuple[pd.DataFrame, np.ndarray]:
+    """The cases with their reviewed label where the audit found an accepted suggestion wrong, and that mask.
+
+    An accepted case's implicit label is its own output, so without ground truth no rule can see it fail; the
+    reviewers' adjudicated verdict (``review_labels``: ``ai_correct`` False, ``reviewed_label`` not null) can. Such
+    a case becomes the failure mode ``reviewed_accepted_but_wrong`` whatever the rules say (its own mode: the
+    mistake humans let through), with the reviewed label as its expected output (``label``) and correctness
+    ``wrong``. Other reviewed cases are left as the rules see them.
+    """
+    none = np.zeros(len(cases), dtype=bool)
+    if reviewed is None or reviewed.empty or "user_action" not in cases.columns:
+        return cases, none
+    verdicts = reviewed.loc[(reviewed["ai_correct"].astype("boolean") == False)  # noqa: E712 (nullable)
+                            .fillna(False).to_numpy(dtype=bool) & reviewed["reviewed_label"].notna().to_numpy(),
+                            ["event_id", "reviewed_label"]]
+    label_of = pd.Series(verdicts["reviewed_label"].astype(str).to_numpy(),
+                         index=verdicts["event_id"].astype(str).to_numpy())
+    found = cases["event_id"].astype(str).map(label_of)
+    accepted = (cases["user_action"].astype("object") == "accepted").to_numpy(dtype=bool)
+    mask = accepted & found.notna().to_numpy()
+    if not mask.any():
+        return cases, none
+    cases = cases.copy()
+    cases["label"] = cases["label"].astype("object").where(~mask, found)
+    cases["correctness"] = cases["correctness"].astype("object").where(~mask, "wrong")
+    return cases, mask
+
+
 @dataclass(frozen=True)
 class RerunBasis:
     """What a re-merge of an already merged day needs: the entries that day contributed to, and their totals over
@@ -197,13 +232,15 @@ def _entry_signatures(entries: pd.DataFrame, hasher: MinHasher, key: str, text_n
 
 
 def merge_day(entries: pd.DataFrame, cases: pd.DataFrame, day: str, config: EdgeCaseConfig, run_id: str | None,
-              at: datetime, rerun: RerunBasis | None = None) -> DayMerge:
+              at: datetime, rerun: RerunBasis | None = None, reviewed: pd.DataFrame | None = None) -> DayMerge:
     """Merge one day of labeled cases into the library.
 
     ``entries``: the current library (ENTRY_COLUMNS; ``empty_entries()`` to start). ``cases``: that day's
     labeled_cases (at least ``required_columns(config)``). ``rerun``: given when the day was merged before (see
     :class:`RerunBasis`); ``None`` for a day merged for the first time. ``run_id``/``at`` stamp new entries and their
-    ``created`` events.
+    ``created`` events. ``reviewed``: the day's ``review_labels`` (``REVIEWED_COLUMNS``), when audited: accepted
+    cases the reviewers found wrong enter as ``reviewed_accepted_but_wrong`` with their reviewed label
+    (:func:`reviewed_mistakes`).
 
     Steps: rules give each case its failure mode; cases with the same mode and the same normalised text form a unit
     (exact duplicates, one signature); each unit joins the oldest entry of its mode whose representative is similar
@@ -221,6 +258,9 @@ def merge_day(entries: pd.DataFrame, cases: pd.DataFrame, day: str, config: Edge
         raise KeyError(f"merge_day: the day's cases lack column(s) {missing} (labeled_cases columns and the "
                        "columns the edge_cases rules read)")
     modes = classify(cases, config)
+    cases, mistaken = reviewed_mistakes(cases, reviewed)
+    if mistaken.any():
+        modes = modes.astype("object").where(~mistaken, ACCEPTED_BUT_WRONG)
     failing_mask = modes.notna().to_numpy(dtype=bool)
     failing = cases.loc[failing_mask, keep].assign(failure_mode=modes[failing_mask].to_numpy())
     failing["timestamp"] = _utc(failing["timestamp"])

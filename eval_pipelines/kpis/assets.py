@@ -17,11 +17,12 @@ from datetime import UTC, date, datetime
 import dagster as dg
 import pandas as pd
 
-from eval_pipelines.automation import FOLLOW_UPSTREAM_ANY_DAY
+from eval_pipelines.automation import FOLLOW_UPSTREAM_ANY_DAY, follow_upstream_any_day_ignoring_missing
 from eval_pipelines.kpis.definitions import DEFINITIONS, undocumented_metrics
 from eval_pipelines.kpis.metrics import (
     COUNT_COLUMNS,
     DEFAULT_LOW_VOLUME_BELOW,
+    DEFAULT_REVIEWED_MIN_AUDITED,
     RATIOS,
     combine,
     daily_kpis,
@@ -29,8 +30,18 @@ from eval_pipelines.kpis.metrics import (
     percentiles_by_group,
     render_markdown,
 )
+from eval_pipelines.kpis.reviewed import RowNote, attach
 from eval_pipelines.kpis.rollups import PERIOD_COLUMNS
-from eval_pipelines.kpis.store import daily_write, read_cases, refresh_rollups, write_definitions
+from eval_pipelines.kpis.store import (
+    REVIEW_LABELS_ASSET,
+    REVIEW_QUEUE_ASSET,
+    cells_write,
+    daily_write,
+    read_cases,
+    read_review_cells,
+    refresh_rollups,
+    write_definitions,
+)
 from eval_pipelines.lake import Lake
 from eval_pipelines.metadata import column_schema
 from eval_pipelines.partitions import daily_partitions
@@ -38,6 +49,13 @@ from eval_pipelines.resources import ProjectConfigResource, WarehouseResource, l
 from eval_pipelines.warehouse.core import replace_partitions
 
 CONSISTENCY_CHECK = "kpi_daily_consistent"
+
+REVIEW_DEPS: list[dg.AssetKey] = [dg.AssetKey(REVIEW_QUEUE_ASSET), dg.AssetKey(REVIEW_LABELS_ASSET)]
+"""The review loop's assets kpi_daily reads (lake datasets review_queue, review_labels). review_labels is
+materialised every day (empty verdicts when review is disabled), and again when the inbox sensor sees new
+verdicts: the eager condition then re-runs the day's KPIs with the corrected columns."""
+KPI_AUTOMATION = follow_upstream_any_day_ignoring_missing(REVIEW_QUEUE_ASSET, REVIEW_LABELS_ASSET)
+"""The business KPIs are never held back by a missing audit; they re-run when its verdicts arrive."""
 COLUMN_DESCRIPTIONS = {d.metric: f"{d.formula} [{d.unit}]" for d in DEFINITIONS}
 
 HEADLINE_METADATA: dict[str, str] = {
@@ -45,6 +63,13 @@ HEADLINE_METADATA: dict[str, str] = {
     "acceptance_rate": "acceptance_rate",
     "override_rate": "override_rate",
     "accuracy": "accuracy",
+    "reviewed_cases_audited": "reviewed_cases_audited",
+    "reviewed_accuracy": "reviewed_accuracy",
+    "reviewed_accuracy_ci_low": "reviewed_accuracy_ci_low",
+    "reviewed_accuracy_ci_high": "reviewed_accuracy_ci_high",
+    "automation_bias_rate": "automation_bias_rate",
+    "override_error_rate": "override_error_rate",
+    "silent_error_cost": "silent_error_cost",
     "decision_seconds_p50": "decision_seconds_p50",
     "hours_saved": "hours_saved",
     "labour_value_saved_amount": "labour_value_saved",
@@ -60,12 +85,25 @@ HEADLINE_METADATA: dict[str, str] = {
 
 
 def day_total(rows: pd.DataFrame, cases: pd.DataFrame, ci_level: float,
-              low_volume_below: int = DEFAULT_LOW_VOLUME_BELOW) -> pd.DataFrame:
-    """The whole day as one KPI row: sums of the group rows, percentiles over all the day's cases."""
+              low_volume_below: int = DEFAULT_LOW_VOLUME_BELOW, review_cells: pd.DataFrame | None = None,
+              reviewed_min_audited: int = DEFAULT_REVIEWED_MIN_AUDITED) -> pd.DataFrame:
+    """The whole day as one KPI row: sums of the group rows, percentiles over all the day's cases, the reviewed
+    estimates over all the day's audit cells."""
     ids = pd.Series(0, index=cases.index).to_numpy()
     values = {s: (ids, cases[s].to_numpy(dtype="float64", na_value=float("nan")))
               for s in ("decision_seconds", "latency_ms")}
-    return combine(rows, percentiles_by_group(1 if len(cases) else 0, values), [], ci_level, low_volume_below)
+    return combine(rows, percentiles_by_group(1 if len(cases) else 0, values), [], ci_level, low_volume_below,
+                   review_cells, reviewed_min_audited)
+
+
+def review_notes_markdown(notes: list[RowNote], limit: int = 30) -> str:
+    """Why reviewed estimates are null, one line per (row, estimate); capped for the UI."""
+    if not notes:
+        return "every reviewed estimate available"
+    lines = [f"- {'/'.join(map(str, n.key)) or 'day'} · {n.estimate}: {n.reason}" for n in notes[:limit]]
+    if len(notes) > limit:
+        lines.append(f"- … {len(notes) - limit} more")
+    return "\n".join(lines)
 
 
 def headline_metadata(total: pd.DataFrame) -> dict[str, dg.MetadataValue]:
@@ -111,14 +149,17 @@ def consistency_problems(frame: pd.DataFrame, case_count: int) -> list[str]:
     partitions_def=daily_partitions,
     group_name="kpis",
     kinds={"python", "sql"},
-    deps=["labeled_cases"],
+    deps=["labeled_cases", *REVIEW_DEPS],
     pool="warehouse",
-    automation_condition=FOLLOW_UPSTREAM_ANY_DAY,
+    automation_condition=KPI_AUTOMATION,
     description=(
         "Business KPIs of one day in the warehouse table kpi_daily, one row per (kpi_date, system, model_version, "
         "segment): volume, acceptance/edit/override/reject/ignore rates, accuracy with its Wilson CI, decision "
         "time against the manual baseline, hours and money saved, AI and review cost, error events and their "
-        "cost, risk mitigated, net value and ROI, reliability and latency SLO. The day's rows are replaced in one "
+        "cost, risk mitigated, net value and ROI, reliability and latency SLO; beside the implicit accuracy, the "
+        "audit-corrected reviewed_accuracy, automation_bias_rate, override_error_rate (design-based, with CIs, "
+        "from the review_queue and review_labels lake datasets; null without an audit) and the silent-error "
+        "cost of accepted mistakes. The day's rows are replaced in one "
         "transaction, so late data re-materialised replaces the day whole. The consistency check runs before "
         "the write: an inconsistent day fails the run and is not written. Columns: docs/warehouse.md."
     ),
@@ -132,8 +173,17 @@ def kpi_daily(
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     settings = project.load()
     day = date.fromisoformat(context.partition_key)
-    cases = read_cases(Lake(lake_root(settings)), day, settings.impact.control_columns())
-    frame = daily_kpis(cases, settings.impact, day)
+    lake = Lake(lake_root(settings))
+    cases = read_cases(lake, day, settings.impact.control_columns())
+    rejected = ""
+    try:
+        cells = read_review_cells(lake, day)
+    except ValueError as problem:
+        # Verdicts that do not match the day's phase one cannot be projected; the business KPIs still go out,
+        # with the reviewed columns null, and the reason is logged and shown (never a number from bad input).
+        cells, rejected = None, str(problem)
+        context.log.warning(f"reviewed KPI columns left null for {day}: {rejected}")
+    frame = daily_kpis(cases, settings.impact, day, cells)
     problems = consistency_problems(frame, len(cases))
     check_metadata = {"rows": len(frame), "cases": len(cases)}
     if problems:
@@ -146,17 +196,30 @@ def kpi_daily(
         )
     engine = warehouse.engine()
     try:
-        replace_partitions(engine, [daily_write(frame, day, datetime.now(UTC))])
+        stamp = datetime.now(UTC)
+        replace_partitions(engine, [daily_write(frame, day, stamp), cells_write(cells, day, stamp)])
     finally:
         engine.dispose()  # one engine per run: close its pooled connections rather than leave them to GC
 
-    total = day_total(frame, cases, settings.impact.ci_level, settings.impact.low_volume_below)
+    total = day_total(frame, cases, settings.impact.ci_level, settings.impact.low_volume_below, cells,
+                      settings.impact.reviewed_min_audited)
+    notes: list[RowNote] = []
+    if cells is not None:
+        # The notes of the rows (the day's total is in the metadata numbers); recomputed, cheap: cells are small.
+        notes = attach(frame.copy(), cells, ["system", "model_version", "segment"], settings.impact.ci_level,
+                       settings.impact.reviewed_min_audited)
     context.log.info(f"{len(frame)} kpi_daily row(s) for {day} from {len(cases):,} cases")
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(frame),
             **headline_metadata(total),
             "kpis": dg.MetadataValue.md(render_markdown(headline_table(frame))),
+            "review_audit": dg.MetadataValue.text(
+                f"review data rejected, reviewed columns null: {rejected}" if rejected else
+                "no audit (review_queue/review_labels not in the lake): reviewed columns null" if cells is None
+                else f"{int(cells['audited'].sum()):,} verdicts over {int(cells['population'].sum()):,} ok cases "
+                     f"(phase one), {len(cells)} row × cell counts in kpi_review_cells"),
+            "reviewed_not_available": dg.MetadataValue.md(review_notes_markdown(notes)),
             "warehouse": dg.MetadataValue.text(warehouse.describe()),
             "dagster/column_schema": column_schema(frame, COLUMN_DESCRIPTIONS),
         },
@@ -189,7 +252,8 @@ def kpi_rollups(
     engine = warehouse.engine()
     try:
         result = refresh_rollups(engine, Lake(lake_root(settings)), day, settings.impact.ci_level,
-                                 low_volume_below=settings.impact.low_volume_below)
+                                 low_volume_below=settings.impact.low_volume_below,
+                                 reviewed_min_audited=settings.impact.reviewed_min_audited)
     finally:
         engine.dispose()
     metadata: dict[str, dg.MetadataValue] = {

@@ -69,6 +69,48 @@ DEFINITIONS: tuple[MetricDefinition, ...] = (
                      "Lower bound of the Wilson score interval of accuracy at impact.ci_level (default 95 %)."),
     MetricDefinition("accuracy_ci_high", "Accuracy CI high", "quality", "fraction", True,
                      "Upper bound of the Wilson score interval of accuracy at impact.ci_level (default 95 %)."),
+    # quality corrected by the audit (eval_pipelines/kpis/reviewed.py, docs/review.md "Corrected estimates")
+    MetricDefinition("reviewed_population_cases", "Audit population", "quality", "count", None,
+                     "The row's cases in the audit's phase one (review_queue): its cases with status ok when the day "
+                     "was audited, 0 without an audit. The reviewed_* estimates are null unless this equals cases − "
+                     "error_cases − timeout_cases (the audit covers the whole row, every day of a period)."),
+    MetricDefinition("reviewed_cases_audited", "Audited verdicts", "quality", "count", None,
+                     "Adjudicated review verdicts (review_labels.ai_correct not null) on the row's ok cases: the "
+                     "verdicts reviewed_accuracy uses. Sums to the day's answered verdicts."),
+    MetricDefinition("accepted_cases_audited", "Audited accepted verdicts", "quality", "count", None,
+                     "Of reviewed_cases_audited, those on accepted cases: the verdicts automation_bias_rate uses."),
+    MetricDefinition("overridden_cases_audited", "Audited overridden verdicts", "quality", "count", None,
+                     "Of reviewed_cases_audited, those on overridden cases: the verdicts override_error_rate uses."),
+    MetricDefinition("reviewed_accuracy", "Reviewed accuracy", "quality", "fraction", True,
+                     "Population: the row's cases with status ok, all of them, reviewed or not. Share where the AI "
+                     "output was right per the expert audit: Σ w_i δ_i y_i / Σ w_i δ_i over the audited verdicts "
+                     "(w = N_g/n_g of the cell stratum × user action, δ = in the row, y = ai_correct), the "
+                     "domain estimator of a stratified two-phase design; rollups pool the days' cells as separate "
+                     "strata. Null (not available) when the audit does not cover the row, a cell of the row has no "
+                     "verdict, or reviewed_cases_audited < impact.reviewed_min_audited (default 10). Unlike "
+                     "accuracy (implicit labels, kept beside it) it sees accepted mistakes."),
+    MetricDefinition("reviewed_accuracy_ci_low", "Reviewed accuracy CI low", "quality", "fraction", True,
+                     "Lower bound of the Korn–Graubard interval of reviewed_accuracy at impact.ci_level "
+                     "(linearisation variance with finite population correction, Satterthwaite df)."),
+    MetricDefinition("reviewed_accuracy_ci_high", "Reviewed accuracy CI high", "quality", "fraction", True,
+                     "Upper bound of the Korn–Graubard interval of reviewed_accuracy."),
+    MetricDefinition("automation_bias_rate", "Automation-bias rate", "quality", "fraction", False,
+                     "Population: the row's ok cases whose suggestion was accepted. Estimated share where the AI "
+                     "output was in fact wrong (the same domain estimator, y = not ai_correct, over the accepted "
+                     "cells): how often a wrong suggestion is waved through. Null by the reviewed_accuracy rules, "
+                     "with accepted_cases_audited as the count."),
+    MetricDefinition("automation_bias_rate_ci_low", "Automation-bias rate CI low", "quality", "fraction", False,
+                     "Lower bound of the Korn–Graubard interval of automation_bias_rate."),
+    MetricDefinition("automation_bias_rate_ci_high", "Automation-bias rate CI high", "quality", "fraction", False,
+                     "Upper bound of the Korn–Graubard interval of automation_bias_rate."),
+    MetricDefinition("override_error_rate", "Override error rate", "quality", "fraction", False,
+                     "Population: the row's ok cases whose suggestion was overridden. Estimated share where the AI "
+                     "was in fact right (y = ai_correct over the overridden cells): work thrown away by the "
+                     "human. Null by the reviewed_accuracy rules, with overridden_cases_audited as the count."),
+    MetricDefinition("override_error_rate_ci_low", "Override error rate CI low", "quality", "fraction", False,
+                     "Lower bound of the Korn–Graubard interval of override_error_rate."),
+    MetricDefinition("override_error_rate_ci_high", "Override error rate CI high", "quality", "fraction", False,
+                     "Upper bound of the Korn–Graubard interval of override_error_rate."),
     # speed
     MetricDefinition("timed_decisions", "Timed decisions", "speed", "count", None,
                      "Cases with a known human decision time, plus automated cases with status ok (0 s of human "
@@ -178,6 +220,21 @@ DEFINITIONS: tuple[MetricDefinition, ...] = (
                      "escalations × cost_per_escalation."),
     MetricDefinition("error_cost_amount", "Error cost", "errors", "currency", False,
                      "Sum of the three wasted-effort costs and the compliance, complaint and escalation costs."),
+    # silent errors
+    MetricDefinition("cost_per_silent_error", "Cost per silent error", "errors", "currency", None,
+                     "impact.systems.<system>.cost_per_silent_error: the cost of one accepted mistake (case-weighted "
+                     "mean over the days in rollups)."),
+    MetricDefinition("silent_error_cases", "Silent errors (estimated)", "errors", "count", False,
+                     "Estimated accepted mistakes: automation_bias_rate × the row's ok accepted cases (known exactly "
+                     "from the audit's phase one). Fractional: an estimate, not a count of identified cases."),
+    MetricDefinition("silent_error_cost", "Silent error cost", "errors", "currency", False,
+                     "silent_error_cases × cost_per_silent_error = automation_bias_rate × ok accepted cases × "
+                     "cost_per_silent_error: the cost of mistakes the humans accepted, invisible to error_cost_amount "
+                     "(which counts only what surfaced). Null when automation_bias_rate is, or currencies mix."),
+    MetricDefinition("silent_error_cost_ci_low", "Silent error cost CI low", "errors", "currency", False,
+                     "automation_bias_rate_ci_low × ok accepted cases × cost_per_silent_error."),
+    MetricDefinition("silent_error_cost_ci_high", "Silent error cost CI high", "errors", "currency", False,
+                     "automation_bias_rate_ci_high × ok accepted cases × cost_per_silent_error."),
     # risk
     MetricDefinition("risk_mitigated_cases", "Risk mitigated (cases)", "risk", "count", True,
                      "Compliance-flagged cases where a human caught a wrong suggestion (edited, overridden or "
@@ -199,6 +256,18 @@ DEFINITIONS: tuple[MetricDefinition, ...] = (
                      "uncertain input; the rest is a census of the day). Null with the hours interval."),
     MetricDefinition("net_value_ci_high_amount", "Net value CI high", "value", "currency", True,
                      "net_value_amount plus the labour-value half-width."),
+    MetricDefinition("net_value_after_silent_errors_amount", "Net value after silent errors", "value", "currency",
+                     True, "net_value_amount − silent_error_cost: the net value once the estimated cost of accepted "
+                     "mistakes is charged (null when silent_error_cost is)."),
+    MetricDefinition("net_value_after_silent_errors_ci_low_amount", "Net value after silent errors CI low", "value",
+                     "currency", True,
+                     "point − √((net_value_amount − net_value_ci_low_amount)² + (silent_error_cost_ci_high − "
+                     "silent_error_cost)²): the two half-widths in quadrature (independent samples: control group "
+                     "and audit); the silent-error part alone when net value has no interval."),
+    MetricDefinition("net_value_after_silent_errors_ci_high_amount", "Net value after silent errors CI high",
+                     "value", "currency", True,
+                     "point + √((net_value_ci_high_amount − net_value_amount)² + (silent_error_cost − "
+                     "silent_error_cost_ci_low)²)."),
     MetricDefinition("roi", "ROI", "value", "ratio", True,
                      "net_value_amount / total_cost_amount: (value created − full cost of running − cost of "
                      "errors) / full cost of running, the full cost being inference + review labour + platform "

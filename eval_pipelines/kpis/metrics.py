@@ -74,7 +74,14 @@ from scipy.special import stdtrit
 
 from eval_pipelines.frames import flag_column
 from eval_pipelines.intervals import wilson_interval
-from eval_pipelines.kpis.settings import DEFAULT_LOW_VOLUME_BELOW, ImpactConfig, SystemImpact
+from eval_pipelines.kpis import reviewed as review_estimates
+from eval_pipelines.kpis.reviewed import REVIEW_COUNT_COLUMNS, REVIEW_FLOAT_COLUMNS
+from eval_pipelines.kpis.settings import (
+    DEFAULT_LOW_VOLUME_BELOW,
+    DEFAULT_REVIEWED_MIN_AUDITED,
+    ImpactConfig,
+    SystemImpact,
+)
 
 KEY_COLUMNS: tuple[str, ...] = ("system", "model_version", "segment")
 NO_CURRENCY = "XXX"
@@ -94,6 +101,7 @@ COUNT_COLUMNS: tuple[str, ...] = (
     "compliance_flags", "complaints", "escalations",
     "risk_mitigated_cases", "correct_automated_decisions",
     "error_cases", "timeout_cases", "slo_met_cases",
+    *REVIEW_COUNT_COLUMNS,
 )
 AMOUNT_COLUMNS: tuple[str, ...] = (
     "labour_value_saved_amount", "ai_cost_amount", "review_cost_amount", "platform_cost_amount", "total_cost_amount",
@@ -118,7 +126,8 @@ FLAG_COLUMNS: tuple[str, ...] = ("low_volume",)
 HEADLINE_RATIOS: tuple[str, ...] = ("roi", "roi_over_inference_cost")
 """Ratios withheld (null) on low-volume rows."""
 
-CONFIG_COLUMNS: tuple[str, ...] = ("baseline_seconds_per_decision", "labour_cost_per_hour", "latency_slo_ms")
+CONFIG_COLUMNS: tuple[str, ...] = ("baseline_seconds_per_decision", "labour_cost_per_hour", "latency_slo_ms",
+                                   "cost_per_silent_error")
 """Echoes of the impact model; a rollup shows their case-weighted mean (the value itself when it did not change)."""
 
 RATIOS: dict[str, tuple[str, str]] = {
@@ -158,6 +167,11 @@ METRIC_COLUMNS: tuple[str, ...] = (
     "acceptance_rate", "edit_rate", "override_rate", "reject_rate", "ignore_rate",
     # quality
     "labeled_cases", "correct_cases", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
+    # quality corrected by the audit (kpis/reviewed.py)
+    *REVIEW_COUNT_COLUMNS,
+    "reviewed_accuracy", "reviewed_accuracy_ci_low", "reviewed_accuracy_ci_high",
+    "automation_bias_rate", "automation_bias_rate_ci_low", "automation_bias_rate_ci_high",
+    "override_error_rate", "override_error_rate_ci_low", "override_error_rate_ci_high",
     # speed and time
     "timed_decisions", "human_timed_decisions", "credited_decisions", "credited_human_decisions",
     "decision_seconds_p50", "decision_seconds_p90", "decision_seconds_mean",
@@ -173,11 +187,15 @@ METRIC_COLUMNS: tuple[str, ...] = (
     "compliance_flags", "complaints", "escalations",
     "override_waste_cost_amount", "edit_waste_cost_amount", "reject_waste_cost_amount",
     "compliance_cost_amount", "complaint_cost_amount", "escalation_cost_amount", "error_cost_amount",
+    # silent errors: accepted mistakes, estimated from the audit
+    "cost_per_silent_error", "silent_error_cases", "silent_error_cost", "silent_error_cost_ci_low",
+    "silent_error_cost_ci_high",
     # risk
     "risk_mitigated_cases", "risk_mitigated_amount",
     # value
     "correct_automated_decisions", "correct_decision_value_amount", "net_value_amount", "net_value_ci_low_amount",
-    "net_value_ci_high_amount", "roi",
+    "net_value_ci_high_amount", "net_value_after_silent_errors_amount",
+    "net_value_after_silent_errors_ci_low_amount", "net_value_after_silent_errors_ci_high_amount", "roi",
     "roi_over_inference_cost",
     # reliability
     "error_cases", "timeout_cases", "error_rate", "timeout_rate",
@@ -338,7 +356,7 @@ def _impact_arrays(systems: Sequence[str], impact: ImpactConfig) -> dict[str, np
     fields = ("labour_cost_per_hour", "manual_baseline_seconds", "wasted_seconds_per_override",
               "wasted_seconds_per_edit", "wasted_seconds_per_reject", "cost_per_compliance_flag",
               "cost_per_complaint", "cost_per_escalation", "latency_slo_ms", "usd_to_currency",
-              "platform_cost_per_day")
+              "platform_cost_per_day", "cost_per_silent_error")
     arrays = {name: np.array([getattr(m, name) for m in models], dtype=float) for name in fields}
     arrays["value_per_correct"] = np.array([m.value_per_correct_automated_decision or 0.0 for m in models])
     arrays["currency"] = np.array([m.currency for m in models], dtype=object)
@@ -348,10 +366,13 @@ def _impact_arrays(systems: Sequence[str], impact: ImpactConfig) -> dict[str, np
 # ------------------------------------------------------------------------------------------------ the daily table
 
 
-def compute_kpis(cases: pd.DataFrame, impact: ImpactConfig) -> pd.DataFrame:
+def compute_kpis(cases: pd.DataFrame, impact: ImpactConfig, review_cells: pd.DataFrame | None = None
+                 ) -> pd.DataFrame:
     """One row per (system, model_version, segment) of ``cases`` with every column of ``METRIC_COLUMNS``.
 
-    ``cases`` has the ``CASE_COLUMNS`` of ``labeled_cases`` (optional ones may be absent or null). Returns
+    ``cases`` has the ``CASE_COLUMNS`` of ``labeled_cases`` (optional ones may be absent or null).
+    ``review_cells``: the day's audit as :func:`eval_pipelines.kpis.reviewed.review_cells` (None: no audit, the
+    reviewed columns are null and their counts 0). Returns
     ``KEY_COLUMNS + ("currency",) + METRIC_COLUMNS``, sorted by the keys; an empty frame with those columns when
     there are no cases. Counts are int64, everything else float64 with NaN where undefined (a rate over nobody).
     """
@@ -473,6 +494,8 @@ def compute_kpis(cases: pd.DataFrame, impact: ImpactConfig) -> pd.DataFrame:
     frame["baseline_seconds_per_decision"] = baseline
     frame["labour_cost_per_hour"] = rate
     frame["latency_slo_ms"] = model["latency_slo_ms"]
+    frame["cost_per_silent_error"] = model["cost_per_silent_error"]
+    review_estimates.attach(frame, review_cells, KEY_COLUMNS, impact.ci_level, impact.reviewed_min_audited)
 
     percentiles = percentiles_by_group(n, {"decision_seconds": (ids, decision), "latency_ms": (ids, latency)})
     for column in PERCENTILE_COLUMNS:
@@ -515,6 +538,28 @@ def _hours_saved_interval(frame: pd.DataFrame, level: float) -> None:
     frame["net_value_ci_low_amount"], frame["net_value_ci_high_amount"] = net - money_half, net + money_half
 
 
+def _net_value_after_silent_errors(frame: pd.DataFrame) -> None:
+    """``net_value_after_silent_errors_*``: net value minus the estimated cost of accepted mistakes.
+
+    The point is net − silent. Its interval: the silent-error interval alone where net value has none (assumed
+    baseline), else each side's half-widths combined in quadrature (the two rest on independent samples: the
+    control group and the audit), ``low = point − √((net − net_low)² + (silent_high − silent)²)`` and likewise
+    above. Null where the silent-error cost is not available.
+    """
+    net = frame["net_value_amount"].to_numpy(dtype=float)
+    silent = frame["silent_error_cost"].to_numpy(dtype=float)
+    s_low = frame["silent_error_cost_ci_low"].to_numpy(dtype=float)
+    s_high = frame["silent_error_cost_ci_high"].to_numpy(dtype=float)
+    n_low = frame["net_value_ci_low_amount"].to_numpy(dtype=float)
+    n_high = frame["net_value_ci_high_amount"].to_numpy(dtype=float)
+    point = net - silent
+    below = np.hypot(np.nan_to_num(net - n_low), s_high - silent)
+    above = np.hypot(np.nan_to_num(n_high - net), silent - s_low)
+    frame["net_value_after_silent_errors_amount"] = point
+    frame["net_value_after_silent_errors_ci_low_amount"] = point - below
+    frame["net_value_after_silent_errors_ci_high_amount"] = point + above
+
+
 def finalize(frame: pd.DataFrame, ci_level: float, low_volume_below: int = DEFAULT_LOW_VOLUME_BELOW) -> pd.DataFrame:
     """Add the derived columns (ratios, accuracy interval, mean decision time and its ratio to the baseline) and
     order the columns.
@@ -526,7 +571,11 @@ def finalize(frame: pd.DataFrame, ci_level: float, low_volume_below: int = DEFAU
     frame = frame.copy()
     for column, (numerator, denominator) in RATIOS.items():
         frame[column] = ratio(frame[numerator], frame[denominator])
+    for column in (*REVIEW_COUNT_COLUMNS, *REVIEW_FLOAT_COLUMNS, "cost_per_silent_error"):
+        if column not in frame.columns:  # rows built without the audit (older callers): not available
+            frame[column] = 0 if column in REVIEW_COUNT_COLUMNS else float("nan")
     _hours_saved_interval(frame, ci_level)
+    _net_value_after_silent_errors(frame)
     frame["low_volume"] = frame["cases"].to_numpy() < low_volume_below
     frame.loc[frame["low_volume"], list(HEADLINE_RATIOS)] = np.nan
     low, high = wilson_interval(frame["correct_cases"].to_numpy(), frame["labeled_cases"].to_numpy(), ci_level)
@@ -539,7 +588,7 @@ def finalize(frame: pd.DataFrame, ci_level: float, low_volume_below: int = DEFAU
     frame = frame[[*leading, "currency", *METRIC_COLUMNS]]
     for column in METRIC_COLUMNS:
         frame[column] = frame[column].astype(_dtype(column))
-    return frame.reset_index(drop=True)
+    return frame.reset_index(drop=True).copy()  # one block per dtype: the column-by-column build fragments it
 
 
 def empty_kpis(leading: Sequence[str] = KEY_COLUMNS) -> pd.DataFrame:
@@ -550,9 +599,10 @@ def empty_kpis(leading: Sequence[str] = KEY_COLUMNS) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-def daily_kpis(cases: pd.DataFrame, impact: ImpactConfig, day: date) -> pd.DataFrame:
+def daily_kpis(cases: pd.DataFrame, impact: ImpactConfig, day: date, review_cells: pd.DataFrame | None = None
+               ) -> pd.DataFrame:
     """``compute_kpis`` for one day, with the ``kpi_date`` key first (the grain of the ``kpi_daily`` table)."""
-    frame = compute_kpis(cases, impact) if len(cases) else empty_kpis()
+    frame = compute_kpis(cases, impact, review_cells) if len(cases) else empty_kpis()
     frame.insert(0, "kpi_date", pd.Series([day] * len(frame), dtype="object"))
     return frame
 
@@ -561,7 +611,8 @@ def daily_kpis(cases: pd.DataFrame, impact: ImpactConfig, day: date) -> pd.DataF
 
 
 def combine(rows: pd.DataFrame, percentiles: pd.DataFrame, group_by: Sequence[str], ci_level: float,
-            low_volume_below: int = DEFAULT_LOW_VOLUME_BELOW) -> pd.DataFrame:
+            low_volume_below: int = DEFAULT_LOW_VOLUME_BELOW, review_cells: pd.DataFrame | None = None,
+            reviewed_min_audited: int = DEFAULT_REVIEWED_MIN_AUDITED) -> pd.DataFrame:
     """Combine KPI rows (days) into coarser groups: sums of the additive columns, ratios recomputed from them.
 
     ``rows`` are KPI rows (e.g. ``kpi_daily`` rows of a week, with the ``group_by`` columns present);
@@ -569,6 +620,10 @@ def combine(rows: pd.DataFrame, percentiles: pd.DataFrame, group_by: Sequence[st
     group (never derived from the rows' own percentiles). ``CONFIG_COLUMNS`` become their case-weighted mean. Adds
     ``days_with_data`` (distinct ``kpi_date`` per group) when ``rows`` has ``kpi_date``. A group whose rows
     carry more than one currency gets currency ``XXX`` and null amounts.
+
+    ``review_cells``: the ``kpi_review_cells`` rows of the same days (``kpi_date`` + ``reviewed.CELL_COLUMNS``, plus
+    the ``group_by`` columns the KPI keys do not give, such as the period start): the reviewed estimates are
+    recomputed over them, each day's cells separate strata; None leaves them null (counts 0).
     """
     group_by = list(group_by)
     if rows.empty:
@@ -608,6 +663,8 @@ def combine(rows: pd.DataFrame, percentiles: pd.DataFrame, group_by: Sequence[st
         frame = frame.drop(columns="_all")
         for column in PERCENTILE_COLUMNS:
             frame[column] = percentiles[column].iloc[0] if len(percentiles) else np.nan
+    identity = ["kpi_date"] if review_cells is not None and "kpi_date" in review_cells.columns else []
+    review_estimates.attach(frame, review_cells, group_by, ci_level, reviewed_min_audited, identity)
     return finalize(frame, ci_level, low_volume_below)
 
 
@@ -663,6 +720,12 @@ def headline_table(frame: pd.DataFrame) -> pd.DataFrame:
     out["accuracy [CI]"] = [f"{_pct(a)} [{_pct(lo)}, {_pct(hi)}]" if not math.isnan(a) else "–"
                             for a, lo, hi in zip(frame["accuracy"], frame["accuracy_ci_low"],
                                                  frame["accuracy_ci_high"], strict=True)]
+    # Beside the implicit figure, the audit's: "–" where not available (no audit, too few verdicts).
+    out["reviewed accuracy [CI]"] = [f"{_pct(a)} [{_pct(lo)}, {_pct(hi)}]" if not math.isnan(a) else "–"
+                                     for a, lo, hi in zip(frame["reviewed_accuracy"],
+                                                          frame["reviewed_accuracy_ci_low"],
+                                                          frame["reviewed_accuracy_ci_high"], strict=True)]
+    out["automation bias"] = [_pct(v) for v in frame["automation_bias_rate"]]
     out["p50 decision s (baseline)"] = [f"{_num(p)} ({_num(b, 0)})" for p, b in
                                         zip(frame["decision_seconds_p50"], frame["baseline_seconds_per_decision"],
                                             strict=True)]

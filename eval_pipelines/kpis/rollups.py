@@ -26,6 +26,7 @@ import pandas as pd
 
 from eval_pipelines.kpis.metrics import (
     DEFAULT_LOW_VOLUME_BELOW,
+    DEFAULT_REVIEWED_MIN_AUDITED,
     KEY_COLUMNS,
     PERCENTILE_COLUMNS,
     PERCENTILE_SOURCES,
@@ -107,26 +108,36 @@ def read_case_values(lake: Lake, day: date) -> pd.DataFrame:
 
 
 def rollup(daily_rows: pd.DataFrame, case_values: PeriodCaseValues, period: Period, ci_level: float,
-           low_volume_below: int = DEFAULT_LOW_VOLUME_BELOW) -> pd.DataFrame:
+           low_volume_below: int = DEFAULT_LOW_VOLUME_BELOW, review_cells: pd.DataFrame | None = None,
+           reviewed_min_audited: int = DEFAULT_REVIEWED_MIN_AUDITED) -> pd.DataFrame:
     """The rollup table rows for ``period`` from ``kpi_daily`` rows and the same days' case values.
 
     ``daily_rows`` are ``kpi_daily`` rows (any number of periods); ``case_values`` must hold the cases of every
-    day present in them, added under the same period starts. Returns ``<period>_start``, ``KEY_COLUMNS``,
-    ``days_with_data``, ``currency`` and every KPI column.
+    day present in them, added under the same period starts. ``review_cells``: the ``kpi_review_cells`` rows of
+    the same days (``kpi_date`` + cell columns); the reviewed estimates are recomputed over the period's cells,
+    each day's cells separate strata of the period (never an average of daily rates). Returns
+    ``<period>_start``, ``KEY_COLUMNS``, ``days_with_data``, ``currency`` and every KPI column.
     """
     column = PERIOD_COLUMNS[period]
     rows = daily_rows.copy()
     rows[column] = [period_start(d, period) for d in rows["kpi_date"]]
-    return combine(rows, case_values.percentiles(column), [column, *KEY_COLUMNS], ci_level, low_volume_below)
+    cells = None
+    if review_cells is not None and not review_cells.empty:
+        cells = review_cells.copy()
+        cells[column] = [period_start(d, period) for d in cells["kpi_date"]]
+    return combine(rows, case_values.percentiles(column), [column, *KEY_COLUMNS], ci_level, low_volume_below,
+                   cells, reviewed_min_audited)
 
 
 def rollup_from_cases(daily_rows: pd.DataFrame, cases_by_day: Iterable[tuple[date, pd.DataFrame]],
                       periods: Sequence[Period], ci_level: float,
-                      low_volume_below: int = DEFAULT_LOW_VOLUME_BELOW) -> dict[str, pd.DataFrame]:
+                      low_volume_below: int = DEFAULT_LOW_VOLUME_BELOW, review_cells: pd.DataFrame | None = None,
+                      reviewed_min_audited: int = DEFAULT_REVIEWED_MIN_AUDITED) -> dict[str, pd.DataFrame]:
     """Rollups for several period kinds at once, each day's cases loaded once (see ``rollup``)."""
     values = {period: PeriodCaseValues() for period in periods}
     for day, cases in cases_by_day:
         for period in periods:
             values[period].add(cases, period_start(day, period))
-    return {period: rollup(daily_rows, values[period], period, ci_level, low_volume_below) for period in periods}
+    return {period: rollup(daily_rows, values[period], period, ci_level, low_volume_below, review_cells,
+                           reviewed_min_audited) for period in periods}
 

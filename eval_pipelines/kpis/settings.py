@@ -32,6 +32,7 @@ from eval_pipelines.settings_base import StrictModel
 
 DEFAULT_SYSTEM = "default"
 DEFAULT_LOW_VOLUME_BELOW = 30
+DEFAULT_REVIEWED_MIN_AUDITED = 10
 
 
 class ControlGroup(StrictModel):
@@ -74,6 +75,12 @@ class SystemImpact(StrictModel):
         0.0, ge=0, description="Cost of a compliance issue that went through (not caught by the reviewer).")
     cost_per_complaint: float = Field(0.0, ge=0, description="Cost of handling one customer complaint.")
     cost_per_escalation: float = Field(0.0, ge=0, description="Cost of one escalation.")
+    cost_per_silent_error: float = Field(
+        0.0, ge=0,
+        description="Cost of one accepted mistake (a wrong suggestion a human accepted: a silent error), beyond the "
+                    "complaint/escalation costs already counted when it surfaces. Priced on the audit's estimate "
+                    "of accepted mistakes: silent_error_cost = automation_bias_rate × ok accepted cases × this.",
+    )
     value_per_correct_automated_decision: float | None = Field(
         None, ge=0,
         description="Optional extra value of a verified-correct AI decision used as is (accepted, or taken without "
@@ -114,6 +121,12 @@ class ImpactConfig(StrictModel):
         description="A KPI row (a day's, week's or month's system/model_version/segment) with fewer cases than "
                     "this is flagged low_volume and gets no ROI: a ratio of money over a handful of cases is noise, "
                     "not a headline. 1 disables the flag.",
+    )
+    reviewed_min_audited: int = Field(
+        DEFAULT_REVIEWED_MIN_AUDITED, ge=1,
+        description="A reviewed estimate (reviewed_accuracy, automation_bias_rate, override_error_rate) of a KPI "
+                    "row rests on the audited verdicts of its own domain; with fewer than this it is null (not "
+                    "available) rather than a number from a handful of cases.",
     )
     systems: dict[str, SystemImpact] = Field(
         default_factory=lambda: {DEFAULT_SYSTEM: SystemImpact()},

@@ -16,7 +16,13 @@ import pandas as pd
 import sqlalchemy as sa
 
 from eval_pipelines.kpis.definitions import DOMAIN, definition_rows
-from eval_pipelines.kpis.metrics import CASE_COLUMNS, DEFAULT_LOW_VOLUME_BELOW, KEY_COLUMNS
+from eval_pipelines.kpis.metrics import (
+    CASE_COLUMNS,
+    DEFAULT_LOW_VOLUME_BELOW,
+    DEFAULT_REVIEWED_MIN_AUDITED,
+    KEY_COLUMNS,
+)
+from eval_pipelines.kpis.reviewed import CELL_COLUMNS, PHASE_ONE_COLUMNS, VERDICT_COLUMNS, review_cells
 from eval_pipelines.kpis.rollups import (
     PERIOD_COLUMNS,
     Period,
@@ -26,7 +32,7 @@ from eval_pipelines.kpis.rollups import (
     read_case_values,
     rollup,
 )
-from eval_pipelines.kpis.tables import ROLLUP_TABLES, kpi_daily, kpi_definitions
+from eval_pipelines.kpis.tables import ROLLUP_TABLES, kpi_daily, kpi_definitions, kpi_review_cells
 from eval_pipelines.labeling.labels import LABELED_CASES_ASSET
 from eval_pipelines.lake import Lake
 from eval_pipelines.warehouse.core import (
@@ -49,14 +55,44 @@ def read_cases(lake: Lake, day: date, extra: Sequence[str] = ()) -> pd.DataFrame
                              dictionary=_DICTIONARY_COLUMNS).to_pandas()
 
 
+REVIEW_QUEUE_ASSET = "review_queue"
+REVIEW_LABELS_ASSET = "review_labels"
+
+
+def read_review_cells(lake: Lake, day: date) -> pd.DataFrame | None:
+    """The day's audit as ``reviewed.CELL_COLUMNS`` from the ``review_queue`` and ``review_labels`` lake datasets;
+    None when either is missing (no audit that day, or review disabled: the reviewed columns stay null)."""
+    try:
+        phase_one = lake.read_columns(REVIEW_QUEUE_ASSET, day.isoformat(), list(PHASE_ONE_COLUMNS),
+                                      dictionary=(*KEY_COLUMNS, "stratum", "review_action")).to_pandas()
+        verdicts = lake.read_columns(REVIEW_LABELS_ASSET, day.isoformat(), list(VERDICT_COLUMNS)).to_pandas()
+    except FileNotFoundError:
+        return None
+    try:
+        return review_cells(phase_one, verdicts)
+    except (KeyError, ValueError) as problem:
+        raise ValueError(f"{lake.uri(REVIEW_LABELS_ASSET, day.isoformat())} does not match "
+                         f"{lake.uri(REVIEW_QUEUE_ASSET, day.isoformat())}: {problem}") from problem
+
+
 def daily_write(frame: pd.DataFrame, day: date, computed_at: datetime) -> PartitionWrite:
     """Replace the ``kpi_daily`` rows of ``day`` with ``frame`` (a ``metrics.daily_kpis`` result)."""
     rows = insert_records(frame.assign(computed_at=computed_at))
     return PartitionWrite(kpi_daily, {"kpi_date": day}, rows)
 
 
-def write_daily(engine: sa.Engine, frame: pd.DataFrame, day: date, computed_at: datetime | None = None) -> None:
-    replace_partitions(engine, [daily_write(frame, day, computed_at or datetime.now(UTC))])
+def cells_write(cells: pd.DataFrame | None, day: date, computed_at: datetime) -> PartitionWrite:
+    """Replace the ``kpi_review_cells`` rows of ``day`` (none without an audit), in kpi_daily's transaction."""
+    if cells is None or cells.empty:
+        return PartitionWrite(kpi_review_cells, {"kpi_date": day}, [])
+    frame = cells[list(CELL_COLUMNS)].assign(kpi_date=day, computed_at=computed_at)
+    return PartitionWrite(kpi_review_cells, {"kpi_date": day}, insert_records(frame))
+
+
+def write_daily(engine: sa.Engine, frame: pd.DataFrame, day: date, computed_at: datetime | None = None,
+                cells: pd.DataFrame | None = None) -> None:
+    stamp = computed_at or datetime.now(UTC)
+    replace_partitions(engine, [daily_write(frame, day, stamp), cells_write(cells, day, stamp)])
 
 
 def write_definitions(engine: sa.Engine) -> int:
@@ -109,7 +145,8 @@ def _replace(connection: sa.Connection, writes: Sequence[PartitionWrite]) -> Non
 
 def refresh_rollups(engine: sa.Engine, lake: Lake, day: date, ci_level: float,
                     computed_at: datetime | None = None,
-                    low_volume_below: int = DEFAULT_LOW_VOLUME_BELOW) -> dict[Period, pd.DataFrame]:
+                    low_volume_below: int = DEFAULT_LOW_VOLUME_BELOW,
+                    reviewed_min_audited: int = DEFAULT_REVIEWED_MIN_AUDITED) -> dict[Period, pd.DataFrame]:
     """Recompute the week and the month containing ``day`` and replace their rows in one transaction.
 
     Reads the ``kpi_daily`` rows of both periods, and the cases (keys, latency, decision time) of every day that
@@ -121,10 +158,12 @@ def refresh_rollups(engine: sa.Engine, lake: Lake, day: date, ci_level: float,
     first = min(period_start(day, p) for p in periods)
     last = max(period_end(day, p) for p in periods)
     bounds = {p: (period_start(day, p), period_end(day, p)) for p in periods}
-    ensure_tables(engine, [kpi_daily, *(ROLLUP_TABLES[p] for p in periods)])
+    ensure_tables(engine, [kpi_daily, kpi_review_cells, *(ROLLUP_TABLES[p] for p in periods)])
     with locked_transaction(engine, [period_lock_name(ROLLUP_TABLES[p], bounds[p][0]) for p in periods]) \
             as connection:
         daily = _select_rows(connection, kpi_daily, first, last)
+        # Read in the same transaction as the rows: the cells and the kpi_daily rows are one consistent state.
+        cells = _select_rows(connection, kpi_review_cells, first, last)
         values = {p: PeriodCaseValues() for p in periods}
         for case_day in sorted(set(daily["kpi_date"])):
             wanted = [p for p in periods if bounds[p][0] <= case_day <= bounds[p][1]]
@@ -139,7 +178,9 @@ def refresh_rollups(engine: sa.Engine, lake: Lake, day: date, ci_level: float,
         for p in periods:
             start, end = bounds[p]
             in_period = daily[(daily["kpi_date"] >= start) & (daily["kpi_date"] <= end)]
-            frame = rollup(in_period, values[p], p, ci_level, low_volume_below)
+            period_cells = cells[(cells["kpi_date"] >= start) & (cells["kpi_date"] <= end)]
+            frame = rollup(in_period, values[p], p, ci_level, low_volume_below, period_cells,
+                           reviewed_min_audited)
             result[p] = frame
             writes.append(PartitionWrite(ROLLUP_TABLES[p], {PERIOD_COLUMNS[p]: start},
                                          insert_records(frame.assign(computed_at=stamp))))

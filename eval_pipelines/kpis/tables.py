@@ -71,5 +71,22 @@ kpi_definitions = sa.Table(
     comment="What every KPI column means: display label, unit, direction and the formula in words.",
 )
 
+kpi_review_cells = sa.Table(
+    "kpi_review_cells",
+    metadata,
+    sa.Column("kpi_date", sa.Date, primary_key=True),
+    *_key_columns(),
+    sa.Column("cell", sa.String(), primary_key=True,
+              comment="Estimation cell: the audit stratum and the user action, '<stratum>|cell_action=<action>'"),
+    sa.Column("review_action", sa.String(), nullable=False, comment="user_action, null written 'unreviewed'"),
+    sa.Column("population", sa.BigInteger, nullable=False, comment="Phase-one (ok) cases of the row in the cell"),
+    sa.Column("audited", sa.BigInteger, nullable=False, comment="Of them, audited with an adjudicated verdict"),
+    sa.Column("ai_right", sa.BigInteger, nullable=False, comment="Of the audited, verdicts saying the AI was right"),
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+    comment="The audit's sufficient statistics per kpi_daily row and estimation cell: what the reviewed_* "
+            "columns of kpi_daily and of the rollups are computed from (each day's cells separate strata).",
+)
+
 KPI_TABLES = (kpi_daily, kpi_weekly, kpi_monthly, kpi_definitions)
+REVIEW_CELL_TABLES = (kpi_review_cells,)  # empty without an audit, so apart from the KPI tables
 ROLLUP_TABLES = {"week": kpi_weekly, "month": kpi_monthly}

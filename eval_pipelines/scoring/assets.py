@@ -16,7 +16,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from eval_pipelines.automation import FOLLOW_UPSTREAM_ANY_DAY
+from eval_pipelines.automation import follow_upstream_any_day_ignoring_missing
 from eval_pipelines.config import Settings, load_settings
 from eval_pipelines.edge_cases.store import load_library, record_run_results
 from eval_pipelines.evalsets.store import load_eval_set
@@ -26,7 +26,13 @@ from eval_pipelines.partitions import daily_partitions
 from eval_pipelines.resources import ProjectConfigResource, WarehouseResource, lake_root
 from eval_pipelines.scoring.adapters import HttpSystem, LoggedSystem, SystemUnderTest, build_system
 from eval_pipelines.scoring.gate import render_gate
-from eval_pipelines.scoring.production import score_production, summarise_production
+from eval_pipelines.scoring.production import (
+    POPULATIONS,
+    score_production,
+    score_reviewed,
+    summarise_production,
+    summarise_reviewed,
+)
 from eval_pipelines.scoring.runs import (
     UNSCORED_KNOWN_ERRORS,
     ScoredRun,
@@ -87,11 +93,16 @@ def _headline(rows: pd.DataFrame, scorer: str) -> pd.DataFrame:
     kinds={"python", "parquet", "sql"},
     io_manager_key="lake_io_manager",
     pool="warehouse",
-    automation_condition=FOLLOW_UPSTREAM_ANY_DAY,
+    deps=[dg.AssetKey("review_queue"), dg.AssetKey("review_labels")],
+    # A missing audit never holds the scores back; verdicts arriving later re-run them.
+    automation_condition=follow_upstream_any_day_ignoring_missing("review_queue", "review_labels"),
     description=(
         "The deployed system scored against the humans' decisions of the day (accept and override as implicit "
         "labels, ground truth where present) with every configured scorer, by system, model_version and segment "
-        "and by label source. Per-case scores in the lake; summaries in the warehouse table production_scores."
+        "and by label source. Beside the implicit figure (label_source human_action), label_source reviewed projects "
+        "the score against the reviewers' adjudicated labels to all the ok cases of the system by the audit's "
+        "two-phase design (review_queue + review_labels lake datasets; absent without an audit). Per-case scores "
+        "in the lake; summaries in the warehouse table production_scores."
     ),
 )
 def production_scores(
@@ -102,8 +113,25 @@ def production_scores(
     config = scoring_config(settings)
     scored = score_production(labeled_cases, config.scorers)
     rows = summarise_production(scored, config.scorers, config.production_slices, config.comparison.confidence)
+    lake = Lake(lake_root(settings))
+    audit = "no audit (review_queue / review_labels not in the lake): no reviewed rows"
+    try:
+        phase_one = lake.read_columns("review_queue", context.partition_key,
+                                      ["event_id", "system", "stratum", "review_action", "selected"],
+                                      optional=["model_version", "segment"]).to_pandas()
+        verdicts = lake.read_columns("review_labels", context.partition_key,
+                                     ["event_id", "reviewed_label"]).to_pandas()
+    except FileNotFoundError:
+        phase_one = None
+    if phase_one is not None:
+        reviewed = score_reviewed(labeled_cases, phase_one, verdicts, config.scorers)
+        reviewed_rows = summarise_reviewed(reviewed, phase_one, config.scorers, config.production_slices,
+                                           config.comparison.confidence)
+        rows = pd.concat([rows, reviewed_rows], ignore_index=True) if len(reviewed_rows) else rows
+        audit = (f"{len(reviewed):,} audited case(s) with a reviewed label projected to {len(phase_one):,} ok "
+                 f"cases; {len(reviewed_rows)} reviewed row(s)")
     # Per-case Parquet and warehouse summaries old-or-new together (Lake.publishing; docs/ingestion.md).
-    with Lake(lake_root(settings)).publishing() as publication:
+    with lake.publishing() as publication:
         uri = publication.stage_table("/".join(context.asset_key.path), context.partition_key, scored)
         write_production_scores(warehouse.engine(), date.fromisoformat(context.partition_key), rows,
                                 before_commit=publication.publish)
@@ -121,6 +149,9 @@ def production_scores(
             rows[(rows["scorer"] == config.primary_scorer) & (rows["slice_dim"] == ALL)]
             [["system", "label_source", "n_scored", "mean", "ci_low", "ci_high"]].round(4), max_rows=20),
         "dagster/column_schema": column_schema(scored),
+        "review_audit": dg.MetadataValue.text(audit),
+        "populations": dg.MetadataValue.md("\n".join(f"- `{source}`: {text}"
+                                                     for source, text in POPULATIONS.items())),
     })
 
 
