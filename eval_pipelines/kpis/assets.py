@@ -123,7 +123,7 @@ def consistency_problems(frame: pd.DataFrame, case_count: int) -> list[str]:
         "the write: an inconsistent day fails the run and is not written. Columns: docs/warehouse.md."
     ),
     check_specs=[dg.AssetCheckSpec(
-        CONSISTENCY_CHECK, asset="kpi_daily", blocking=True,
+        CONSISTENCY_CHECK, asset="kpi_daily", blocking=True, partitions_def=daily_partitions,
         description="Volume reconciles with labeled_cases, action counts add up, rates are fractions. Evaluated "
                     "before the write: when it fails the day is not written and the run fails.")],
 )

@@ -1,5 +1,5 @@
 """Dagster side of scoring: ``production_scores`` (daily), ``scored_runs`` (one partition per candidate) and its
-blocking ``release_gate`` check, plus the sensor that re-runs a candidate whose definition changed.
+non-blocking ``release_gate`` check (severity ERROR), plus the sensor that re-runs a candidate whose definition changed.
 
 The maths is in the plain modules next to this one (runs, summarise, stats, gate); here is only wiring, I/O and
 metadata.
@@ -20,6 +20,7 @@ from eval_pipelines.automation import FOLLOW_UPSTREAM_ANY_DAY
 from eval_pipelines.config import Settings, load_settings
 from eval_pipelines.edge_cases.store import load_library, record_run_results
 from eval_pipelines.evalsets.store import load_eval_set
+from eval_pipelines.jobs import CANDIDATE_RUNS_JOB, candidate_runs_job
 from eval_pipelines.lake import InLake, Lake
 from eval_pipelines.metadata import column_schema, markdown_table
 from eval_pipelines.partitions import daily_partitions
@@ -51,8 +52,8 @@ SCORED_RUNS = dg.AssetKey("scored_runs")
 
 
 def _candidate_names() -> list[str]:
-    names = [c.name for c in scoring_config(load_settings()).candidates]
-    return names or ["no_candidate_configured"]
+    # No candidates configured (the default): no partitions, so nothing is replayed and no run fails for want of one.
+    return [c.name for c in scoring_config(load_settings()).candidates]
 
 
 candidate_partitions = dg.StaticPartitionsDefinition(_candidate_names())
@@ -187,7 +188,13 @@ def _lifecycle_applies(config: ScoringConfig, run: ScoredRun) -> bool:
         "judged by the release gate of its context. Per-case results in the lake and scored_cases; summaries in "
         "scored_runs; the gate in release_gates; edge-case results move the library's lifecycle."
     ),
-    check_specs=[dg.AssetCheckSpec(GATE_CHECK, asset="scored_runs", blocking=True,
+    # Not blocking: a candidate failing its gate is a finding about the candidate, not a failure of the pipeline.
+    # The run succeeds, the asset is materialised (its results are the evidence) and the check reads FAIL (severity
+    # ERROR, so `eval-pipelines materialize` still exits 1 without --checks-advisory). Nothing downstream must wait
+    # on a verdict: the gate is what people and CI read. Partitioned like the asset, so the check history names
+    # the candidate ("naive_rules: FAIL").
+    check_specs=[dg.AssetCheckSpec(GATE_CHECK, asset="scored_runs", blocking=False,
+                                   partitions_def=candidate_partitions,
                                    description="The release gate of the candidate's context: every criterion "
                                                "with its value, threshold and verdict.")],
 )
@@ -273,7 +280,8 @@ def scored_runs(
     yield dg.AssetCheckResult(
         check_name=GATE_CHECK,
         passed=run.passed,
-        description=("all criteria pass" if run.passed else f"failed: {', '.join(failed)}")
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=f"{name}: " + ("PASS, all criteria pass" if run.passed else f"FAIL: {', '.join(failed)}")
         + f" (context {candidate.gate}, {len(run.gate)} criteria)",
         metadata={
             "gate": dg.MetadataValue.md(render_gate(run.gate)),
@@ -328,7 +336,7 @@ def candidate_fingerprint(settings: Settings, config: ScoringConfig, name: str) 
 
 @dg.sensor(
     name="candidate_change_sensor",
-    target=[SCORED_RUNS],
+    job=candidate_runs_job,
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests a scored run for every candidate whose definition changed (config, scorers, gate, the "
@@ -342,7 +350,7 @@ def candidate_change_sensor(context: dg.SensorEvaluationContext, project: Projec
     previous: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     current = {c.name: candidate_fingerprint(settings, config, c.name) for c in config.candidates
                if c.name in known}
-    requests = [dg.RunRequest(run_key=f"{name}:{fingerprint}", partition_key=name, asset_selection=[SCORED_RUNS],
+    requests = [dg.RunRequest(run_key=f"{name}:{fingerprint}", partition_key=name, job_name=CANDIDATE_RUNS_JOB,
                               tags={"eval_pipelines/trigger": "candidate_changed"})
                 for name, fingerprint in current.items()
                 if name in previous and previous[name] != fingerprint]
