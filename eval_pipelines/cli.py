@@ -20,11 +20,27 @@ DEFAULT_WAIT_TIMEOUT_S = 600.0
 def _cmd_generate_logs(args: argparse.Namespace) -> int:
     from eval_pipelines.demo.generator import generate_logs
 
+    if args.late_file_for is not None:
+        from eval_pipelines.demo.imperfections import write_late_file
+
+        events = max(1, args.events_per_day // 10)
+        path = write_late_file(Path(args.out), args.late_file_for, events, args.seed)
+        print(f"wrote a late file for {args.late_file_for}: {path} ({events:,} events)")
+        return 0
     start = args.start_date or (datetime.now(UTC).date() - timedelta(days=args.days))
     summary = generate_logs(Path(args.out), days=args.days, events_per_day=args.events_per_day, seed=args.seed,
                             fmt=args.format, start_date=start, files_per_day=args.files_per_day)
     print(f"wrote {summary.total_events:,} events over {args.days} day(s) from {start} to {args.out} "
           f"({args.format}, seed {args.seed})")
+    if args.imperfect:
+        from eval_pipelines.demo.imperfections import add_flawed_rows
+
+        if args.format != "jsonl":
+            print("--imperfect needs --format jsonl", file=sys.stderr)
+            return 2
+        flaws = add_flawed_rows(Path(args.out), start + timedelta(days=args.days // 3))
+        print(f"added {flaws.quarantined} rows to quarantine and {flaws.duplicates} re-sent duplicates to "
+              f"{flaws.day} ({flaws.path.name})")
     return 0
 
 
@@ -210,15 +226,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help=f"config file (default: ${CONFIG_ENV_VAR} or eval_pipelines.yaml)")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    generate = commands.add_parser("generate-logs", help="write demo production logs in the landing layout")
-    generate.add_argument("--out", required=True, help="landing directory to write into")
-    generate.add_argument("--days", type=int, default=21)
-    generate.add_argument("--events-per-day", type=int, default=3000)
-    generate.add_argument("--seed", type=int, default=7)
-    generate.add_argument("--format", choices=["jsonl", "csv", "parquet"], default="jsonl")
-    generate.add_argument("--files-per-day", type=int, default=2)
+    generate = commands.add_parser(
+        "generate-logs", help="write demo production logs in the landing layout",
+        description="Write demo production logs of a support-ticket triage copilot in the landing layout "
+                    "<out>/<YYYY-MM-DD>/part-NNN.<format>, plus _generator_manifest.json (what was written, for "
+                    "reconciliation). Deterministic: the same options give byte-identical files.")
+    generate.add_argument("--out", required=True, help="landing directory to write into (created if missing)")
+    generate.add_argument("--days", type=int, default=21,
+                          help="number of consecutive days to write (default 21; `make demo` writes 35 so the "
+                               "28-day eval window is full)")
+    generate.add_argument("--events-per-day", type=int, default=3000, help="events in each day (default 3000)")
+    generate.add_argument("--seed", type=int, default=7,
+                          help="random seed; different seeds never produce colliding event ids (default 7)")
+    generate.add_argument("--format", choices=["jsonl", "csv", "parquet"], default="jsonl",
+                          help="file format of the parts (default jsonl)")
+    generate.add_argument("--files-per-day", type=int, default=2,
+                          help="parts each day is split into, in time order (default 2)")
     generate.add_argument("--start-date", type=date.fromisoformat, default=None,
                           help="first day, YYYY-MM-DD (default: DAYS days before today, so the last day is yesterday)")
+    generate.add_argument("--imperfect", action="store_true",
+                          help="also write, into the day a third of the way in, extra-000.jsonl with 3 rows "
+                               "ingestion quarantines (not JSON, confidence 1.7, no event_id) and 4 re-sent "
+                               "duplicates (jsonl only)")
+    generate.add_argument("--late-file-for", type=date.fromisoformat, default=None, metavar="YYYY-MM-DD",
+                          help="write ONLY a late file <day>/late-000.jsonl (EVENTS_PER_DAY/10 new events) into "
+                               "that day's folder, as a late upload would, and nothing else")
     generate.set_defaults(handler=_cmd_generate_logs)
 
     materialize = commands.add_parser("materialize", help="materialise the asset graph for landing days")

@@ -94,3 +94,31 @@ def test_materialize_summary_names_failed_checks_and_the_exit_code():
     crashed = cli._summary(3, ["daily_chain[2026-10-01] (run abcd1234)"], [], [], advisory=True, code=1)
     assert "2/3 run(s) completed; 1 crashed: daily_chain[2026-10-01]" in crashed and crashed.endswith(
         "exit 1: a run crashed")
+
+
+def test_demo_imperfections_are_flawed_rows_duplicates_and_a_late_file(tmp_path: Path):
+    import json
+    from datetime import date
+
+    from eval_pipelines.demo.generator import generate_logs
+    from eval_pipelines.demo.imperfections import add_flawed_rows, write_late_file
+
+    day = date(2026, 10, 2)
+    generate_logs(tmp_path, days=1, events_per_day=50, seed=1, start_date=day, files_per_day=1)
+    own = [json.loads(line)["event_id"] for line in (tmp_path / day.isoformat() / "part-000.jsonl").open()]
+    flaws = add_flawed_rows(tmp_path, day)
+    lines = flaws.path.read_text().splitlines()
+    assert len(lines) == flaws.quarantined + flaws.duplicates == 7
+    parsed = []
+    for line in lines:
+        try:
+            parsed.append(json.loads(line))
+        except json.JSONDecodeError:
+            parsed.append(None)
+    assert parsed.count(None) == 1  # the cut-off line
+    ids = [row.get("event_id") for row in parsed if row is not None]
+    assert ids[:4] == own[:4] and None in ids  # re-sent rows, one without an id
+    assert any(row is not None and row.get("confidence") == 1.7 for row in parsed)
+    late = write_late_file(tmp_path, day, events=5, seed=1)
+    late_ids = [json.loads(line)["event_id"] for line in late.open()]
+    assert len(late_ids) == 5 and not set(late_ids) & set(own)  # new events, not re-sends
