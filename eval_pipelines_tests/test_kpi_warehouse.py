@@ -209,7 +209,15 @@ def test_kpi_daily_reports_headline_metadata_and_the_cli_prints_the_same_table(d
                               day.isoformat(), "--until", day.isoformat()])
     assert args.handler(args) == 0
     printed = capsys.readouterr().out
-    assert printed.split("\n", 1)[1].strip() == markdown.strip()
+
+    # The terminal shows the UI's table (same cells), with a 'partial' column first and a TOTAL row (issue 14).
+    def cells(text: str) -> list[list[str]]:
+        return [[c.strip() for c in line.strip().strip("|").split("|")] for line in text.splitlines()
+                if line.startswith("|") and not set(line) <= set("|-: ")]
+
+    ui, terminal = cells(markdown), cells(printed)
+    assert terminal[0][0] == "partial" and [row[1:] for row in terminal[:len(ui)]] == ui
+    assert terminal[len(ui)][1] == "TOTAL" and terminal[len(ui)][ui[0].index("cases") + 1] == "300"
 
     args = parser.parse_args(["--config", str(demo["sqlite"].project.config_path), "kpis", "--period", "week"])
     assert args.handler(args) == 0
@@ -551,3 +559,44 @@ def test_cli_explains_a_warehouse_without_kpi_tables_and_bad_ranges(project: Pro
     assert args.handler(args) == 0
     out = capsys.readouterr().out
     assert "kpi_daily from 2026-02-26 to 2026-03-04 (3 row(s)" in out and "| 2026-03-04 |" in out
+
+
+def test_cli_formats_totals_partial_marks_and_unknown_systems(project: Project, capsys):
+    """Issue 14 item 8: --format table|csv|json, a totals row, partial periods marked, unknown --system listed."""
+    import argparse
+    import io
+    import json
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config")
+    register(parser.add_subparsers(dest="command"))
+    config = str(project.config_path)
+    old, _ = old_and_new_frames()
+    engine = create_warehouse_engine(project.warehouse_url)
+    write_daily(engine, old, DAY)
+    engine.dispose()
+    systems = sorted(old["system"].unique())
+
+    args = parser.parse_args(["--config", config, "kpis", "--system", "nope"])
+    assert args.handler(args) == 2
+    err = capsys.readouterr().err
+    assert "unknown --system 'nope'" in err and all(s in err for s in systems)
+
+    args = parser.parse_args(["--config", config, "kpis", "--format", "json"])
+    assert args.handler(args) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["totals"]["cases"] == int(old["cases"].sum()) == sum(r["cases"] for r in payload["rows"])
+    assert all(r["partial"] == "" for r in payload["rows"])  # past days are complete
+
+    args = parser.parse_args(["--config", config, "kpis", "--format", "csv"])
+    assert args.handler(args) == 0
+    frame = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert len(frame) == len(old) and "partial" in frame.columns and "TOTAL" not in frame.astype(str).values
+
+    # partial marks: a week with 2 of 7 days, a week not over yet, today's day
+    from eval_pipelines.kpis.cli import _partial
+
+    weeks = pd.DataFrame({"week_start": [date(2026, 3, 2), date(2026, 3, 9)], "days_with_data": [2, 7]})
+    assert _partial(weeks, "week", date(2026, 3, 15), date(2026, 3, 12)) == ["2/7 days with data", "not over"]
+    days = pd.DataFrame({"kpi_date": [date(2026, 3, 11), date(2026, 3, 12)]})
+    assert _partial(days, "day", date(2026, 3, 12), date(2026, 3, 12)) == ["", "in progress (today)"]

@@ -331,3 +331,22 @@ def test_production_scores_stay_old_or_new_when_the_lake_write_fails(demo, monke
                          resources=project.resources(), instance=instance, raise_on_error=False)
     assert run.success
     assert state() == (False, False)  # new in both
+
+
+def test_scored_runs_page_compares_candidates_and_the_library_page_follows_the_lifecycle(demo, runs):
+    """Issue 14 items 4 and 5: one table of every candidate's latest run; the library observed after a run moved it."""
+    project, instance = demo
+    weak_meta = runs[WEAK].asset_materializations_for_node("scored_runs")[0].metadata
+    table = weak_meta["candidates"].value
+    good_line = next(line for line in table.splitlines() if line.startswith(f"| {GOOD}"))
+    weak_line = next(line for line in table.splitlines() if line.startswith(f"| {WEAK}"))
+    assert "PASS" in good_line and "FAIL" in weak_line and " %" in good_line and " pp " in weak_line
+    assert "accuracy, lower 95% CI bound" in weak_line
+    observations = instance.fetch_observations(edge_case_library.key, limit=10).records
+    assert observations, "a run that moved entries must leave an observation on edge_case_library"
+    latest = observations[0].asset_observation
+    library = load_library(_engine(project), include_empty=True)
+    for status in ("open", "fixed", "regressed"):  # the latest observation is the library as it stands
+        assert latest.metadata[f"entries_{status}"].value == int((library["status"] == status).sum()), status
+    assert "moved_this_run" in latest.metadata and "failure_mode" in latest.metadata[
+        "by_failure_mode_and_status"].value

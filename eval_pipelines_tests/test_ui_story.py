@@ -122,3 +122,15 @@ def test_demo_imperfections_are_flawed_rows_duplicates_and_a_late_file(tmp_path:
     late = write_late_file(tmp_path, day, events=5, seed=1)
     late_ids = [json.loads(line)["event_id"] for line in late.open()]
     assert len(late_ids) == 5 and not set(late_ids) & set(own)  # new events, not re-sends
+
+
+def test_formatting_helpers_say_their_units():
+    from eval_pipelines import metadata as fmt
+
+    assert fmt.percent(0.1234) == "12.3 %" and fmt.percent(float("nan")) == "n/a" and fmt.percent(None) == "n/a"
+    assert fmt.percent_points(-0.021) == "-2.1 pp" and fmt.percent_interval(0.102, 0.148) == "[10.2 %, 14.8 %]"
+    assert fmt.percent_points_with_interval(-0.021, -0.03, -0.012) == "-2.1 pp [-3.0, -1.2]"
+    assert fmt.money(12345.6, "USD") == "12,345.60 USD"
+    assert [fmt.duration(s) for s in (0.85, 42, 210, 9000)] == ["850 ms", "42.0 s", "3.5 min", "2.50 h"]
+    assert fmt.milliseconds(1834.4) == "1,834 ms"
+    assert fmt.ratio(2.002, "net value / full cost") == "2.00× (net value / full cost)"

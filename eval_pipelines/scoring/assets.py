@@ -18,11 +18,18 @@ import pandas as pd
 
 from eval_pipelines.automation import FOLLOW_UPSTREAM_ANY_DAY
 from eval_pipelines.config import Settings, load_settings
+from eval_pipelines.edge_cases.assets import lifecycle_observation
 from eval_pipelines.edge_cases.store import load_library, record_run_results
 from eval_pipelines.evalsets.store import load_eval_set
 from eval_pipelines.jobs import CANDIDATE_RUNS_JOB, candidate_runs_job
 from eval_pipelines.lake import InLake, Lake
-from eval_pipelines.metadata import column_schema, markdown_table
+from eval_pipelines.metadata import (
+    column_schema,
+    markdown_table,
+    percent,
+    percent_interval,
+    percent_points_with_interval,
+)
 from eval_pipelines.partitions import daily_partitions
 from eval_pipelines.resources import ProjectConfigResource, WarehouseResource, lake_root
 from eval_pipelines.scoring.adapters import HttpSystem, LoggedSystem, SystemUnderTest, build_system
@@ -44,7 +51,13 @@ from eval_pipelines.scoring.settings import (
     ScoringConfig,
     scoring_config,
 )
-from eval_pipelines.scoring.store import RunInfo, logged_details, write_production_scores, write_run
+from eval_pipelines.scoring.store import (
+    RunInfo,
+    candidate_comparison,
+    logged_details,
+    write_production_scores,
+    write_run,
+)
 from eval_pipelines.scoring.summarise import ALL, EDGE_CASE_PASS, EDGE_CASES, EVAL_SET
 
 GATE_CHECK = "release_gate"
@@ -239,6 +252,8 @@ def scored_runs(
         update = record_run_results(engine, run.edge_outcomes[["entry_id", "passed"]], context.run.run_id, created_at)
         moved = update.changes.groupby(["from_status", "to_status"]).size()
         lifecycle = ", ".join(f"{a} → {b}: {n}" for (a, b), n in moved.items()) or "no transitions"
+        # The library's page follows: its status counts as an observation (issue 14 item 5).
+        context.log_event(lifecycle_observation(engine, update.changes, f"scored run of {name}"))
     elif len(run.edge_outcomes):
         lifecycle = f"not applied (lifecycle_policy {config.lifecycle_policy}, gate passed: {run.passed})"
 
@@ -266,6 +281,7 @@ def scored_runs(
                                                 "baseline_output"]], max_rows=10, max_chars=60),
         "timings_s": dg.MetadataValue.json({k: round(v, 3) for k, v in run.timings.items()}),
         "gate": dg.MetadataValue.md(render_gate(run.gate)),
+        "candidates": _candidates_table(engine, config),
     }
     for label, value in (("primary_estimate", _primary(run, config, "estimate")),
                          ("primary_ci_low", _primary(run, config, "ci_low"))):
@@ -292,6 +308,23 @@ def scored_runs(
             "run_id": context.run.run_id,
         },
     )
+
+
+def _candidates_table(engine, config: ScoringConfig) -> dg.MetadataValue:
+    """Every candidate's latest run side by side (this one included), so one page compares them."""
+    frame = candidate_comparison(engine, [c.name for c in config.candidates], config.primary_scorer)
+    shown = pd.DataFrame({
+        "candidate": frame["candidate"],
+        "gate": frame["gate_passed"].map({True: "PASS", False: "FAIL"}).fillna("not run"),
+        "failed criteria": frame["failed_criteria"].fillna(""),
+        f"{config.primary_scorer} (production)": frame["estimate"].map(percent),
+        "95% CI": [percent_interval(lo, hi) for lo, hi in zip(frame["ci_low"], frame["ci_high"], strict=True)],
+        "vs baseline (95% CI)": [percent_points_with_interval(d, lo, hi) for d, lo, hi in
+                                 zip(frame["diff"], frame["diff_ci_low"], frame["diff_ci_high"], strict=True)],
+        "baseline": frame["baseline"].fillna(""),
+        "eval set": frame["eval_set_version"].fillna(""),
+    })
+    return markdown_table(shown, max_rows=50, max_chars=120)
 
 
 def _primary(run: ScoredRun, config: ScoringConfig, statistic: str) -> float:
