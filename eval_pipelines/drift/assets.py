@@ -258,7 +258,7 @@ def _check_result(report: DriftReport, reference_days: list[str], day: str | Non
         "baseline, read as stored drift_profile days): KS / Wasserstein / PSI for numeric columns, chi-square / "
         "Jensen–Shannon / PSI / share changes for categorical ones, missing shares, calibration. A check drifts "
         "when its Benjamini–Hochberg adjusted p-value is at most drift.alpha and its effect size is material. "
-        "Rows to the warehouse table drift_results; the standalone HTML report to <lake>/drift_report/<day>.html."
+        "Rows to the warehouse table drift_results; the standalone HTML report to `<lake>/drift_report/<day>.html`."
     ),
     check_specs=[dg.AssetCheckSpec(DRIFT_CHECK, asset=REPORT_ASSET, partitions_def=daily_partitions,
                                    description="Warns when a monitored column drifts with major severity.")],
