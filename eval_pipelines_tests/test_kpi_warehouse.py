@@ -198,6 +198,10 @@ def test_kpi_daily_reports_headline_metadata_and_the_cli_prints_the_same_table(d
                  "slo_attainment_rate"):
         assert isinstance(meta[name], dg.IntMetadataValue | dg.FloatMetadataValue), name
     assert meta["cases"].value == 300
+    headline = meta["headline"].value  # issue 14 item 7: the same numbers, with their units
+    assert headline.startswith("**300 cases**") and " %" in headline and " h · net value" in headline
+    assert f" {meta['currency'].value}" in headline
+    assert ("n/a (low volume)" if meta["low_volume"].value else "× (net value / full cost)") in headline
     markdown = meta["kpis"].value
 
     import argparse

@@ -120,7 +120,7 @@ def _print_kpis(args: argparse.Namespace, engine: sa.Engine) -> int:
         totals = _totals(rows)
         total_row = {column: "" for column in shown.columns}
         total_row[shown.columns[1]] = "TOTAL"
-        total_row.update({"cases": f"{totals['cases']:,}", "hours saved": f"{totals['hours_saved']:,.1f}",
+        total_row.update({"cases": f"{totals['cases']:,}", "hours saved (h)": f"{totals['hours_saved']:,.1f}",
                           "net value": "; ".join(f"{v:,.2f} {c}" for c, v in totals["net_value"].items())})
         shown = pd.concat([shown, pd.DataFrame([total_row])], ignore_index=True)
     print(render_markdown(shown))
