@@ -4,8 +4,8 @@
   drift and production scores, with their checks. The landing sensor launches it for each new or changed day, so a
   landed file reaches kpi_daily in ONE run (one run start, no automation tick between the steps); the blocking
   checks still stop the steps downstream of a failed check inside that run.
-* ``review_round`` (one run per day): the assets of group ``review`` (audit sample and reviewed labels). Selected by
-  group, so review assets added later join it without a change here.
+* ``review_round`` (one run per day): the daily assets of group ``review`` (audit sample and reviewed labels).
+  Found by group, so review assets added later join it without a change here.
 * ``eval_set_refresh``: the assets over the whole history (eval set, edge-case library, KPI definitions) that the
   candidate runs read.
 * ``candidate_runs`` (one run per candidate): ``scored_runs`` and its release gate.
@@ -88,9 +88,10 @@ def build_jobs(assets: Sequence[dg.AssetsDefinition], daily: dg.PartitionsDefini
         if name == CANDIDATE_RUNS_JOB:
             jobs.append(candidate_runs_job)
             continue
-        # The review round by group, so it follows the group as it grows; the others by key.
-        selection = dg.AssetSelection.groups(REVIEW_GROUP) if name == REVIEW_ROUND_JOB \
-            else dg.AssetSelection.assets(*members)
-        jobs.append(dg.define_asset_job(name, selection=selection, description=_DESCRIPTIONS[name],
+        # By key, from the lists above: the review round is every DAILY asset of group "review" (found by group, so
+        # it grows with the group; a non-daily asset there would give the job two partitionings, which Dagster
+        # refuses, so such an asset joins eval_set_refresh instead).
+        jobs.append(dg.define_asset_job(name, selection=dg.AssetSelection.assets(*members),
+                                        description=_DESCRIPTIONS[name],
                                         tags={"eval_pipelines/job": name}))
     return jobs
