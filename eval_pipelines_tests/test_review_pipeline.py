@@ -309,3 +309,29 @@ def test_label_studio_is_called_only_when_configured_and_its_annotations_are_val
     assert "example.com" not in from_label_studio["record"].iloc[0]
     day.run([review_labels])  # back to the files-only configuration
     assert not (day.table("reviewed_cases")["source"] == f"label_studio:{title}").any()
+
+
+def test_inbox_sensor_bounds_its_work_per_tick_and_catches_up(tmp_path: Path):
+    from datetime import timedelta
+
+    from eval_pipelines.review.sensors import MAX_DAYS_PER_TICK
+
+    project = make_project(tmp_path)
+    lake = Lake(str(tmp_path / "lake"))
+    days = [(DAY + timedelta(days=i)).isoformat() for i in range(MAX_DAYS_PER_TICK + 5)]
+    for key in days:
+        lake.write("review_queue", key, pd.DataFrame({"event_id": ["e"], "selected": [True]}))
+        folder = tmp_path / "review" / "inbox" / key
+        folder.mkdir(parents=True)
+        (folder / "verdicts.csv").write_text("event_id,reviewer,label\ne,r,l\n")
+    with dg.instance_for_test() as instance:
+        def run(cursor: str | None) -> dg.SensorResult:
+            context = dg.build_sensor_context(cursor=cursor, instance=instance,
+                                              resources={"project": project.resources()["project"]})
+            return review_inbox_sensor(context)
+
+        first = run(None)
+        assert [r.partition_key for r in first.run_requests] == days[:MAX_DAYS_PER_TICK]
+        second = run(first.cursor)
+        assert [r.partition_key for r in second.run_requests] == days[MAX_DAYS_PER_TICK:]
+        assert sorted(json.loads(second.cursor)) == days and not run(second.cursor).run_requests
