@@ -275,7 +275,7 @@ def test_label_studio_is_called_only_when_configured_and_its_annotations_are_val
     tasks = day.table("review_tasks")
     calls: dict[str, list] = {"connect": [], "export": [], "pull": []}
     pulled = pd.DataFrame({"event_id": [tasks["event_id"][0], "not-a-task"], "partition_date": [KEY, KEY],
-                           "reviewer": ["ls_user", "ls_user"], "label": [tasks["ai_output"][0]] * 2,
+                           "reviewer": ["ana.reviewer@example.com"] * 2, "label": [tasks["ai_output"][0]] * 2,
                            "comment": [None, None], "reviewed_at": ["2026-03-03T10:00:00Z"] * 2,
                            "source": ["label_studio"] * 2})
     fake = types.ModuleType("eval_pipelines.review.label_studio")
@@ -300,8 +300,38 @@ def test_label_studio_is_called_only_when_configured_and_its_annotations_are_val
     assert exported_title == title and exported == sorted(tasks["event_id"]) and tasks["ai_output"][0] in vocabulary
     assert calls["pull"] == [("conn", title)]
     reviewed = day.table("reviewed_cases")
-    assert reviewed.loc[reviewed["source"] == f"label_studio:{title}", "reviewer"].tolist() == ["ls_user"]
+    [reviewer] = reviewed.loc[reviewed["source"] == f"label_studio:{title}", "reviewer"].tolist()
     quarantined = day.table("quarantined_reviews")
-    assert quarantined.loc[quarantined["source"] == f"label_studio:{title}", "line"].tolist() == [2]
+    from_label_studio = quarantined[quarantined["source"] == f"label_studio:{title}"]
+    assert from_label_studio["line"].tolist() == [2]
+    # A Label Studio user is an e-mail address: masked (to a stable token) in both tables, record included.
+    assert "example.com" not in reviewer and reviewer == from_label_studio["reviewer"].iloc[0]
+    assert "example.com" not in from_label_studio["record"].iloc[0]
     day.run([review_labels])  # back to the files-only configuration
     assert not (day.table("reviewed_cases")["source"] == f"label_studio:{title}").any()
+
+
+def test_inbox_sensor_bounds_its_work_per_tick_and_catches_up(tmp_path: Path):
+    from datetime import timedelta
+
+    from eval_pipelines.review.sensors import MAX_DAYS_PER_TICK
+
+    project = make_project(tmp_path)
+    lake = Lake(str(tmp_path / "lake"))
+    days = [(DAY + timedelta(days=i)).isoformat() for i in range(MAX_DAYS_PER_TICK + 5)]
+    for key in days:
+        lake.write("review_queue", key, pd.DataFrame({"event_id": ["e"], "selected": [True]}))
+        folder = tmp_path / "review" / "inbox" / key
+        folder.mkdir(parents=True)
+        (folder / "verdicts.csv").write_text("event_id,reviewer,label\ne,r,l\n")
+    with dg.instance_for_test() as instance:
+        def run(cursor: str | None) -> dg.SensorResult:
+            context = dg.build_sensor_context(cursor=cursor, instance=instance,
+                                              resources={"project": project.resources()["project"]})
+            return review_inbox_sensor(context)
+
+        first = run(None)
+        assert [r.partition_key for r in first.run_requests] == days[:MAX_DAYS_PER_TICK]
+        second = run(first.cursor)
+        assert [r.partition_key for r in second.run_requests] == days[MAX_DAYS_PER_TICK:]
+        assert sorted(json.loads(second.cursor)) == days and not run(second.cursor).run_requests

@@ -249,13 +249,19 @@ def _label_studio_reads(settings: Settings, systems: list[str], day: str) -> lis
 
 def _masked(settings: Settings, accepted: pd.DataFrame, quarantined: pd.DataFrame
             ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Comments, quarantined records and reasons (which quote values) masked; records cut like ingestion's."""
+    """Comments, reviewer names (Label Studio users are e-mail addresses), quarantined records and reasons (which
+    quote values) masked; records cut like ingestion's. Masks are deterministic tokens, so a masked reviewer is
+    still one reviewer. Adjudication and agreement ran before, on the names as given."""
     masker = masker_for(settings)
     accepted = accepted.copy()
     quarantined = quarantined.copy()
     if len(accepted):
         accepted["comment"] = [masker.mask_optional(v) if isinstance(v, str) else None for v in accepted["comment"]]
+        accepted["reviewer"] = [masker.mask_optional(str(v)) for v in accepted["reviewer"]]
     if len(quarantined):
+        for column in ("event_id", "reviewer"):
+            quarantined[column] = [masker.mask_optional(v) if isinstance(v, str) else None
+                                   for v in quarantined[column]]
         limit = settings.privacy.max_raw_record_bytes
         quarantined["record"] = [truncate_utf8(masker.mask_optional(str(v)) or "", limit)
                                  for v in quarantined["record"]]
@@ -345,6 +351,8 @@ def review_labels(context: dg.AssetExecutionContext, project: ProjectConfigResou
         tasks=("event_id", "size"), answered=("answered", "sum"), disputed=("disputed", "sum")).reset_index()
     disputed = pd.concat([a.disputed.assign(system=a.system) for a in agreements], ignore_index=True) \
         if agreements else pd.DataFrame(columns=["event_id", "labels", "reviewers", "system"])
+    masker = masker_for(settings)
+    disputed["reviewers"] = [[masker.mask_optional(str(name)) for name in names] for names in disputed["reviewers"]]
     metadata: dict[str, dg.MetadataValue] = {
         "dagster/row_count": len(labels),
         "tasks": len(labels),

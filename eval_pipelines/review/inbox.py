@@ -102,8 +102,8 @@ def _csv_records(source: str, text: str) -> list[dict[str, object]]:
     records = []
     for row in reader:
         line = reader.line_num
-        record = ",".join("" if value is None else str(value) for value in row.values() if not isinstance(value,
-                                                                                                         list))
+        fields = [item for value in row.values() for item in (value if isinstance(value, list) else [value])]
+        record = ",".join("" if value is None else str(value) for value in fields)
         if missing:
             records.append(_record(source, line, None, record, f"the CSV header lacks column(s) {missing}; it "
                                                                f"must name {list(REQUIRED_FIELDS)}"))
