@@ -51,6 +51,22 @@ def labeled_day(n: int, seed: int, day: str, wrong_accept_rate: float = 0.35) ->
     return frame, pd.Series(truth, index=ids.to_numpy())
 
 
+def audit_day(frame: pd.DataFrame, truth: pd.Series, day: str, design: AuditDesignConfig, unanswered: float,
+              rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(review_queue, review_labels)`` of one day: the audit drawn, the reviewers answering with the truth, a
+    share ``unanswered`` of tasks left without a verdict at random."""
+    audit = draw_audit_sample(frame, day, design)
+    tasks = audit.tasks[["event_id", "ai_output"]]
+    reviewed = truth.reindex(tasks["event_id"]).to_numpy(dtype=object)
+    reviewed[rng.random(len(reviewed)) < unanswered] = None
+    answered = reviewed != None  # noqa: E711 - element-wise on an object array
+    ai_correct = pd.array(np.where(answered, reviewed == tasks["ai_output"].to_numpy(), False), dtype="boolean")
+    ai_correct[~answered] = pd.NA
+    labels = pd.DataFrame({"event_id": tasks["event_id"].to_numpy(), "reviewed_label": reviewed,
+                           "ai_correct": ai_correct})
+    return audit.frame, labels
+
+
 def build_world(seed: int, days: int = 3, per_day: int = 1500, audit_size: int = 150,
                 unanswered: float = 0.05, wrong_accept_rate: float = 0.35) -> World:
     out, truths, right, ok_total = {}, [], 0, 0
@@ -59,22 +75,23 @@ def build_world(seed: int, days: int = 3, per_day: int = 1500, audit_size: int =
     for index in range(days):
         day = f"2026-10-{index + 1:02d}"
         frame, truth = labeled_day(per_day, seed * 100 + index, day, wrong_accept_rate)
-        audit = draw_audit_sample(frame, day, design)
-        queue = audit.frame
-        tasks = audit.tasks[["event_id", "ai_output"]]
-        reviewed = truth.reindex(tasks["event_id"]).to_numpy(dtype=object)
-        reviewed[rng.random(len(reviewed)) < unanswered] = None
-        ai_correct = pd.array(np.where(reviewed != None, reviewed == tasks["ai_output"].to_numpy(), False),  # noqa: E711
-                              dtype="boolean")
-        ai_correct[reviewed == None] = pd.NA  # noqa: E711
-        labels = pd.DataFrame({"event_id": tasks["event_id"].to_numpy(), "reviewed_label": reviewed,
-                               "ai_correct": ai_correct})
+        queue, labels = audit_day(frame, truth, day, design, unanswered, rng)
         out[day] = (frame, queue, labels)
         truths.append(truth)
         ok = frame["status"].to_numpy() == "ok"
         right += int(frame.loc[ok, "true_correct"].sum())
         ok_total += int(ok.sum())
     return World(out, pd.concat(truths), right / ok_total)
+
+
+def re_audit(world: World, seed: int, audit_size: int, unanswered: float = 0.05) -> World:
+    """The same production population audited again with another seed: repeated sampling for design-based
+    coverage and error rates (the population, its truth and its implicit labels stay fixed)."""
+    design = AuditDesignConfig(daily_size=audit_size, seed=seed)
+    rng = np.random.default_rng(seed + 30_000)
+    days = {day: (frame, *audit_day(frame, world.truth, day, design, unanswered, rng))
+            for day, (frame, _, _) in world.days.items()}
+    return World(days, world.truth, world.true_accuracy)
 
 
 def candidate_outputs(world: World, seed: int, fix_accepted: float, break_right: float) -> pd.Series:

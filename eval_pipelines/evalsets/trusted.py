@@ -94,8 +94,6 @@ def trusted_day(day: str, queue: pd.DataFrame, verdicts: pd.DataFrame,
         raise ValueError(f"review_queue {day}: duplicate event_id (one row per ok case expected)")
     selected = queue["selected"].astype("boolean").fillna(False).to_numpy(dtype=bool)
     stratum = queue["stratum"].astype(str).to_numpy()
-    cells = np.array([cell_label(day, s) for s in stratum], dtype=object) if len(stratum) else \
-        np.empty(0, dtype=object)
     index = pd.Index(ids)
     position = index.get_indexer(verdicts["event_id"].astype(str))
     if (position < 0).any():
@@ -104,40 +102,47 @@ def trusted_day(day: str, queue: pd.DataFrame, verdicts: pd.DataFrame,
     if not selected[position].all():
         raise ValueError(f"review_labels {day}: verdict(s) for cases the audit did not select (no known inclusion "
                          "probability); they belong in the edge-case library, not in a design-based estimate")
-    label = pd.Series([None] * len(ids), dtype="object")
-    source = pd.Series([None] * len(ids), dtype="object")
-    correct = pd.Series(pd.NA, index=range(len(ids)), dtype="boolean")
-    reviewed = _text(verdicts["reviewed_label"].reset_index(drop=True))
-    has_review = reviewed.notna().to_numpy()
-    label.iloc[position[has_review]] = reviewed[has_review].to_numpy()
-    source.iloc[position[has_review]] = REVIEWED
-    correct.iloc[position[has_review]] = verdicts["ai_correct"].astype("boolean").reset_index(drop=True)[
-        has_review].to_numpy()
+    # Plain numpy arrays: positional writes into pandas objects cost more than the rest of the day together.
+    label = np.full(len(ids), None, dtype=object)
+    source = np.full(len(ids), None, dtype=object)
+    correct = np.zeros(len(ids), dtype=np.int8) - 1  # -1 unknown, 0 wrong, 1 right
+    reviewed = _text(verdicts["reviewed_label"].reset_index(drop=True)).to_numpy(dtype=object)
+    verdict = verdicts["ai_correct"].astype("boolean").to_numpy(dtype=np.float64, na_value=np.nan)
+    has_review = (reviewed != None) & ~np.isnan(verdict)  # noqa: E711 - element-wise on an object array
+    label[position[has_review]] = reviewed[has_review]
+    source[position[has_review]] = REVIEWED
+    correct[position[has_review]] = verdict[has_review].astype(np.int8)
     outside = 0
     if ground_truth is not None and len(ground_truth):
         truth_at = index.get_indexer(ground_truth["event_id"].astype(str))
-        truth_label = _text(ground_truth["label"].reset_index(drop=True))
-        known = (truth_at >= 0) & truth_label.notna().to_numpy()
-        in_audit = known & np.where(truth_at >= 0, selected[np.maximum(truth_at, 0)], False)
+        truth_label = _text(ground_truth["label"].reset_index(drop=True)).to_numpy(dtype=object)
+        truth_correct = ground_truth["ai_correct"].astype("boolean").to_numpy(dtype=np.float64, na_value=np.nan)
+        known = (truth_at >= 0) & (truth_label != None) & ~np.isnan(truth_correct)  # noqa: E711
+        in_audit = known & selected[np.maximum(truth_at, 0)]
         outside = int(np.sum(known & ~in_audit))
-        fill = in_audit & source.iloc[np.maximum(truth_at, 0)].isna().to_numpy()
-        label.iloc[truth_at[fill]] = truth_label[fill].to_numpy()
-        source.iloc[truth_at[fill]] = GROUND_TRUTH
-        correct.iloc[truth_at[fill]] = ground_truth["ai_correct"].astype("boolean").reset_index(drop=True)[
-            fill].to_numpy()
-    trusted = source.notna().to_numpy() & correct.notna().to_numpy()
-    table = pd.DataFrame({"cell": cells, "selected": selected, "trusted": trusted})
-    sizes = table.groupby("cell", sort=True).agg(population=("cell", "size"), audited=("selected", "sum"),
-                                                 trusted=("trusted", "sum")).reset_index()
-    cases = pd.DataFrame({
-        "event_id": ids[trusted].to_numpy(),
-        "day": day,
-        "cell": cells[trusted],
-        "label": label[trusted].to_numpy(),
-        "label_source": source[trusted].to_numpy(),
-        "ai_correct": correct[trusted].to_numpy(dtype=bool),
+        fill = in_audit & (source[np.maximum(truth_at, 0)] == None)  # noqa: E711
+        label[truth_at[fill]] = truth_label[fill]
+        source[truth_at[fill]] = GROUND_TRUTH
+        correct[truth_at[fill]] = truth_correct[fill].astype(np.int8)
+    trusted = correct >= 0
+    codes, names = pd.factorize(pd.Series(stratum), sort=True)
+    population = np.bincount(codes, minlength=len(names))
+    sizes = pd.DataFrame({
+        "cell": [cell_label(day, str(name)) for name in names],
+        "population": population.astype(np.int64),
+        "audited": np.bincount(codes, weights=selected, minlength=len(names)).astype(np.int64),
+        "trusted": np.bincount(codes, weights=trusted, minlength=len(names)).astype(np.int64),
     })
-    return TrustedDay(sizes.astype({"population": "int64", "audited": "int64", "trusted": "int64"}), cases, outside)
+    cell_of = sizes["cell"].to_numpy(dtype=object)
+    cases = pd.DataFrame({
+        "event_id": ids.to_numpy()[trusted],
+        "day": day,
+        "cell": cell_of[codes[trusted]],
+        "label": label[trusted],
+        "label_source": source[trusted],
+        "ai_correct": correct[trusted] == 1,
+    })
+    return TrustedDay(sizes, cases, outside)
 
 
 @dataclass(frozen=True)
