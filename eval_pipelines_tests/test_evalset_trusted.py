@@ -114,7 +114,8 @@ def test_scored_runs_never_score_production_against_its_own_output(world, candid
     def candidate(batch: pd.DataFrame) -> list[str]:
         return [lookup[e] for e in batch["event_id"]]
 
-    config = ScoringConfig.model_validate({"scorers": [{"name": "exact_match", "kind": "exact_match"}], "slices": ["segment"], "candidates": [],
+    config = ScoringConfig.model_validate({"scorers": [{"name": "exact_match", "kind": "exact_match"}],
+                                           "slices": ["segment"], "candidates": [],
                                            "gates": {"default": [CRITERION.model_dump()]},
                                            "comparison": {"resamples": 100}})
     cases = eval_set_cases_frame(eval_set.cases)
