@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from eval_pipelines.config import load_settings
-from eval_pipelines.evalsets.build import EvalSet, sample_from_lake
+from eval_pipelines.evalsets.build import EvalSet, review_days, sample_from_lake, sample_trusted_from_lake
 from eval_pipelines.evalsets.design import FAILURE_DIMENSION, NO_FAILURE
 from eval_pipelines.evalsets.estimation import describe_interval
 from eval_pipelines.evalsets.store import write_version
@@ -38,7 +38,9 @@ def design_problems(eval_set: EvalSet, requested_size: int, minimum: int) -> lis
     allocation = eval_set.allocation
     if not (allocation.census or allocation.size_raised) and int(strata["sample"].sum()) != requested_size:
         problems.append(f"allocation sums to {int(strata['sample'].sum())}, not {requested_size}")
-    short = strata[(strata["population"] >= minimum) & (strata["sample"] < minimum)]
+    # The draw's frame per stratum: its labeled cases (implicit) or its trusted-label cases (trusted).
+    available = strata["trusted"] if "trusted" in strata.columns else strata["population"]
+    short = strata[(available >= minimum) & (strata["sample"] < minimum)]
     if len(short):
         problems.append(f"{len(short)} stratum/strata with >= {minimum} cases got fewer than {minimum}")
     if len(eval_set.cases) != int(strata["sample"].sum()):
@@ -53,12 +55,28 @@ def design_problems(eval_set: EvalSet, requested_size: int, minimum: int) -> lis
 
 
 def _accuracy_table(eval_set: EvalSet) -> pd.DataFrame:
+    """Every accuracy figure of the version with its labels and population, corrected and implicit side by side."""
     projected = eval_set.projected
+    if eval_set.label_basis != "trusted":
+        return pd.DataFrame({
+            "figure": ["implicit-label accuracy, whole window", "projected from the eval set (implicit labels)"],
+            "value": [round(eval_set.window_accuracy, 4), round(projected.estimate, 4)],
+            "95% CI": ["exact (census of the window's implicit labels)",
+                       f"{projected.ci_low:.4f} – {projected.ci_high:.4f}"],
+            "population": [f"{eval_set.implicit_population:,} labeled cases"] * 2,
+            "cases": [eval_set.population, projected.n],
+        })
+    audit = eval_set.audit
+    target = f"{eval_set.target_population:,} ok cases of the window"
     return pd.DataFrame({
-        "figure": ["production accuracy, whole window", "projected from the eval set"],
-        "value": [round(eval_set.window_accuracy, 4), round(projected.estimate, 4)],
-        "95% CI": ["exact (census of the window)", f"{projected.ci_low:.4f} – {projected.ci_high:.4f}"],
-        "cases": [eval_set.population, projected.n],
+        "figure": ["production accuracy from every trusted label (audit)",
+                   "production accuracy projected from the eval set", "implicit-label accuracy (biased)"],
+        "value": [round(audit.estimate, 4) if audit else float("nan"), round(projected.estimate, 4),
+                  round(eval_set.window_accuracy, 4)],
+        "95% CI": [f"{audit.ci_low:.4f} – {audit.ci_high:.4f}" if audit else "n/a",
+                   f"{projected.ci_low:.4f} – {projected.ci_high:.4f}", "none (accepted = right by construction)"],
+        "population": [target, target, f"{eval_set.implicit_population:,} labeled cases"],
+        "cases": [audit.n if audit else 0, projected.n, eval_set.implicit_population],
     })
 
 
@@ -86,12 +104,19 @@ def eval_set_metadata(eval_set: EvalSet, window: Window, written: bool) -> dict[
         "population": eval_set.population,
         "strata": len(eval_set.strata),
         "holdout_cases": int((eval_set.cases["split"] == "holdout").sum()),
+        "label_basis": eval_set.label_basis,
+        "target_population": eval_set.target_population,
         "window_accuracy": dg.MetadataValue.float(round(eval_set.window_accuracy, 6)),
         "projected_accuracy": dg.MetadataValue.float(round(projected.estimate, 6)),
         "projected_ci_low": dg.MetadataValue.float(round(projected.ci_low, 6)),
         "projected_ci_high": dg.MetadataValue.float(round(projected.ci_high, 6)),
         "projected_interval": dg.MetadataValue.text(describe_interval(projected)),
-        "accuracy": markdown_table(_accuracy_table(eval_set), max_rows=2),
+        "accuracy": markdown_table(_accuracy_table(eval_set), max_rows=3),
+        **({"audit_accuracy": dg.MetadataValue.float(round(eval_set.audit.estimate, 6)),
+            "uncovered_population": eval_set.uncovered_population,
+            "ground_truth_outside_audit": eval_set.ground_truth_outside_audit,
+            "days_without_review": dg.MetadataValue.json(list(eval_set.days_without_review))}
+           if eval_set.audit is not None else {}),
         "oversampled_share": dg.MetadataValue.md(
             f"cases in over-sampled failure groups: {population_failing:.1%} of the window, "
             f"{sample_failing:.1%} of the set"),
@@ -113,9 +138,12 @@ def eval_set_metadata(eval_set: EvalSet, window: Window, written: bool) -> dict[
     pool="warehouse",
     automation_condition=REFRESH,
     description=(
-        "A versioned eval set: a stratified random sample of the labeled cases of the trailing window "
-        "(eval_set.window_days), rich in failure-prone strata, with each case's inclusion probability and design "
-        "weight so scores on it project back to production with a confidence interval. Written to "
+        "A versioned eval set of the trailing window (eval_set.window_days) on trusted labels: a stratified "
+        "random sample of the review loop's audited cases with their reviewed (else ground-truth) label, each "
+        "with its inclusion probability through window -> audit -> draw, so scores on it project back to all ok "
+        "cases of production with a confidence interval and production is never scored against its own output "
+        "(eval_set.labels: auto falls back to the implicit-label design when the window has no review data, "
+        "named in label_basis). Written to "
         "eval_set_versions / eval_set_strata / eval_set_cases; a version (content hash) is immutable and an "
         "unchanged input writes nothing. Refreshed on eval_set.refresh_cron and on demand."
     ),
@@ -131,10 +159,27 @@ def eval_set(
     lake = Lake(lake_root(settings))
     window = trailing_window(lake_days(lake), config.window_days, datetime.now(UTC).date(), config.include_today)
     features = [*settings.features.numeric, *settings.features.categorical]
-    built = sample_from_lake(lake, window, config, features)
+    # Trusted labels whenever the window has review data (auto) or always (trusted): production is then never
+    # scored against its own output (docs/eval_sets.md, "Trusted labels"). Implicit only by choice or for want of
+    # a review loop, and named as such (label_basis).
+    trusted = config.labels == "trusted" or (config.labels == "auto" and bool(review_days(lake, window.days)))
+    if trusted:
+        try:
+            built = sample_trusted_from_lake(lake, window, config, features)
+        except (LookupError, ValueError) as error:
+            raise dg.Failure(f"eval set on trusted labels: {error}") from None
+    else:
+        built = sample_from_lake(lake, window, config, features)
+        if config.labels == "auto":
+            context.log.warning("no review data in the window: eval set on IMPLICIT labels (an accepted case's "
+                                "label is production's own output; comparisons with production are biased toward "
+                                "it). Run the review loop for trusted labels.")
     if built.population == 0:
         raise dg.Failure(f"no labeled case in labeled_cases {window.start} – {window.end}: nothing to sample "
                          "(is the human-in-the-loop data or ground truth reaching the logs?)")
+    if built.days_without_review:
+        context.log.warning(f"{len(built.days_without_review)} day(s) of the window have no review data and are "
+                            f"outside the projection: {list(built.days_without_review)}")
     written = write_version(warehouse.engine(), built, datetime.now(UTC), context.run.run_id)
     context.log.info(
         f"eval set {built.version}: {built.size:,} of {built.population:,} labeled cases "

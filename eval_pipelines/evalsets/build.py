@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from eval_pipelines.evalsets.design import (
     AllocationResult,
@@ -30,7 +31,14 @@ from eval_pipelines.evalsets.design import (
 )
 from eval_pipelines.evalsets.estimation import Estimate, estimate_from_cases, stratified_estimate
 from eval_pipelines.evalsets.settings import EvalSetConfig
-from eval_pipelines.evalsets.trusted import GROUND_TRUTH, TrustedFrame, combine_days, draw_trusted, trusted_day
+from eval_pipelines.evalsets.trusted import (
+    GROUND_TRUTH,
+    TrustedFrame,
+    combine_days,
+    draw_trusted,
+    trusted_day,
+    trusted_frame_from_days,
+)
 from eval_pipelines.evalsets.window import Window
 from eval_pipelines.labeling.labels import LABELED_CASES_ASSET
 from eval_pipelines.lake import Lake
@@ -427,3 +435,72 @@ def sample_trusted(days: Mapping[str, tuple[pd.DataFrame, pd.DataFrame, pd.DataF
     correct = labeled_all.loc[flags, "ai_correct"].astype("boolean").fillna(False).to_numpy(dtype=bool)
     implicit = (float(correct.mean()) if len(correct) else float("nan"), int(flags.sum()))
     return build_trusted_eval_set(frame, fetch, config, window, feature_columns, implicit)
+
+
+REVIEW_QUEUE_ASSET = "review_queue"
+REVIEW_LABELS_ASSET = "review_labels"
+"""The review loop's lake datasets (phase one and the adjudicated verdicts; docs/review.md)."""
+
+
+def review_days(lake: Lake, days: Sequence[str]) -> list[str]:
+    """The days of ``days`` with both a review queue and review labels in the lake."""
+    return [day for day in days if lake.exists(REVIEW_QUEUE_ASSET, day) and lake.exists(REVIEW_LABELS_ASSET, day)]
+
+
+def _implicit_window_accuracy(lake: Lake, days: Sequence[str]) -> tuple[float, int]:
+    """Implicit-label accuracy over the window's labeled cases and their count (a census of implicit labels)."""
+    right = labeled = 0
+    for day in days:
+        table = lake.read_columns(LABELED_CASES_ASSET, day, ["is_labeled", "ai_correct"]).to_pandas()
+        flags = table["is_labeled"].to_numpy(dtype=bool)
+        right += int(table.loc[flags, "ai_correct"].astype("boolean").fillna(False).sum())
+        labeled += int(flags.sum())
+    return (right / labeled if labeled else float("nan")), labeled
+
+
+def sample_trusted_from_lake(lake: Lake, window: Window, config: EvalSetConfig,
+                             feature_columns: Sequence[str] = ()) -> EvalSet:
+    """A trusted-label eval set from the lake: per window day the review queue (cell sizes), the review labels
+    (trusted labels) and labeled_cases' ground truth; then the selected cases' replay columns.
+
+    Days of the window without review data are outside the projection: listed in ``days_without_review``.
+    """
+    with_review = review_days(lake, window.days)
+    if not with_review:
+        raise LookupError(f"no review_queue / review_labels in the window {window.start} – {window.end}: run the "
+                          "review loop (docs/review.md) or set eval_set.labels: implicit")
+
+    def read_queue(day: str) -> pd.DataFrame:
+        return lake.read_columns(REVIEW_QUEUE_ASSET, day, ["event_id", "stratum", "selected"]).to_pandas()
+
+    def read_verdicts(day: str) -> pd.DataFrame:
+        return lake.read_columns(REVIEW_LABELS_ASSET, day, ["event_id", "reviewed_label", "ai_correct"]).to_pandas()
+
+    def read_ground_truth(day: str) -> pd.DataFrame:
+        table = lake.read_columns(LABELED_CASES_ASSET, day, ["event_id", "label", "ai_correct"],
+                                  optional=["label_source"]).to_pandas()
+        return _ground_truth_rows(table)
+
+    frame, _ = trusted_frame_from_days(with_review, read_queue, read_verdicts, read_ground_truth)
+    needed = [c for c in dict.fromkeys([*REPLAY_COLUMNS, *feature_columns]) if c not in OPTIONAL_REPLAY_COLUMNS]
+
+    def fetch(day: np.ndarray, event_id: np.ndarray) -> pd.DataFrame:
+        parts, positions = [], []
+        names = day.astype(str)
+        for name in np.unique(names):
+            chosen = np.flatnonzero(names == name)
+            table = lake.read_columns(LABELED_CASES_ASSET, name, needed, optional=OPTIONAL_REPLAY_COLUMNS)
+            ids = pa.array(event_id[chosen].astype(str))
+            found = table.filter(pc.is_in(pc.cast(table.column("event_id"), pa.string()), value_set=ids))
+            part = found.to_pandas()
+            part = part.set_index(part["event_id"].astype(str), drop=False).reindex(event_id[chosen].astype(str))
+            parts.append(part.reset_index(drop=True))
+            positions.append(chosen)
+        if not parts:
+            return pd.DataFrame({column: pd.Series(dtype="object") for column in needed})
+        merged = pd.concat(parts, ignore_index=True)
+        return merged.iloc[np.argsort(np.concatenate(positions), kind="stable")]
+
+    without = [day for day in window.days if day not in set(with_review)]
+    return build_trusted_eval_set(frame, fetch, config, window, feature_columns,
+                                  _implicit_window_accuracy(lake, window.days), without)
