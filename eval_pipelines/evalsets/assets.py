@@ -28,7 +28,10 @@ DESIGN_CHECK = "eval_set_design"
 _SCHEDULE = load_settings().eval_set
 # Weekly by default; on_cron also waits until labeled_cases has been updated since the tick, so the refresh sees
 # the newest day. A manual materialisation refreshes on demand.
-REFRESH = dg.AutomationCondition.on_cron(_SCHEDULE.refresh_cron, _SCHEDULE.cron_timezone)
+# review_labels is a dependency (the trusted labels) but not a trigger: with the review loop off it never updates,
+# and the weekly refresh must not wait for it.
+REFRESH = dg.AutomationCondition.on_cron(_SCHEDULE.refresh_cron, _SCHEDULE.cron_timezone).ignore(
+    dg.AssetSelection.assets("review_labels"))
 
 
 def design_problems(eval_set: EvalSet, requested_size: int, minimum: int) -> list[str]:
@@ -132,7 +135,7 @@ def eval_set_metadata(eval_set: EvalSet, window: Window, written: bool) -> dict[
 
 
 @dg.asset(
-    deps=["labeled_cases"],
+    deps=["labeled_cases", "review_labels"],
     group_name="evaluation",
     kinds={"python", "parquet", "sql"},
     pool="warehouse",
