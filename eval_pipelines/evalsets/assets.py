@@ -166,17 +166,22 @@ def eval_set(
     # scored against its own output (docs/eval_sets.md, "Trusted labels"). Implicit only by choice or for want of
     # a review loop, and named as such (label_basis).
     trusted = config.labels == "trusted" or (config.labels == "auto" and bool(review_days(lake, window.days)))
+    built = None
     if trusted:
         try:
             built = sample_trusted_from_lake(lake, window, config, features)
-        except (LookupError, ValueError) as error:
+        except LookupError as error:
+            if config.labels == "trusted":
+                raise dg.Failure(f"eval set on trusted labels: {error}") from None
+            context.log.warning(f"{error}; falling back to implicit labels (eval_set.labels: auto)")
+        except ValueError as error:
             raise dg.Failure(f"eval set on trusted labels: {error}") from None
-    else:
+    if built is None:
         built = sample_from_lake(lake, window, config, features)
         if config.labels == "auto":
-            context.log.warning("no review data in the window: eval set on IMPLICIT labels (an accepted case's "
-                                "label is production's own output; comparisons with production are biased toward "
-                                "it). Run the review loop for trusted labels.")
+            context.log.warning("eval set on IMPLICIT labels (no trusted label in the window): an accepted case's "
+                                "label is production's own output, so comparisons with production are biased toward "
+                                "it. Run the review loop for trusted labels.")
     if built.population == 0:
         raise dg.Failure(f"no labeled case in labeled_cases {window.start} – {window.end}: nothing to sample "
                          "(is the human-in-the-loop data or ground truth reaching the logs?)")

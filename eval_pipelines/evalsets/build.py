@@ -482,6 +482,10 @@ def sample_trusted_from_lake(lake: Lake, window: Window, config: EvalSetConfig,
         return _ground_truth_rows(table)
 
     frame, _ = trusted_frame_from_days(with_review, read_queue, read_verdicts, read_ground_truth)
+    if frame.cases.empty:
+        raise LookupError(f"review data in {len(with_review)} day(s) of the window but no audited case has a trusted "
+                          "label yet (no verdict answered, no ground truth): answer the review tasks, or set "
+                          "eval_set.labels: implicit")
     needed = [c for c in dict.fromkeys([*REPLAY_COLUMNS, *feature_columns]) if c not in OPTIONAL_REPLAY_COLUMNS]
 
     def fetch(day: np.ndarray, event_id: np.ndarray) -> pd.DataFrame:
