@@ -14,10 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eval_pipelines.evalsets.build import sample_trusted
+from eval_pipelines.evalsets.build import sample_trusted, sample_trusted_from_lake
 from eval_pipelines.evalsets.estimation import stratified_estimate
 from eval_pipelines.evalsets.settings import EvalSetConfig
 from eval_pipelines.evalsets.trusted import TRUSTED_SOURCES, trusted_day
+from eval_pipelines.evalsets.window import lake_days, trailing_window
+from eval_pipelines.lake import Lake
 from eval_pipelines.scoring.adapters import LoggedSystem, PythonSystem
 from eval_pipelines.scoring.runs import eval_set_cases_frame, score_run
 from eval_pipelines.scoring.settings import ScoringConfig
@@ -166,3 +168,24 @@ def test_weights_multiply_the_phases_and_ground_truth_fills_unanswered_audits(wo
     with pytest.raises(ValueError, match="did not select"):
         trusted_day(day, queue, pd.DataFrame({"event_id": outside.iloc[:1], "reviewed_label": "x",
                                               "ai_correct": True}))
+
+
+def test_the_lake_build_equals_the_in_memory_one_and_needs_a_trusted_label(world, tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
+    for day, (labeled, queue, labels) in world.days.items():
+        lake.write("labeled_cases", day, labeled.drop(columns=["true_correct"]))
+        lake.write("review_queue", day, queue)
+        lake.write("review_labels", day, labels)
+    window = trailing_window(lake_days(lake), 28, pd.Timestamp("2026-10-10").date(), False)
+    config = EvalSetConfig(size=200, min_per_stratum=2)
+    from_lake = sample_trusted_from_lake(lake, window, config)
+    in_memory = sample_trusted(world.days, config, window)
+    assert from_lake.version == in_memory.version and from_lake.label_basis == "trusted"
+    pd.testing.assert_frame_equal(from_lake.cases.drop(columns=["timestamp"]),
+                                  in_memory.cases.drop(columns=["timestamp"]))
+    assert from_lake.window_accuracy == pytest.approx(in_memory.window_accuracy)
+    # Review files whose tasks nobody answered: no trusted label, so no trusted set (auto falls back to implicit).
+    for day, (_, _, labels) in world.days.items():
+        lake.write("review_labels", day, labels.assign(reviewed_label=None, ai_correct=pd.NA))
+    with pytest.raises(LookupError, match="no audited case has a trusted label"):
+        sample_trusted_from_lake(lake, window, config)
