@@ -270,7 +270,8 @@ def scored_runs(
     # output on accepted cases (docs/scoring.md, "Labels").
     basis = run.summary.loc[run.summary["case_set"] == EVAL_SET, "label_basis"]
     metadata["label_basis"] = str(basis.iloc[0]) if len(basis) else "none"
-    metadata["self_labeled_cases"] = int(_primary(run, config, "n_self_labeled") or 0)
+    self_labeled = _primary(run, config, "n_self_labeled")
+    metadata["self_labeled_cases"] = 0 if pd.isna(self_labeled) else int(self_labeled)
     if isinstance(system, HttpSystem):
         metadata["http"] = dg.MetadataValue.json(vars(system.stats))
     yield dg.Output(InLake(uri, len(cases_out)), metadata=metadata)
