@@ -36,7 +36,7 @@ def test_definitions_validate_and_pin_the_graph():
     assert all(parents[name] == {"labeled_cases"} for name in
                ("drift_profile", "kpi_daily", "edge_case_library", "production_scores"))
     # The eval set draws on the review loop's trusted labels (docs/eval_sets.md, "Trusted labels").
-    assert parents["eval_set"] == {"labeled_cases", "review_labels"}
+    assert parents["eval_set"] == {"labeled_cases", "review_queue", "review_labels"}
     assert parents["review_queue"] == {"labeled_cases"} and parents["review_labels"] == {"review_queue"}
     assert graph.get(dg.AssetKey("labeled_cases")).parent_keys == {dg.AssetKey("production_logs")}
     assert {s.name for s in defs.sensors} == {"landing_sensor", "automation_sensor", "candidate_change_sensor",

@@ -28,10 +28,11 @@ DESIGN_CHECK = "eval_set_design"
 _SCHEDULE = load_settings().eval_set
 # Weekly by default; on_cron also waits until labeled_cases has been updated since the tick, so the refresh sees
 # the newest day. A manual materialisation refreshes on demand.
-# review_labels is a dependency (the trusted labels) but not a trigger: with the review loop off it never updates,
-# and the weekly refresh must not wait for it.
+# review_queue (phase one: N per cell) and review_labels (the trusted labels) are dependencies but not triggers:
+# with the review loop off or late they never update, and the weekly refresh must not wait for them (labels: auto
+# then falls back to the implicit design, said in the metadata).
 REFRESH = dg.AutomationCondition.on_cron(_SCHEDULE.refresh_cron, _SCHEDULE.cron_timezone).ignore(
-    dg.AssetSelection.assets("review_labels"))
+    dg.AssetSelection.assets("review_queue", "review_labels"))
 
 
 def design_problems(eval_set: EvalSet, requested_size: int, minimum: int) -> list[str]:
@@ -135,7 +136,7 @@ def eval_set_metadata(eval_set: EvalSet, window: Window, written: bool) -> dict[
 
 
 @dg.asset(
-    deps=["labeled_cases", "review_labels"],
+    deps=["labeled_cases", "review_queue", "review_labels"],
     group_name="evaluation",
     kinds={"python", "parquet", "sql"},
     pool="warehouse",
@@ -145,6 +146,7 @@ def eval_set_metadata(eval_set: EvalSet, window: Window, written: bool) -> dict[
         "random sample of the review loop's audited cases with their reviewed (else ground-truth) label, each "
         "with its inclusion probability through window -> audit -> draw, so scores on it project back to all ok "
         "cases of production with a confidence interval and production is never scored against its own output "
+        "(reads review_queue for each day's audit-stratum sizes N and selection, review_labels for the verdicts) "
         "(eval_set.labels: auto falls back to the implicit-label design when the window has no review data, "
         "named in label_basis). Written to "
         "eval_set_versions / eval_set_strata / eval_set_cases; a version (content hash) is immutable and an "
@@ -167,6 +169,10 @@ def eval_set(
     # a review loop, and named as such (label_basis).
     trusted = config.labels == "trusted" or (config.labels == "auto" and bool(review_days(lake, window.days)))
     built = None
+    basis_reason = {"trusted": "eval_set.labels: trusted", "implicit": "eval_set.labels: implicit",
+                    "auto": "eval_set.labels: auto, review data in the window"}[config.labels]
+    if config.labels == "auto" and not trusted:
+        basis_reason = "eval_set.labels: auto, no review_queue / review_labels in the window: implicit fallback"
     if trusted:
         try:
             built = sample_trusted_from_lake(lake, window, config, features)
@@ -174,6 +180,7 @@ def eval_set(
             if config.labels == "trusted":
                 raise dg.Failure(f"eval set on trusted labels: {error}") from None
             context.log.warning(f"{error}; falling back to implicit labels (eval_set.labels: auto)")
+            basis_reason = f"eval_set.labels: auto, implicit fallback: {error}"
         except ValueError as error:
             raise dg.Failure(f"eval set on trusted labels: {error}") from None
     if built is None:
@@ -197,7 +204,7 @@ def eval_set(
         context.log.warning(f"{len(window.missing)} day(s) of the window have no labeled_cases: {window.missing}")
     problems = design_problems(built, config.size, config.min_per_stratum)
     return dg.MaterializeResult(
-        metadata=eval_set_metadata(built, window, written),
+        metadata={**eval_set_metadata(built, window, written), "label_basis_reason": basis_reason},
         data_version=dg.DataVersion(built.version),
         check_results=[dg.AssetCheckResult(
             check_name=DESIGN_CHECK, passed=not problems,
