@@ -34,11 +34,13 @@ def test_definitions_validate_and_pin_the_graph():
     assert parents["drift_report"] == {"labeled_cases", "drift_profile"}
     assert parents["scored_runs"] == {"eval_set", "edge_case_library"}
     assert all(parents[name] == {"labeled_cases"} for name in
-               ("drift_profile", "eval_set", "edge_case_library"))
+               ("drift_profile", "edge_case_library"))
     # production_scores projects the reviewed labels by the audit's design beside the implicit figure.
     assert parents["production_scores"] == {"labeled_cases", "review_queue", "review_labels"}
     # The corrected KPI columns read the day's audit (phase one and the adjudicated verdicts).
     assert parents["kpi_daily"] == {"labeled_cases", "review_queue", "review_labels"}
+    # The eval set draws on the review loop's trusted labels (docs/eval_sets.md, "Trusted labels").
+    assert parents["eval_set"] == {"labeled_cases", "review_queue", "review_labels"}
     assert parents["review_queue"] == {"labeled_cases"} and parents["review_labels"] == {"review_queue"}
     assert graph.get(dg.AssetKey("labeled_cases")).parent_keys == {dg.AssetKey("production_logs")}
     assert {s.name for s in defs.sensors} == {"landing_sensor", "automation_sensor", "candidate_change_sensor",

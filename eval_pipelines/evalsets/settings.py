@@ -18,11 +18,21 @@ from eval_pipelines.settings_base import StrictModel
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*,/\-?]+$")
 
 Allocation = Literal["proportional", "equal", "neyman"]
+Labels = Literal["auto", "trusted", "implicit"]
 
 
 class EvalSetConfig(StrictModel):
     """The sampling plan of the eval set and its refresh schedule."""
 
+    labels: Labels = Field(
+        "auto",
+        description="Which labels the set is drawn on (docs/eval_sets.md, 'Trusted labels'). trusted: the audited "
+                    "cases of the review loop with their reviewed (else ground-truth) label, weighted through the "
+                    "audit to every ok case of the window, so production is never scored against its own output; "
+                    "fails when the window has no review data. implicit: the labeled cases with implicit labels "
+                    "(an accepted case's label is production's output: biased toward production). auto: trusted "
+                    "when the window has review data, else implicit, named as such in eval_set_versions.label_basis.",
+    )
     window_days: int = Field(
         28, ge=1, le=366, description="Length of the trailing window of labeled_cases days the set is drawn from."
     )

@@ -45,6 +45,15 @@ def version_writes(eval_set: EvalSet, created_at: datetime, run_id: str | None) 
         "size": eval_set.size,
         "holdout_size": int((eval_set.cases["split"] == "holdout").sum()),
         "population": eval_set.population,
+        "label_basis": eval_set.label_basis,
+        "target_population": eval_set.target_population,
+        "implicit_population": eval_set.implicit_population,
+        "uncovered_population": eval_set.uncovered_population if eval_set.label_basis == "trusted" else None,
+        "ground_truth_outside_audit": eval_set.ground_truth_outside_audit if eval_set.label_basis == "trusted"
+        else None,
+        "audit_accuracy": db_value(eval_set.audit.estimate) if eval_set.audit else None,
+        "audit_ci_low": db_value(eval_set.audit.ci_low) if eval_set.audit else None,
+        "audit_ci_high": db_value(eval_set.audit.ci_high) if eval_set.audit else None,
         "strata": len(eval_set.strata),
         "strata_counts": json.dumps(eval_set.strata_counts(), sort_keys=True),
         "window_accuracy": db_value(eval_set.window_accuracy),
@@ -53,9 +62,12 @@ def version_writes(eval_set: EvalSet, created_at: datetime, run_id: str | None) 
         "projected_ci_high": db_value(projected.ci_high),
         "run_id": run_id,
     }
-    strata = eval_set.strata.rename(columns={"factor": "oversample_factor"})[
-        ["stratum", "population", "sample", "holdout", "inclusion_prob", "weight", "accuracy", "oversample_factor"]
-    ].assign(version=eval_set.version)
+    strata = eval_set.strata.rename(columns={"factor": "oversample_factor", "trusted": "trusted_labels"})
+    for column in ("audited", "trusted_labels"):
+        if column not in strata.columns:
+            strata[column] = None
+    strata = strata[["stratum", "population", "audited", "trusted_labels", "sample", "holdout", "inclusion_prob",
+                     "weight", "accuracy", "oversample_factor"]].assign(version=eval_set.version)
     cases = eval_set.cases.assign(version=eval_set.version, timestamp=_timestamps(eval_set.cases["timestamp"]))
     return [
         PartitionWrite(eval_set_versions, key, [version_row]),

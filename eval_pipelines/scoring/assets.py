@@ -320,6 +320,12 @@ def scored_runs(
     # Known errors (no label, production known wrong) the candidate answered differently: no verdict there.
     unscored = _primary(run, config, UNSCORED_KNOWN_ERRORS)
     metadata["primary_unscored_known_errors"] = 0 if pd.isna(unscored) else int(unscored)
+    # Trusted (reviewed / ground-truth) or implicit labels: an implicit set scores production against its own
+    # output on accepted cases (docs/scoring.md, "Labels").
+    basis = run.summary.loc[run.summary["case_set"] == EVAL_SET, "label_basis"]
+    metadata["label_basis"] = str(basis.iloc[0]) if len(basis) else "none"
+    self_labeled = _primary(run, config, "n_self_labeled")
+    metadata["self_labeled_cases"] = 0 if pd.isna(self_labeled) else int(self_labeled)
     if isinstance(system, HttpSystem):
         metadata["http"] = dg.MetadataValue.json(vars(system.stats))
     yield dg.Output(InLake(uri, len(cases_out)), metadata=metadata)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from eval_pipelines.evalsets.trusted import TRUSTED_SOURCES
 from eval_pipelines.scoring.adapters import LoggedSystem, SystemUnderTest, replay_inputs
 from eval_pipelines.scoring.gate import evaluate_gate, gate_passed
 from eval_pipelines.scoring.scorers import (
@@ -27,7 +28,13 @@ from eval_pipelines.scoring.scorers import (
     score_frame,
     traits,
 )
-from eval_pipelines.scoring.settings import AnyCriterion, ScorerConfig, ScoringConfig
+from eval_pipelines.scoring.settings import (
+    AnyCriterion,
+    NonInferiorityCriterion,
+    RegressionCriterion,
+    ScorerConfig,
+    ScoringConfig,
+)
 from eval_pipelines.scoring.summarise import (
     ALL,
     EDGE_CASES,
@@ -43,13 +50,20 @@ from eval_pipelines.scoring.summarise import (
 
 CASE_COLUMNS: tuple[str, ...] = (
     "case_set", "event_id", "entry_id", "stratum", "weight", "split", "segment", "model_version", "failure_mode",
-    "system", "timestamp", "input_text", "features", "ai_output", "label", KNOWN_WRONG_OUTPUT, KNOWN_WRONG_NORMALISED,
+    "system", "timestamp", "input_text", "features", "ai_output", "label", "label_source", KNOWN_WRONG_OUTPUT,
+    KNOWN_WRONG_NORMALISED,
 )
 """Columns of the cases a run replays (eval-set cases and library entries brought to one shape).
 
 ``known_wrong_output`` / ``known_wrong_normalised`` (:func:`~eval_pipelines.scoring.scorers.known_wrong_columns`):
 production's output on a known error (labeled, no label), which the match scorers score 0 in any replayed output
 equal to it; any other output on such a case is unscored (its right answer is unknown)."""
+
+LIBRARY = "library"
+"""``label_source`` / ``label_basis`` of edge-case rows: the library entry's expected output."""
+
+TRUSTED, IMPLICIT_BASIS, MIXED = "trusted", "implicit", "mixed"
+"""``label_basis`` of eval-set summary rows: every case's label reviewed or ground truth / none / some."""
 
 UNSCORED_KNOWN_ERRORS = "n_unscored_known_error"
 """Summary column: the slice's known errors the scorer left unscored (output differs from the known-wrong one)."""
@@ -98,6 +112,7 @@ def edge_cases_frame(entries: pd.DataFrame) -> pd.DataFrame:
         "features": [None] * n,
         "ai_output": column("ai_output"),
         "label": column("expected_output"),
+        "label_source": [LIBRARY] * n,
         KNOWN_WRONG_OUTPUT: [None] * n,
         KNOWN_WRONG_NORMALISED: np.zeros(n, dtype=bool),
     }, index=pd.RangeIndex(n))
@@ -239,6 +254,66 @@ def with_unscored_known_errors(summary: pd.DataFrame, frame: pd.DataFrame, confi
     return summary.assign(**counts)
 
 
+def self_labeled(frame: pd.DataFrame) -> np.ndarray:
+    """Eval-set cases whose label is production's own output from an untrusted (implicit) source: an accepted
+    suggestion labeled with itself, where the production baseline is right by construction. Never on a trusted
+    set (docs/eval_sets.md, "Trusted labels")."""
+    source = frame["label_source"].astype("str") if "label_source" in frame.columns \
+        else pd.Series(pd.NA, index=frame.index, dtype="str")
+    trusted = source.isin(TRUSTED_SOURCES).to_numpy(dtype=bool)
+    label, output = frame["label"].astype("str"), frame["ai_output"].astype("str")
+    same = (label.notna() & (label == output)).to_numpy(dtype=bool, na_value=False)
+    return ~trusted & same
+
+
+def label_basis(frame: pd.DataFrame) -> str:
+    """``trusted`` when every eval-set case has a reviewed or ground-truth label, ``implicit`` when none has,
+    ``mixed`` otherwise."""
+    source = frame["label_source"].astype("str") if "label_source" in frame.columns \
+        else pd.Series(pd.NA, index=frame.index, dtype="str")
+    trusted = source.isin(TRUSTED_SOURCES).to_numpy(dtype=bool)
+    return TRUSTED if trusted.all() else IMPLICIT_BASIS if not trusted.any() else MIXED
+
+
+def with_label_basis(summary: pd.DataFrame, frame: pd.DataFrame, config: ScoringConfig) -> pd.DataFrame:
+    """``summary`` with ``label_basis`` and ``n_self_labeled`` (per slice: :func:`self_labeled` cases) per row."""
+    summary = summary.copy()
+    summary["label_basis"] = LIBRARY
+    summary["n_self_labeled"] = 0
+    eval_part = frame[frame["case_set"] == EVAL_SET].reset_index(drop=True)
+    rows = (summary["case_set"] == EVAL_SET).to_numpy()
+    if not len(eval_part):
+        return summary
+    summary.loc[rows, "label_basis"] = label_basis(eval_part)
+    flagged = self_labeled(eval_part)
+    if flagged.any():
+        counts = {(dim, level): int(np.sum(flagged & mask)) for dim, level, mask in
+                  slice_masks(eval_part, config.slices)}
+        keys = zip(summary["slice_dim"], summary["slice_value"], strict=True)
+        summary["n_self_labeled"] = np.where(rows, [counts.get(key, 0) for key in keys], 0)
+    return summary
+
+
+def note_implicit_labels(gate: pd.DataFrame, criteria: Sequence[AnyCriterion], summary: pd.DataFrame,
+                         baseline_is_production: bool) -> pd.DataFrame:
+    """The gate with each comparison criterion's detail saying when it rests on self-labeled cases: an
+    implicit-label set scores production against its own output on accepted cases, so the difference is biased
+    toward the production baseline (a candidate that fixes an accepted mistake is scored wrong there)."""
+    gate = gate.copy()
+    whole = summary[(summary["case_set"] == EVAL_SET) & (summary["slice_dim"] == ALL)]
+    for row, criterion in enumerate(criteria):
+        if not isinstance(criterion, (NonInferiorityCriterion, RegressionCriterion)):
+            continue
+        match = whole[whole["scorer"] == criterion.scorer]
+        count = int(match["n_self_labeled"].iloc[0]) if len(match) else 0
+        if count:
+            whom = "production (the baseline)" if baseline_is_production else "production"
+            note = (f"; IMPLICIT LABELS: {count} eval-set case(s) are labeled with {whom}'s own output, right by "
+                    "construction, so the difference is biased toward production (eval_set.labels: trusted)")
+            gate.loc[gate.index[row], "detail"] = str(gate.loc[gate.index[row], "detail"]) + note
+    return gate
+
+
 def note_unscored_known_errors(gate: pd.DataFrame, criteria: Sequence[AnyCriterion],
                                summary: pd.DataFrame) -> pd.DataFrame:
     """The gate with each eval-set criterion's detail saying how many known errors it could not score.
@@ -315,7 +390,9 @@ def score_run(cases: pd.DataFrame, strata: pd.DataFrame, system: SystemUnderTest
         outcomes = edge_case_outcomes(edge_part, config.primary_scorer, config.edge_case_min_share, with_baseline)
         parts.append(edge_case_summary(outcomes, config.comparison))
     summary = with_unscored_known_errors(pd.concat(parts, ignore_index=True), frame, config, with_baseline)
+    summary = with_label_basis(summary, frame, config)
     timings["summarise_s"] = time.perf_counter() - began
 
     gate = note_unscored_known_errors(evaluate_gate(criteria, summary), criteria, summary)
+    gate = note_implicit_labels(gate, criteria, summary, isinstance(baseline, LoggedSystem))
     return ScoredRun(frame, summary, outcomes, gate, gate_passed(gate), timings)

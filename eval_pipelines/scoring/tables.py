@@ -108,6 +108,12 @@ scored_runs = sa.Table(
     sa.Column("wins", sa.Integer, comment="cases (unweighted count) where the candidate scored better"),
     sa.Column("losses", sa.Integer, comment="cases (unweighted count) where the candidate scored worse"),
     sa.Column("ties", sa.Integer),
+    sa.Column("label_basis", sa.String(16),
+              comment="trusted (every eval-set case labeled by review or ground truth) | implicit | mixed | library "
+                      "(edge-case rows)"),
+    sa.Column("n_self_labeled", sa.Integer,
+              comment="eval-set cases of the slice labeled with production's own output from an implicit source "
+                      "(the baseline right by construction); 0 on trusted sets"),
     sa.Index("ix_scored_runs_candidate", "candidate", "created_at"),
     comment="One row per scored run, case set, scorer and slice: estimate, 95% CI, paired comparison.",
 )
@@ -129,6 +135,8 @@ scored_cases = sa.Table(
     sa.Column("failure_mode", sa.String(256), comment="production failure tags, or the entry's failure mode"),
     sa.Column("weight", sa.Float, comment="design weight (eval-set cases)"),
     sa.Column("label", sa.Text),
+    sa.Column("label_source", sa.String(16),
+              comment="reviewed | ground_truth | human_action (implicit) | library (edge-case entries)"),
     sa.Column("output", sa.Text),
     sa.Column("status", sa.String(16), comment="ok | error | timeout (the candidate's call)"),
     sa.Column("error", sa.Text),
