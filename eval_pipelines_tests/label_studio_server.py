@@ -11,9 +11,10 @@ accepts and answers.
   once. Measured first install: 2 min 41 s wall on the shared 2-core machine (about 1 GB on disk).
 - **Migrations**: a fresh Label Studio database needs ~4 min of Django migrations on this machine, so they run once
   per venv into ``<venv>/eval_pipelines-migrated/`` (a migrated, user-less data dir); each session copies it.
-- **Start**: a temporary data dir (``LABEL_STUDIO_BASE_DATA_DIR``), ``label-studio init`` once per user with
-  ``--username/--password/--user-token`` (the first also creates the organisation, with
-  ``--enable-legacy-api-token`` so the fixed legacy tokens authenticate), then ``label-studio start`` on
+- **Start**: a temporary data dir (``LABEL_STUDIO_BASE_DATA_DIR``), the users created as ``label-studio init
+  --username/--password/--user-token`` creates them (its own ``_create_user``, all users in one process; the
+  first also creates the organisation with ``--enable-legacy-api-token`` so the fixed legacy tokens
+  authenticate), then ``label-studio start`` on
   127.0.0.1 and a free port with signup-without-link, analytics and the version check off; ready when ``/health``
   answers and the admin token is accepted. Stopped (process group) and its data dir removed at the end.
 - **Tokens**: the users get legacy tokens (``Authorization: Token``); ``personal_access_token`` asks the server for
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import re
 import secrets
@@ -198,12 +200,9 @@ class LabelStudioServer:
 
     def start(self, users: tuple[str, ...] = (ADMIN, *REVIEWERS)) -> None:
         shutil.copytree(migrated_template(self.python), self.data_dir, ignore=shutil.ignore_patterns(".ready"))
-        for index, email in enumerate(users):
-            token = secrets.token_hex(20)  # a legacy token's shape: 40 hex characters
-            extra = ("--enable-legacy-api-token",) if index == 0 else ()  # the first user creates the organisation
-            _label_studio(self.python, self.data_dir, "init", "-q", "--username", email, "--password",
-                          secrets.token_urlsafe(12), "--user-token", token, *extra, timeout=_INIT_TIMEOUT_S)
-            self.tokens[email] = token
+        tokens = {email: secrets.token_hex(20) for email in users}  # a legacy token's shape: 40 hex characters
+        self._create_users(tokens)
+        self.tokens.update(tokens)
         self.port = _free_port()
         log = open(self.log, "w")  # noqa: SIM115 - the server writes to it until stop()
         self.process = subprocess.Popen(
@@ -212,6 +211,34 @@ class LabelStudioServer:
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=_env(self.data_dir),
             cwd=self.data_dir, start_new_session=True)
         self._wait_ready()
+
+    def _create_users(self, tokens: dict[str, str]) -> None:
+        """What ``label-studio init -q --username --password --user-token`` does, for every user in one process.
+
+        One Django start (~30 s here) instead of one per user; the first user creates the organisation, with
+        legacy tokens enabled (``--enable-legacy-api-token``) so the fixed tokens authenticate.
+        """
+        script = (
+            "import json, sys\n"
+            "from label_studio import server\n"
+            "users = json.loads(sys.argv[1])\n"
+            "server._setup_env()\n"
+            "server._apply_database_migrations()\n"
+            "for index, (email, token) in enumerate(users.items()):\n"
+            "    args = server.parse_input_args(['init', '-q', '--username', email, '--password', token[:16],\n"
+            "                                    '--user-token', token]\n"
+            "                                   + (['--enable-legacy-api-token'] if index == 0 else []))\n"
+            "    user = server._create_user(args, {})\n"
+            "    assert user.auth_token.key == token, email\n")
+        command = [str(self.python), "-c", script, json.dumps(tokens)]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=_INIT_TIMEOUT_S, check=False,
+                                  stdin=subprocess.DEVNULL, env=_env(self.data_dir), cwd=self.data_dir)
+        except subprocess.TimeoutExpired as error:
+            raise RuntimeError(f"creating Label Studio users timed out after {_INIT_TIMEOUT_S} s") from error
+        if done.returncode != 0:
+            raise RuntimeError(f"creating Label Studio users exited {done.returncode}:\n{_tail(done.stdout)}\n"
+                               f"{_tail(done.stderr)}")
 
     def _log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
