@@ -38,6 +38,9 @@ def make_project(root: Path, overrides: dict[str, Any] | None = None) -> Project
     config: dict[str, Any] = {**shipped, **(overrides or {})}
     config["storage"] = {"lake_dir": str(root / "lake"), "warehouse_url": f"sqlite:///{root / 'warehouse.db'}"}
     config["source"] = {**shipped["source"], **config.get("source", {}), "landing_dir": str(root / "landing")}
+    # The review loop's outbox and inbox stay in the throw-away project too (not the repository's data/).
+    config["review"] = {**shipped.get("review", {}), "outbox_dir": str(root / "review" / "outbox"),
+                        "inbox_dir": str(root / "review" / "inbox"), **(overrides or {}).get("review", {})}
     config_path = root / "eval_pipelines.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     (root / "landing").mkdir(exist_ok=True)

@@ -162,6 +162,13 @@ def test_no_canary_in_the_lake(canary_project):
     assert leaks == {}
 
 
+def test_no_canary_in_the_review_outbox(canary_project):
+    project, _ = canary_project
+    outbox = sorted((project.root / "review" / "outbox").glob("*.jsonl"))
+    assert [p.stem for p in outbox] == list(DAYS)  # the reviewers' copy of the tasks is a sink too
+    assert {p.name: found for p in outbox if (found := _found_in(p.read_bytes()))} == {}
+
+
 def test_no_canary_in_dagster_storage(canary_project):
     _, dagster_home = canary_project
     files = [p for p in dagster_home.rglob("*") if p.is_file()]

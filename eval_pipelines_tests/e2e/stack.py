@@ -271,6 +271,9 @@ def write_project_config(root: Path) -> tuple[Path, Path, Path]:
     config["source"]["landing_dir"] = str(landing)
     # The warehouse URL carries the password: it comes from the environment only, never from this file.
     config["storage"] = {"lake_dir": str(lake), "warehouse_url": "sqlite:///unused-warehouse-url-comes-from-env.db"}
+    # The review loop's outbox and inbox stay in the temp project (not the repository's data/).
+    config["review"] = {**config.get("review", {}), "outbox_dir": str(root / "review" / "outbox"),
+                        "inbox_dir": str(root / "review" / "inbox")}
     path = root / "eval_pipelines.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path, landing, lake
