@@ -474,7 +474,8 @@ def annotations_frame(tasks: Sequence[Mapping[str, Any]], users: Mapping[int, st
 
     Cancelled (skipped) annotations are left out: a skip is not a verdict. An annotation without a choice keeps
     its row with ``label`` null, so the caller's validation quarantines it with a reason instead of losing it.
-    ``reviewed_at`` is the annotation's last update (a reviewer who corrects a verdict dates it then), UTC.
+    ``reviewed_at`` is the annotation's last update (a reviewer who corrects a verdict dates it then) as an ISO 8601
+    UTC string (``2026-03-02T14:05:00.123456Z``), the inbox files' format.
     """
     rows = []
     for task in tasks:
@@ -491,9 +492,10 @@ def annotations_frame(tasks: Sequence[Mapping[str, Any]], users: Mapping[int, st
                          "reviewed_at": annotation.get("updated_at") or annotation.get("created_at"),
                          "source": "label_studio"})
     frame = pd.DataFrame(rows, columns=ANNOTATION_COLUMNS)
-    frame["reviewed_at"] = pd.to_datetime(frame["reviewed_at"], utc=True, format="ISO8601")
-    for name in ("event_id", "partition_date", "reviewer", "label", "comment", "source"):
-        frame[name] = frame[name].astype("object")
+    stamps = pd.to_datetime(frame["reviewed_at"], utc=True, format="ISO8601")
+    # ISO 8601 strings in UTC ("...Z"), the inbox files' format, so review_labels validates both alike
+    frame["reviewed_at"] = [None if pd.isna(stamp) else stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ") for stamp in stamps]
+    frame = frame.astype("object").where(frame.notna(), None)
     return frame.sort_values(["event_id", "reviewer", "reviewed_at"], kind="stable").reset_index(drop=True)
 
 
