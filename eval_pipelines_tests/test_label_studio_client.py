@@ -178,9 +178,10 @@ def test_personal_access_token_is_exchanged_for_a_bearer_access_token(monkeypatc
 def test_task_data_is_json_safe_and_carries_the_display_fields() -> None:
     row = {"event_id": "e9", "partition_date": pd.Timestamp("2026-03-04"), "input_text": None, "ai_output": "refund",
            "user_action": "accepted", "final_output": "refund", "confidence": 0.91234, "double_review": True,
-           "inclusion_prob": float("nan"), "stratum": "accepted|high"}
+           "inclusion_prob": float("nan"), "stratum": "accepted|high", "reviewed_until": pd.NaT, "n": pd.NA}
     data = ls.task_data(row)
     json.dumps(data, allow_nan=False)  # strict JSON: NaN became null
     assert data["partition_date"] == "2026-03-04" and data["input_text"] == "" and data["confidence_text"] == "0.912"
     assert data["double_review"] is True and "second reviewer" in data["review_note"]
     assert data["inclusion_prob"] is None and data["confidence"] == 0.91234
+    assert data["reviewed_until"] is None and data["n"] is None

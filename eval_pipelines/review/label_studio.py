@@ -359,15 +359,13 @@ def _project_tasks(client: _Client, project_id: int, fields: str = "all") -> lis
 
 # ---------------------------------------------------------------------------------------------- export
 def _json_safe(value: Any) -> Any:
-    if value is None:
+    if value is None or value is pd.NA or value is pd.NaT:  # NaT is a datetime: test it before isoformat()
         return None
     if isinstance(value, pd.Timestamp | dt.datetime | dt.date):
         return value.isoformat()
     if hasattr(value, "item") and not isinstance(value, str | bytes):  # numpy scalars
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is pd.NA or value is pd.NaT:
         return None
     return value
 
@@ -427,8 +425,6 @@ def export_tasks(conn: LabelStudioConnection, project_title: str, vocabulary: Se
             if attempt + 1 == RETRY_ATTEMPTS:
                 raise
             time.sleep(RETRY_BACKOFF_SECONDS * 2 ** attempt)  # then list again: only what is still missing
-    else:  # pragma: no cover - the loop breaks or raises
-        pass
     existing = {str((task.get("data") or {}).get("event_id")): task
                 for task in _project_tasks(client, project_id, fields="all")}
     absent = sorted(set(wanted) - set(existing))
