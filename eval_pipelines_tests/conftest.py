@@ -12,7 +12,7 @@ import yaml
 from eval_pipelines.config import Settings, load_settings
 from eval_pipelines.resources import build_resources
 
-pytest_plugins = ["eval_pipelines_tests.postgres_server"]
+pytest_plugins = ["eval_pipelines_tests.postgres_server", "eval_pipelines_tests.label_studio_server"]
 
 
 @dataclass
