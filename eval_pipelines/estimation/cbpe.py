@@ -121,6 +121,8 @@ def estimate_day(cases: pd.DataFrame, calibration: pd.DataFrame, realized: pd.Da
     Returns one row per group with :data:`RESULT_COLUMNS`. A version with fewer than ``min_calibration_cases``
     trusted labels gets status ``not_enough_calibration``, no estimate and the reason.
     """
+    if cases.empty:
+        return pd.DataFrame(columns=list(RESULT_COLUMNS))
     z = float(stats.norm.ppf(0.5 + params.ci_level / 2))
     grid_edges = np.linspace(0.0, 1.0, params.support_bins + 1)
     rows: list[dict[str, object]] = []
