@@ -13,12 +13,12 @@ probability, so the calibration curve is the population's, not the sample's. No 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import sklearn
-from sklearn.isotonic import isotonic_regression
-from sklearn.linear_model import LogisticRegression
+
+if TYPE_CHECKING:  # scikit-learn is imported where a fit runs: the code location loads without it
+    from sklearn.linear_model import LogisticRegression
 
 Method = Literal["isotonic", "platt"]
 # Platt scaling works on logit(confidence); confidences of exactly 0 or 1 are pulled in by this much.
@@ -46,7 +46,7 @@ class Calibrator:
     """
 
     method: Method
-    model: LogisticRegression | float | None = None  # a float: every label in the fit was the same
+    model: LogisticRegression | float | None = None
     x: np.ndarray | None = None
     y: np.ndarray | None = None
 
@@ -56,7 +56,7 @@ class Calibrator:
             return np.full(confidence.shape, self.model)
         if self.x is not None and self.y is not None:
             return np.interp(confidence, self.x, self.y)  # np.interp holds the end values: the clip
-        assert isinstance(self.model, LogisticRegression)
+        assert self.model is not None
         return self.model.predict_proba(_logit(confidence))[:, 1]
 
 
@@ -86,6 +86,9 @@ class CalibrationSet:
 
     def fit(self, counts: np.ndarray | None = None) -> Calibrator:
         """Fit under ``weight * counts`` (counts: how often each case is drawn; None: once)."""
+        from sklearn.isotonic import isotonic_regression
+        from sklearn.linear_model import LogisticRegression
+
         w = self.weight if counts is None else self.weight * counts
         w_sum = np.bincount(self.index, weights=w, minlength=len(self.values))
         y_sum = np.bincount(self.index, weights=w * self.correct, minlength=len(self.values))
@@ -107,6 +110,8 @@ class CalibrationSet:
 
     def bootstrap(self, grid: np.ndarray, replicates: int, rng: np.random.Generator) -> np.ndarray:
         """``replicates`` refits on case resamples (with replacement, weights kept), each evaluated on ``grid``."""
+        import sklearn
+
         curves = np.empty((replicates, len(grid)))
         # The inputs are checked once here (finite, shapes); sklearn's per-call validation would cost more than
         # the pool-adjacent-violators pass itself.

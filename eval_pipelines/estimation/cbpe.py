@@ -36,10 +36,10 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 from datetime import date
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from eval_pipelines.estimation.calibration import CalibrationSet, Method
 
@@ -123,7 +123,7 @@ def estimate_day(cases: pd.DataFrame, calibration: pd.DataFrame, realized: pd.Da
     """
     if cases.empty:
         return pd.DataFrame(columns=list(RESULT_COLUMNS))
-    z = float(stats.norm.ppf(0.5 + params.ci_level / 2))
+    z = NormalDist().inv_cdf(0.5 + params.ci_level / 2)
     grid_edges = np.linspace(0.0, 1.0, params.support_bins + 1)
     rows: list[dict[str, object]] = []
     if realized is None:
