@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from eval_pipelines.config import ConfigError, parse_settings
 from eval_pipelines.demo.generator import generate_logs
-from eval_pipelines.estimation.assets import GAP_CHECK, performance_estimates
+from eval_pipelines.estimation.assets import GAP_CHECK, gap_summary, performance_estimates
 from eval_pipelines.estimation.cbpe import ALL_SEGMENTS, STATUS_ESTIMATED, STATUS_NO_CALIBRATION
 from eval_pipelines.estimation.tables import performance_estimates as table
 from eval_pipelines.ingestion.assets import production_logs
@@ -90,6 +90,13 @@ def test_later_day_is_estimated_checked_and_rewritten_idempotently(demo):
     assert check.check_name == GAP_CHECK
     metadata = result.asset_materializations_for_node("performance_estimates")[0].metadata
     assert "estimated_vs_realized" in metadata and metadata["dagster/row_count"].value == len(rows)
+    # The drift report shows the same rows (its metadata reads them from the warehouse).
+    engine = create_warehouse_engine(project.warehouse_url)
+    try:
+        flagged, markdown = gap_summary(engine, day)
+    finally:
+        engine.dispose()
+    assert flagged == int(rows["gap_flagged"].sum()) and "triage-v1" in markdown
     # Re-running replaces the day: same rows, same numbers (seeded bootstrap), no duplicates.
     _run(project, instance, day)
     again = _rows(project.warehouse_url, day)

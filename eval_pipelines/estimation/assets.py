@@ -182,3 +182,20 @@ def performance_estimates(context: dg.AssetExecutionContext, project: ProjectCon
 
 ASSETS = [performance_estimates]
 ASSET_CHECKS: list[dg.AssetChecksDefinition] = []  # the gap check is declared on the asset (check_specs)
+
+
+def gap_summary(engine: sa.Engine, day: date) -> tuple[int, str]:
+    """(flagged groups, Markdown) of the day's estimated-vs-realized gaps, for the drift report's metadata.
+
+    Reads what performance_estimates last wrote for the day (nothing when it has not run yet): the drift report
+    shows the concept-drift signal beside the input drift without depending on, or re-running after, the estimate.
+    """
+    if not sa.inspect(engine).has_table(table.name):
+        return 0, "_performance_estimates has no rows for this day yet_"
+    query = sa.select(table).where(table.c.partition_date == day, table.c.realized_cases > 0)
+    with engine.connect() as connection:
+        rows = pd.DataFrame([dict(r) for r in connection.execute(query).mappings()],
+                            columns=[c.name for c in table.columns])
+    if rows.empty:
+        return 0, "_no realized trusted labels for this day yet: no estimated-vs-realized gap to show_"
+    return int(rows["gap_flagged"].astype(bool).sum()), day_table(rows)
