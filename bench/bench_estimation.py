@@ -111,6 +111,7 @@ def speed(n: int) -> None:
     print(f"[speed] {n:,} cases, 5 segments + all, 5,000 calibration cases, 200 isotonic bootstrap refits: "
           f"{ours:.2f} s (baseline textbook bootstrap, scaled from 10 refits: {naive:.1f} s; "
           f"{naive / ours:.1f}x); cores available: {os.cpu_count()}")
+    print(f"{'PASS' if ours < 5.0 else 'MISS'} target: a {n:,}-case day in under 5 s ({ours:.2f} s)")
     print(f"[speed] estimate {row['estimated_accuracy']:.4f} [{row['estimated_accuracy_ci_low']:.4f}, "
           f"{row['estimated_accuracy_ci_high']:.4f}], realized {today.correct.mean():.4f}")
 
@@ -142,6 +143,9 @@ def coverage(reps: int) -> None:
                 errors.append(row["estimated_accuracy"] - realized)
             share = inside / reps
             se = np.sqrt(share * (1 - share) / reps)
+            if drop == 0.0:  # the interval's nominal 95 % within 2.5 binomial standard errors
+                verdict = "PASS" if abs(share - 0.95) <= 2.5 * np.sqrt(0.95 * 0.05 / reps) else "MISS"
+                print(f"{verdict} target: {classes}-class {name} coverage ~0.95")
             print(f"[coverage] {classes}-class {name:>26}: coverage {share:.3f} ± {se:.3f}"
                   f", mean error {np.mean(errors) * 100:+.2f} pts, gap flagged {flagged / reps:.3f} "
                   f"(realized: 150-case sample), {reps} reps")
