@@ -24,9 +24,13 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 install: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
 
 demo: install
-	rm -rf data/landing
+	rm -rf data/landing data/demo_truth data/review
 	$(BIN)/eval-pipelines generate-logs --out data/landing --days $(DEMO_DAYS) \
-		--events-per-day $(DEMO_EVENTS_PER_DAY) --seed $(DEMO_SEED)
+		--events-per-day $(DEMO_EVENTS_PER_DAY) --seed $(DEMO_SEED) --truth-out data/demo_truth
+	$(BIN)/eval-pipelines materialize --checks-advisory
+	# The demo's review team answers the day's audit samples from the simulator's truth; the second pass
+	# reads the verdicts (review_labels) and carries them downstream.
+	$(BIN)/eval-pipelines demo-review --truth data/demo_truth --error-rate 0.03 --seed $(DEMO_SEED)
 	$(BIN)/eval-pipelines materialize --checks-advisory
 	@echo
 	@echo "Demo done. Where to look:"
@@ -35,6 +39,7 @@ demo: install
 	@echo "  Dagster UI:         make dev   then open http://127.0.0.1:3000 (runs, lineage, metadata, checks)"
 	@echo "  KPIs:               .venv/bin/eval-pipelines kpis --period week"
 	@echo "  drift reports:      data/lake/drift_report/<YYYY-MM-DD>.html"
+	@echo "  review loop:        data/review/outbox/<day>.jsonl -> data/review/inbox/<day>/; sqlite3 data/warehouse.db 'select * from review_agreement'"
 	@echo "  release gates:      .venv/bin/eval-pipelines gate --candidate keyword_rules   (passes; naive_rules fails on purpose)"
 
 test: install

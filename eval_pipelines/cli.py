@@ -22,7 +22,8 @@ def _cmd_generate_logs(args: argparse.Namespace) -> int:
 
     start = args.start_date or (datetime.now(UTC).date() - timedelta(days=args.days))
     summary = generate_logs(Path(args.out), days=args.days, events_per_day=args.events_per_day, seed=args.seed,
-                            fmt=args.format, start_date=start, files_per_day=args.files_per_day)
+                            fmt=args.format, start_date=start, files_per_day=args.files_per_day,
+                            truth_dir=Path(args.truth_out) if args.truth_out else None)
     print(f"wrote {summary.total_events:,} events over {args.days} day(s) from {start} to {args.out} "
           f"({args.format}, seed {args.seed})")
     return 0
@@ -145,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--files-per-day", type=int, default=2)
     generate.add_argument("--start-date", type=date.fromisoformat, default=None,
                           help="first day, YYYY-MM-DD (default: DAYS days before today, so the last day is yesterday)")
+    generate.add_argument("--truth-out", default=None, help="also write the hidden true labels, one parquet per day, "
+                                                            "here (outside --out), for demo-review")
     generate.set_defaults(handler=_cmd_generate_logs)
 
     materialize = commands.add_parser("materialize", help="materialise the asset graph for landing days")
@@ -165,9 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from eval_pipelines.drift.cli import register as register_drift
     from eval_pipelines.kpis.cli import register as register_kpis
+    from eval_pipelines.review.cli import register as register_review
     from eval_pipelines.scoring.cli import register as register_gate
 
-    for register in (register_drift, register_kpis, register_gate):
+    for register in (register_drift, register_kpis, register_gate, register_review):
         register(commands)
     return parser
 

@@ -22,6 +22,7 @@ from eval_pipelines.ingestion.contract import CANONICAL_COLUMNS, FIELDS_BY_NAME,
 from eval_pipelines.ingestion.settings import IngestionConfig
 from eval_pipelines.kpis.settings import ImpactConfig
 from eval_pipelines.labeling.labels import LABEL_COLUMNS
+from eval_pipelines.review.settings import DERIVED_STRATA_COLUMNS, ReviewConfig
 from eval_pipelines.scoring.settings import ScoringConfig
 from eval_pipelines.settings_base import StrictModel
 from eval_pipelines.url_secrets import find_credentials, mask_url, url_credentials
@@ -206,6 +207,7 @@ class Settings(_Strict):
     scoring: ScoringConfig = ScoringConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     estimation: EstimationConfig = EstimationConfig()
+    review: ReviewConfig = ReviewConfig()
 
     @model_validator(mode="after")
     def _masked_fields_are_text(self) -> Settings:
@@ -280,6 +282,21 @@ class Settings(_Strict):
         if self.edge_cases.text_column not in columns:
             raise ValueError(f"edge_cases.text_column: {self.edge_cases.text_column!r} is not a labeled_cases "
                              f"column; {hint}")
+        return self
+
+    @model_validator(mode="after")
+    def _review_columns_exist(self) -> Settings:
+        # The audit design reads these from labeled_cases; a typo would otherwise fail only at run time.
+        columns = set(labeled_case_columns(self))
+        for index, name in enumerate(self.review.strata):
+            if name not in columns and name not in DERIVED_STRATA_COLUMNS:
+                raise ValueError(f"review.strata.{index}: {name!r} is not a labeled_cases column; allowed: "
+                                 f"{list(DERIVED_STRATA_COLUMNS)}, canonical fields, features or derived columns")
+        for index, name in enumerate(self.review.certainty_columns):
+            if name not in columns:
+                raise ValueError(f"review.certainty_columns.{index}: {name!r} is not a labeled_cases column; "
+                                 "allowed: a boolean canonical field (complaint, compliance_flag, escalation), a "
+                                 "flag feature or a tag_* column")
         return self
 
     def source_column(self, field: str) -> str:

@@ -987,12 +987,17 @@ def _counts(vocabulary: tuple[str, ...], column: pa.ChunkedArray, null_name: str
 
 
 def generate_logs(out_dir: Path, days: int, events_per_day: int, seed: int, fmt: LogFormat = "jsonl",
-                  start_date: date = date(2026, 11, 1), files_per_day: int = 2) -> GenerationSummary:
+                  start_date: date = date(2026, 11, 1), files_per_day: int = 2,
+                  truth_dir: Path | None = None) -> GenerationSummary:
     """Write ``days`` daily folders of demo events under ``out_dir`` plus ``_generator_manifest.json``.
 
     Layout: ``<out_dir>/<YYYY-MM-DD>/part-000.<fmt>`` ... (each day's events, in time order, split into
     ``files_per_day`` contiguous parts). Earlier ``part-NNN`` files in a written day folder are replaced. The same
     arguments always produce byte-identical files.
+
+    ``truth_dir``: also write the simulator's hidden truth, ``<truth_dir>/<YYYY-MM-DD>.parquet`` with
+    ``event_id`` and ``true_label`` for every event, for the demo reviewers (``eval-pipelines demo-review``). It
+    must lie outside ``out_dir``: the truth must never be ingested as logs. The logs are the same with or without it.
     """
     if days < 1:
         raise ValueError(f"days must be >= 1, got {days}")
@@ -1004,13 +1009,26 @@ def generate_logs(out_dir: Path, days: int, events_per_day: int, seed: int, fmt:
         raise ValueError(f"fmt must be one of {LOG_FORMATS}, got {fmt!r}")
 
     out_dir = Path(out_dir)
+    if truth_dir is not None:
+        truth_dir = Path(truth_dir)
+        if truth_dir.resolve().is_relative_to(out_dir.resolve()):
+            raise ValueError(f"truth_dir {truth_dir} is inside the landing directory {out_dir}; put it elsewhere "
+                             "(e.g. data/demo_truth), the truth must not be ingested")
+        truth_dir.mkdir(parents=True, exist_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     scenario = plan_scenario(days, start_date)
     per_day: dict[str, DayCounts] = {}
     for day_index in range(days):
         day = start_date + timedelta(days=day_index)
         conditions = scenario.conditions_on(day) if scenario is not None else BASELINE
-        table = generate_day_table(day, events_per_day, seed, day_index, conditions)
+        table = generate_day_table(day, events_per_day, seed, day_index, conditions, with_truth=truth_dir is not None)
+        if truth_dir is not None:
+            # The truth column is appended after every draw, so the logs are identical without it.
+            truth = table.select(["event_id", TRUTH_COLUMN])
+            temporary = truth_dir / f".{day.isoformat()}.parquet.tmp"
+            pq.write_table(truth, temporary)
+            os.replace(temporary, truth_dir / f"{day.isoformat()}.parquet")
+            table = table.drop_columns([TRUTH_COLUMN])
         day_dir = out_dir / day.isoformat()
         day_dir.mkdir(exist_ok=True)
         _remove_stale_parts(day_dir)

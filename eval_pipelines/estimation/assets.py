@@ -26,7 +26,7 @@ from eval_pipelines.warehouse.core import PartitionWrite, ensure_tables, insert_
 
 ASSET = "performance_estimates"
 GAP_CHECK = "estimate_matches_realized"
-REVIEW_LABELS_ASSET = "review_labels"  # lake dataset of the review loop (docs/review.md), read when present
+REVIEW_LABELS_ASSET = "review_labels"  # the review loop's verdicts (docs/review.md); a day without them is skipped
 
 # Day D is calibrated on the trusted labels of D-window .. D-1 and checked on D's own: it depends on all of them,
 # so a late label for any of those days re-runs D (read from the config when definitions load, like partitions).
@@ -112,7 +112,8 @@ def _check(rows: pd.DataFrame, min_realized: int) -> dg.AssetCheckResult:
     partitions_def=daily_partitions,
     group_name="estimation",
     kinds={"python", "sql"},
-    deps=[dg.AssetDep(LABELED_CASES_ASSET, partition_mapping=LABEL_WINDOW)],
+    deps=[dg.AssetDep(LABELED_CASES_ASSET, partition_mapping=LABEL_WINDOW),
+          dg.AssetDep(REVIEW_LABELS_ASSET, partition_mapping=LABEL_WINDOW)],
     pool="warehouse",
     automation_condition=ESTIMATES_AUTOMATION,
     description=(

@@ -1,0 +1,394 @@
+"""Dagster side of the review loop: ``review_queue`` (the day's audit sample out) and ``review_labels`` (verdicts in).
+
+The maths and rules live in :mod:`~eval_pipelines.review.design`, :mod:`~.inbox`, :mod:`~.adjudication`,
+:mod:`~.agreement` and :mod:`~.estimation`; this module reads the lake, writes the lake partition and the warehouse
+tables together (``Lake.publishing``: old-or-new in both), writes the outbox file atomically, talks to Label
+Studio when configured, and reports what happened as metadata.
+"""
+
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from eval_pipelines.automation import FOLLOW_UPSTREAM_ANY_DAY
+from eval_pipelines.config import Settings
+from eval_pipelines.ingestion.pii import truncate_utf8
+from eval_pipelines.ingestion.privacy import masker_for
+from eval_pipelines.lake import InLake, Lake
+from eval_pipelines.metadata import markdown_table
+from eval_pipelines.partitions import daily_partitions
+from eval_pipelines.resources import ProjectConfigResource, WarehouseResource, lake_root
+from eval_pipelines.review.adjudication import adjudicate, agreement_by_system
+from eval_pipelines.review.design import ACTION_COLUMN, AuditSample, draw_audit_sample
+from eval_pipelines.review.estimation import estimate_reviewed
+from eval_pipelines.review.inbox import (
+    INBOX_FINGERPRINT,
+    LABELS_ASSET,
+    QUEUE_ASSET,
+    VerdictRead,
+    annotation_records,
+    combine,
+    conservation,
+    day_vocabulary,
+    inbox_fingerprint,
+    read_inbox,
+    validate_verdicts,
+)
+from eval_pipelines.review.sensors import review_inbox_sensor
+from eval_pipelines.review.tables import quarantined_reviews, review_agreement, review_tasks, reviewed_cases
+from eval_pipelines.warehouse.core import PartitionWrite, insert_records, replace_partitions
+
+LABELED_CASES = "labeled_cases"
+CONSERVATION_CHECK = "review_files_conserved"
+
+CASE_COLUMNS = ("event_id", "status", "system", "model_version", "segment", "user_action", "confidence",
+                "decision_seconds", "ai_output", "final_output", "ground_truth", "input_text", "complaint",
+                "compliance_flag", "tag_complaint", "tag_compliance")
+PHASE_ONE_COLUMNS = ("event_id", "system", "model_version", "segment", "user_action", ACTION_COLUMN, "stratum",
+                     "certainty", "inclusion_prob", "selected", "double_review")
+TASK_COLUMNS = tuple(c.name for c in review_tasks.columns)
+OUTBOX_FIELDS = ("event_id", "partition_date", "system", "model_version", "segment", "input_text", "ai_output",
+                 "user_action", "final_output", "confidence", "stratum", "certainty", "double_review")
+
+
+# ------------------------------------------------------------------------------------------------ shared helpers
+
+
+def read_day_cases(settings: Settings, lake: Lake, day: str) -> pd.DataFrame:
+    """The columns the review loop needs from one labeled_cases partition (its text is masked at ingestion)."""
+    extra = [c for c in settings.review.strata + settings.review.certainty_columns if c not in CASE_COLUMNS]
+    return lake.read_columns(LABELED_CASES, day, [], optional=[*CASE_COLUMNS, *extra]).to_pandas()
+
+
+def _design_inputs(cases: pd.DataFrame) -> pd.DataFrame:
+    """Cases as the design reads them: a missing optional column is all null (e.g. no segment in a user's logs)."""
+    cases = cases.copy()
+    for column in ("system", "model_version", "segment", "user_action", "ai_output", "final_output",
+                   "input_text", "confidence"):
+        if column not in cases.columns:
+            cases[column] = None
+    return cases
+
+
+def phase_one(sample: AuditSample, cases: pd.DataFrame) -> pd.DataFrame:
+    """The review_queue lake dataset: every ok case with its stratum, inclusion probability and selection."""
+    frame = sample.frame
+    ok = cases.set_index(cases["event_id"].astype(str)).loc[frame["event_id"].astype(str)]
+    double = set(sample.tasks.loc[sample.tasks["double_review"], "event_id"].astype(str))
+    out = pd.DataFrame({
+        "event_id": frame["event_id"].astype(str).to_numpy(),
+        "system": ok["system"].astype("object").to_numpy(),
+        "model_version": ok["model_version"].astype("object").to_numpy(),
+        "segment": ok["segment"].astype("object").to_numpy(),
+        "user_action": ok["user_action"].astype("object").to_numpy(),
+        ACTION_COLUMN: frame[ACTION_COLUMN].to_numpy(),
+        "stratum": frame["stratum"].to_numpy(),
+        "certainty": frame["certainty"].to_numpy(dtype=bool),
+        "inclusion_prob": frame["inclusion_prob"].to_numpy(dtype=float),
+        "selected": frame["selected"].to_numpy(dtype=bool),
+    })
+    out["double_review"] = out["event_id"].isin(double).to_numpy()
+    return out
+
+
+def task_rows(sample: AuditSample, day: date, created_at: datetime) -> pd.DataFrame:
+    """The review_tasks rows of the day (selected cases only)."""
+    tasks = sample.tasks.copy()
+    tasks["partition_date"] = day
+    tasks["created_at"] = created_at
+    tasks["event_id"] = tasks["event_id"].astype(str)
+    return tasks[list(TASK_COLUMNS)].reset_index(drop=True)
+
+
+def outbox_lines(tasks: pd.DataFrame) -> bytes:
+    """One JSON object per task, in event_id order (a re-run writes the same bytes)."""
+    lines = []
+    for record in tasks[list(OUTBOX_FIELDS)].to_dict("records"):
+        clean = {}
+        for key, value in record.items():
+            if key == "partition_date":
+                value = value.isoformat()
+            elif value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+                value = None
+            elif isinstance(value, np.generic):
+                value = value.item()
+            clean[key] = value
+        lines.append(json.dumps(clean, ensure_ascii=False, sort_keys=False))
+    return ("\n".join(lines) + "\n").encode() if lines else b""
+
+
+def _stage_file(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    temporary.write_bytes(data)
+    return temporary
+
+
+def _float(value: float) -> dg.MetadataValue:
+    return dg.MetadataValue.float(round(float(value), 6) if np.isfinite(value) else float("nan"))
+
+
+# ------------------------------------------------------------------------------------------------------ the queue
+
+
+@dg.asset(
+    name=QUEUE_ASSET,
+    partitions_def=daily_partitions,
+    group_name="review",
+    kinds={"python", "parquet", "sql"},
+    deps=[LABELED_CASES],
+    io_manager_key="lake_io_manager",
+    pool="warehouse",
+    automation_condition=FOLLOW_UPSTREAM_ANY_DAY,
+    description=(
+        "The day's audit sample for expert review: a stratified probability sample of ALL the day's ok cases "
+        "(accepted, ignored and unreviewed included) with over-sampled risky strata and a certainty stratum "
+        "(complaints, compliance flags). Lake: phase one, every ok case with its stratum, inclusion probability "
+        "and selection. Warehouse: review_tasks (selected cases, PII-masked text). Outbox: "
+        "<review.outbox_dir>/<day>.jsonl, and Label Studio when review.label_studio is set. docs/review.md."
+    ),
+)
+def review_queue(context: dg.AssetExecutionContext, project: ProjectConfigResource,
+                 warehouse: WarehouseResource) -> dg.Output:
+    settings = project.load()
+    review = settings.review
+    day = date.fromisoformat(context.partition_key)
+    lake = Lake(lake_root(settings))
+    cases = _design_inputs(read_day_cases(settings, lake, context.partition_key))
+    sample = draw_audit_sample(cases, day, review.design())
+    if not review.enabled:
+        # Disabled: the same phase one (so the N_g stay known) with nothing selected and no task sent out.
+        frame = sample.frame.assign(selected=False, inclusion_prob=0.0)
+        sample = AuditSample(frame, sample.tasks.iloc[0:0], sample.strata.iloc[0:0], sample.day_seed, None)
+    first = phase_one(sample, cases)
+    tasks = task_rows(sample, day, datetime.now(UTC))
+    outbox = settings.resolve_path(review.outbox_dir) / f"{day.isoformat()}.jsonl"
+    staged = _stage_file(outbox, outbox_lines(tasks)) if review.enabled else None
+    engine = warehouse.engine()
+    try:
+        with lake.publishing() as publication:
+            uri = publication.stage_table(QUEUE_ASSET, context.partition_key, first)
+
+            def publish() -> None:
+                publication.publish()
+                if staged is not None:
+                    os.replace(staged, outbox)  # atomic: a reviewer's tool never reads half a file
+
+            try:
+                replace_partitions(engine, [PartitionWrite(review_tasks, {"partition_date": day},
+                                                           insert_records(tasks))], before_commit=publish)
+            finally:
+                if staged is not None and staged.exists():
+                    staged.unlink()
+    finally:
+        engine.dispose()
+    exported = _export_label_studio(settings, tasks, cases) if review.enabled else {}
+
+    strata = sample.strata.copy()
+    if len(strata):
+        strata["inclusion_prob"] = strata["inclusion_prob"].round(4)
+    context.log.info(f"{len(tasks)} review task(s) for {day} from {len(first):,} ok cases")
+    return dg.Output(InLake(uri, len(first)), metadata={
+        "dagster/row_count": len(first),
+        "enabled": review.enabled,
+        "ok_cases": len(first),
+        "tasks": len(tasks),
+        "certainty_tasks": int(tasks["certainty"].sum()),
+        "double_review_tasks": int(tasks["double_review"].sum()),
+        "strata": markdown_table(strata, max_rows=60),
+        "outbox": dg.MetadataValue.path(str(outbox)) if review.enabled else dg.MetadataValue.text("disabled"),
+        "label_studio": dg.MetadataValue.json(exported) if exported else dg.MetadataValue.text("not configured"),
+        "preview": markdown_table(tasks[["event_id", "stratum", "review_action", "ai_output", "final_output",
+                                         "input_text"]]),
+    })
+
+
+def _export_label_studio(settings: Settings, tasks: pd.DataFrame, cases: pd.DataFrame) -> dict[str, object]:
+    config = settings.review.label_studio
+    if config is None:
+        return {}
+    from eval_pipelines.review import label_studio  # lazy: only a configured server needs the client
+
+    connection = label_studio.connection_from_env(config.url_env, config.token_env, config.timeout_seconds)
+    vocabulary = day_vocabulary(cases, settings.review.vocabulary)
+    results: dict[str, object] = {}
+    for system, group in tasks.groupby(tasks["system"].astype(str), sort=True):
+        title = f"{config.project_prefix} {system}"
+        results[title] = label_studio.export_tasks(connection, title, vocabulary.get(system, ()),
+                                                   group.reset_index(drop=True))
+    return results
+
+
+# ----------------------------------------------------------------------------------------------------- the labels
+
+
+def _label_studio_reads(settings: Settings, systems: list[str], day: str) -> list[VerdictRead]:
+    config = settings.review.label_studio
+    if config is None:
+        return []
+    from eval_pipelines.review import label_studio  # lazy, as in review_queue
+
+    connection = label_studio.connection_from_env(config.url_env, config.token_env, config.timeout_seconds)
+    reads = []
+    for system in systems:
+        title = f"{config.project_prefix} {system}"
+        pulled = label_studio.pull_annotations(connection, title)
+        if "partition_date" in pulled.columns:
+            pulled = pulled[pulled["partition_date"].astype(str) == day]
+        reads.append(annotation_records(pulled.reset_index(drop=True), f"label_studio:{title}"))
+    return reads
+
+
+def _masked(settings: Settings, accepted: pd.DataFrame, quarantined: pd.DataFrame
+            ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Comments, reviewer names (Label Studio users are e-mail addresses), quarantined records and reasons (which
+    quote values) masked; records cut like ingestion's. Masks are deterministic tokens, so a masked reviewer is
+    still one reviewer. Adjudication and agreement ran before, on the names as given."""
+    masker = masker_for(settings)
+    accepted = accepted.copy()
+    quarantined = quarantined.copy()
+    if len(accepted):
+        accepted["comment"] = [masker.mask_optional(v) if isinstance(v, str) else None for v in accepted["comment"]]
+        accepted["reviewer"] = [masker.mask_optional(str(v)) for v in accepted["reviewer"]]
+    if len(quarantined):
+        for column in ("event_id", "reviewer"):
+            quarantined[column] = [masker.mask_optional(v) if isinstance(v, str) else None
+                                   for v in quarantined[column]]
+        limit = settings.privacy.max_raw_record_bytes
+        quarantined["record"] = [truncate_utf8(masker.mask_optional(str(v)) or "", limit)
+                                 for v in quarantined["record"]]
+        quarantined["reason"] = [masker.mask_optional(str(v)) for v in quarantined["reason"]]
+    return accepted, quarantined
+
+
+def estimate_metadata(first: pd.DataFrame, labels: pd.DataFrame) -> dict[str, dg.MetadataValue]:
+    """The day's reviewed accuracy and automation-bias rate with their CIs (metadata only; KPIs are elsewhere)."""
+    if not first["selected"].any():
+        return {}
+    found = estimate_reviewed(first, labels[["event_id", "ai_correct"]])
+    metadata: dict[str, dg.MetadataValue] = {}
+    for estimate in (found.reviewed_accuracy, found.automation_bias_rate, found.override_error_rate):
+        metadata[estimate.name] = _float(estimate.estimate)
+        metadata[f"{estimate.name}_ci_low"] = _float(estimate.ci_low)
+        metadata[f"{estimate.name}_ci_high"] = _float(estimate.ci_high)
+        metadata[f"{estimate.name}_population"] = dg.MetadataValue.text(
+            f"{estimate.population} (N={estimate.population_size:,}, audited with a verdict "
+            f"n={estimate.n_audited:,})" + ("" if estimate.available else f"; not available: {estimate.reason}"))
+    return metadata
+
+
+@dg.asset(
+    name=LABELS_ASSET,
+    partitions_def=daily_partitions,
+    group_name="review",
+    kinds={"python", "parquet", "sql"},
+    deps=[review_queue],
+    io_manager_key="lake_io_manager",
+    pool="warehouse",
+    automation_condition=FOLLOW_UPSTREAM_ANY_DAY,
+    description=(
+        "Reviewers' verdicts on the day's audit sample, from <review.inbox_dir>/<day>/*.jsonl|csv and Label "
+        "Studio when configured; the inbox sensor requests it when files change. Records are validated (unknown "
+        "event, label outside the vocabulary, duplicate, unreadable → quarantined_reviews with a reason), "
+        "accepted verdicts go to reviewed_cases, agreement (κ, α with CIs) to review_agreement, and the lake "
+        "dataset holds one adjudicated row per task (unanswered ones included). docs/review.md."
+    ),
+    check_specs=[dg.AssetCheckSpec(
+        CONSERVATION_CHECK, asset=LABELS_ASSET, blocking=True,
+        description="Per verdict source: records read = accepted + quarantined (nothing lost).")],
+)
+def review_labels(context: dg.AssetExecutionContext, project: ProjectConfigResource,
+                  warehouse: WarehouseResource) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    settings = project.load()
+    review = settings.review
+    day = date.fromisoformat(context.partition_key)
+    lake = Lake(lake_root(settings))
+    first = lake.read(QUEUE_ASSET, context.partition_key)
+    cases = _design_inputs(read_day_cases(settings, lake, context.partition_key))
+    selected = first[first["selected"]].merge(
+        cases[["event_id", "ai_output"]].astype({"event_id": str}), on="event_id", how="left")
+    selected["partition_date"] = day
+    inbox_dir = settings.resolve_path(review.inbox_dir)
+    # Taken before reading: a file changing during the read gives a new fingerprint and the sensor runs again.
+    fingerprint = inbox_fingerprint(inbox_dir, day)
+    systems = sorted(selected["system"].astype(str).unique())
+    read = combine([read_inbox(inbox_dir, day), *_label_studio_reads(settings, systems, context.partition_key)])
+    vocabulary = day_vocabulary(cases, review.vocabulary)
+    accepted, quarantined = validate_verdicts(read, selected[["event_id", "system"]], vocabulary)
+    balance = conservation(read, accepted, quarantined)
+    labels = adjudicate(selected, accepted, review.adjudication.mode, review.adjudication.senior_reviewer)
+    agreements = agreement_by_system(accepted, seed=review.seed)
+    accepted, quarantined = _masked(settings, accepted, quarantined)
+
+    key = {"partition_date": day}
+    reviewed_rows = insert_records(accepted.assign(partition_date=day),
+                                   [c.name for c in reviewed_cases.columns])
+    quarantine_rows = insert_records(quarantined.assign(partition_date=day),
+                                     [c.name for c in quarantined_reviews.columns])
+    agreement_rows = [{"partition_date": day, **a.row()} for a in agreements]
+    agreement_rows = insert_records(pd.DataFrame(agreement_rows, columns=[c.name for c in review_agreement.columns]))
+    engine = warehouse.engine()
+    try:
+        with lake.publishing() as publication:
+            uri = publication.stage_table(LABELS_ASSET, context.partition_key, labels)
+            replace_partitions(engine, [PartitionWrite(reviewed_cases, key, reviewed_rows),
+                                        PartitionWrite(quarantined_reviews, key, quarantine_rows),
+                                        PartitionWrite(review_agreement, key, agreement_rows)],
+                               before_commit=publication.publish)
+    finally:
+        engine.dispose()
+
+    answered = int((labels["adjudication"] != "unanswered").sum())
+    per_stratum = labels.assign(answered=labels["adjudication"] != "unanswered").groupby("stratum").agg(
+        tasks=("event_id", "size"), answered=("answered", "sum"), disputed=("disputed", "sum")).reset_index()
+    disputed = pd.concat([a.disputed.assign(system=a.system) for a in agreements], ignore_index=True) \
+        if agreements else pd.DataFrame(columns=["event_id", "labels", "reviewers", "system"])
+    masker = masker_for(settings)
+    disputed["reviewers"] = [[masker.mask_optional(str(name)) for name in names] for names in disputed["reviewers"]]
+    metadata: dict[str, dg.MetadataValue] = {
+        "dagster/row_count": len(labels),
+        "tasks": len(labels),
+        "answered": answered,
+        "answered_share": _float(answered / len(labels) if len(labels) else float("nan")),
+        "verdicts_accepted": len(accepted),
+        "quarantined": len(quarantined),
+        "disputed_unsettled": int(labels["disputed"].sum()),
+        "adjudication": markdown_table(labels["adjudication"].value_counts().rename_axis("adjudication")
+                                       .reset_index(name="tasks")),
+        "per_stratum": markdown_table(per_stratum, max_rows=60),
+        "agreement": markdown_table(pd.DataFrame([a.row() for a in agreements]), max_rows=20),
+        "disputed_cases": markdown_table(disputed, max_rows=50),
+        "quarantine_reasons": markdown_table(quarantined.assign(reason=quarantined["reason"].str.slice(0, 90))
+                                             [["source", "line", "reason"]], max_rows=30),
+        INBOX_FINGERPRINT: fingerprint,
+        **estimate_metadata(first, labels),
+    }
+    for agreement in agreements:
+        if agreement.kappa is not None:
+            metadata[f"kappa[{agreement.system}]"] = _float(agreement.kappa.estimate)
+            metadata[f"kappa_ci[{agreement.system}]"] = dg.MetadataValue.text(
+                f"[{agreement.kappa.ci_low:.3f}, {agreement.kappa.ci_high:.3f}] on "
+                f"{agreement.double_reviewed_cases} case(s)")
+    if len(quarantined):
+        context.log.warning(f"{len(quarantined)} verdict record(s) quarantined for {day}; see quarantined_reviews")
+    yield dg.Output(InLake(uri, len(labels)), metadata=metadata)
+    broken = balance[~balance["balanced"]]
+    yield dg.AssetCheckResult(
+        check_name=CONSERVATION_CHECK, passed=broken.empty,
+        description=(f"{len(balance)} source(s): {int(balance['rows_in'].sum())} record(s) = "
+                     f"{int(balance['accepted'].sum())} accepted + {int(balance['quarantined'].sum())} quarantined"
+                     if broken.empty else f"records lost in {list(broken['source'])}"),
+        metadata={"sources": markdown_table(balance, max_rows=50)})
+
+
+ASSETS = [review_queue, review_labels]
+ASSET_CHECKS: list[dg.AssetChecksDefinition] = []  # review_labels' check is declared inline (check_specs)
+SENSORS = [review_inbox_sensor]
