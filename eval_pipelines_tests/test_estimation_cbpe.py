@@ -220,3 +220,6 @@ def test_ground_truth_cells_weight_by_the_inverse_share_of_their_cell():
         expected = cell.sum() / (cell & truth).sum()
         ids = cases.loc[cell & truth & (cases["status"] == "ok"), "event_id"]
         np.testing.assert_allclose(labels.loc[ids, "weight"], expected)
+    # Without cells the day is one cell: N / n, on the same scale as a review's 1 / inclusion_prob.
+    plain = trusted_labels(cases, None, EstimationConfig()).set_index("event_id")
+    np.testing.assert_allclose(plain["weight"], len(cases) / truth.sum())

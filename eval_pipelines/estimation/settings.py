@@ -35,7 +35,7 @@ class EstimationConfig(StrictModel):
         default_factory=list,
         description="labeled_cases columns within whose cells ground truth is assumed missing at random; each "
                     "ground-truth case is weighted by (cases in its cell) / (ground-truth cases in its cell). "
-                    "Empty: ground truth is assumed a simple random subset of the day.")
+                    "Empty: ground truth is assumed a simple random subset of the system's day (weight N / n).")
     allow_implicit: bool = Field(
         False, description="Also calibrate on implicit (accept-based) labels. BIASED: a wrong suggestion a human "
                            "accepted counts as right (automation bias), so the estimate is too high; off by default.")

@@ -1,8 +1,9 @@
 """The inputs of the estimate from a day's labeled_cases: the cases to estimate, and the trusted labels.
 
 Trust order (docs/DESIGN): reviewed > ground truth > implicit. A case with a reviewed verdict uses it (weight
-1 / inclusion_prob of the audit design); otherwise its ground truth (weight 1, or the inverse ground-truth share of
-its cell when ``ground_truth_cells`` names the columns ground truth is missing at random within); implicit labels
+1 / inclusion_prob of the audit design); otherwise its ground truth (weight: the inverse ground-truth share of its
+cell, the cells given by ``ground_truth_cells``, the columns ground truth is missing at random within; none: the
+system's day); implicit labels
 only when ``allow_implicit`` (biased by automation: off by default). Every label is top-label correctness: the
 output given was right. No dagster, no I/O.
 """
@@ -37,13 +38,13 @@ def ok_cases(cases: pd.DataFrame, config: EstimationConfig) -> pd.DataFrame:
 
 
 def ground_truth_weights(cases: pd.DataFrame, has_truth: np.ndarray, cells: list[str]) -> np.ndarray:
-    """Per case: (cases in its cell) / (ground-truth cases in its cell), within its system; 1 without cells.
+    """Per case: (cases in its cell) / (ground-truth cases in its cell), within its system; without cells the
+    system's day is one cell (a simple random subset, weight N / n: the same population scale as 1 / inclusion_prob
+    of the reviews, so pooling the two sources does not favour one by its units).
 
     Missing-at-random within cells: in the demo, ground truth arrives for ~8 % of cases but ~48 % of those with
     a complaint or an escalation; unweighted, those (mostly wrong) cases would pull the calibration down.
     """
-    if not cells:
-        return np.ones(len(cases))
     keys = [cases["system"].astype(str), *(cases[c].astype(str) for c in cells)]
     frame = pd.DataFrame({f"k{i}": k.to_numpy() for i, k in enumerate(keys)})
     frame["truth"] = has_truth
