@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from eval_pipelines.drift.settings import DriftConfig
 from eval_pipelines.edge_cases.settings import EdgeCaseConfig
+from eval_pipelines.estimation.settings import EstimationConfig
 from eval_pipelines.evalsets.settings import EvalSetConfig
 from eval_pipelines.ingestion.contract import CANONICAL_COLUMNS, FIELDS_BY_NAME, PII_TEXT_FIELDS, FieldKind
 from eval_pipelines.ingestion.settings import IngestionConfig
@@ -207,6 +208,7 @@ class Settings(_Strict):
     impact: ImpactConfig = ImpactConfig()
     scoring: ScoringConfig = ScoringConfig()
     privacy: PrivacyConfig = PrivacyConfig()
+    estimation: EstimationConfig = EstimationConfig()
     review: ReviewConfig = ReviewConfig()
 
     @model_validator(mode="after")
@@ -275,6 +277,10 @@ class Settings(_Strict):
                 if condition.column not in columns:
                     raise ValueError(f"edge_cases.rules.{rule_index}.where.{index}.column: {condition.column!r} is "
                                      f"not a labeled_cases column; {hint}")
+        for index, name in enumerate(self.estimation.ground_truth_cells):
+            if name not in columns:
+                raise ValueError(f"estimation.ground_truth_cells.{index}: {name!r} is not a labeled_cases column; "
+                                 f"{hint}")
         if self.edge_cases.text_column not in columns:
             raise ValueError(f"edge_cases.text_column: {self.edge_cases.text_column!r} is not a labeled_cases "
                              f"column; {hint}")

@@ -9,6 +9,7 @@ import dagster as dg
 from eval_pipelines.config import load_settings
 from eval_pipelines.drift import assets as drift
 from eval_pipelines.edge_cases import assets as edge_cases
+from eval_pipelines.estimation import assets as estimation
 from eval_pipelines.evalsets import assets as evalsets
 from eval_pipelines.ingestion.assets import production_logs
 from eval_pipelines.ingestion.sensors import landing_sensor
@@ -21,7 +22,7 @@ from eval_pipelines.review import assets as review
 from eval_pipelines.scoring import assets as scoring
 
 # One module per domain; each exports ASSETS and ASSET_CHECKS (checks declared on an asset travel with it).
-DOMAINS = [drift, kpis, evalsets, edge_cases, scoring, review]
+DOMAINS = [drift, kpis, evalsets, edge_cases, scoring, review, estimation]
 ALL_ASSETS = [production_logs, labeled_cases, *(a for domain in DOMAINS for a in domain.ASSETS)]
 ALL_ASSET_CHECKS = [c for domain in DOMAINS for c in domain.ASSET_CHECKS]
 DOMAIN_SENSORS = [s for domain in DOMAINS for s in getattr(domain, "SENSORS", [])]

@@ -21,14 +21,14 @@ def test_definitions_validate_and_pin_the_graph():
     assert {key.to_user_string() for key in graph.get_all_asset_keys()} == {
         "production_logs", "labeled_cases", "kpi_daily", "kpi_rollups", "kpi_definitions", "drift_profile",
         "drift_report", "eval_set", "edge_case_library", "production_scores", "scored_runs", "review_queue",
-        "review_labels"}
+        "review_labels", "performance_estimates"}
     assert {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys} == {
         ("production_logs", "contract_expectations"), ("production_logs", "quarantine_rate"),
         ("production_logs", "files_readable"),
         ("production_logs", "no_duplicates_across_days"), ("production_logs", "volume_vs_trailing_days"),
         ("kpi_daily", "kpi_daily_consistent"), ("drift_report", "no_major_drift"), ("eval_set", "eval_set_design"),
         ("edge_case_library", "edge_case_ledger"), ("scored_runs", "release_gate"),
-        ("review_labels", "review_files_conserved")}
+        ("review_labels", "review_files_conserved"), ("performance_estimates", "estimate_matches_realized")}
     parents = {key.to_user_string(): {p.to_user_string() for p in graph.get(key).parent_keys}
                for key in graph.get_all_asset_keys()}
     assert parents["drift_report"] == {"labeled_cases", "drift_profile"}
@@ -42,6 +42,7 @@ def test_definitions_validate_and_pin_the_graph():
     # The eval set draws on the review loop's trusted labels (docs/eval_sets.md, "Trusted labels").
     assert parents["eval_set"] == {"labeled_cases", "review_queue", "review_labels"}
     assert parents["review_queue"] == {"labeled_cases"} and parents["review_labels"] == {"review_queue"}
+    assert parents["performance_estimates"] == {"labeled_cases", "review_labels"}
     assert graph.get(dg.AssetKey("labeled_cases")).parent_keys == {dg.AssetKey("production_logs")}
     assert {s.name for s in defs.sensors} == {"landing_sensor", "automation_sensor", "candidate_change_sensor",
                                              "review_inbox_sensor"}

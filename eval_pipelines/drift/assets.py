@@ -39,6 +39,7 @@ from eval_pipelines.drift.report import (
     window_profile,
 )
 from eval_pipelines.drift.tables import drift_results
+from eval_pipelines.estimation.assets import gap_summary
 from eval_pipelines.labeling.labels import LABELED_CASES_ASSET
 from eval_pipelines.lake import InLake, Lake
 from eval_pipelines.metadata import markdown_table
@@ -306,6 +307,8 @@ def drift_report(
         replace_partitions(engine, [PartitionWrite(drift_results, {"date": day}, records)],
                            before_commit=publication.publish)
     uri = html_uri(lake, key)
+    # The concept-drift signal of label-free estimation (docs/estimation.md), as last written for the day.
+    gaps, gap_table = gap_summary(engine, day)
     yield dg.Output(
         InLake(parquet_uri, len(frame)),
         metadata={
@@ -324,6 +327,8 @@ def drift_report(
             "current_rows": report.current_rows,
             "summary": dg.MetadataValue.md(markdown_summary(report, key, label, history, config.plot_columns)),
             "html_report": dg.MetadataValue.path(uri),
+            "estimation_gaps_flagged": gaps,
+            "estimated_vs_realized": dg.MetadataValue.md(gap_table),
         },
     )
     yield _check_result(report, used, context.partition_key)

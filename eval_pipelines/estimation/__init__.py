@@ -1,0 +1,1 @@
+"""Label-free performance estimation: the day's accuracy from calibrated confidence (docs/estimation.md)."""
