@@ -34,7 +34,8 @@ def test_definitions_validate_and_pin_the_graph():
     assert all(parents[name] == {"labeled_cases"} for name in
                ("drift_profile", "kpi_daily", "eval_set", "edge_case_library", "production_scores"))
     assert graph.get(dg.AssetKey("labeled_cases")).parent_keys == {dg.AssetKey("production_logs")}
-    assert {s.name for s in defs.sensors} == {"landing_sensor", "automation_sensor", "candidate_change_sensor"}
+    assert {s.name for s in defs.sensors} == {"landing_sensor", "automation_sensor", "candidate_change_sensor",
+                                             "alerts_sensor"}
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.description and node.group_name != "default", key
