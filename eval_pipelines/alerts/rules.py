@@ -445,11 +445,16 @@ def evaluate(config: AlertsConfig, frames: Mapping[str, pd.DataFrame | None], ci
     for rule in config.rules:
         table = SOURCE_TABLE[rule.on]
         frame = frames.get(table)
+        if frame is None and rule.on == "checks":
+            result.notes.append(f"{rule.name}: no check evaluations were read (the Dagster instance is needed); "
+                                "rule not evaluated")
+            continue
         if frame is None:
             result.notes.append(f"{rule.name}: table {table} does not exist (yet); rule not evaluated")
             continue
         metric = rule.metric_name()
-        if rule.on in ("kpi", "automation_bias", "estimate") and len(frame) and metric not in frame.columns:
+        computable = metric in frame.columns or (metric in RATIOS and set(RATIOS[metric]) <= set(frame.columns))
+        if rule.on in ("kpi", "automation_bias", "estimate") and len(frame) and not computable:
             result.notes.append(f"{rule.name}: {table} has no column {metric} (yet); rule not evaluated")
             continue
         if rule.on == "drift":
