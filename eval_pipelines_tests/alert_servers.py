@@ -8,6 +8,8 @@ throw-away self-signed certificate for 127.0.0.1, and AUTH).
 from __future__ import annotations
 
 import datetime as dt
+import email
+import email.policy
 import ipaddress
 import json
 import socket
@@ -125,8 +127,9 @@ def smtp_server(tls_files: tuple[Path, Path] | None = None, credentials: tuple[s
 
     class Handler:
         async def handle_DATA(self, server, session, envelope):
+            parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
             state.messages.append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos),
-                                   "data": envelope.content.decode("utf-8", "replace"),
+                                   "subject": str(parsed["Subject"]), "body": parsed.get_content(),
                                    "tls": session.ssl is not None})
             return "250 OK"
 

@@ -177,7 +177,7 @@ def _send_email(channel: ChannelConfig, message: Message) -> int:
     email["From"] = channel.sender or ""
     email["To"] = ", ".join(channel.recipients)
     email.set_content(message.text)
-    context = ssl.create_default_context()
+    context = ssl.create_default_context() if channel.security != "none" else None
     try:
         if channel.security == "ssl":
             client: smtplib.SMTP = smtplib.SMTP_SSL(host, channel.port, timeout=channel.timeout_seconds,
