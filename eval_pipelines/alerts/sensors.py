@@ -43,13 +43,25 @@ def check_evaluations(instance: dg.DagsterInstance, keys: Iterable[dg.AssetCheck
     """The latest evaluations of ``keys`` as the frame :func:`~eval_pipelines.alerts.rules.check_observations`
     reads (oldest first); planned executions without a result yet are left out."""
     rows = []
+    run_partitions: dict[str, str | None] = {}
+
+    def partition_of(record) -> str | None:
+        # Checks declared without their own partitions record none: the run's partition is the day it checked.
+        found = getattr(record.evaluation, "partition", None) or record.partition
+        if found:
+            return found
+        if record.run_id not in run_partitions:
+            run = instance.get_run_by_id(record.run_id)
+            run_partitions[record.run_id] = run.tags.get("dagster/partition") if run is not None else None
+        return run_partitions[record.run_id]
+
     for key in keys:
         for record in instance.event_log_storage.get_asset_check_execution_history(key, limit=limit):
             evaluation = record.evaluation
-            if evaluation is None:
-                continue
+            if evaluation is None or not hasattr(evaluation, "passed"):
+                continue  # planned, not evaluated yet
             rows.append({"asset_key": key.asset_key.to_user_string(), "check_name": key.name,
-                         "partition_key": evaluation.partition or record.partition, "passed": bool(evaluation.passed),
+                         "partition_key": partition_of(record), "passed": bool(evaluation.passed),
                          "blocking": bool(evaluation.blocking), "run_id": record.run_id, "storage_id": record.id,
                          "timestamp": record.create_timestamp, "description": evaluation.description or ""})
     frame = pd.DataFrame(rows, columns=list(CHECK_COLUMNS))
