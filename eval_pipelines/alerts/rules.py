@@ -238,74 +238,106 @@ def _fmt(value: float | None, metric: str | None = None) -> str:
     return f"{value:,.4g}"
 
 
+def _in_firing_subjects(subjects: np.ndarray, holds: np.ndarray) -> np.ndarray:
+    """Rows of the subjects that hold at least once: the only rows whose words can end up in a message."""
+    true = np.array([v is True or v is np.True_ for v in holds], dtype=bool)
+    return np.isin(subjects, np.unique(subjects[true])) if true.any() else np.zeros(len(subjects), dtype=bool)
+
+
 def kpi_observations(rows: pd.DataFrame, rule: RuleConfig, ci_level: float, day_column: str = "kpi_date",
-                     asset: str = "kpi_daily") -> pd.DataFrame:
-    """Observations of a rule on a KPI-like table (kpi_daily, performance_estimates)."""
+                     asset: str = "kpi_daily", cache: dict | None = None) -> pd.DataFrame:
+    """Observations of a rule on a KPI-like table (kpi_daily, performance_estimates).
+
+    ``cache`` (one per evaluation) shares the pooled figures between rules on the same metric and keys.
+    """
     if rows.empty:
         return pd.DataFrame(columns=list(OBSERVATION_COLUMNS))
-    figures = metric_figures(rows, rule, day_column, ci_level)
+    keys = rule.keys()
+    metric = rule.metric_name()
+    memo_key = (asset, metric, tuple(keys))
+    if cache is not None and memo_key in cache:
+        figures, subjects, days = cache[memo_key]
+    else:
+        figures = metric_figures(rows, rule, day_column, ci_level)
+        subjects = _subject_labels(figures, keys).to_numpy()
+        days = pd.to_datetime(figures[day_column]).dt.date.to_numpy()
+        if cache is not None:
+            cache[memo_key] = (figures, subjects, days)
     if rule.threshold is not None:
         thresholds = np.full(len(figures), float(rule.threshold))
     else:
         thresholds = _relative_thresholds(figures, rows, rule, day_column)
-    holds = evidence_holds(rule.op or "gt", figures["value"].to_numpy(), figures["ci_low"].to_numpy(),
-                           figures["ci_high"].to_numpy(), thresholds, figures["cases"].to_numpy(), rule.min_cases)
-    keys = rule.keys()
-    subjects = _subject_labels(figures, keys)
-    metric = rule.metric_name()
-    details = []
-    for value, low, high, threshold, cases, verdict in zip(
-            figures["value"], figures["ci_low"], figures["ci_high"], thresholds, figures["cases"], holds,
-            strict=True):
-        interval = (f" (CI {_fmt(low, metric)} – {_fmt(high, metric)})" if not math.isnan(low) else
+    values, lows, highs = (figures[c].to_numpy(dtype=float) for c in ("value", "ci_low", "ci_high"))
+    cases = figures["cases"].to_numpy(dtype=float)
+    holds = evidence_holds(rule.op or "gt", values, lows, highs, thresholds, cases, rule.min_cases)
+    worded = _in_firing_subjects(subjects, holds)
+    details = [""] * len(figures)
+    for i in np.flatnonzero(worded):
+        interval = (f" (CI {_fmt(lows[i], metric)} – {_fmt(highs[i], metric)})" if not math.isnan(lows[i]) else
                     " (no interval)")
-        text = f"{metric} {_fmt(value, metric)}{interval} vs threshold {OP_TEXT[rule.op or 'gt']} " \
-               f"{_fmt(threshold, metric)} over {0 if math.isnan(cases) else int(cases):,} cases"
-        if verdict is None:
-            reason = (f"fewer than min_cases {rule.min_cases}" if not cases >= rule.min_cases else
-                      "no reference window" if math.isnan(threshold) else "no value")
+        text = f"{metric} {_fmt(values[i], metric)}{interval} vs threshold {OP_TEXT[rule.op or 'gt']} " \
+               f"{_fmt(thresholds[i], metric)} over {0 if math.isnan(cases[i]) else int(cases[i]):,} cases"
+        if holds[i] is None:
+            reason = (f"fewer than min_cases {rule.min_cases}" if not cases[i] >= rule.min_cases else
+                      "no reference window" if math.isnan(thresholds[i]) else "no value")
             text += f"; no verdict: {reason}"
-        details.append(text)
-    days = pd.to_datetime(figures[day_column]).dt.date
+        details[i] = text
+    points = np.array([d.isoformat() for d in days], dtype=object)
     return pd.DataFrame({
-        "subject": subjects.to_numpy(), "point": days.map(date.isoformat).to_numpy(), "day": days.to_numpy(),
-        "partition_key": days.map(date.isoformat).to_numpy(), "holds": holds,
-        "value": figures["value"].to_numpy(dtype=float), "ci_low": figures["ci_low"].to_numpy(dtype=float),
-        "ci_high": figures["ci_high"].to_numpy(dtype=float), "threshold": thresholds,
-        "cases": figures["cases"].to_numpy(dtype=float), "asset": asset, "detail": details,
+        "subject": subjects, "point": points, "day": days, "partition_key": points, "holds": holds,
+        "value": values, "ci_low": lows, "ci_high": highs, "threshold": thresholds, "cases": cases,
+        "asset": asset, "detail": details,
     })
 
 
 # -------------------------------------------------------------------------------------------------- other sources
 
 
-def drift_observations(results: pd.DataFrame, rule: RuleConfig) -> pd.DataFrame:
+def _drift_base(results: pd.DataFrame) -> pd.DataFrame:
+    """drift_results as observation columns, once per evaluation; the words are added per rule, only where needed."""
+    days = pd.to_datetime(results["date"]).dt.date
+    points = days.map(date.isoformat).to_numpy()
+    tested = results["p_adjusted"].notna().to_numpy() if "p_adjusted" in results.columns \
+        else np.ones(len(results), bool)
+    return pd.DataFrame({
+        "column": results["column"].to_numpy(),
+        "subject": (results["column"].astype(str) + " (" + results["kind"].astype(str) + ")").to_numpy(),
+        "point": points, "day": days.to_numpy(), "partition_key": points,
+        "rank": results["severity"].map(SEVERITY_RANK).fillna(0).to_numpy(),
+        "drifted": results["drifted"].astype(bool).to_numpy(), "tested": tested,
+        "value": results["effect_size"].to_numpy(dtype=float), "ci_low": results["effect_ci_low"].to_numpy(float),
+        "ci_high": results["effect_ci_high"].to_numpy(dtype=float), "threshold": results["threshold"].to_numpy(float),
+        "severity": results["severity"].to_numpy(), "p_adjusted": results["p_adjusted"].to_numpy(dtype=float),
+        "reason": results["reason"].to_numpy(),
+    })
+
+
+def drift_observations(results: pd.DataFrame, rule: RuleConfig, base: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per (day, column, kind) of drift_results: does the day drift with at least the rule's severity?"""
-    frame = results
+    frame = _drift_base(results) if base is None else base
     if rule.columns:
         frame = frame[frame["column"].isin(rule.columns)]
     if rule.exclude_columns:
         frame = frame[~frame["column"].isin(rule.exclude_columns)]
     if frame.empty:
         return pd.DataFrame(columns=list(OBSERVATION_COLUMNS))
-    rank = frame["severity"].map(SEVERITY_RANK).fillna(0).to_numpy()
-    drifted = frame["drifted"].astype(bool).to_numpy()
-    tested = frame["p_adjusted"].notna().to_numpy() if "p_adjusted" in frame.columns else np.ones(len(frame), bool)
-    holds = np.where(tested, drifted & (rank >= SEVERITY_RANK[rule.severity]), None)
-    days = pd.to_datetime(frame["date"]).dt.date
-    details = [f"{severity} drift: effect {_fmt(effect)} (CI {_fmt(low)} – {_fmt(high)}), material from "
-               f"{_fmt(threshold)}, adjusted p {_fmt(p)}; {reason}"
-               for severity, effect, low, high, threshold, p, reason in zip(
-                   frame["severity"], frame["effect_size"], frame["effect_ci_low"], frame["effect_ci_high"],
-                   frame["threshold"], frame["p_adjusted"], frame["reason"], strict=True)]
-    return pd.DataFrame({
-        "subject": (frame["column"].astype(str) + " (" + frame["kind"].astype(str) + ")").to_numpy(),
-        "point": days.map(date.isoformat).to_numpy(), "day": days.to_numpy(),
-        "partition_key": days.map(date.isoformat).to_numpy(), "holds": holds,
-        "value": frame["effect_size"].to_numpy(dtype=float), "ci_low": frame["effect_ci_low"].to_numpy(dtype=float),
-        "ci_high": frame["effect_ci_high"].to_numpy(dtype=float), "threshold": frame["threshold"].to_numpy(float),
-        "cases": np.nan, "asset": "drift_report", "detail": details,
-    })
+    holds = np.where(frame["tested"].to_numpy(),
+                     frame["drifted"].to_numpy() & (frame["rank"].to_numpy() >= SEVERITY_RANK[rule.severity]), None)
+    subjects = frame["subject"].to_numpy()
+    worded = _in_firing_subjects(subjects, holds)
+    details = [""] * len(frame)
+    columns = [frame[c].to_numpy() for c in ("severity", "value", "ci_low", "ci_high", "threshold", "p_adjusted",
+                                             "reason")]
+    for i in np.flatnonzero(worded):
+        severity, effect, low, high, threshold, p, reason = (c[i] for c in columns)
+        details[i] = (f"{severity} drift: effect {_fmt(effect)} (CI {_fmt(low)} – {_fmt(high)}), material from "
+                      f"{_fmt(threshold)}, adjusted p {_fmt(p)}; {reason}")
+    out = frame[["subject", "point", "day", "partition_key", "value", "ci_low", "ci_high", "threshold"]].copy()
+    out["holds"] = holds
+    out["cases"] = np.nan
+    out["asset"] = "drift_report"
+    out["detail"] = details
+    return out[list(OBSERVATION_COLUMNS)]
 
 
 def gate_observations(gates: pd.DataFrame, rule: RuleConfig) -> pd.DataFrame:
@@ -363,6 +395,10 @@ def episodes(observations: pd.DataFrame, rule: RuleConfig, daily: bool, first_da
     found: list[Finding] = []
     if observations.empty:
         return found
+    firing = _in_firing_subjects(observations["subject"].to_numpy(), observations["holds"].to_numpy())
+    if not firing.any():
+        return found
+    observations = observations[firing]
     order = ["subject", "day", "point"] if daily else ["subject"]
     frame = observations.sort_values(order, kind="stable") if daily else observations
     metric = rule.metric_name() if rule.on in ("kpi", "estimate", "automation_bias") else None
@@ -442,6 +478,8 @@ def evaluate(config: AlertsConfig, frames: Mapping[str, pd.DataFrame | None], ci
     start may lie before the window; :func:`eval_pipelines.alerts.state.plan` matches them to known findings).
     """
     result = Evaluation(newest_day=_newest_day(frames))
+    cache: dict = {}
+    drift_base: pd.DataFrame | None = None
     for rule in config.rules:
         table = SOURCE_TABLE[rule.on]
         frame = frames.get(table)
@@ -458,11 +496,14 @@ def evaluate(config: AlertsConfig, frames: Mapping[str, pd.DataFrame | None], ci
             result.notes.append(f"{rule.name}: {table} has no column {metric} (yet); rule not evaluated")
             continue
         if rule.on == "drift":
-            observations = drift_observations(frame, rule)
+            if drift_base is None:
+                drift_base = _drift_base(frame)
+            observations = drift_observations(frame, rule, drift_base)
         elif rule.on in ("kpi", "automation_bias"):
-            observations = kpi_observations(frame, rule, ci_level)
+            observations = kpi_observations(frame, rule, ci_level, cache=cache)
         elif rule.on == "estimate":
-            observations = kpi_observations(frame, rule, ci_level, "partition_date", "performance_estimates")
+            observations = kpi_observations(frame, rule, ci_level, "partition_date", "performance_estimates",
+                                            cache=cache)
         elif rule.on == "release_gate":
             observations = gate_observations(frame, rule)
         else:
