@@ -272,12 +272,13 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate the configuration file and exit")
     check.set_defaults(handler=_cmd_check_config)
 
+    from eval_pipelines.alerts.cli import register as register_alerts
     from eval_pipelines.drift.cli import register as register_drift
     from eval_pipelines.kpis.cli import register as register_kpis
     from eval_pipelines.review.cli import register as register_review
     from eval_pipelines.scoring.cli import register as register_gate
 
-    for register in (register_drift, register_kpis, register_gate, register_review):
+    for register in (register_drift, register_kpis, register_gate, register_review, register_alerts):
         register(commands)
     return parser
 

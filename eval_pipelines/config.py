@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from eval_pipelines.alerts.settings import AlertsConfig
 from eval_pipelines.drift.settings import DriftConfig
 from eval_pipelines.edge_cases.settings import EdgeCaseConfig
 from eval_pipelines.estimation.settings import EstimationConfig
@@ -210,6 +211,7 @@ class Settings(_Strict):
     privacy: PrivacyConfig = PrivacyConfig()
     estimation: EstimationConfig = EstimationConfig()
     review: ReviewConfig = ReviewConfig()
+    alerts: AlertsConfig = AlertsConfig()
 
     @model_validator(mode="after")
     def _masked_fields_are_text(self) -> Settings:

@@ -45,7 +45,7 @@ def test_definitions_validate_and_pin_the_graph():
     assert parents["performance_estimates"] == {"labeled_cases", "review_labels"}
     assert graph.get(dg.AssetKey("labeled_cases")).parent_keys == {dg.AssetKey("production_logs")}
     assert {s.name for s in defs.sensors} == {"landing_sensor", "automation_sensor", "candidate_change_sensor",
-                                             "review_inbox_sensor"}
+                                             "review_inbox_sensor", "alerts_sensor"}
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.description and node.group_name != "default", key
