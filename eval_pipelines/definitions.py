@@ -14,11 +14,12 @@ from eval_pipelines.ingestion.assets import production_logs
 from eval_pipelines.ingestion.sensors import landing_sensor
 from eval_pipelines.kpis import assets as kpis
 from eval_pipelines.labeling.assets import labeled_cases
+from eval_pipelines.reporting import assets as reporting
 from eval_pipelines.resources import build_resources
 from eval_pipelines.scoring import assets as scoring
 
 # One module per domain; each exports ASSETS and ASSET_CHECKS (checks declared on an asset travel with it).
-DOMAINS = [drift, kpis, evalsets, edge_cases, scoring]
+DOMAINS = [drift, kpis, evalsets, edge_cases, scoring, reporting]
 ALL_ASSETS = [production_logs, labeled_cases, *(a for domain in DOMAINS for a in domain.ASSETS)]
 ALL_ASSET_CHECKS = [c for domain in DOMAINS for c in domain.ASSET_CHECKS]
 DOMAIN_SENSORS = [s for domain in DOMAINS for s in getattr(domain, "SENSORS", [])]
