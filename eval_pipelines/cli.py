@@ -165,9 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from eval_pipelines.drift.cli import register as register_drift
     from eval_pipelines.kpis.cli import register as register_kpis
+    from eval_pipelines.reporting.cli import register as register_report
     from eval_pipelines.scoring.cli import register as register_gate
 
-    for register in (register_drift, register_kpis, register_gate):
+    for register in (register_drift, register_kpis, register_gate, register_report):
         register(commands)
     return parser
 

@@ -413,3 +413,23 @@ def test_a_week_without_all_its_days_is_partial(built):
     assert current.partial and current.days_with_data == 2
     assert "Partial period: 1 of 7 days have KPI rows." in html_report(previous)
     assert "Partial period: 2 of 7 days have KPI rows and the week is not over." in html_report(current)
+
+
+def test_report_cli_writes_the_week_and_refuses_a_bad_period(built, tmp_path, monkeypatch, capsys):
+    from eval_pipelines.cli import main
+
+    project, _ = built
+    monkeypatch.setenv("EVAL_PIPELINES_CONFIG", str(project.config_path))
+    out = tmp_path / "out" / "report.html"
+    assert main(["--config", str(project.config_path), "report", "--period", "2026-W41", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "**AI quality report 2026-W41**" in printed and f"written to {out}" in printed
+    page = out.read_text(encoding="utf-8")
+    assert "AI quality report, 2026-W41" in page and "<svg" in page
+    # latest: the week of the newest kpi_daily day (Tuesday 2026-10-06), into the lake where the asset writes.
+    assert main(["--config", str(project.config_path), "report"]) == 0
+    printed = capsys.readouterr().out
+    assert "report 2026-W41 (partial) written to" in printed
+    assert printed.strip().endswith(f"quality_report/{WEEK.label}.html")
+    assert main(["--config", str(project.config_path), "report", "--period", "2026-W60"]) == 2
+    assert "2026 has no ISO week 60" in capsys.readouterr().err
