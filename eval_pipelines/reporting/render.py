@@ -109,6 +109,16 @@ def _dates(frame: pd.DataFrame) -> pd.Series:
     return pd.to_datetime(frame["kpi_date"])
 
 
+def _day_axis(figure, axes, days: pd.Series) -> None:
+    """One tick per day (at most about ten), labelled by date: the data are daily, hours would mislead."""
+    import matplotlib.dates as mdates
+
+    span = max(1, int((days.max() - days.min()).days) + 1) if len(days) else 1
+    axes.xaxis.set_major_locator(mdates.DayLocator(interval=max(1, span // 10)))
+    axes.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
+    figure.autofmt_xdate()
+
+
 def plot_hours_saved(daily: pd.DataFrame, ci_level: float) -> str:
     figure, axes = _axes(f"Hours saved per day, {ci_level:.0%} interval where the baseline is measured", "hours")
     x = _dates(daily)
@@ -119,7 +129,7 @@ def plot_hours_saved(daily: pd.DataFrame, ci_level: float) -> str:
                           color="#2680c2", alpha=0.2, label=f"{ci_level:.0%} interval")
     axes.axhline(0, color="#9aa5b1", linewidth=0.8)
     axes.legend(loc="upper left", frameon=False)
-    figure.autofmt_xdate()
+    _day_axis(figure, axes, x)
     return _svg(figure)
 
 
@@ -141,7 +151,7 @@ def plot_accuracy(daily: pd.DataFrame, reviewed: pd.DataFrame | None, ci_level: 
                           marker="s", markersize=3, capsize=2, linestyle="--",
                           label=f"reviewed {system}/{version}/{segment}")
     axes.legend(loc="lower left", frameon=False, fontsize=8)
-    figure.autofmt_xdate()
+    _day_axis(figure, axes, x)
     return _svg(figure)
 
 
@@ -157,7 +167,7 @@ def plot_net_value(daily: pd.DataFrame, currency: str, ci_level: float) -> str:
                                           daily.loc[band, "net_value_ci_high_amount"] - mid],
                       fmt="none", ecolor="#1f2933", capsize=2)
     axes.axhline(0, color="#9aa5b1", linewidth=0.8)
-    figure.autofmt_xdate()
+    _day_axis(figure, axes, x)
     return _svg(figure)
 
 
@@ -168,7 +178,7 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-_PERCENT_COLUMNS = re.compile(r"(rate|accuracy|share)(_ci_low|_ci_high)?$")
+_PERCENT_COLUMNS = re.compile(r"(rate|accuracy|share|^roi)(_ci_low|_ci_high)?$")
 
 
 def _cell(column: str, value: object, currency: str) -> str:
