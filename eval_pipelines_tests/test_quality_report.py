@@ -433,3 +433,18 @@ def test_report_cli_writes_the_week_and_refuses_a_bad_period(built, tmp_path, mo
     assert printed.strip().endswith(f"quality_report/{WEEK.label}.html")
     assert main(["--config", str(project.config_path), "report", "--period", "2026-W60"]) == 2
     assert "2026 has no ISO week 60" in capsys.readouterr().err
+
+
+def test_the_weekly_cron_requests_the_week_that_ended_and_the_one_that_starts():
+    defs = dg.Definitions(assets=[quality_report], resources={"project": dg.ResourceDefinition.none_resource(),
+                                                              "warehouse": dg.ResourceDefinition.none_resource()})
+    monday = datetime(2026, 11, 30, 5, 50, tzinfo=UTC)  # ten minutes before the Monday 06:00 UTC tick
+    with dg.instance_for_test() as instance:
+        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=monday)
+        assert result.get_requested_partitions(quality_report.key) == set()
+        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=result.cursor,
+                                                   evaluation_time=monday + timedelta(minutes=15))
+        assert result.get_requested_partitions(quality_report.key) == {"2026-11-23", "2026-11-30"}
+        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=result.cursor,
+                                                   evaluation_time=monday + timedelta(hours=2))
+        assert result.get_requested_partitions(quality_report.key) == set()  # once per tick

@@ -6,7 +6,7 @@ file) and puts the Markdown summary and the key numbers, with their units in the
 """
 
 import importlib
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
@@ -23,10 +23,12 @@ REPORT_CRON = "0 6 * * 1"
 REPORT_CRON_TIMEZONE = "UTC"
 
 # on_cron() would also wait for every dependency to update after the tick, and scored runs update only when a
-# candidate or the eval set changes, so the report would never run. The report reads whatever the warehouse holds:
-# the latest complete week, once per tick; any other week (or a re-run) is materialised on demand.
+# candidate or the eval set changes, so the report would never run. The report reads whatever the warehouse holds.
+# At each tick: the week that just ended (now complete: its final report) and the week that starts (the latest
+# window, end_offset=1; marked partial). The lookback runs back from the end of the latest window and takes the
+# windows wholly inside it, so 14 days hold exactly those two. Any other week, and re-runs, on demand.
 WEEKLY_REFRESH = (
-    dg.AutomationCondition.in_latest_time_window()
+    dg.AutomationCondition.in_latest_time_window(lookback_delta=timedelta(days=14))
     & dg.AutomationCondition.cron_tick_passed(REPORT_CRON, REPORT_CRON_TIMEZONE).since_last_handled()
     & ~dg.AutomationCondition.in_progress()
 ).with_label("weekly_cron")
