@@ -312,7 +312,8 @@ def _section_html(report: QualityReport, section: Section) -> str:
 def _provenance_html(report: QualityReport) -> str:
     rows = []
     for key, figure in report.figures().items():
-        rows.append(f"<tr><td>{_e(key)}</td><td class='n'>{_e(format_value(figure.value, figure.unit))}</td>"
+        shown = format_value(figure.value, figure.unit) if figure.value is not None else (figure.note or "n/a")
+        rows.append(f"<tr><td>{_e(key)}</td><td class='n'>{_e(shown)}</td>"
                     f"<td>{_e(figure.source)}</td><td><code>{_e(figure.query.describe())}</code></td></tr>")
     return ("<h2>Where the numbers come from</h2><p>Each figure, how it is derived from the rows of its query, and "
             "the query (read on the warehouse when the report was built). KPI totals combine kpi_daily rows with "
