@@ -448,3 +448,35 @@ def test_the_weekly_cron_requests_the_week_that_ended_and_the_one_that_starts():
         result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=result.cursor,
                                                    evaluation_time=monday + timedelta(hours=2))
         assert result.get_requested_partitions(quality_report.key) == set()  # once per tick
+
+
+def test_the_same_report_on_postgresql(built, postgres_database):
+    """The report's SQL is portable: the fixture warehouse copied table by table (through the real table
+    definitions) into a real PostgreSQL database gives the same figures, intervals and sections."""
+    from eval_pipelines.warehouse.core import metadata
+
+    project, _ = built
+    source, target = sa.create_engine(project.warehouse_url), create_warehouse_engine(postgres_database)
+    try:
+        present = set(sa.inspect(source).get_table_names())
+        tables = [t for t in metadata.sorted_tables if t.name in present]
+        metadata.create_all(target, tables=tables)
+        with source.connect() as reading, target.begin() as writing:
+            for table in tables:
+                rows = [dict(r) for r in reading.execute(sa.select(table)).mappings()]
+                if rows:
+                    writing.execute(sa.insert(table), rows)
+        on_sqlite = _report(project)
+        on_postgres = build_report(target, WEEK, project.settings.impact.ci_level,
+                                   project.settings.impact.low_volume_below, now=NOW)
+    finally:
+        source.dispose()
+        target.dispose()
+    assert {k: s.available for k, s in on_postgres.sections.items()} == \
+        {k: s.available for k, s in on_sqlite.sections.items()}
+    expected, got = on_sqlite.figures(), on_postgres.figures()
+    assert set(got) == set(expected) and len(expected) > 30
+    for key, figure in expected.items():
+        for attribute in ("value", "ci_low", "ci_high"):
+            assert _close(getattr(got[key], attribute), getattr(figure, attribute)), (key, attribute)
+        assert got[key].note == figure.note, key
