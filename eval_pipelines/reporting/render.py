@@ -358,6 +358,21 @@ def markdown_summary(report: QualityReport) -> str:
     lines += [f"| {r.metric} | {format_value(r.this_week, r.unit)} | {format_value(r.previous_week, r.unit)} | "
               f"{format_change(r.change, r.unit)} |" for r in wow.itertuples(index=False)]
     lines.append("")
+    versions = report.section("versions")
+    if versions.available:
+        lines += ["| model version | cases | accuracy (implicit) | net value | ROI |", "|---|---|---|---|---|"]
+        for row in versions.tables["versions"].itertuples(index=False):
+            accuracy = versions.figure(f"accuracy:{row.system}/{row.model_version}")
+            lines.append(f"| {row.system}/{row.model_version} | {format_value(float(row.cases), 'count')} | "
+                         f"{format_value(accuracy.value, 'percent')} {format_interval(accuracy)} | "
+                         f"{format_value(row.net_value_amount, report.currency or 'XXX')} | "
+                         f"{format_value(row.roi, 'percent')} |")
+        lines.append("")
+    reliability = report.section("reliability")
+    if reliability.available:
+        lines.append("- **Reliability**: " + ", ".join(
+            f"{reliability.figure(k).label} {format_value(reliability.figure(k).value, 'percent')}"
+            for k in ("error_rate", "timeout_rate", "slo_attainment_rate")))
     for key in ("review", "gates", "drift", "failures", "estimates"):
         section = report.section(key)
         if not section.available:
