@@ -13,6 +13,7 @@ with fixture rows added, and without them ("not configured").
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import re
@@ -480,3 +481,30 @@ def test_the_same_report_on_postgresql(built, postgres_database):
         for attribute in ("value", "ci_low", "ci_high"):
             assert _close(getattr(got[key], attribute), getattr(figure, attribute)), (key, attribute)
         assert got[key].note == figure.note, key
+
+
+def test_a_warehouse_with_only_the_kpis_gives_a_report_that_says_what_is_missing(built, tmp_path):
+    project, _ = built
+    copy = tmp_path / "kpis_only.db"
+    shutil.copy(Path(project.warehouse_url.removeprefix("sqlite:///")), copy)
+    engine = sa.create_engine(f"sqlite:///{copy}")
+    with engine.begin() as connection:
+        for table in ("release_gates", "scored_runs", "drift_results", "edge_cases", "edge_case_days"):
+            connection.execute(sa.text(f"DROP TABLE {table}"))
+    engine.dispose()
+    report = _report(project, f"sqlite:///{copy}")
+    reasons = {key: s.reason for key, s in report.sections.items() if not s.available}
+    assert set(reasons) == {"review", "gates", "drift", "failures", "estimates"}
+    assert "no release_gates table" in reasons["gates"] and "no drift_results table" in reasons["drift"]
+    assert "no edge_cases table" in reasons["failures"]
+    assert report.section("value").figure("week_cases").value == _report(project).section("value").figure(
+        "week_cases").value
+    page = html_report(report)
+    assert all(html.escape(reason) in page for reason in reasons.values())
+
+
+def test_a_warehouse_without_kpis_is_a_clear_error(tmp_path):
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    with pytest.raises(LookupError, match="no kpi_daily table: materialise kpi_daily first"):
+        build_report(engine, WEEK)
+    engine.dispose()
