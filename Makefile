@@ -5,8 +5,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-DEMO_DAYS ?= 21
-DEMO_EVENTS_PER_DAY ?= 3000
+DEMO_DAYS ?= 35
+# The demo's partitions start at its first generated day (README "Demo"): DEMO_DAYS days ending yesterday (UTC),
+# and every demo command gets that day as EVAL_PIPELINES_PARTITIONS_START (the config's partitions.start_date).
+# `make dev` takes the first day folder in data/landing, so the UI agrees with the data on any later day too.
+DEMO_START := $(shell $(PYTHON) -c 'import datetime as d; print(d.datetime.now(d.timezone.utc).date() - d.timedelta(days=$(DEMO_DAYS)))')
+DEMO_LATE_DAY := $(shell $(PYTHON) -c 'import datetime as d; print(d.date.fromisoformat("$(DEMO_START)") + d.timedelta(days=3))')
+FIRST_LANDING_DAY = $(shell ls data/landing 2>/dev/null | grep -E '^[0-9]{4}-[0-9]{2}-[0-9]{2}$$' | head -1)
+# 35 days × 2,000 events ≈ the old 21 × 3,000: the demo takes about as long as before
+DEMO_EVENTS_PER_DAY ?= 2000
 DEMO_SEED ?= 7
 
 .PHONY: install demo test faults e2e dev bench lint clean
@@ -23,16 +30,20 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 
 install: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
 
+demo: export EVAL_PIPELINES_PARTITIONS_START := $(DEMO_START)
 demo: install
 	rm -rf data/landing
-	$(BIN)/eval-pipelines generate-logs --out data/landing --days $(DEMO_DAYS) \
-		--events-per-day $(DEMO_EVENTS_PER_DAY) --seed $(DEMO_SEED)
+	$(BIN)/eval-pipelines generate-logs --out data/landing --days $(DEMO_DAYS) --start-date $(DEMO_START) \
+		--events-per-day $(DEMO_EVENTS_PER_DAY) --seed $(DEMO_SEED) --imperfect
 	$(BIN)/eval-pipelines materialize --checks-advisory
+	$(BIN)/eval-pipelines generate-logs --out data/landing --late-file-for $(DEMO_LATE_DAY) \
+		--events-per-day $(DEMO_EVENTS_PER_DAY) --seed $(DEMO_SEED)
 	@echo
 	@echo "Demo done. Where to look:"
 	@echo "  lake (Parquet):     data/lake/<asset>/<YYYY-MM-DD>.parquet"
 	@echo "  warehouse (SQLite): data/warehouse.db   e.g. sqlite3 data/warehouse.db 'select * from ingestion_batches'"
-	@echo "  Dagster UI:         make dev   then open http://127.0.0.1:3000 (runs, lineage, metadata, checks)"
+	@echo "  Dagster UI:         make dev   then open http://127.0.0.1:3000 (runs, lineage, metadata, checks);"
+	@echo "                      its landing sensor re-ingests $(DEMO_LATE_DAY), whose late file just landed"
 	@echo "  KPIs:               .venv/bin/eval-pipelines kpis --period week"
 	@echo "  drift reports:      data/lake/drift_report/<YYYY-MM-DD>.html"
 	@echo "  release gates:      .venv/bin/eval-pipelines gate --candidate keyword_rules   (passes; naive_rules fails on purpose)"
@@ -46,6 +57,7 @@ faults: install
 e2e: install
 	$(BIN)/python -m pytest -q -m e2e eval_pipelines_tests/e2e
 
+dev: export EVAL_PIPELINES_PARTITIONS_START = $(FIRST_LANDING_DAY)
 dev: install
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 

@@ -20,11 +20,27 @@ DEFAULT_WAIT_TIMEOUT_S = 600.0
 def _cmd_generate_logs(args: argparse.Namespace) -> int:
     from eval_pipelines.demo.generator import generate_logs
 
+    if args.late_file_for is not None:
+        from eval_pipelines.demo.imperfections import write_late_file
+
+        events = max(1, args.events_per_day // 10)
+        path = write_late_file(Path(args.out), args.late_file_for, events, args.seed)
+        print(f"wrote a late file for {args.late_file_for}: {path} ({events:,} events)")
+        return 0
     start = args.start_date or (datetime.now(UTC).date() - timedelta(days=args.days))
     summary = generate_logs(Path(args.out), days=args.days, events_per_day=args.events_per_day, seed=args.seed,
                             fmt=args.format, start_date=start, files_per_day=args.files_per_day)
     print(f"wrote {summary.total_events:,} events over {args.days} day(s) from {start} to {args.out} "
           f"({args.format}, seed {args.seed})")
+    if args.imperfect:
+        from eval_pipelines.demo.imperfections import add_flawed_rows
+
+        if args.format != "jsonl":
+            print("--imperfect needs --format jsonl", file=sys.stderr)
+            return 2
+        flaws = add_flawed_rows(Path(args.out), start + timedelta(days=args.days // 3))
+        print(f"added {flaws.quarantined} rows to quarantine and {flaws.duplicates} re-sent duplicates to "
+              f"{flaws.day} ({flaws.path.name})")
     return 0
 
 
@@ -34,10 +50,31 @@ def _landing_days(settings) -> list[str]:
     return sorted(scan_landing(settings.resolve_path(settings.source.landing_dir)))
 
 
+def _partition_days(days: list[str], valid: set[str], start: date) -> str | None:
+    """The error for the first day named on the command line that is not a date, or not a partition; else None."""
+    not_dates = []
+    for day in days:
+        try:
+            if date.fromisoformat(day).isoformat() != day:
+                raise ValueError(day)
+        except ValueError:
+            not_dates.append(day)
+    if not_dates:
+        return f"not a date (expected YYYY-MM-DD, e.g. {start.isoformat()}): {', '.join(not_dates)}"
+    outside = [d for d in days if d not in valid]
+    if outside:  # a day named on the command line is never skipped silently
+        last = max(valid) if valid else "none"
+        return (f"day(s) outside the daily partitions, which run from partitions.start_date {start} to {last} "
+                f"(today, UTC): {', '.join(outside)}")
+    return None
+
+
 def _cmd_materialize(args: argparse.Namespace) -> int:
     import dagster as dg
 
-    from eval_pipelines.definitions import ALL_ASSETS
+    from eval_pipelines.definitions import ALL_ASSET_CHECKS, ALL_ASSETS, JOBS
+    from eval_pipelines.jobs import CANDIDATE_RUNS_JOB, DAILY_CHAIN_JOB, EVAL_SET_REFRESH_JOB, REVIEW_ROUND_JOB
+    from eval_pipelines.jobs import job_assets as named_job_assets
     from eval_pipelines.partitions import daily_partitions, partitions_holding
     from eval_pipelines.resources import build_resources
 
@@ -47,10 +84,9 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     valid = set(daily_partitions.get_partition_keys())
-    outside = [d for d in args.days if d not in valid]
-    if outside:  # a day named on the command line is never skipped silently
-        print(f"day(s) outside the daily partitions ({settings.partitions.start_date} .. today, YYYY-MM-DD): "
-              f"{', '.join(outside)}", file=sys.stderr)
+    problem = _partition_days(args.days, valid, settings.partitions.start_date)
+    if problem:
+        print(problem, file=sys.stderr)
         return 2
     days = [d for d in (args.days or _landing_days(settings)) if d in valid]
     if not days:
@@ -63,45 +99,70 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
     resources = build_resources(settings, args.config)
     run_config = {"loggers": {"console": {"config": {"log_level": args.log_level}}}}
     supervisor = RunSupervisor(instance, wait_timeout_s=args.wait_timeout)
+    # The named jobs (eval_pipelines/jobs.py) bound to this config's resources, so the Runs page shows
+    # daily_chain / eval_set_refresh / candidate_runs for CLI runs too.
+    definitions = dg.Definitions(assets=ALL_ASSETS, asset_checks=ALL_ASSET_CHECKS, jobs=JOBS, resources=resources)
+    members = named_job_assets(ALL_ASSETS, daily_partitions)
+    in_a_job = {a.key for assets in members.values() for a in assets}
+    failed_checks: list[str] = []
+    warned_checks: list[str] = []
+    crashed_runs: list[str] = []
 
-    def run(assets: list, partition_key: str | None, label: str) -> bool:
+    def run(job: str | None, assets: list, partition_key: str | None, label: str) -> bool:
         pools = {asset.op.pool for asset in assets if asset.op.pool}
-        result = supervisor.run(
-            lambda tags: dg.materialize(assets, partition_key=partition_key, instance=instance, resources=resources,
-                                        raise_on_error=False, tags={"eval_pipelines/trigger": "cli", **tags},
-                                        run_config=run_config),
-            pools)
+        tags = {"eval_pipelines/trigger": "cli"}
+        if job is None:  # an asset in no named job (e.g. one downstream of the candidate runs)
+            def launch(extra: dict[str, str]):
+                return dg.materialize(assets, partition_key=partition_key, instance=instance, resources=resources,
+                                      raise_on_error=False, tags={**tags, **extra}, run_config=run_config)
+        else:
+            def launch(extra: dict[str, str]):
+                return definitions.resolve_job_def(job).execute_in_process(
+                    partition_key=partition_key, instance=instance, raise_on_error=False, tags={**tags, **extra},
+                    run_config=run_config)
+        result = supervisor.run(launch, pools)
         evaluations = [c for c in result.get_asset_check_evaluations() if not c.passed]
         # A failed WARN check (drift, for instance) is news, not a failure: only ERROR checks fail the command.
-        failed = [c.asset_check_key.to_user_string() for c in evaluations
-                  if c.severity == dg.AssetCheckSeverity.ERROR]
-        warned = [c.asset_check_key.to_user_string() for c in evaluations
-                  if c.severity != dg.AssetCheckSeverity.ERROR]
+        # Each failed check is named with its partition and its own one-line description (a failing release gate
+        # reads "naive_rules: FAIL: <criteria> (context default, 5 criteria)").
+        failed = [_check_line(c) for c in evaluations if c.severity == dg.AssetCheckSeverity.ERROR]
+        warned = [_check_line(c) for c in evaluations if c.severity != dg.AssetCheckSeverity.ERROR]
+        failed_checks.extend(failed)
+        warned_checks.extend(warned)
         materialized = len(result.get_asset_materialization_events())
         # A run that fails only because a blocking check failed did its work: the check is the verdict.
         crashed = not result.success and not failed
+        if crashed:
+            crashed_runs.append(f"{label} (run {result.run_id[:8]})")
         ok = not crashed and (not failed or args.checks_advisory)
         status = "ok" if result.success and not failed else ("FAILED" if crashed else "CHECK FAILED")
         print(f"{label}: run {result.run_id[:8]} {status}: {materialized} asset(s) materialised"
-              + (f", failed checks: {', '.join(failed)}" if failed else "")
-              + (f", warnings: {', '.join(warned)}" if warned else ""), flush=True)
+              + (f"; failed: {'; '.join(failed)}" if failed else "")
+              + (f"; warnings: {len(warned)}" if warned else ""), flush=True)
         return ok
 
-    # Daily assets day by day, oldest first; then the assets over the whole history (eval set, library,
-    # definitions); then assets partitioned otherwise (one run per candidate), which read what came before.
-    daily = [a for a in ALL_ASSETS if a.partitions_def == daily_partitions]
-    unpartitioned = [a for a in ALL_ASSETS if a.partitions_def is None]
-    other = [a for a in ALL_ASSETS if a.partitions_def is not None and a.partitions_def != daily_partitions]
+    # Daily assets day by day, oldest first (the daily chain, then the review round); then the assets over the
+    # whole history (eval set, library, definitions); then one run per candidate; then anything left.
+    leftover = [a for a in ALL_ASSETS if a.key not in in_a_job]
     outcomes: list[bool] = []
     try:
         with supervisor:
-            outcomes.extend(run(daily, day, day) for day in days)
-            if unpartitioned:
-                outcomes.append(run(unpartitioned, None, "whole history"))
-            for asset in other:
-                # One run per candidate; a weekly asset (the quality report) for the weeks holding the days.
-                for key in partitions_holding(asset.partitions_def, days):
-                    outcomes.append(run([asset], key, f"{asset.key.to_user_string()}[{key}]"))
+            for job in (DAILY_CHAIN_JOB, REVIEW_ROUND_JOB):
+                if members[job]:
+                    outcomes.extend(run(job, members[job], day, f"{job}[{day}]") for day in days)
+            if members[EVAL_SET_REFRESH_JOB]:
+                outcomes.append(run(EVAL_SET_REFRESH_JOB, members[EVAL_SET_REFRESH_JOB], None,
+                                    EVAL_SET_REFRESH_JOB))
+            for asset in members[CANDIDATE_RUNS_JOB]:
+                for key in asset.partitions_def.get_partition_keys():
+                    outcomes.append(run(CANDIDATE_RUNS_JOB, [asset], key, f"{CANDIDATE_RUNS_JOB}[{key}]"))
+            for asset in leftover:
+                # The landed days of a daily asset, the weeks holding them for the weekly quality report.
+                keys = partitions_holding(asset.partitions_def, days) if asset.partitions_def is not None \
+                    else [None]
+                for key in keys:
+                    name = asset.key.to_user_string()
+                    outcomes.append(run(None, [asset], key, f"{name}[{key}]" if key else name))
     except RunWaitTimeout as error:
         print(f"\n{sum(outcomes)}/{len(outcomes)} run(s) ok before: {error}", file=sys.stderr)
         return 1
@@ -113,8 +174,36 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
             # The stopped run's thread is stuck in a C call; interpreter shutdown would wait on Dagster's threads.
             os._exit(stopped.exit_code)
         return stopped.exit_code
-    print(f"\n{sum(outcomes)}/{len(outcomes)} run(s) ok")
-    return 0 if all(outcomes) else 1
+    code = 0 if all(outcomes) else 1
+    print(_summary(len(outcomes), crashed_runs, failed_checks, warned_checks, args.checks_advisory, code))
+    return code
+
+
+def _check_line(evaluation) -> str:
+    """``asset:check[partition]: description``, one line."""
+    key = evaluation.asset_check_key.to_user_string()
+    partition = getattr(evaluation, "partition", None)
+    description = " ".join((evaluation.description or "failed").split())
+    return f"{key}[{partition}]: {description}" if partition else f"{key}: {description}"
+
+
+def _summary(runs: int, crashed: list[str], failed: list[str], warned: list[str], advisory: bool,
+             code: int) -> str:
+    """The closing lines of ``materialize``: what ran, what failed, the exit code and why."""
+    lines = [f"\n{runs - len(crashed)}/{runs} run(s) completed"
+             + (f"; {len(crashed)} crashed: {', '.join(crashed)}" if crashed else "")]
+    if failed:
+        lines.append(f"{len(failed)} check(s) failed (severity ERROR)"
+                     + (", advisory (--checks-advisory)" if advisory else "") + ":")
+        lines.extend(f"  - {line}" for line in failed)
+    if warned:
+        lines.append(f"{len(warned)} warning(s) (severity WARN, never fail the command):")
+        lines.extend(f"  - {line}" for line in warned)
+    reason = ("every run completed and no ERROR check failed" if code == 0 and not failed
+              else "only checks failed and --checks-advisory was given" if code == 0
+              else "a run crashed" if crashed else "an ERROR check failed (add --checks-advisory to exit 0)")
+    lines.append(f"exit {code}: {reason}")
+    return "\n".join(lines)
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
@@ -137,15 +226,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help=f"config file (default: ${CONFIG_ENV_VAR} or eval_pipelines.yaml)")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    generate = commands.add_parser("generate-logs", help="write demo production logs in the landing layout")
-    generate.add_argument("--out", required=True, help="landing directory to write into")
-    generate.add_argument("--days", type=int, default=21)
-    generate.add_argument("--events-per-day", type=int, default=3000)
-    generate.add_argument("--seed", type=int, default=7)
-    generate.add_argument("--format", choices=["jsonl", "csv", "parquet"], default="jsonl")
-    generate.add_argument("--files-per-day", type=int, default=2)
+    generate = commands.add_parser(
+        "generate-logs", help="write demo production logs in the landing layout",
+        description="Write demo production logs of a support-ticket triage copilot in the landing layout "
+                    "<out>/<YYYY-MM-DD>/part-NNN.<format>, plus _generator_manifest.json (what was written, for "
+                    "reconciliation). Deterministic: the same options give byte-identical files.")
+    generate.add_argument("--out", required=True, help="landing directory to write into (created if missing)")
+    generate.add_argument("--days", type=int, default=21,
+                          help="number of consecutive days to write (default 21; `make demo` writes 35 so the "
+                               "28-day eval window is full)")
+    generate.add_argument("--events-per-day", type=int, default=3000, help="events in each day (default 3000)")
+    generate.add_argument("--seed", type=int, default=7,
+                          help="random seed; different seeds never produce colliding event ids (default 7)")
+    generate.add_argument("--format", choices=["jsonl", "csv", "parquet"], default="jsonl",
+                          help="file format of the parts (default jsonl)")
+    generate.add_argument("--files-per-day", type=int, default=2,
+                          help="parts each day is split into, in time order (default 2)")
     generate.add_argument("--start-date", type=date.fromisoformat, default=None,
                           help="first day, YYYY-MM-DD (default: DAYS days before today, so the last day is yesterday)")
+    generate.add_argument("--imperfect", action="store_true",
+                          help="also write, into the day a third of the way in, extra-000.jsonl with 3 rows "
+                               "ingestion quarantines (not JSON, confidence 1.7, no event_id) and 4 re-sent "
+                               "duplicates (jsonl only)")
+    generate.add_argument("--late-file-for", type=date.fromisoformat, default=None, metavar="YYYY-MM-DD",
+                          help="write ONLY a late file <day>/late-000.jsonl (EVENTS_PER_DAY/10 new events) into "
+                               "that day's folder, as a late upload would, and nothing else")
     generate.set_defaults(handler=_cmd_generate_logs)
 
     materialize = commands.add_parser("materialize", help="materialise the asset graph for landing days")

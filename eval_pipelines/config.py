@@ -35,6 +35,8 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "EVAL_PIPELINES_LAKE_DIR": ("storage", "lake_dir"),
     "EVAL_PIPELINES_LANDING_DIR": ("source", "landing_dir"),
     "EVAL_PIPELINES_SOURCE_URL": ("source", "sql", "url"),
+    # `make demo` / `make dev` set it to the first generated day, so the demo's partitions start with its data.
+    "EVAL_PIPELINES_PARTITIONS_START": ("partitions", "start_date"),
 }
 
 

@@ -12,8 +12,10 @@ from eval_pipelines.edge_cases import assets as edge_cases
 from eval_pipelines.evalsets import assets as evalsets
 from eval_pipelines.ingestion.assets import production_logs
 from eval_pipelines.ingestion.sensors import landing_sensor
+from eval_pipelines.jobs import build_jobs
 from eval_pipelines.kpis import assets as kpis
 from eval_pipelines.labeling.assets import labeled_cases
+from eval_pipelines.partitions import daily_partitions
 from eval_pipelines.reporting import assets as reporting
 from eval_pipelines.resources import build_resources
 from eval_pipelines.scoring import assets as scoring
@@ -23,6 +25,8 @@ DOMAINS = [drift, kpis, evalsets, edge_cases, scoring, reporting]
 ALL_ASSETS = [production_logs, labeled_cases, *(a for domain in DOMAINS for a in domain.ASSETS)]
 ALL_ASSET_CHECKS = [c for domain in DOMAINS for c in domain.ASSET_CHECKS]
 DOMAIN_SENSORS = [s for domain in DOMAINS for s in getattr(domain, "SENSORS", [])]
+# Named jobs (daily_chain, review_round, eval_set_refresh, candidate_runs): eval_pipelines/jobs.py.
+JOBS = build_jobs(ALL_ASSETS, daily_partitions)
 
 automation_sensor = dg.AutomationConditionSensorDefinition(
     "automation_sensor",
@@ -43,6 +47,7 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=ALL_ASSETS,
         asset_checks=ALL_ASSET_CHECKS,
+        jobs=JOBS,
         sensors=[landing_sensor, automation_sensor, *DOMAIN_SENSORS],
         resources=build_resources(settings),
     )

@@ -41,11 +41,21 @@ def test_definitions_validate_and_pin_the_graph():
         assert node.description and node.group_name != "default", key
 
 
-def test_landing_sensor_targets_production_logs():
+def test_landing_sensor_targets_the_daily_chain_job():
+    """Issue 14 item 2: the landing sensor launches the day's whole chain as one named run (it used to target
+    production_logs alone and leave the rest to automation ticks)."""
     defs = build_definitions()
     sensor = defs.resolve_sensor_def("landing_sensor")
+    assert sensor.job_name == "daily_chain"
     job = defs.resolve_job_def(sensor.job_name)
-    assert job.asset_layer.selected_asset_keys == {dg.AssetKey("production_logs")}
+    keys = job.asset_layer.selected_asset_keys
+    assert {dg.AssetKey(k) for k in ("production_logs", "labeled_cases", "kpi_daily", "drift_report",
+                                     "production_scores")} <= keys
+    graph = defs.resolve_asset_graph()
+    # only daily assets, none of the review round, every one with its checks
+    assert all(graph.get(k).partitions_def == job.partitions_def for k in keys)
+    assert not any(graph.get(k).group_name == "review" for k in keys)
+    assert {c for c in graph.asset_check_keys if c.asset_key in keys} <= job.asset_layer.asset_graph.asset_check_keys
 
 
 def test_workspace_yaml_loads_with_the_dagster_cli(tmp_path: Path):

@@ -43,8 +43,14 @@ def test_a_demo_day_matches_the_generator(demo_project):
     project, manifest = demo_project
     day = "2026-10-02"
     expected = manifest["days"][day]
-    result = run_day(project, day)
+    instance = dg.DagsterInstance.ephemeral()
+    result = run_day(project, day, instance)
     assert result.success
+    # issue 14: every check evaluation names its day, in the result and in the instance the UI reads
+    assert {e.partition for e in result.get_asset_check_evaluations()} == {day}
+    for key in production_logs.check_keys:
+        (record,) = instance.event_log_storage.get_asset_check_execution_history(key, limit=5)
+        assert record.partition == day, key.to_user_string()
 
     state = warehouse_state(project.warehouse_url)
     (batch,) = [row for row in state["ingestion_batches"]]

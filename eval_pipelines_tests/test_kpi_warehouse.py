@@ -198,6 +198,10 @@ def test_kpi_daily_reports_headline_metadata_and_the_cli_prints_the_same_table(d
                  "slo_attainment_rate"):
         assert isinstance(meta[name], dg.IntMetadataValue | dg.FloatMetadataValue), name
     assert meta["cases"].value == 300
+    headline = meta["headline"].value  # issue 14 item 7: the same numbers, with their units
+    assert headline.startswith("**300 cases**") and " %" in headline and " h · net value" in headline
+    assert f" {meta['currency'].value}" in headline
+    assert ("n/a (low volume)" if meta["low_volume"].value else "× (net value / full cost)") in headline
     markdown = meta["kpis"].value
 
     import argparse
@@ -209,7 +213,15 @@ def test_kpi_daily_reports_headline_metadata_and_the_cli_prints_the_same_table(d
                               day.isoformat(), "--until", day.isoformat()])
     assert args.handler(args) == 0
     printed = capsys.readouterr().out
-    assert printed.split("\n", 1)[1].strip() == markdown.strip()
+
+    # The terminal shows the UI's table (same cells), with a 'partial' column first and a TOTAL row (issue 14).
+    def cells(text: str) -> list[list[str]]:
+        return [[c.strip() for c in line.strip().strip("|").split("|")] for line in text.splitlines()
+                if line.startswith("|") and not set(line) <= set("|-: ")]
+
+    ui, terminal = cells(markdown), cells(printed)
+    assert terminal[0][0] == "partial" and [row[1:] for row in terminal[:len(ui)]] == ui
+    assert terminal[len(ui)][1] == "TOTAL" and terminal[len(ui)][ui[0].index("cases") + 1] == "300"
 
     args = parser.parse_args(["--config", str(demo["sqlite"].project.config_path), "kpis", "--period", "week"])
     assert args.handler(args) == 0
@@ -411,19 +423,16 @@ def test_automation_follows_late_data_for_an_old_day_through_to_the_rollups(proj
     second = dg.evaluate_automation_conditions(defs=assets, instance=instance, asset_selection=selection,
                                                cursor=first.cursor, evaluation_time=evaluation_time)
     assert second.get_requested_partitions(dg.AssetKey("kpi_daily")) == {day}
-    # kpi_rollups waits for kpi_daily's blocking consistency check, so it is not requested in the same tick.
-    assert second.get_requested_partitions(dg.AssetKey("kpi_rollups")) == set()
+    # kpi_daily's blocking consistency check is partitioned (issue 14), so the day's check is requested in this
+    # tick too and kpi_rollups joins the same run (all_deps_blocking_checks_passed allows in-tick requests): the
+    # check still blocks it inside that run. With the old unpartitioned check it waited a tick.
+    assert second.get_requested_partitions(dg.AssetKey("kpi_rollups")) == {day}
 
-    assert dg.materialize([kpi_daily], partition_key=day, resources=project.resources(), instance=instance).success
+    assert dg.materialize([kpi_daily, kpi_rollups], partition_key=day, resources=project.resources(),
+                          instance=instance).success
     third = dg.evaluate_automation_conditions(defs=assets, instance=instance, asset_selection=selection,
                                               cursor=second.cursor, evaluation_time=evaluation_time)
-    assert third.get_requested_partitions(dg.AssetKey("kpi_rollups")) == {day}
-    assert third.get_requested_partitions(dg.AssetKey("kpi_daily")) == set()
-
-    assert dg.materialize([kpi_rollups], partition_key=day, resources=project.resources(), instance=instance).success
-    fourth = dg.evaluate_automation_conditions(defs=assets, instance=instance, asset_selection=selection,
-                                               cursor=third.cursor, evaluation_time=evaluation_time)
-    assert fourth.total_requested == 0  # handled: nothing runs twice
+    assert third.total_requested == 0  # handled: nothing runs twice
 
 
 def test_assets_are_exported_with_descriptions_groups_and_automation():
@@ -554,3 +563,44 @@ def test_cli_explains_a_warehouse_without_kpi_tables_and_bad_ranges(project: Pro
     assert args.handler(args) == 0
     out = capsys.readouterr().out
     assert "kpi_daily from 2026-02-26 to 2026-03-04 (3 row(s)" in out and "| 2026-03-04 |" in out
+
+
+def test_cli_formats_totals_partial_marks_and_unknown_systems(project: Project, capsys):
+    """Issue 14 item 8: --format table|csv|json, a totals row, partial periods marked, unknown --system listed."""
+    import argparse
+    import io
+    import json
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config")
+    register(parser.add_subparsers(dest="command"))
+    config = str(project.config_path)
+    old, _ = old_and_new_frames()
+    engine = create_warehouse_engine(project.warehouse_url)
+    write_daily(engine, old, DAY)
+    engine.dispose()
+    systems = sorted(old["system"].unique())
+
+    args = parser.parse_args(["--config", config, "kpis", "--system", "nope"])
+    assert args.handler(args) == 2
+    err = capsys.readouterr().err
+    assert "unknown --system 'nope'" in err and all(s in err for s in systems)
+
+    args = parser.parse_args(["--config", config, "kpis", "--format", "json"])
+    assert args.handler(args) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["totals"]["cases"] == int(old["cases"].sum()) == sum(r["cases"] for r in payload["rows"])
+    assert all(r["partial"] == "" for r in payload["rows"])  # past days are complete
+
+    args = parser.parse_args(["--config", config, "kpis", "--format", "csv"])
+    assert args.handler(args) == 0
+    frame = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert len(frame) == len(old) and "partial" in frame.columns and "TOTAL" not in frame.astype(str).values
+
+    # partial marks: a week with 2 of 7 days, a week not over yet, today's day
+    from eval_pipelines.kpis.cli import _partial
+
+    weeks = pd.DataFrame({"week_start": [date(2026, 3, 2), date(2026, 3, 9)], "days_with_data": [2, 7]})
+    assert _partial(weeks, "week", date(2026, 3, 15), date(2026, 3, 12)) == ["2/7 days with data", "not over"]
+    days = pd.DataFrame({"kpi_date": [date(2026, 3, 11), date(2026, 3, 12)]})
+    assert _partial(days, "day", date(2026, 3, 12), date(2026, 3, 12)) == ["", "in progress (today)"]

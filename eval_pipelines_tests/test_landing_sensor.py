@@ -35,6 +35,8 @@ def test_new_files_request_one_run_per_day(project: Project):
     result = tick(project, None)
     assert [(r.partition_key, r.run_key.rsplit(":", 1)[0]) for r in result.run_requests] == [
         ("2026-11-01", "production_logs:2026-11-01"), ("2026-11-02", "production_logs:2026-11-02")]
+    # issue 14: each request is the day's whole chain as one named run
+    assert {r.job_name for r in result.run_requests} == {"daily_chain"}
     assert set(decode_cursor(result.cursor)) == {"2026-11-01", "2026-11-02"}
 
 

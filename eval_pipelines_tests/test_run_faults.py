@@ -106,7 +106,7 @@ def test_a_sigkilled_run_does_not_wedge_the_next_materialize(cli: Cli):
     elapsed = time.monotonic() - started
     assert second.returncode == 0, output[-3000:]
     assert f"recovered: run {killed_run[:8]} (STARTED" in output and "marked failed" in output
-    assert f"{DAY}: run " in output and " ok: " in output
+    assert f"daily_chain[{DAY}]: run " in output and " ok: " in output  # issue 14: runs are named jobs
     failed = cli.instance.get_run_by_id(killed_run)
     assert failed.status == DagsterRunStatus.FAILURE
     assert cli.holders() == set() and cli.pending() == set()

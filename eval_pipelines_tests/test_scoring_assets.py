@@ -6,12 +6,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 from datetime import date, timedelta
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from eval_pipelines.config import load_settings
 from eval_pipelines.demo.generator import generate_logs
 from eval_pipelines.edge_cases.assets import edge_case_library
 from eval_pipelines.edge_cases.store import load_events, load_library
@@ -32,6 +34,7 @@ START = date(2026, 10, 1)
 DAYS = [(START + timedelta(days=i)).isoformat() for i in range(3)]
 PLAN = {"window_days": 3, "size": 600, "min_per_stratum": 3, "holdout_fraction": 0.25, "seed": 5}
 GOOD, WEAK = "keyword_rules", "naive_rules"
+SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "eval_pipelines.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -81,10 +84,13 @@ def test_good_candidate_passes_the_gate_and_weak_one_fails(demo, runs):
     assert good.success
     (good_check,) = good.get_asset_check_evaluations()
     assert good_check.check_name == GATE_CHECK and good_check.passed
-    # The weak candidate's blocking gate fails the run, after its results were stored.
-    assert not weak.success
+    # The weak candidate's gate fails: a finding, not a crash. The gate is non-blocking with severity ERROR, so the
+    # run succeeds (scored_runs is not painted as a failed step) and the check carries the candidate's partition.
+    assert weak.success
     (weak_check,) = weak.get_asset_check_evaluations()
-    assert not weak_check.passed
+    assert not weak_check.passed and weak_check.severity == dg.AssetCheckSeverity.ERROR
+    assert good_check.partition == GOOD and weak_check.partition == WEAK
+    assert weak_check.description.startswith(f"{WEAK}: FAIL: ")
     assert "| criterion" in weak_check.metadata["gate"].value and "FAIL" in weak_check.metadata["gate"].value
 
     engine = _engine(project)
@@ -187,7 +193,9 @@ def test_production_scores_match_labeled_cases(demo):
 
 
 def _patch_scoring(monkeypatch: pytest.MonkeyPatch, **changes: object) -> None:
-    config = ScoringConfig.model_validate(changes)
+    # The demo config's candidates unless changed (a ScoringConfig has none by default, issue 14)
+    candidates = [c.model_dump() for c in load_settings(SHIPPED_CONFIG).scoring.candidates]
+    config = ScoringConfig.model_validate({"candidates": candidates, **changes})
     monkeypatch.setattr(scoring_assets, "scoring_config", lambda settings: config)
 
 
@@ -227,12 +235,12 @@ def test_candidate_change_sensor_requests_changed_candidates(demo, monkeypatch):
     resources = {"project": project.resources()["project"]}
     first = candidate_change_sensor(dg.build_sensor_context(instance=instance, resources=resources))
     assert not first.run_requests  # first sight: left to the automation condition
-    candidates = [c.model_dump() for c in ScoringConfig().candidates]
+    candidates = [c.model_dump() for c in project.settings.scoring.candidates]
     candidates[0]["batch_size"] = 50  # the good candidate changed, the weak one did not
     _patch_scoring(monkeypatch, candidates=candidates)
     second = candidate_change_sensor(dg.build_sensor_context(instance=instance, resources=resources,
                                                              cursor=first.cursor))
-    assert [r.partition_key for r in second.run_requests] == [GOOD]
+    assert [(r.partition_key, r.job_name) for r in second.run_requests] == [(GOOD, "candidate_runs")]
     third = candidate_change_sensor(dg.build_sensor_context(instance=instance, resources=resources,
                                                             cursor=second.cursor))
     assert not third.run_requests
@@ -323,3 +331,22 @@ def test_production_scores_stay_old_or_new_when_the_lake_write_fails(demo, monke
                          resources=project.resources(), instance=instance, raise_on_error=False)
     assert run.success
     assert state() == (False, False)  # new in both
+
+
+def test_scored_runs_page_compares_candidates_and_the_library_page_follows_the_lifecycle(demo, runs):
+    """Issue 14 items 4 and 5: one table of every candidate's latest run; the library observed after a run moved it."""
+    project, instance = demo
+    weak_meta = runs[WEAK].asset_materializations_for_node("scored_runs")[0].metadata
+    table = weak_meta["candidates"].value
+    good_line = next(line for line in table.splitlines() if line.startswith(f"| {GOOD}"))
+    weak_line = next(line for line in table.splitlines() if line.startswith(f"| {WEAK}"))
+    assert "PASS" in good_line and "FAIL" in weak_line and " %" in good_line and " pp " in weak_line
+    assert "accuracy, lower 95% CI bound" in weak_line
+    observations = instance.fetch_observations(edge_case_library.key, limit=10).records
+    assert observations, "a run that moved entries must leave an observation on edge_case_library"
+    latest = observations[0].asset_observation
+    library = load_library(_engine(project), include_empty=True)
+    for status in ("open", "fixed", "regressed"):  # the latest observation is the library as it stands
+        assert latest.metadata[f"entries_{status}"].value == int((library["status"] == status).sum()), status
+    assert "moved_this_run" in latest.metadata and "failure_mode" in latest.metadata[
+        "by_failure_mode_and_status"].value

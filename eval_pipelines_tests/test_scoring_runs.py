@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from eval_pipelines.demo.candidates import DEMO_CANDIDATES
 from eval_pipelines.demo.generator import DayConditions, generate_day_frame
 from eval_pipelines.evalsets.build import sample_cases
 from eval_pipelines.evalsets.estimation import estimate_from_cases
@@ -23,8 +24,9 @@ from eval_pipelines.scoring.store import RunInfo, latest_run, read_cases, read_g
 from eval_pipelines.scoring.summarise import score_column
 
 FEATURES = ["channel", "language", "product", "customer_tenure_days"]
-# The demo defaults, with fewer resamples: these tests check wiring, test_scoring_stats checks the resampling.
-CONFIG = ScoringConfig.model_validate({"comparison": {"resamples": 300}})
+# The demo's candidates and defaults, with fewer resamples: these tests check wiring, test_scoring_stats checks the
+# resampling.
+CONFIG = ScoringConfig.model_validate({"candidates": DEMO_CANDIDATES, "comparison": {"resamples": 300}})
 
 
 @pytest.fixture(scope="module")

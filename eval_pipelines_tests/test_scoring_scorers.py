@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
+from eval_pipelines.demo.candidates import DEMO_CANDIDATES
 from eval_pipelines.scoring.scorers import ece_contributions, score_frame, traits
 from eval_pipelines.scoring.settings import ScorerConfig, ScoringConfig
 
@@ -89,8 +90,10 @@ def test_custom_scorer_errors_name_the_target():
                                          function="eval_pipelines_tests.test_scoring_scorers:missing_function")])
 
 
-def test_default_config_is_the_demo_and_validates_references():
-    config = ScoringConfig()
+def test_default_config_has_no_candidates_and_validates_references():
+    # issue 14: a config without a scoring section replays nothing; the demo names its two candidates itself
+    assert ScoringConfig().candidates == []
+    config = ScoringConfig.model_validate({"candidates": DEMO_CANDIDATES})
     assert [c.name for c in config.candidates] == ["keyword_rules", "naive_rules"]
     assert config.baseline_of("keyword_rules") == "production"
     bad = [

@@ -104,3 +104,13 @@ def naive_triage(cases: pd.DataFrame) -> pd.DataFrame:
         "confidence": np.full(len(cases), 0.9),
         "cost_usd": np.full(len(cases), 0.00001),
     })
+
+
+# The demo's two candidates as config entries (eval_pipelines.yaml lists the same two under scoring.candidates):
+# a ScoringConfig has no candidates by default, so tests and benches that replay the demo name them from here.
+DEMO_CANDIDATES = [
+    {"name": "keyword_rules", "adapter": "python", "target": "eval_pipelines.demo.candidates:keyword_triage",
+     "description": "Multilingual keyword rules for category and priority (demo: should pass).", "gate": "default"},
+    {"name": "naive_rules", "adapter": "python", "target": "eval_pipelines.demo.candidates:naive_triage",
+     "description": "English-only keywords, fixed priority (demo: should fail the gate).", "gate": "default"},
+]

@@ -219,7 +219,7 @@ def drift_profile(
     )
 
 
-def _check_result(report: DriftReport, reference_days: list[str]) -> dg.AssetCheckResult:
+def _check_result(report: DriftReport, reference_days: list[str], day: str | None = None) -> dg.AssetCheckResult:
     major = report.major
     names = [f"{r.column} ({r.kind})" for r in major]
     if not report.results:
@@ -228,10 +228,12 @@ def _check_result(report: DriftReport, reference_days: list[str]) -> dg.AssetChe
         description = (f"not enough data: {report.current_rows:,} current rows, no check could be judged "
                        "(drift.min_rows values needed on both sides)")
     elif major:
-        description = f"major drift in: {', '.join(names)}"
+        description = f"{len(major)} major drift(s): {', '.join(names)}"
     else:
         minor = [f"{r.column} ({r.kind})" for r in report.drifted]
         description = "no major drift" + (f"; minor: {', '.join(minor)}" if minor else "")
+    if day:  # the day leads, so the check's history reads "2026-11-26: 7 major drift(s): ..."
+        description = f"{day}: {description}"
     return dg.AssetCheckResult(
         check_name=DRIFT_CHECK,
         passed=not major,
@@ -256,9 +258,9 @@ def _check_result(report: DriftReport, reference_days: list[str]) -> dg.AssetChe
         "baseline, read as stored drift_profile days): KS / Wasserstein / PSI for numeric columns, chi-square / "
         "Jensen–Shannon / PSI / share changes for categorical ones, missing shares, calibration. A check drifts "
         "when its Benjamini–Hochberg adjusted p-value is at most drift.alpha and its effect size is material. "
-        "Rows to the warehouse table drift_results; the standalone HTML report to <lake>/drift_report/<day>.html."
+        "Rows to the warehouse table drift_results; the standalone HTML report to `<lake>/drift_report/<day>.html`."
     ),
-    check_specs=[dg.AssetCheckSpec(DRIFT_CHECK, asset=REPORT_ASSET,
+    check_specs=[dg.AssetCheckSpec(DRIFT_CHECK, asset=REPORT_ASSET, partitions_def=daily_partitions,
                                    description="Warns when a monitored column drifts with major severity.")],
 )
 def drift_report(
@@ -324,7 +326,7 @@ def drift_report(
             "html_report": dg.MetadataValue.path(uri),
         },
     )
-    yield _check_result(report, used)
+    yield _check_result(report, used, context.partition_key)
 
 
 ASSETS = [drift_profile, drift_report]

@@ -102,13 +102,28 @@ class InferredKinds:
     skipped: dict[str, str]  # column -> why it was not monitored
 
 
+# Columns that record where and when a row came from, not what it says: a new day always has new file names, new
+# ids, new row numbers and new timestamps, so "drift" there is certain and meaningless (issue 14 item 8).
+BOOKKEEPING_COLUMNS = frozenset({"source_file", "source_line", "source_row", "file", "filename", "path", "line",
+                                 "row_number", "index", "event_id", "id", "uuid", "timestamp", "ts",
+                                 "created_at", "updated_at", "ingested_at", "partition_date"})
+_BOOKKEEPING_SUFFIXES = ("_id", "_ids", "_uuid", "_at", "_ts", "_timestamp", "_file", "_path", "_line")
+
+
+def is_bookkeeping(column: str) -> bool:
+    """Whether ``column`` names provenance (file, id, row number, timestamp) rather than content."""
+    name = column.lower()
+    return name in BOOKKEEPING_COLUMNS or name.endswith(_BOOKKEEPING_SUFFIXES) or name.startswith("__")
+
+
 def infer_monitors(frame: pd.DataFrame, numeric: Sequence[str] = (), categorical: Sequence[str] = (),
                    max_categories: int = 200) -> InferredKinds:
     """Monitors for an arbitrary frame: the given columns with the given kinds, else every column by its type.
 
-    When neither list is given, numbers (not booleans) are numeric; booleans, categoricals and strings with at
-    most ``max_categories`` distinct values are categorical; other strings (ids, free text) and dates are skipped
-    with the reason. When a list is given only the listed columns are monitored.
+    When neither list is given, bookkeeping columns (:func:`is_bookkeeping`) are skipped; numbers (not booleans) are
+    numeric; booleans, categoricals and strings with at most ``max_categories`` distinct values are categorical;
+    other strings (ids, free text) and dates are skipped with the reason. When a list is given only the listed
+    columns are monitored.
     """
     missing = [c for c in (*numeric, *categorical) if c not in frame.columns]
     if missing:
@@ -125,7 +140,10 @@ def infer_monitors(frame: pd.DataFrame, numeric: Sequence[str] = (), categorical
         column = str(name)
         series = frame[name]
         dtype = series.dtype
-        if pd.api.types.is_bool_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype):
+        if is_bookkeeping(column):
+            skipped[column] = ("bookkeeping column (source file, id, row number or timestamp): its drift says "
+                               f"nothing about the data; pass --numeric/--categorical {column} to compare it")
+        elif pd.api.types.is_bool_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype):
             monitors.append(Monitor(column, "categorical", column))
         elif pd.api.types.is_numeric_dtype(dtype):
             monitors.append(Monitor(column, "numeric", column))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from collections.abc import Sequence
 
 import pandas as pd
@@ -201,6 +202,19 @@ def _esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
+def _inline(text: object) -> str:
+    """Escaped HTML of a text written for Markdown (headline, reasons): ``**x**`` and `` `x` `` become tags, so
+    the page never shows literal Markdown."""
+    escaped = _esc(text)
+    escaped = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escaped)
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
+
+
+def _text_px(text: str, font_px: float) -> float:
+    """A generous width estimate of ``text`` in a sans-serif font (0.62 em per character), so labels fit."""
+    return len(text) * font_px * 0.62 + 4
+
+
 def svg_bars(result: DriftResult, width: int = 640) -> str:
     """Paired horizontal bars, reference (grey) over current (blue), one pair per label."""
     plot = result.plot
@@ -209,8 +223,14 @@ def svg_bars(result: DriftResult, width: int = 640) -> str:
     labels, reference, current = plot["labels"], plot["reference"], plot["current"]
     percent = plot.get("unit") in ("share", "accuracy")
     scale = max([*reference, *current, 1e-12])
-    label_width, value_width, row = 170, 60, 22
-    bar_width = width - label_width - value_width
+    values = [f"{ref:.1%} → {cur:.1%}" if percent else f"{_fmt(ref)} → {_fmt(cur)}"
+              for ref, cur in zip(reference, current, strict=True)]
+    # Room for the longest label and value text, so nothing is clipped; the picture widens rather than cut.
+    label_width = max(80, math.ceil(max(_text_px(str(label), 11) for label in labels)) + 8)
+    value_width = max(60, math.ceil(max(_text_px(v, 10) for v in values)) + 8)
+    row = 22
+    bar_width = max(240, width - label_width - value_width)
+    width = label_width + bar_width + value_width
     height = row * len(labels) + 28
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
              f'aria-label="{_esc(result.column)}: reference vs current">',
@@ -220,8 +240,7 @@ def svg_bars(result: DriftResult, width: int = 640) -> str:
              f'<text x="{label_width + 104}" y="11" font-size="11">current</text>']
     for i, (label, ref, cur) in enumerate(zip(labels, reference, current, strict=True)):
         y = 22 + i * row
-        short = str(label) if len(str(label)) <= 26 else str(label)[:25] + "…"
-        parts.append(f'<text x="{label_width - 6}" y="{y + 13}" font-size="11" text-anchor="end">{_esc(short)}'
+        parts.append(f'<text x="{label_width - 6}" y="{y + 13}" font-size="11" text-anchor="end">{_esc(label)}'
                      f'<title>{_esc(label)}</title></text>')
         for offset, value, colour in ((0, ref, _REF_COLOUR), (9, cur, _CUR_COLOUR)):
             length = max(0.0, value / scale * bar_width) if math.isfinite(value) else 0.0
@@ -229,7 +248,7 @@ def svg_bars(result: DriftResult, width: int = 640) -> str:
             parts.append(f'<rect x="{label_width}" y="{y + offset}" width="{length:.1f}" height="8" '
                          f'fill="{colour}"><title>{_esc(text)}</title></rect>')
         parts.append(f'<text x="{label_width + bar_width + 4}" y="{y + 13}" font-size="10" fill="#57606a">'
-                     f'{_esc(f"{ref:.1%} → {cur:.1%}" if percent else f"{_fmt(ref)} → {_fmt(cur)}")}</text>')
+                     f'{_esc(values[i])}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -243,7 +262,11 @@ def svg_timeline(history: pd.DataFrame, width: int = 760, height: int = 240, max
     table = _drifted_scores(frame, dates).head(max_lines)
     if table.empty:
         return f"<p class='muted'>No check drifted from {_esc(dates[0])} to {_esc(dates[-1])}.</p>"
-    left, right, top, bottom = 40, 170, 12, 36
+    legend = [f"{column} ({kind})" for column, kind in table.index]
+    # The legend's width from its longest entry and room for half a date label at each end: nothing clipped.
+    left, top, bottom = max(40, math.ceil(_text_px(dates[0], 10) / 2) + 4), 12, 36
+    right = max(math.ceil(max(_text_px(text, 11) for text in legend)) + 16, math.ceil(_text_px(dates[-1], 10) / 2))
+    width = max(width, left + right + 300)
     plot_w, plot_h = width - left - right, height - top - bottom
 
     def x_of(i: int) -> float:
@@ -280,24 +303,24 @@ def html_report(report: DriftReport, day: str | None, reference_label: str,
                 history: pd.DataFrame | None = None) -> str:
     """A standalone HTML page: headline, results table, a plot per drifted column, the drift-score timeline."""
     title = f"Drift report {day}" if day else "Drift report"
-    headline = _headline(report).replace("**", "")
+    headline = _inline(_headline(report))
     rows = "".join(
         f"<tr><td><code>{_esc(r.column)}</code></td><td>{_esc(r.kind)}</td><td class='{r.severity}'>"
         f"{_esc(r.severity)}</td><td>{_esc(r.test)}</td><td>{_fmt(r.statistic)}</td><td>{_p(r.p_adjusted)}</td>"
-        f"<td>{_fmt(r.effect_size)}</td><td>{_fmt(r.threshold)}</td><td>{_esc(r.reason)}</td></tr>"
+        f"<td>{_fmt(r.effect_size)}</td><td>{_fmt(r.threshold)}</td><td>{_inline(r.reason)}</td></tr>"
         for r in _ordered(report.results))
     plots = "".join(f"<div class='plot'><h3><code>{_esc(r.column)}</code> ({_esc(r.kind)}, "
                     f"<span class='{r.severity}'>{_esc(r.severity)}</span>)</h3>"
-                    f"<div class='muted'>{_esc(r.reason)}</div>{svg_bars(r)}</div>"
+                    f"<div class='muted'>{_inline(r.reason)}</div>{svg_bars(r)}</div>"
                     for r in _ordered(report.drifted) if r.plot)
-    notes = "".join(f"<li>{_esc(note)}</li>" for note in report.notes)
+    notes = "".join(f"<li>{_inline(note)}</li>" for note in report.notes)
     timeline = svg_timeline(history) if history is not None else ""
     return (
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_esc(title)}</title>"
         f"<style>{_CSS}</style></head><body><h1>{_esc(title)}</h1>"
         f"<p class='muted'>Reference: {_esc(reference_label)} ({report.reference_rows:,} rows) · current: "
         f"{report.current_rows:,} rows · a check drifts when its Benjamini–Hochberg adjusted p-value is at most "
-        f"{report.alpha:g} and its effect size reaches the threshold.</p><p><strong>{_esc(headline)}</strong></p>"
+        f"{report.alpha:g} and its effect size reaches the threshold.</p><p>{headline}</p>"
         f"<h2>Results</h2><table><thead><tr><th>column</th><th>kind</th><th>severity</th><th>test</th>"
         f"<th>statistic</th><th>p_adj</th><th>effect</th><th>threshold</th><th>reason</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>"

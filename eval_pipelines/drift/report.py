@@ -388,7 +388,8 @@ def _missing_evidence(monitor: Monitor, ref_missing: int, ref_total: int, cur_mi
 
 
 def _histogram(profile: NumericProfile, current: np.ndarray) -> dict[str, Any]:
-    """Reference vs current shares on common bins over the central 98 % of both (tails in the end bins)."""
+    """Reference vs current shares on common bins over the central 98 % of both (tails in the end bins): equal
+    widths for a roughly symmetric reference, the reference's quantiles for a skewed one."""
     m = len(current)
     low = min(float(profile.band.quantile(0.01)[0]), float(current[int(0.01 * (m - 1))]))
     high = max(float(profile.band.quantile(0.99)[0]), float(current[math.ceil(0.99 * (m - 1))]))
@@ -397,6 +398,14 @@ def _histogram(profile: NumericProfile, current: np.ndarray) -> dict[str, Any]:
     if not high > low:
         return {"labels": [_number(low)], "reference": [1.0], "current": [1.0], "unit": "share"}
     inner = np.linspace(low, high, HISTOGRAM_BINS + 1)[1:-1]
+    # Skewed data (latency, cost, tenure) would put almost everything in the first equal-width bins: bins at the
+    # reference's quantiles then give each bin about the same reference share, so a shift shows wherever it is.
+    median = float(profile.band.quantile(0.5)[0])
+    if not 0.25 <= (median - low) / (high - low) <= 0.75:
+        quantiles = np.unique(np.asarray(profile.band.quantile(np.arange(1, HISTOGRAM_BINS) / HISTOGRAM_BINS),
+                                         dtype="float64"))
+        if len(quantiles) >= 2:
+            inner = quantiles
     ref_cdf = np.r_[0.0, profile.band.estimate(inner) / profile.n, 1.0]
     cur_cdf = np.r_[0.0, np.searchsorted(current, inner, "right") / m, 1.0]
     labels = [f"≤ {_number(inner[0])}"] + [f"{_number(a)}–{_number(b)}" for a, b in

@@ -156,5 +156,37 @@ def edge_case_library(
     )
 
 
+def lifecycle_observation(engine: sa.Engine, changes: pd.DataFrame, by: str) -> dg.AssetObservation:
+    """The library's status counts after a scored run moved entries, as an observation of edge_case_library.
+
+    The library page then follows the lifecycle between its own materialisations: the same ``entries_<status>``
+    numbers its materialisations carry (so the UI plots them as one trend over time), the counts per failure mode
+    and status, and what this run moved (``moved_this_run``: e.g. ``open → fixed: 12``) per failure mode.
+    """
+    counts = _counts_table(engine)
+    if len(changes):
+        with engine.connect() as connection:
+            modes = dict(connection.execute(
+                sa.select(edge_cases.c.entry_id, edge_cases.c.failure_mode)
+                .where(edge_cases.c.entry_id.in_(changes["entry_id"].tolist()))).all())
+        moved = changes.assign(failure_mode=changes["entry_id"].map(modes))
+        text = (moved.groupby(["failure_mode", "from_status", "to_status"]).size().rename("n").reset_index()
+                .assign(label=lambda f: f["from_status"] + " → " + f["to_status"] + ": " + f["n"].astype(str))
+                .groupby("failure_mode")["label"].agg(", ".join))
+        counts = counts.assign(moved_this_run=counts["failure_mode"].map(text).fillna(""))
+    else:
+        counts = counts.assign(moved_this_run="")
+    return dg.AssetObservation(
+        asset_key=edge_case_library.key,
+        description=f"lifecycle after {by}: {len(changes)} entr(y/ies) moved",
+        metadata={
+            **{f"entries_{status}": int(counts[status].sum()) if len(counts) else 0 for status in STATUSES},
+            "moved_this_run": len(changes),
+            "moved_by": by,
+            "by_failure_mode_and_status": markdown_table(counts, max_rows=50),
+        },
+    )
+
+
 ASSETS = [edge_case_library]
 ASSET_CHECKS: list[dg.AssetChecksDefinition] = []

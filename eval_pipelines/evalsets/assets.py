@@ -20,7 +20,7 @@ from eval_pipelines.evalsets.estimation import describe_interval
 from eval_pipelines.evalsets.store import write_version
 from eval_pipelines.evalsets.window import Window, lake_days, trailing_window
 from eval_pipelines.lake import Lake
-from eval_pipelines.metadata import column_schema, markdown_table
+from eval_pipelines.metadata import column_schema, markdown_table, percent, percent_interval
 from eval_pipelines.resources import ProjectConfigResource, WarehouseResource, lake_root
 
 DESIGN_CHECK = "eval_set_design"
@@ -56,8 +56,8 @@ def _accuracy_table(eval_set: EvalSet) -> pd.DataFrame:
     projected = eval_set.projected
     return pd.DataFrame({
         "figure": ["production accuracy, whole window", "projected from the eval set"],
-        "value": [round(eval_set.window_accuracy, 4), round(projected.estimate, 4)],
-        "95% CI": ["exact (census of the window)", f"{projected.ci_low:.4f} – {projected.ci_high:.4f}"],
+        "value": [percent(eval_set.window_accuracy, 2), percent(projected.estimate, 2)],
+        "95% CI": ["exact (census of the window)", percent_interval(projected.ci_low, projected.ci_high, 2)],
         "cases": [eval_set.population, projected.n],
     })
 

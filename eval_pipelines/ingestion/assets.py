@@ -100,18 +100,18 @@ def _preview(valid: pd.DataFrame) -> dg.MetadataValue:
         "warehouse table quarantined_events with a reason; per-day accounting to ingestion_batches."
     ),
     check_specs=[
-        dg.AssetCheckSpec(CONTRACT_CHECK, asset=ASSET_NAME, blocking=True,
+        dg.AssetCheckSpec(CONTRACT_CHECK, asset=ASSET_NAME, blocking=True, partitions_def=daily_partitions,
                           description="Great Expectations suite generated from the canonical contract."),
-        dg.AssetCheckSpec(QUARANTINE_CHECK, asset=ASSET_NAME, blocking=True,
+        dg.AssetCheckSpec(QUARANTINE_CHECK, asset=ASSET_NAME, blocking=True, partitions_def=daily_partitions,
                           description="Share of quarantined rows stays under quality.max_quarantine_rate."),
-        dg.AssetCheckSpec(FILES_CHECK, asset=ASSET_NAME, blocking=True,
+        dg.AssetCheckSpec(FILES_CHECK, asset=ASSET_NAME, blocking=True, partitions_def=daily_partitions,
                           description="Every landing file of the day could be read: an unreadable file's rows are "
                                       "unknown, so the day's figures would be silently incomplete."),
-        dg.AssetCheckSpec(VOLUME_CHECK, asset=ASSET_NAME, blocking=True,
+        dg.AssetCheckSpec(VOLUME_CHECK, asset=ASSET_NAME, blocking=True, partitions_def=daily_partitions,
                           description="The day's valid rows are at least ingestion.volume.min_fraction of the "
                                       "median over the trailing ingested days; a day with no valid row fails "
                                       "unless its folder was emptied on purpose (a retraction)."),
-        dg.AssetCheckSpec(CROSS_DAY_CHECK, asset=ASSET_NAME, blocking=False,
+        dg.AssetCheckSpec(CROSS_DAY_CHECK, asset=ASSET_NAME, blocking=False, partitions_def=daily_partitions,
                           description="Warns when events of the day also landed in the day before or after "
                                       "(deduplication is per day; this finds the same event in two folders)."),
     ],

@@ -1,4 +1,6 @@
-"""``landing_sensor``: a run of production_logs for each day whose landing files are new or changed."""
+"""``landing_sensor``: a ``daily_chain`` run (production_logs and every daily asset after it, checks included) for
+each day whose landing files are new or changed: one run per day, so a landed file reaches its KPIs without waiting
+for automation ticks between the steps (eval_pipelines/jobs.py)."""
 
 
 from datetime import date
@@ -8,6 +10,7 @@ import dagster as dg
 from eval_pipelines.ingestion.assets import LANDING_FINGERPRINT, production_logs
 from eval_pipelines.ingestion.ingest import day_folders
 from eval_pipelines.ingestion.landing import changed_days, decode_cursor, encode_cursor, scan_landing
+from eval_pipelines.jobs import DAILY_CHAIN_JOB
 from eval_pipelines.partitions import daily_partitions
 from eval_pipelines.resources import ProjectConfigResource
 
@@ -25,10 +28,13 @@ def _already_ingested(instance: dg.DagsterInstance, day: str, fingerprint: str) 
 
 @dg.sensor(
     name="landing_sensor",
-    target=[production_logs],
-    minimum_interval_seconds=30,
+    job_name=DAILY_CHAIN_JOB,
+    # 15 s: a tick is a directory listing (bench/bench_sensor.py), and half the tick interval is, on average, the
+    # wait between a file landing and its run (file-to-KPI, issue 14).
+    minimum_interval_seconds=15,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Requests production_logs for every day folder whose files are new or changed since the last tick.",
+    description="Requests the daily_chain job (production_logs through the KPIs, with every check) for each day "
+                "folder whose files are new or changed since the last tick.",
 )
 def landing_sensor(context: dg.SensorEvaluationContext, project: ProjectConfigResource) -> dg.SensorResult:
     settings = project.load()
@@ -47,7 +53,8 @@ def landing_sensor(context: dg.SensorEvaluationContext, project: ProjectConfigRe
         if _already_ingested(context.instance, day, current[day]):
             continue  # e.g. materialised by `eval-pipelines materialize` before the sensor ever ran
         # The fingerprint in the run key makes a re-tick of the same state idempotent.
-        requests.append(dg.RunRequest(run_key=f"production_logs:{day}:{current[day]}", partition_key=day))
+        requests.append(dg.RunRequest(run_key=f"production_logs:{day}:{current[day]}", partition_key=day,
+                                      job_name=DAILY_CHAIN_JOB))
     landing_dir = settings.resolve_path(settings.source.landing_dir)
     for day in sorted(set(accepted) - set(current)):
         del accepted[day]  # forgotten, so a re-created folder is ingested again
@@ -56,7 +63,8 @@ def landing_sensor(context: dg.SensorEvaluationContext, project: ProjectConfigRe
             # Emptied on purpose: the documented way to retract a day (docs/ingestion.md#removed-day-folders).
             # The folder's mtime in the key lets a later, second retraction of the same day run too.
             emptied = max(folder.stat().st_mtime_ns for folder in folders)
-            requests.append(dg.RunRequest(run_key=f"production_logs:{day}:retracted:{emptied}", partition_key=day))
+            requests.append(dg.RunRequest(run_key=f"production_logs:{day}:retracted:{emptied}", partition_key=day,
+                                          job_name=DAILY_CHAIN_JOB))
         else:
             context.log.warning(f"landing folder {day} was removed; its ingested data is kept, not retracted "
                                 "(leave an empty folder to retract the day)")

@@ -32,7 +32,7 @@ from eval_pipelines.kpis.metrics import (
 from eval_pipelines.kpis.rollups import PERIOD_COLUMNS
 from eval_pipelines.kpis.store import daily_write, read_cases, refresh_rollups, write_definitions
 from eval_pipelines.lake import Lake
-from eval_pipelines.metadata import column_schema
+from eval_pipelines.metadata import column_schema, duration, milliseconds, money, percent, percent_interval, ratio
 from eval_pipelines.partitions import daily_partitions
 from eval_pipelines.resources import ProjectConfigResource, WarehouseResource, lake_root
 from eval_pipelines.warehouse.core import replace_partitions
@@ -84,7 +84,22 @@ def headline_metadata(total: pd.DataFrame) -> dict[str, dg.MetadataValue]:
             metadata[name] = dg.MetadataValue.float(round(float(value), 6))
     metadata["currency"] = dg.MetadataValue.text(str(row["currency"]))
     metadata["low_volume"] = dg.MetadataValue.bool(bool(row["low_volume"]))
+    metadata["headline"] = dg.MetadataValue.md(headline_text(row))
     return metadata
+
+
+def headline_text(row: pd.Series) -> str:
+    """The day in one line with units: the numeric entries above are bare numbers (for the UI's plots), this
+    says what they are (rates in %, money in the row's currency, durations with units, ROI as a ratio)."""
+    currency = str(row["currency"])
+    roi = "n/a (low volume)" if bool(row["low_volume"]) else ratio(row["roi"], "net value / full cost")
+    hours = "n/a" if pd.isna(row["hours_saved"]) else f"{float(row['hours_saved']):,.1f} h"
+    return (f"**{int(row['cases']):,} cases** · accuracy {percent(row['accuracy'])} "
+            f"{percent_interval(row['accuracy_ci_low'], row['accuracy_ci_high'])} · acceptance "
+            f"{percent(row['acceptance_rate'])} · override {percent(row['override_rate'])} · median decision "
+            f"{duration(row['decision_seconds_p50'])} · hours saved {hours} · net value "
+            f"{money(row['net_value_amount'], currency)} · ROI {roi} · error rate {percent(row['error_rate'])} · "
+            f"p95 latency {milliseconds(row['latency_ms_p95'])} · SLO met {percent(row['slo_attainment_rate'])}")
 
 
 def consistency_problems(frame: pd.DataFrame, case_count: int) -> list[str]:
@@ -123,7 +138,7 @@ def consistency_problems(frame: pd.DataFrame, case_count: int) -> list[str]:
         "the write: an inconsistent day fails the run and is not written. Columns: docs/warehouse.md."
     ),
     check_specs=[dg.AssetCheckSpec(
-        CONSISTENCY_CHECK, asset="kpi_daily", blocking=True,
+        CONSISTENCY_CHECK, asset="kpi_daily", blocking=True, partitions_def=daily_partitions,
         description="Volume reconciles with labeled_cases, action counts add up, rates are fractions. Evaluated "
                     "before the write: when it fails the day is not written and the run fails.")],
 )

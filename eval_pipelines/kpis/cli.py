@@ -7,14 +7,16 @@ months. Exit codes follow the main CLI: 0 printed, 2 bad arguments or no warehou
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
+import pandas as pd
 import sqlalchemy as sa
 
 from eval_pipelines.config import PROJECT_ROOT, load_settings
 from eval_pipelines.kpis.metrics import headline_table, render_markdown
-from eval_pipelines.kpis.rollups import period_start
+from eval_pipelines.kpis.rollups import period_end, period_start
 from eval_pipelines.kpis.store import read_rows
 from eval_pipelines.kpis.tables import kpi_daily, kpi_monthly, kpi_weekly
 from eval_pipelines.warehouse.core import create_warehouse_engine, safe_url
@@ -40,19 +42,58 @@ def _cmd_kpis(args: argparse.Namespace) -> int:
         engine.dispose()
 
 
+def _partial(rows: pd.DataFrame, period: str, until: date, today: date) -> list[str]:
+    """Why each row's period is partial ("" when complete): a day still filling, a week or month with days missing
+    or not over yet. Its sums (cases, hours, money) are then not comparable with a full period's."""
+    marks = []
+    for _, row in rows.iterrows():
+        if period == "day":
+            day = _as_date(row["kpi_date"])
+            marks.append("in progress (today)" if day >= today else "")
+            continue
+        start = _as_date(row["week_start" if period == "week" else "month_start"])
+        length = (period_end(start, period) - start).days + 1
+        notes = []
+        if int(row["days_with_data"]) < length:
+            notes.append(f"{int(row['days_with_data'])}/{length} days with data")
+        if period_end(start, period) >= today:
+            notes.append("not over")
+        marks.append(", ".join(notes))
+    return marks
+
+
+def _as_date(value: object) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+def _totals(rows: pd.DataFrame) -> dict[str, object]:
+    """The additive columns summed over the listed rows, money per currency. Rates, percentiles and ROI are not
+    additive (a mean of rates weights days wrongly), so the totals row leaves them out: use a longer --period."""
+    money = rows.groupby("currency")["net_value_amount"].sum()
+    return {"cases": int(rows["cases"].sum()), "hours_saved": float(rows["hours_saved"].sum()),
+            "net_value": {str(c): float(v) for c, v in money.items()}}
+
+
 def _print_kpis(args: argparse.Namespace, engine: sa.Engine) -> int:
     table = TABLES[args.period]
     if not sa.inspect(engine).has_table(table.name):
         print(f"{safe_url(engine)} has no table {table.name} yet: materialise kpi_daily (and kpi_rollups) first, "
               "e.g. `eval-pipelines materialize`", file=sys.stderr)
         return 2
+    if args.system:
+        with engine.connect() as connection:
+            known = sorted(connection.execute(sa.select(table.c.system).distinct()).scalars())
+        if args.system not in known:
+            print(f"unknown --system {args.system!r}; known in {table.name}: {', '.join(known) or 'none yet'}",
+                  file=sys.stderr)
+            return 2
     until = args.until
     if until is None:
         latest = _latest(engine, table)
         if latest is None:
             print(f"{table.name} is empty", file=sys.stderr)
             return 0
-        until = latest if isinstance(latest, date) else date.fromisoformat(str(latest)[:10])
+        until = _as_date(latest)
     since = args.since or until - timedelta(days=6)
     if since > until:
         print(f"--since {since} is after --until {until}", file=sys.stderr)
@@ -62,8 +103,33 @@ def _print_kpis(args: argparse.Namespace, engine: sa.Engine) -> int:
     rows = read_rows(engine, table, since, until)
     if args.system:
         rows = rows[rows["system"] == args.system]
+    rows = rows.reset_index(drop=True)
+    partial = _partial(rows, args.period, until, datetime.now(UTC).date())
+    if args.format == "csv":
+        rows.assign(partial=partial).to_csv(sys.stdout, index=False)  # no totals row: a BI sum would count it twice
+        return 0
+    if args.format == "json":
+        records = json.loads(rows.assign(partial=partial).to_json(orient="records", date_format="iso"))
+        print(json.dumps({"table": table.name, "since": since.isoformat(), "until": until.isoformat(),
+                          "rows": records, "totals": _totals(rows) if len(rows) else None}, indent=2))
+        return 0
     print(f"{table.name} from {since} to {until} ({len(rows)} row(s); money in each row's currency)")
-    print(render_markdown(headline_table(rows)))
+    shown = headline_table(rows)
+    if len(shown):
+        shown.insert(0, "partial", ["yes: " + p if p else "" for p in partial])
+        totals = _totals(rows)
+        total_row = {column: "" for column in shown.columns}
+        total_row[shown.columns[1]] = "TOTAL"
+        total_row.update({"cases": f"{totals['cases']:,}", "hours saved (h)": f"{totals['hours_saved']:,.1f}",
+                          "net value": "; ".join(f"{v:,.2f} {c}" for c, v in totals["net_value"].items())})
+        shown = pd.concat([shown, pd.DataFrame([total_row])], ignore_index=True)
+    print(render_markdown(shown))
+    if any(partial):
+        print("partial: the period is not complete (a day still filling, days without data, or not over yet); "
+              "its sums are not comparable with a full period's")
+    if len(shown):
+        print("TOTAL sums cases, hours saved and net value (per currency); rates, percentiles and ROI are not "
+              "additive: see --period week or month")
     return 0
 
 
@@ -79,5 +145,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="last day, inclusive, YYYY-MM-DD (default: the latest day in the table)")
     parser.add_argument("--period", choices=list(TABLES), default="day",
                         help="day (kpi_daily), week (kpi_weekly) or month (kpi_monthly)")
-    parser.add_argument("--system", default=None, help="only this system")
+    parser.add_argument("--system", default=None,
+                        help="only this system (an unknown name is an error listing the known ones)")
+    parser.add_argument("--format", choices=["table", "csv", "json"], default="table",
+                        help="table: the headline table with a 'partial' column and a TOTAL row; csv: the raw "
+                             "warehouse rows plus 'partial' (no totals row); json: rows, partial marks and totals "
+                             "(default: table)")
     parser.set_defaults(handler=_cmd_kpis)

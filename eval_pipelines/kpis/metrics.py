@@ -667,14 +667,15 @@ def headline_table(frame: pd.DataFrame) -> pd.DataFrame:
                                         zip(frame["decision_seconds_p50"], frame["baseline_seconds_per_decision"],
                                             strict=True)]
     # With a measured baseline the interval comes along; an assumed one has none to show.
-    out["hours saved"] = [_num(v) if math.isnan(lo) else f"{_num(v)} [{_num(lo)}, {_num(hi)}]"
+    out["hours saved (h)"] = [_num(v) if math.isnan(lo) else f"{_num(v)} [{_num(lo)}, {_num(hi)}]"
                           for v, lo, hi in zip(frame["hours_saved"], frame["hours_saved_ci_low"],
                                                frame["hours_saved_ci_high"], strict=True)]
     out["net value"] = [f"{_num(v, 2)} {c}" for v, c in zip(frame["net_value_amount"], frame["currency"],
                                                               strict=True)]
-    out["ROI"] = ["low volume" if low else _num(v, 2) for v, low in zip(frame["roi"], frame["low_volume"],
-                                                                          strict=True)]
-    out["errors"] = [_pct(v) for v in frame["error_rate"]]
+    # ROI is a ratio (net value per unit of full cost), shown as "2.00×", never as a bare number or a percentage.
+    out["ROI (net value / full cost)"] = ["low volume" if low else ("–" if _num(v, 2) == "–" else f"{_num(v, 2)}×")
+                                          for v, low in zip(frame["roi"], frame["low_volume"], strict=True)]
+    out["error rate"] = [_pct(v) for v in frame["error_rate"]]
     out["p95 latency ms"] = [_num(v, 0) for v in frame["latency_ms_p95"]]
     out["SLO met"] = [_pct(v) for v in frame["slo_attainment_rate"]]
     return out

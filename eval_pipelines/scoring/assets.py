@@ -1,5 +1,5 @@
 """Dagster side of scoring: ``production_scores`` (daily), ``scored_runs`` (one partition per candidate) and its
-blocking ``release_gate`` check, plus the sensor that re-runs a candidate whose definition changed.
+non-blocking ``release_gate`` check (severity ERROR), plus the sensor that re-runs a candidate whose definition changed.
 
 The maths is in the plain modules next to this one (runs, summarise, stats, gate); here is only wiring, I/O and
 metadata.
@@ -18,10 +18,18 @@ import pandas as pd
 
 from eval_pipelines.automation import FOLLOW_UPSTREAM_ANY_DAY
 from eval_pipelines.config import Settings, load_settings
+from eval_pipelines.edge_cases.assets import lifecycle_observation
 from eval_pipelines.edge_cases.store import load_library, record_run_results
 from eval_pipelines.evalsets.store import load_eval_set
+from eval_pipelines.jobs import CANDIDATE_RUNS_JOB, candidate_runs_job
 from eval_pipelines.lake import InLake, Lake
-from eval_pipelines.metadata import column_schema, markdown_table
+from eval_pipelines.metadata import (
+    column_schema,
+    markdown_table,
+    percent,
+    percent_interval,
+    percent_points_with_interval,
+)
 from eval_pipelines.partitions import daily_partitions
 from eval_pipelines.resources import ProjectConfigResource, WarehouseResource, lake_root
 from eval_pipelines.scoring.adapters import HttpSystem, LoggedSystem, SystemUnderTest, build_system
@@ -43,7 +51,13 @@ from eval_pipelines.scoring.settings import (
     ScoringConfig,
     scoring_config,
 )
-from eval_pipelines.scoring.store import RunInfo, logged_details, write_production_scores, write_run
+from eval_pipelines.scoring.store import (
+    RunInfo,
+    candidate_comparison,
+    logged_details,
+    write_production_scores,
+    write_run,
+)
 from eval_pipelines.scoring.summarise import ALL, EDGE_CASE_PASS, EDGE_CASES, EVAL_SET
 
 GATE_CHECK = "release_gate"
@@ -51,8 +65,8 @@ SCORED_RUNS = dg.AssetKey("scored_runs")
 
 
 def _candidate_names() -> list[str]:
-    names = [c.name for c in scoring_config(load_settings()).candidates]
-    return names or ["no_candidate_configured"]
+    # No candidates configured (the default): no partitions, so nothing is replayed and no run fails for want of one.
+    return [c.name for c in scoring_config(load_settings()).candidates]
 
 
 candidate_partitions = dg.StaticPartitionsDefinition(_candidate_names())
@@ -187,7 +201,13 @@ def _lifecycle_applies(config: ScoringConfig, run: ScoredRun) -> bool:
         "judged by the release gate of its context. Per-case results in the lake and scored_cases; summaries in "
         "scored_runs; the gate in release_gates; edge-case results move the library's lifecycle."
     ),
-    check_specs=[dg.AssetCheckSpec(GATE_CHECK, asset="scored_runs", blocking=True,
+    # Not blocking: a candidate failing its gate is a finding about the candidate, not a failure of the pipeline.
+    # The run succeeds, the asset is materialised (its results are the evidence) and the check reads FAIL (severity
+    # ERROR, so `eval-pipelines materialize` still exits 1 without --checks-advisory). Nothing downstream must wait
+    # on a verdict: the gate is what people and CI read. Partitioned like the asset, so the check history names
+    # the candidate ("naive_rules: FAIL").
+    check_specs=[dg.AssetCheckSpec(GATE_CHECK, asset="scored_runs", blocking=False,
+                                   partitions_def=candidate_partitions,
                                    description="The release gate of the candidate's context: every criterion "
                                                "with its value, threshold and verdict.")],
 )
@@ -232,6 +252,8 @@ def scored_runs(
         update = record_run_results(engine, run.edge_outcomes[["entry_id", "passed"]], context.run.run_id, created_at)
         moved = update.changes.groupby(["from_status", "to_status"]).size()
         lifecycle = ", ".join(f"{a} → {b}: {n}" for (a, b), n in moved.items()) or "no transitions"
+        # The library's page follows: its status counts as an observation (issue 14 item 5).
+        context.log_event(lifecycle_observation(engine, update.changes, f"scored run of {name}"))
     elif len(run.edge_outcomes):
         lifecycle = f"not applied (lifecycle_policy {config.lifecycle_policy}, gate passed: {run.passed})"
 
@@ -259,6 +281,7 @@ def scored_runs(
                                                 "baseline_output"]], max_rows=10, max_chars=60),
         "timings_s": dg.MetadataValue.json({k: round(v, 3) for k, v in run.timings.items()}),
         "gate": dg.MetadataValue.md(render_gate(run.gate)),
+        "candidates": _candidates_table(engine, config),
     }
     for label, value in (("primary_estimate", _primary(run, config, "estimate")),
                          ("primary_ci_low", _primary(run, config, "ci_low"))):
@@ -273,7 +296,8 @@ def scored_runs(
     yield dg.AssetCheckResult(
         check_name=GATE_CHECK,
         passed=run.passed,
-        description=("all criteria pass" if run.passed else f"failed: {', '.join(failed)}")
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=f"{name}: " + ("PASS, all criteria pass" if run.passed else f"FAIL: {', '.join(failed)}")
         + f" (context {candidate.gate}, {len(run.gate)} criteria)",
         metadata={
             "gate": dg.MetadataValue.md(render_gate(run.gate)),
@@ -284,6 +308,23 @@ def scored_runs(
             "run_id": context.run.run_id,
         },
     )
+
+
+def _candidates_table(engine, config: ScoringConfig) -> dg.MetadataValue:
+    """Every candidate's latest run side by side (this one included), so one page compares them."""
+    frame = candidate_comparison(engine, [c.name for c in config.candidates], config.primary_scorer)
+    shown = pd.DataFrame({
+        "candidate": frame["candidate"],
+        "gate": frame["gate_passed"].map({True: "PASS", False: "FAIL"}).fillna("not run"),
+        "failed criteria": frame["failed_criteria"].fillna(""),
+        f"{config.primary_scorer} (production)": frame["estimate"].map(percent),
+        "95% CI": [percent_interval(lo, hi) for lo, hi in zip(frame["ci_low"], frame["ci_high"], strict=True)],
+        "vs baseline (95% CI)": [percent_points_with_interval(d, lo, hi) for d, lo, hi in
+                                 zip(frame["diff"], frame["diff_ci_low"], frame["diff_ci_high"], strict=True)],
+        "baseline": frame["baseline"].fillna(""),
+        "eval set": frame["eval_set_version"].fillna(""),
+    })
+    return markdown_table(shown, max_rows=50, max_chars=120)
 
 
 def _primary(run: ScoredRun, config: ScoringConfig, statistic: str) -> float:
@@ -328,7 +369,7 @@ def candidate_fingerprint(settings: Settings, config: ScoringConfig, name: str) 
 
 @dg.sensor(
     name="candidate_change_sensor",
-    target=[SCORED_RUNS],
+    job=candidate_runs_job,
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests a scored run for every candidate whose definition changed (config, scorers, gate, the "
@@ -342,7 +383,7 @@ def candidate_change_sensor(context: dg.SensorEvaluationContext, project: Projec
     previous: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     current = {c.name: candidate_fingerprint(settings, config, c.name) for c in config.candidates
                if c.name in known}
-    requests = [dg.RunRequest(run_key=f"{name}:{fingerprint}", partition_key=name, asset_selection=[SCORED_RUNS],
+    requests = [dg.RunRequest(run_key=f"{name}:{fingerprint}", partition_key=name, job_name=CANDIDATE_RUNS_JOB,
                               tags={"eval_pipelines/trigger": "candidate_changed"})
                 for name, fingerprint in current.items()
                 if name in previous and previous[name] != fingerprint]

@@ -1,9 +1,9 @@
 """Configuration section ``scoring``: candidate systems, scorers, the baseline, the paired tests and the release gates.
 
-Every field has a default, and the defaults are the shipped demo: two keyword triage systems from
-:mod:`eval_pipelines.demo.candidates` (``keyword_rules``, meant to pass; ``naive_rules``, meant to fail), the usual
-scorers, production (the logged outputs) as the baseline, and one gate context ``default``. A wrong value fails at
-load with its dotted path. The reference with worked examples is docs/scoring.md.
+Every field has a default: NO candidates (a config without a ``scoring`` section scores production only; the demo
+config eval_pipelines.yaml lists its two keyword triage systems from :mod:`eval_pipelines.demo.candidates`
+explicitly), the usual scorers, production (the logged outputs) as the baseline, and one gate context
+``default``. A wrong value fails at load with its dotted path. The reference with worked examples is docs/scoring.md.
 """
 
 from __future__ import annotations
@@ -292,22 +292,12 @@ class ComparisonConfig(StrictModel):
     seed: int = Field(0, ge=0, description="Seed of the resampling, so a run is reproducible.")
 
 
-def _default_candidates() -> list[LoggedCandidate | PythonCandidate | HttpCandidate | PredictionsCandidate]:
-    return [
-        PythonCandidate(name="keyword_rules", adapter="python",
-                        target="eval_pipelines.demo.candidates:keyword_triage",
-                        description="Multilingual keyword rules for category and priority (demo: should pass)."),
-        PythonCandidate(name="naive_rules", adapter="python",
-                        target="eval_pipelines.demo.candidates:naive_triage",
-                        description="English-only keywords, fixed priority (demo: should fail the gate)."),
-    ]
-
-
 class ScoringConfig(StrictModel):
     """Candidates replayed by ``scored_runs``, scorers, the baseline, the paired tests and the gates per context."""
 
+    # No default candidates: a user's config must not score the demo's keyword rules against its own logs.
     candidates: list[Candidate] = Field(
-        default_factory=_default_candidates, description="One scored_runs partition per candidate.")
+        default_factory=list, description="One scored_runs partition per candidate (none by default).")
     scorers: list[ScorerConfig] = Field(default_factory=_default_scorers, description="Applied to every case.")
     baseline: str = Field(PRODUCTION, description="'production' (the logged outputs on the same cases) or a "
                                                   "candidate name; a candidate may override it.")

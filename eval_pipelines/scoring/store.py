@@ -197,3 +197,31 @@ def logged_details(lake: Lake, timestamps: pd.Series, event_ids: pd.Series) -> p
     if not parts:
         return pd.DataFrame(columns=list(LOGGED_DETAIL_COLUMNS))
     return pd.concat(parts, ignore_index=True).drop_duplicates("event_id", keep="last")
+
+
+def candidate_comparison(engine: sa.Engine, candidates: list[str], primary_scorer: str) -> pd.DataFrame:
+    """The latest run of every candidate side by side: gate verdict, failing criteria, the primary score on the
+    eval set projected to production with its CI, and its difference from the baseline with its CI (fractions).
+
+    One row per candidate in config order; a candidate never run has a row with ``run_id`` missing.
+    """
+    rows = []
+    for name in candidates:
+        latest = latest_run(engine, name)
+        row: dict[str, Any] = {"candidate": name, "run_id": None}
+        if latest is not None:
+            summary = read_summary(engine, latest["run_id"])
+            primary = summary[(summary["case_set"] == "eval_set") & (summary["scorer"] == primary_scorer)
+                              & (summary["slice_dim"] == "all")]
+            gate = read_gate(engine, latest["run_id"])
+            row.update(run_id=latest["run_id"], created_at=latest["created_at"], context=latest["context"],
+                       eval_set_version=latest["eval_set_version"], gate_passed=bool(latest["gate_passed"]),
+                       failed_criteria=", ".join(gate.loc[~gate["passed"].astype(bool), "criterion"]))
+            if len(primary):
+                first = primary.iloc[0]
+                row.update({k: first[k] for k in ("baseline", "estimate", "ci_low", "ci_high", "diff",
+                                                   "diff_ci_low", "diff_ci_high")})
+        rows.append(row)
+    columns = ["candidate", "run_id", "created_at", "context", "eval_set_version", "gate_passed", "failed_criteria",
+               "baseline", "estimate", "ci_low", "ci_high", "diff", "diff_ci_low", "diff_ci_high"]
+    return pd.DataFrame(rows).reindex(columns=columns)

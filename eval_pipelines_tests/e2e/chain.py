@@ -26,6 +26,7 @@ from eval_pipelines.partitions import partitions_holding
 from eval_pipelines_tests.e2e.stack import LOCATION_NAME, ProductionStack, wait_for
 
 LANDING_SENSOR = "landing_sensor"
+KPI_ASSET = dg.AssetKey("kpi_daily")
 UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
               dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 # A run whose only step failures are blocking checks that said "no" (e.g. a candidate failing its release gate)
@@ -153,6 +154,7 @@ class ChainOutcome:
     expected: dict[dg.AssetKey, Expected]
     launched_by_hand: list[str] = field(default_factory=list)
     seconds_to_daily_chain: float = 0.0
+    seconds_to_kpis: float = 0.0  # file-to-KPI: until every landed day has its kpi_daily rows
     seconds_to_quiet: float = 0.0
 
 
@@ -190,6 +192,8 @@ def drive_chain(stack: ProductionStack, instance: dg.DagsterInstance, defs: dg.D
                 for partition in sorted(outcome.expected[key].partitions or [None]):
                     launch_materialisation(stack, defs, key, partition)
                 outcome.launched_by_hand.append(key.to_user_string())
+        if not outcome.seconds_to_kpis and KPI_ASSET in outcome.expected and KPI_ASSET not in absent:
+            outcome.seconds_to_kpis = time.monotonic() - dropped_at
         if not outcome.seconds_to_daily_chain and not (data_driven & absent.keys()):
             outcome.seconds_to_daily_chain = time.monotonic() - dropped_at
         count = instance.get_runs_count()

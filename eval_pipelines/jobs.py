@@ -1,0 +1,97 @@
+"""The named jobs: what the Runs page and the Overview timeline show instead of ``__ASSET_JOB``.
+
+* ``daily_chain`` (one run per day): every daily asset but the review round, from production_logs to the KPIs,
+  drift and production scores, with their checks. The landing sensor launches it for each new or changed day, so a
+  landed file reaches kpi_daily in ONE run (one run start, no automation tick between the steps); the blocking
+  checks still stop the steps downstream of a failed check inside that run.
+* ``review_round`` (one run per day): the daily assets of group ``review`` (audit sample and reviewed labels).
+  Found by group, so review assets added later join it without a change here.
+* ``eval_set_refresh``: the assets over the whole history (eval set, edge-case library, KPI definitions) that the
+  candidate runs read.
+* ``candidate_runs`` (one run per candidate): ``scored_runs`` and its release gate.
+
+The sensors and ``eval-pipelines materialize`` launch these jobs. Declarative automation (the automation sensor)
+cannot: Dagster launches every automation-requested run under its implicit asset job, so follow-ups of late data
+and the eval set's cron refresh still appear as ``__ASSET_JOB`` runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import dagster as dg
+
+DAILY_CHAIN_JOB = "daily_chain"
+REVIEW_ROUND_JOB = "review_round"
+EVAL_SET_REFRESH_JOB = "eval_set_refresh"
+CANDIDATE_RUNS_JOB = "candidate_runs"
+REVIEW_GROUP = "review"
+SCORED_RUNS = dg.AssetKey("scored_runs")
+
+
+def _group(asset: dg.AssetsDefinition) -> str | None:
+    return next(iter(asset.group_names_by_key.values()), None)
+
+
+def _downstream_of(assets: Sequence[dg.AssetsDefinition], root: dg.AssetKey) -> set[dg.AssetKey]:
+    """Keys of the assets that depend, directly or not, on ``root`` (not ``root`` itself)."""
+    found: set[dg.AssetKey] = set()
+    changed = True
+    while changed:
+        changed = False
+        for asset in assets:
+            if asset.key not in found and asset.dependency_keys & (found | {root}):
+                found.add(asset.key)
+                changed = True
+    return found
+
+
+def job_assets(assets: Sequence[dg.AssetsDefinition], daily: dg.PartitionsDefinition
+               ) -> dict[str, list[dg.AssetsDefinition]]:
+    """The assets of each named job (a job whose list is empty is not defined), in the order the CLI runs them.
+
+    Unpartitioned assets downstream of the candidate runs (a report over them, say) are in no job: the CLI runs
+    them last, after the candidates.
+    """
+    after_candidates = _downstream_of(assets, SCORED_RUNS)
+    return {
+        DAILY_CHAIN_JOB: [a for a in assets if a.partitions_def == daily and _group(a) != REVIEW_GROUP],
+        REVIEW_ROUND_JOB: [a for a in assets if a.partitions_def == daily and _group(a) == REVIEW_GROUP],
+        EVAL_SET_REFRESH_JOB: [a for a in assets if a.partitions_def is None and a.key not in after_candidates],
+        CANDIDATE_RUNS_JOB: [a for a in assets if a.key == SCORED_RUNS],
+    }
+
+
+_DESCRIPTIONS = {
+    DAILY_CHAIN_JOB: "One landing day through ingestion, labels, drift, KPIs and production scores, with every "
+                     "check (blocking checks stop what depends on them). Launched by landing_sensor.",
+    REVIEW_ROUND_JOB: "One day's review round: the audit sample sent to reviewers and the reviewed labels.",
+    EVAL_SET_REFRESH_JOB: "The assets over the whole history: eval set, edge-case library, KPI definitions.",
+    CANDIDATE_RUNS_JOB: "One candidate replayed on the current eval set and judged by its release gate. Launched by "
+                        "candidate_change_sensor.",
+}
+
+
+# Built here, by key, so candidate_change_sensor can target the job object itself: any Definitions holding the
+# sensor then holds its job (a domain's tests build Definitions from the domain's own lists).
+candidate_runs_job = dg.define_asset_job(CANDIDATE_RUNS_JOB, selection=dg.AssetSelection.assets(SCORED_RUNS),
+                                         description=_DESCRIPTIONS[CANDIDATE_RUNS_JOB],
+                                         tags={"eval_pipelines/job": CANDIDATE_RUNS_JOB})
+
+
+def build_jobs(assets: Sequence[dg.AssetsDefinition], daily: dg.PartitionsDefinition
+               ) -> list[dg.UnresolvedAssetJobDefinition]:
+    jobs = []
+    for name, members in job_assets(assets, daily).items():
+        if not members:
+            continue
+        if name == CANDIDATE_RUNS_JOB:
+            jobs.append(candidate_runs_job)
+            continue
+        # By key, from the lists above: the review round is every DAILY asset of group "review" (found by group, so
+        # it grows with the group; a non-daily asset there would give the job two partitionings, which Dagster
+        # refuses, so such an asset joins eval_set_refresh instead).
+        jobs.append(dg.define_asset_job(name, selection=dg.AssetSelection.assets(*members),
+                                        description=_DESCRIPTIONS[name],
+                                        tags={"eval_pipelines/job": name}))
+    return jobs

@@ -1,0 +1,136 @@
+"""Issue 14: what the UI and the CLI say. Partitioned checks, named jobs, no demo candidates by default, the
+materialize command's errors and summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from eval_pipelines import cli
+from eval_pipelines.config import load_settings
+from eval_pipelines.definitions import build_definitions
+from eval_pipelines_tests.conftest import Project
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_check_of_a_partitioned_asset_is_partitioned_like_it():
+    graph = build_definitions().resolve_asset_graph()
+    checks = list(graph.asset_check_keys)
+    assert checks
+    for key in checks:
+        asset_partitions = graph.get(key.asset_key).partitions_def
+        check_partitions = graph.get(key).partitions_def
+        assert check_partitions == asset_partitions, key.to_user_string()
+
+
+def test_jobs_are_named_and_the_sensors_use_them():
+    defs = build_definitions()
+    names = {job.name for job in defs.resolve_all_job_defs()}
+    assert {"daily_chain", "eval_set_refresh", "candidate_runs"} <= names
+    assert defs.resolve_sensor_def("landing_sensor").job_name == "daily_chain"
+    assert defs.resolve_sensor_def("candidate_change_sensor").job_name == "candidate_runs"
+    refresh = defs.resolve_job_def("eval_set_refresh").asset_layer.selected_asset_keys
+    assert {dg.AssetKey("eval_set"), dg.AssetKey("edge_case_library")} <= refresh
+    assert defs.resolve_job_def("candidate_runs").asset_layer.selected_asset_keys == {dg.AssetKey("scored_runs")}
+
+
+def test_review_round_job_follows_the_review_group():
+    from eval_pipelines.jobs import REVIEW_ROUND_JOB, build_jobs
+    from eval_pipelines.partitions import daily_partitions
+
+    @dg.asset(partitions_def=daily_partitions, group_name="labeling")
+    def labeled_cases() -> None:
+        return None
+
+    @dg.asset(partitions_def=daily_partitions, group_name="review", deps=[labeled_cases])
+    def review_queue() -> None:
+        return None
+
+    jobs = build_jobs([labeled_cases, review_queue], daily_partitions)
+    defs = dg.Definitions(assets=[labeled_cases, review_queue], jobs=jobs)
+    assert defs.resolve_job_def(REVIEW_ROUND_JOB).asset_layer.selected_asset_keys == {review_queue.key}
+    assert defs.resolve_job_def("daily_chain").asset_layer.selected_asset_keys == {labeled_cases.key}
+    # without review assets, no empty review job
+    assert REVIEW_ROUND_JOB not in {job.name for job in build_jobs([labeled_cases], daily_partitions)}
+
+
+def test_a_config_without_scoring_has_no_candidates(tmp_path: Path):
+    shipped = yaml.safe_load((ROOT / "eval_pipelines.yaml").read_text())
+    assert [c["name"] for c in shipped["scoring"]["candidates"]] == ["keyword_rules", "naive_rules"]
+    assert [c.name for c in load_settings(ROOT / "eval_pipelines.yaml").scoring.candidates] == \
+        ["keyword_rules", "naive_rules"]
+    del shipped["scoring"]
+    path = tmp_path / "user.yaml"
+    path.write_text(yaml.safe_dump(shipped))
+    assert load_settings(path).scoring.candidates == []
+
+
+@pytest.mark.parametrize(("day", "expected"), [
+    ("2026-13-40", "not a date (expected YYYY-MM-DD"),
+    ("yesterday", "not a date (expected YYYY-MM-DD"),
+    ("2019-01-01", "outside the daily partitions, which run from partitions.start_date"),
+])
+def test_materialize_tells_a_bad_date_from_a_date_outside_the_partitions(project: Project, monkeypatch,
+                                                                         capsys, day: str, expected: str):
+    monkeypatch.setenv("DAGSTER_HOME", str(project.root))
+    assert cli.main(["--config", str(project.config_path), "materialize", day]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and day in err
+
+
+def test_materialize_summary_names_failed_checks_and_the_exit_code():
+    failed = ["scored_runs:release_gate[naive_rules]: naive_rules: FAIL: edge-case pass rate (context default)"]
+    text = cli._summary(6, [], failed, [], advisory=False, code=1)
+    assert "6/6 run(s) completed" in text and failed[0] in text
+    assert text.splitlines()[-1] == "exit 1: an ERROR check failed (add --checks-advisory to exit 0)"
+    advisory = cli._summary(6, [], failed, ["drift_report:no_major_drift[2026-10-02]: 2026-10-02: 1 major"],
+                            advisory=True, code=0)
+    assert "advisory (--checks-advisory)" in advisory and "1 warning(s)" in advisory
+    assert advisory.endswith("exit 0: only checks failed and --checks-advisory was given")
+    crashed = cli._summary(3, ["daily_chain[2026-10-01] (run abcd1234)"], [], [], advisory=True, code=1)
+    assert "2/3 run(s) completed; 1 crashed: daily_chain[2026-10-01]" in crashed and crashed.endswith(
+        "exit 1: a run crashed")
+
+
+def test_demo_imperfections_are_flawed_rows_duplicates_and_a_late_file(tmp_path: Path):
+    import json
+    from datetime import date
+
+    from eval_pipelines.demo.generator import generate_logs
+    from eval_pipelines.demo.imperfections import add_flawed_rows, write_late_file
+
+    day = date(2026, 10, 2)
+    generate_logs(tmp_path, days=1, events_per_day=50, seed=1, start_date=day, files_per_day=1)
+    own = [json.loads(line)["event_id"] for line in (tmp_path / day.isoformat() / "part-000.jsonl").open()]
+    flaws = add_flawed_rows(tmp_path, day)
+    lines = flaws.path.read_text().splitlines()
+    assert len(lines) == flaws.quarantined + flaws.duplicates == 7
+    parsed = []
+    for line in lines:
+        try:
+            parsed.append(json.loads(line))
+        except json.JSONDecodeError:
+            parsed.append(None)
+    assert parsed.count(None) == 1  # the cut-off line
+    ids = [row.get("event_id") for row in parsed if row is not None]
+    assert ids[:4] == own[:4] and None in ids  # re-sent rows, one without an id
+    assert any(row is not None and row.get("confidence") == 1.7 for row in parsed)
+    late = write_late_file(tmp_path, day, events=5, seed=1)
+    late_ids = [json.loads(line)["event_id"] for line in late.open()]
+    assert len(late_ids) == 5 and not set(late_ids) & set(own)  # new events, not re-sends
+
+
+def test_formatting_helpers_say_their_units():
+    from eval_pipelines import metadata as fmt
+
+    assert fmt.percent(0.1234) == "12.3 %" and fmt.percent(float("nan")) == "n/a" and fmt.percent(None) == "n/a"
+    assert fmt.percent_points(-0.021) == "-2.1 pp" and fmt.percent_interval(0.102, 0.148) == "[10.2 %, 14.8 %]"
+    assert fmt.percent_points_with_interval(-0.021, -0.03, -0.012) == "-2.1 pp [-3.0, -1.2]"
+    assert fmt.money(12345.6, "USD") == "12,345.60 USD"
+    assert [fmt.duration(s) for s in (0.85, 42, 210, 9000)] == ["850 ms", "42.0 s", "3.5 min", "2.50 h"]
+    assert fmt.milliseconds(1834.4) == "1,834 ms"
+    assert fmt.ratio(2.002, "net value / full cost") == "2.00× (net value / full cost)"
