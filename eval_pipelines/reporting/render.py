@@ -114,6 +114,9 @@ def _day_axis(figure, axes, days: pd.Series) -> None:
     import matplotlib.dates as mdates
 
     span = max(1, int((days.max() - days.min()).days) + 1) if len(days) else 1
+    if len(days):
+        # Explicit limits: one day alone would otherwise autoscale to years (and thousands of day ticks).
+        axes.set_xlim(days.min() - pd.Timedelta(hours=18), days.max() + pd.Timedelta(hours=18))
     axes.xaxis.set_major_locator(mdates.DayLocator(interval=max(1, span // 10)))
     axes.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
     figure.autofmt_xdate()
@@ -127,6 +130,11 @@ def plot_hours_saved(daily: pd.DataFrame, ci_level: float) -> str:
     if band.any():
         axes.fill_between(x[band], daily.loc[band, "hours_saved_ci_low"], daily.loc[band, "hours_saved_ci_high"],
                           color="#2680c2", alpha=0.2, label=f"{ci_level:.0%} interval")
+        mid = daily.loc[band, "hours_saved"]
+        # Whiskers too: a band needs two days, a lone day (or a gap) still shows its interval.
+        axes.errorbar(x[band], mid, yerr=[mid - daily.loc[band, "hours_saved_ci_low"],
+                                          daily.loc[band, "hours_saved_ci_high"] - mid],
+                      fmt="none", ecolor="#2680c2", alpha=0.6, capsize=2)
     axes.axhline(0, color="#9aa5b1", linewidth=0.8)
     axes.legend(loc="upper left", frameon=False)
     _day_axis(figure, axes, x)
