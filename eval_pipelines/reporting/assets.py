@@ -76,8 +76,8 @@ def report_metadata(report: QualityReport, uri: str) -> dict[str, dg.MetadataVal
         "hours_saved_to_date (h)": value.figure("to_date_hours_saved").value,
         f"net_value_week ({currency})": value.figure("week_net_value").value,
         f"net_value_to_date ({currency})": value.figure("to_date_net_value").value,
-        "roi_week, net value / full cost (%)": _pct(value.figure("week_roi").value),
-        "roi_to_date, net value / full cost (%)": _pct(value.figure("to_date_roi").value),
+        "roi_week (× net value / full cost)": value.figure("week_roi").value,
+        "roi_to_date (× net value / full cost)": value.figure("to_date_roi").value,
         "cases_week": value.figure("week_cases").value,
     }
     reliability = report.section("reliability")

@@ -55,7 +55,8 @@ class Query:
 
 @dataclass(frozen=True)
 class Figure:
-    """A number of the report. ``unit``: percent (value is a fraction), currency code, hours, count, ms, ratio."""
+    """A number of the report. ``unit``: percent (value is a fraction), currency code, hours, count, ms, times (a
+    ratio shown as a multiple, like the kpi_daily metadata), verdict, date."""
 
     key: str
     label: str
@@ -186,7 +187,7 @@ def _value_figures(total: pd.Series | None, query: Query, prefix: str, currency:
                get("hours_saved_ci_low"), get("hours_saved_ci_high"), interval_note),
         Figure(f"{prefix}net_value", "Net value", net, currency, "SUM(net_value_amount)", query, net_low, net_high,
                interval_note),
-        Figure(f"{prefix}roi", "ROI (net value / full cost of running)", roi, "percent",
+        Figure(f"{prefix}roi", "ROI (net value / full cost of running)", roi, "times",
                "SUM(net_value_amount) / SUM(total_cost_amount)", query, roi_low, roi_high,
                interval_note or ("withheld: fewer cases than impact.low_volume_below" if roi is None and total is not
                                  None and bool(total["low_volume"]) else "")),
@@ -232,7 +233,7 @@ def _value_section(connection: sa.Connection, week: Week, ci_level: float, low_v
     changes = []
     for column, label, unit in (("cases", "Cases", "count"), ("hours_saved", "Hours saved", "hours"),
                                 ("net_value_amount", "Net value", currency),
-                                ("roi", "ROI (net value / full cost of running)", "percent"),
+                                ("roi", "ROI (net value / full cost of running)", "times"),
                                 ("accuracy", "Accuracy (implicit labels)", "percent"),
                                 ("error_rate", "Error rate", "percent"),
                                 ("slo_attainment_rate", "Latency SLO attainment", "percent")):

@@ -50,6 +50,8 @@ def format_value(value: float | None, unit: str) -> str:
         return f"{value:,.0f}"
     if unit == "ms":
         return f"{value:,.0f} ms"
+    if unit == "times":
+        return f"{value:,.2f}×"
     if unit == "verdict":
         return "PASS" if value >= 1 else "FAIL"
     if unit == "date":
@@ -65,6 +67,8 @@ def format_change(value: float | None, unit: str) -> str:
         return "n/a"
     if unit == "percent":
         return f"{value * 100:+.1f} pp"
+    if unit == "times":
+        return f"{value:+,.2f}×"
     text = format_value(abs(value), unit)
     return ("+" if value >= 0 else "−") + text
 
@@ -186,7 +190,7 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-_PERCENT_COLUMNS = re.compile(r"(rate|accuracy|share|^roi)(_ci_low|_ci_high)?$")
+_PERCENT_COLUMNS = re.compile(r"(rate|accuracy|share)(_ci_low|_ci_high)?$")
 
 
 def _cell(column: str, value: object, currency: str) -> str:
@@ -197,6 +201,8 @@ def _cell(column: str, value: object, currency: str) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool):
         if _PERCENT_COLUMNS.search(column):
             return f'<td class="n">{format_value(float(value), "percent")}</td>'
+        if column == "roi":
+            return f'<td class="n">{format_value(float(value), "times")}</td>'
         if column.endswith("_amount"):
             return f'<td class="n">{format_value(float(value), currency)}</td>'
         if column.startswith("hours_saved"):
@@ -260,9 +266,9 @@ def _value_html(report: QualityReport, section: Section) -> str:
     out.append("<h3>Assumptions behind the money</h3>")
     out.append("<p>Hours saved = credited decisions × manual baseline per decision − the human time they took; "
                "net value = labour value saved + value of correct decisions − AI cost − platform cost − error "
-               "cost; ROI = net value / full cost of running (AI + review labour + platform), shown in %. An "
-               "interval is given only where the baseline was measured on a control group; an assumed baseline "
-               "has none, and every money figure moves linearly with it.</p>")
+               "cost; ROI = net value / full cost of running (AI + review labour + platform), shown as a multiple "
+               "(×). An interval is given only where the baseline was measured on a control group; an assumed "
+               "baseline has none, and every money figure moves linearly with it.</p>")
     out.append(html_table(section.tables["assumptions"], report.currency))
     if "definitions" in section.tables:
         out.append(html_table(section.tables["definitions"], report.currency))
@@ -374,7 +380,7 @@ def markdown_summary(report: QualityReport) -> str:
             lines.append(f"| {row.system}/{row.model_version} | {format_value(float(row.cases), 'count')} | "
                          f"{format_value(accuracy.value, 'percent')} {format_interval(accuracy)} | "
                          f"{format_value(row.net_value_amount, report.currency or 'XXX')} | "
-                         f"{format_value(row.roi, 'percent')} |")
+                         f"{format_value(row.roi, 'times')} |")
         lines.append("")
     reliability = report.section("reliability")
     if reliability.available:
@@ -399,5 +405,5 @@ def markdown_summary(report: QualityReport) -> str:
         else:
             lines.append(f"- **{section.title}**: {len(section.figures)} figure(s), see the HTML report")
     lines.append("")
-    lines.append("ROI = net value / full cost of running (AI + review labour + platform), in %.")
+    lines.append("ROI = net value / full cost of running (AI + review labour + platform), as a multiple (×).")
     return "\n".join(lines)
