@@ -311,7 +311,8 @@ def _review_section(connection: sa.Connection, week: Week, columns: set[str]) ->
     section.queries.append(query)
     if frame.empty:
         section.available = False
-        section.reason = "review loop configured, but no audited day in this period (reviewed_accuracy is null)"
+        section.reason = ("no audited day in this period: reviewed_accuracy is null on every kpi_daily row (the "
+                          "review loop is off, or has not reviewed these days yet)")
         return section
     section.tables["reviewed"] = frame
     for row in frame.itertuples(index=False):
