@@ -76,7 +76,7 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
     from eval_pipelines.definitions import ALL_ASSET_CHECKS, ALL_ASSETS, JOBS
     from eval_pipelines.jobs import CANDIDATE_RUNS_JOB, DAILY_CHAIN_JOB, EVAL_SET_REFRESH_JOB, REVIEW_ROUND_JOB
     from eval_pipelines.jobs import job_assets as named_job_assets
-    from eval_pipelines.partitions import daily_partitions
+    from eval_pipelines.partitions import daily_partitions, partitions_holding
     from eval_pipelines.resources import build_resources
 
     settings = load_settings(args.config)
@@ -158,10 +158,10 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
                 for key in asset.partitions_def.get_partition_keys():
                     outcomes.append(run(CANDIDATE_RUNS_JOB, [asset], key, f"{CANDIDATE_RUNS_JOB}[{key}]"))
             for asset in leftover:
-                keys = asset.partitions_def.get_partition_keys() if asset.partitions_def is not None else [None]
+                # The landed days of a daily asset, the weeks holding them for the weekly quality report.
+                keys = partitions_holding(asset.partitions_def, days) if asset.partitions_def is not None \
+                    else [None]
                 for key in keys:
-                    if asset.partitions_def == daily_partitions and key not in days:
-                        continue
                     name = asset.key.to_user_string()
                     outcomes.append(run(None, [asset], key, f"{name}[{key}]" if key else name))
     except RunWaitTimeout as error:
@@ -275,10 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
     from eval_pipelines.alerts.cli import register as register_alerts
     from eval_pipelines.drift.cli import register as register_drift
     from eval_pipelines.kpis.cli import register as register_kpis
+    from eval_pipelines.reporting.cli import register as register_report
     from eval_pipelines.review.cli import register as register_review
     from eval_pipelines.scoring.cli import register as register_gate
 
-    for register in (register_drift, register_kpis, register_gate, register_review, register_alerts):
+    for register in (register_drift, register_kpis, register_gate, register_review, register_alerts, register_report):
         register(commands)
     return parser
 

@@ -18,12 +18,13 @@ from eval_pipelines.jobs import build_jobs
 from eval_pipelines.kpis import assets as kpis
 from eval_pipelines.labeling.assets import labeled_cases
 from eval_pipelines.partitions import daily_partitions
+from eval_pipelines.reporting import assets as reporting
 from eval_pipelines.resources import build_resources
 from eval_pipelines.review import assets as review
 from eval_pipelines.scoring import assets as scoring
 
 # One module per domain; each exports ASSETS and ASSET_CHECKS (checks declared on an asset travel with it).
-DOMAINS = [drift, kpis, evalsets, edge_cases, scoring, review, estimation, alerts]
+DOMAINS = [drift, kpis, evalsets, edge_cases, scoring, review, estimation, alerts, reporting]
 ALL_ASSETS = [production_logs, labeled_cases, *(a for domain in DOMAINS for a in domain.ASSETS)]
 ALL_ASSET_CHECKS = [c for domain in DOMAINS for c in domain.ASSET_CHECKS]
 DOMAIN_SENSORS = [s for domain in DOMAINS for s in getattr(domain, "SENSORS", [])]

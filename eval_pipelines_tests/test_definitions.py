@@ -21,7 +21,7 @@ def test_definitions_validate_and_pin_the_graph():
     assert {key.to_user_string() for key in graph.get_all_asset_keys()} == {
         "production_logs", "labeled_cases", "kpi_daily", "kpi_rollups", "kpi_definitions", "drift_profile",
         "drift_report", "eval_set", "edge_case_library", "production_scores", "scored_runs", "review_queue",
-        "review_labels", "performance_estimates"}
+        "review_labels", "performance_estimates", "quality_report"}
     assert {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys} == {
         ("production_logs", "contract_expectations"), ("production_logs", "quarantine_rate"),
         ("production_logs", "files_readable"),
@@ -33,6 +33,7 @@ def test_definitions_validate_and_pin_the_graph():
                for key in graph.get_all_asset_keys()}
     assert parents["drift_report"] == {"labeled_cases", "drift_profile"}
     assert parents["scored_runs"] == {"eval_set", "edge_case_library"}
+    assert parents["quality_report"] == {"kpi_daily", "drift_report", "scored_runs", "edge_case_library"}
     assert all(parents[name] == {"labeled_cases"} for name in
                ("drift_profile", "edge_case_library"))
     # production_scores projects the reviewed labels by the audit's design beside the implicit figure.

@@ -27,6 +27,7 @@ import pytest
 from eval_pipelines.definitions import ALL_ASSETS
 from eval_pipelines.demo.generator import generate_logs
 from eval_pipelines.ingestion.privacy import RAW_QUARANTINE_DATASET, RAW_ROWS_DATASET
+from eval_pipelines.partitions import partitions_holding
 from eval_pipelines.scoring.assets import scored_runs
 from eval_pipelines_tests.conftest import Project, make_project
 
@@ -98,6 +99,12 @@ def _materialise_everything(project: Project, instance: dg.DagsterInstance) -> N
         result = dg.materialize([scored_runs], partition_key=candidate, resources=project.resources(),
                                 instance=instance, raise_on_error=False)  # a failing release gate is a verdict
         assert result.asset_materializations_for_node("scored_runs"), candidate
+    # Coarser time partitions (the weekly quality report, whose HTML quotes failure examples) for the days' weeks.
+    for asset in ALL_ASSETS:
+        if isinstance(asset.partitions_def, dg.TimeWindowPartitionsDefinition) and asset not in daily:
+            for key in partitions_holding(asset.partitions_def, DAYS):
+                assert dg.materialize([asset], partition_key=key, resources=project.resources(),
+                                      instance=instance).success, (asset.key, key)
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +165,10 @@ def test_no_canary_in_the_lake(canary_project):
     # The drifted ai_output category reached the last day's report, masked: the scan looks where text goes.
     last_report = (lake / "drift_report" / f"{DAYS[-1]}.html").read_text(encoding="utf-8")
     assert re.search(r"(<|&lt;)PHONE_[a-z]{8}", last_report)
+    # The weekly quality report quotes failure examples: masked tokens, no canary (scanned with the others below).
+    quality = sorted((lake / "quality_report").glob("*.html"))
+    assert quality and any(re.search(r"&lt;(EMAIL|CARD|PHONE)_[a-z]{8}&gt;", p.read_text(encoding="utf-8"))
+                           for p in quality)
     leaks |= {str(p.relative_to(lake)): found for p in others if (found := _found_in(p.read_bytes()))}
     assert leaks == {}
 

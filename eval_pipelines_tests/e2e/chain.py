@@ -6,7 +6,8 @@ order, every asset that (a) has an automation condition, (b) has at least one pa
 parents. Such an asset is *automation-driven* when its condition holds no cron tick (it follows data), or
 *launched by hand* when it does (a cron refresh, e.g. a weekly eval set: the test launches it through GraphQL as
 the UI's Materialize button would, once its parents are in). Daily assets are expected for every landed day,
-other partitioned assets for all their partitions, unpartitioned assets once.
+coarser time partitions (the weekly report) for the periods holding those days, other partitioned assets for all
+their partitions, unpartitioned assets once.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import dagster as dg
 from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
 from dagster._core.definitions.declarative_automation.operands.operands import CronTickPassedCondition
 
+from eval_pipelines.partitions import partitions_holding
 from eval_pipelines_tests.e2e.stack import LOCATION_NAME, ProductionStack, wait_for
 
 LANDING_SENSOR = "landing_sensor"
@@ -64,12 +66,14 @@ def expected_materialisations(defs: dg.Definitions, days: list[str]) -> dict[dg.
         if partitions_def is None:
             partitions = None
         elif isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
-            partitions = frozenset(days)
+            # Daily assets: the landed days; coarser ones (the weekly report): the periods holding them.
+            partitions = frozenset(partitions_holding(partitions_def, days))
         else:
             partitions = frozenset(partitions_def.get_partition_keys())
-        if trigger == "manual" and partitions is not None:
-            raise NotImplementedError(f"{key.to_user_string()}: launching a partitioned cron asset by hand is not "
-                                      "implemented in this test; extend launch_materialisation")
+        if trigger == "manual" and partitions is not None and \
+                not isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
+            raise NotImplementedError(f"{key.to_user_string()}: launching a cron asset with static partitions by "
+                                      "hand is not implemented in this test; extend launch_materialisation")
         expected[key] = Expected(key, partitions, trigger)
     return expected
 
@@ -124,16 +128,21 @@ mutation Launch($executionParams: ExecutionParams!) {
 """
 
 
-def launch_materialisation(stack: ProductionStack, defs: dg.Definitions, key: dg.AssetKey) -> str:
-    """Launch one asset (with the checks it carries) through the webserver's GraphQL, as the UI's button does."""
+def launch_materialisation(stack: ProductionStack, defs: dg.Definitions, key: dg.AssetKey,
+                           partition: str | None = None) -> str:
+    """Launch one asset (with the checks it carries; one partition of it when given) through the webserver's
+    GraphQL, as the UI's button does."""
     checks = [c for c in defs.resolve_asset_graph().asset_check_keys if c.asset_key == key]
+    tags = [{"key": "eval_pipelines/e2e", "value": "manual"}]
+    if partition is not None:
+        tags.append({"key": "dagster/partition", "value": partition})
     params = {
         "selector": {"repositoryLocationName": LOCATION_NAME, "repositoryName": "__repository__",
                      "pipelineName": "__ASSET_JOB", "assetSelection": [{"path": key.path}],
                      "assetCheckSelection": [{"assetKey": {"path": c.asset_key.path}, "name": c.name}
                                              for c in checks]},
         "mode": "default",
-        "executionMetadata": {"tags": [{"key": "eval_pipelines/e2e", "value": "manual"}]},
+        "executionMetadata": {"tags": tags},
     }
     result = stack.graphql(LAUNCH_MUTATION, {"executionParams": params})["launchPipelineExecution"]
     assert result["__typename"] == "LaunchRunSuccess", f"launching {key.to_user_string()} failed: {result}"
@@ -180,7 +189,8 @@ def drive_chain(stack: ProductionStack, instance: dg.DagsterInstance, defs: dg.D
         for key in sorted(manual - {dg.AssetKey.from_user_string(k) for k in outcome.launched_by_hand},
                           key=lambda k: k.to_user_string()):
             if not (graph.get(key).parent_keys & absent.keys()):
-                launch_materialisation(stack, defs, key)
+                for partition in sorted(outcome.expected[key].partitions or [None]):
+                    launch_materialisation(stack, defs, key, partition)
                 outcome.launched_by_hand.append(key.to_user_string())
         if not outcome.seconds_to_kpis and KPI_ASSET in outcome.expected and KPI_ASSET not in absent:
             outcome.seconds_to_kpis = time.monotonic() - dropped_at
