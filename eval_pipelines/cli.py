@@ -31,7 +31,7 @@ def _cmd_generate_logs(args: argparse.Namespace) -> int:
 def _landing_days(settings) -> list[str]:
     from eval_pipelines.ingestion.landing import scan_landing
 
-    return sorted(scan_landing(settings.resolve_path(settings.source.landing_dir)))
+    return sorted(scan_landing(settings.resolve_path(settings.source.landing_dir), settings.source.format))
 
 
 def _cmd_materialize(args: argparse.Namespace) -> int:
