@@ -120,3 +120,12 @@ def test_any_value_covers_every_otlp_value_type() -> None:
     assert any_value({}) is None
     with pytest.raises(OtlpError, match="unknown attribute value type"):
         any_value({"fooValue": 1})
+
+
+def test_deeply_nested_attribute_values_are_refused_at_the_configured_depth() -> None:
+    value: dict = {"stringValue": "leaf"}
+    for _ in range(10):
+        value = {"arrayValue": {"values": [value]}}
+    assert json.loads(any_value(value, 0, 10)) == [[[[[[[[[["leaf"]]]]]]]]]]
+    with pytest.raises(OtlpError, match="nested deeper than 9 levels"):
+        any_value(value, 0, 9)

@@ -26,7 +26,8 @@ import binascii
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import date, timedelta
+from functools import lru_cache
 from typing import Any
 
 SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
@@ -78,11 +79,15 @@ class OtlpLine:
     filtered: int
 
 
-def any_value(value: Mapping[str, Any] | None) -> Any:
-    """An OTLP ``AnyValue`` as a Python value: str, int, float, bool; arrays and kv-lists as JSON text."""
+def any_value(value: Mapping[str, Any] | None, depth: int = 0, max_depth: int = 64) -> Any:
+    """An OTLP ``AnyValue`` as a Python value: str, int, float, bool; arrays and kv-lists as JSON text.
+
+    Arrays and key/value lists may nest; beyond ``max_depth`` levels the line is refused, which is how
+    ``ingestion.max_json_depth`` applies to trace files (their envelope alone is a dozen levels deep).
+    """
     if not value:
         return None
-    if not isinstance(value, Mapping):
+    if not isinstance(value, dict):
         raise OtlpError(f"attribute value must be an object like {{\"stringValue\": ...}}, got {value!r:.60}")
     if "stringValue" in value:
         return value["stringValue"]
@@ -92,24 +97,35 @@ def any_value(value: Mapping[str, Any] | None) -> Any:
         return float(value["doubleValue"])  # protobuf JSON writes "NaN"/"Infinity" as strings: float() reads both
     if "boolValue" in value:
         return bool(value["boolValue"])
-    if "arrayValue" in value:
-        return json.dumps([any_value(v) for v in (value["arrayValue"] or {}).get("values", [])],
-                          ensure_ascii=False)
-    if "kvlistValue" in value:
-        return json.dumps({kv["key"]: any_value(kv.get("value")) for kv in
+    if "arrayValue" in value or "kvlistValue" in value:
+        if depth >= max_depth:
+            raise OtlpError(f"attribute values nested deeper than {max_depth} levels; refused (raise "
+                            "ingestion.max_json_depth if such records are legitimate)")
+        if "arrayValue" in value:
+            return json.dumps([_nested(v, depth + 1, max_depth) for v in
+                               (value["arrayValue"] or {}).get("values", [])], ensure_ascii=False)
+        return json.dumps({kv["key"]: _nested(kv.get("value"), depth + 1, max_depth) for kv in
                            (value["kvlistValue"] or {}).get("values", [])}, ensure_ascii=False)
     if "bytesValue" in value:
         return value["bytesValue"]
     raise OtlpError(f"unknown attribute value type {sorted(value)!r}")
 
 
-def attributes(pairs: Iterable[Mapping[str, Any]] | None, prefix: str) -> dict[str, Any]:
+def _nested(value: Mapping[str, Any] | None, depth: int, max_depth: int) -> Any:
+    """A value inside an array or kv-list, kept as a value (not JSON text) in its parent's JSON."""
+    found = any_value(value, depth, max_depth)
+    if isinstance(value, dict) and ("arrayValue" in value or "kvlistValue" in value):
+        return json.loads(found)
+    return found
+
+
+def attributes(pairs: Iterable[Mapping[str, Any]] | None, prefix: str, max_depth: int = 64) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for pair in pairs or ():
         key = pair.get("key")
         if not isinstance(key, str) or not key:
             raise OtlpError(f"an attribute without a key under {prefix.rstrip('.')}")
-        out[prefix + key] = any_value(pair.get("value"))
+        out[prefix + key] = any_value(pair.get("value"), 0, max_depth)
     return out
 
 
@@ -157,16 +173,27 @@ def _nanos(raw: Any, what: str) -> int | None:
         raise OtlpError(f"{what} {raw!r} is not an integer count of nanoseconds since the epoch") from None
 
 
+@lru_cache(maxsize=4096)
+def _day_prefix(epoch_day: int) -> str:
+    return (date(1970, 1, 1) + timedelta(days=epoch_day)).isoformat()
+
+
 def _iso(nanos: int | None) -> str | None:
+    """ISO-8601 UTC to the microsecond; integer arithmetic (strftime per span was a tenth of the read time)."""
     if nanos is None:
         return None
-    seconds, rest = divmod(nanos, 1_000_000_000)
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{rest // 1000:06d}+00:00"
+    micros = nanos // 1000
+    seconds, micro = divmod(micros, 1_000_000)
+    day, second = divmod(seconds, 86_400)
+    hour, rest = divmod(second, 3600)
+    minute, second = divmod(rest, 60)
+    return f"{_day_prefix(day)}T{hour:02d}:{minute:02d}:{second:02d}.{micro:06d}+00:00"
 
 
-def span_record(span: Mapping[str, Any], resource: Mapping[str, Any], scope: Mapping[str, Any]) -> dict[str, Any]:
+def span_record(span: Mapping[str, Any], resource: Mapping[str, Any], scope: Mapping[str, Any],
+                max_depth: int = 64) -> dict[str, Any]:
     """One span as a flat record (resource and scope attributes copied in)."""
-    if not isinstance(span, Mapping):
+    if not isinstance(span, dict):
         raise OtlpError(f"a span must be a JSON object, got {type(span).__name__}")
     start = _nanos(span.get("startTimeUnixNano"), "startTimeUnixNano")
     end = _nanos(span.get("endTimeUnixNano"), "endTimeUnixNano")
@@ -185,26 +212,26 @@ def span_record(span: Mapping[str, Any], resource: Mapping[str, Any], scope: Map
         **scope,
         **resource,
     }
-    record.update(attributes(span.get("attributes"), "attr."))
+    record.update(attributes(span.get("attributes"), "attr.", max_depth))
     for event in span.get("events") or ():
-        name = event.get("name") if isinstance(event, Mapping) else None
+        name = event.get("name") if isinstance(event, dict) else None
         if not name:
             continue
         prefix = f"event.{name}."
         if any(key.startswith(prefix) for key in record):
             continue  # the first event of a name wins; later ones are usually retries of the same feedback
-        record.update(attributes(event.get("attributes"), prefix))
+        record.update(attributes(event.get("attributes"), prefix, max_depth))
     return record
 
 
-def spans_of_line(document: Any, span_filter: SpanFilter | None = None) -> OtlpLine:
+def spans_of_line(document: Any, span_filter: SpanFilter | None = None, max_depth: int = 64) -> OtlpLine:
     """The span records of one parsed TracesData line; raises :class:`OtlpError` on a malformed one."""
-    if not isinstance(document, Mapping) or "resourceSpans" not in document:
+    if not isinstance(document, dict) or "resourceSpans" not in document:
         raise OtlpError("not an OTLP TracesData object (no resourceSpans); is source.format right for this file?")
     records: list[dict[str, Any]] = []
     filtered = 0
     for resource_spans in document["resourceSpans"] or ():
-        resource = attributes((resource_spans.get("resource") or {}).get("attributes"), "resource.")
+        resource = attributes((resource_spans.get("resource") or {}).get("attributes"), "resource.", max_depth)
         scopes = resource_spans.get("scopeSpans")
         if scopes is None:
             scopes = resource_spans.get("instrumentationLibrarySpans") or ()
@@ -212,7 +239,7 @@ def spans_of_line(document: Any, span_filter: SpanFilter | None = None) -> OtlpL
             scope_info = scope_spans.get("scope") or scope_spans.get("instrumentationLibrary") or {}
             scope = {"scope.name": scope_info.get("name"), "scope.version": scope_info.get("version")}
             for span in scope_spans.get("spans") or ():
-                record = span_record(span, resource, scope)
+                record = span_record(span, resource, scope, max_depth)
                 if span_filter is None or span_filter.keeps(record):
                     records.append(record)
                 else:

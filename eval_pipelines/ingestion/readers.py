@@ -449,8 +449,11 @@ def _read_csv_by_record(path: Path, fmt: str, data: bytes, delimiter: str) -> Re
 def _read_otlp(path: Path, fmt: str, data: bytes, max_depth: int, span_filter: SpanFilter | None) -> ReadResult:
     """OTLP/JSON trace lines: one row per span that passes the filter; a malformed line is rejected whole.
 
-    Each row keeps its line (``LINE_COLUMN``), its position among the line's spans (``RECORD_COLUMN``) and its own
-    flat record as JSON (``RAW_COLUMN``, what a quarantined span shows: its span id and attributes).
+    Each row keeps its line (``LINE_COLUMN``) and its position among the line's spans (``RECORD_COLUMN``); a
+    quarantined span shows its own flat record (span id and attributes) as JSON, built only for those rows.
+    ``max_depth`` bounds the nesting of attribute values (see :func:`otlp.any_value`): a trace line is wide, so
+    the bracket pre-scan of plain JSON lines would cost more than the parse; Python's parser turns extreme
+    nesting into a RecursionError, caught below, and no pyarrow parser sees these lines.
     """
     data = _without_bom(data)
     records: list[dict] = []
@@ -461,15 +464,13 @@ def _read_otlp(path: Path, fmt: str, data: bytes, max_depth: int, span_filter: S
     for line_number, raw in enumerate(data.splitlines(), start=1):
         if not raw.strip():
             continue
-        problem = _too_deep(raw, max_depth, line_number)
-        if problem is None:
-            text, problem = _decode_line(raw, line_number)
+        text, problem = _decode_line(raw, line_number)
         if problem is not None:
             rejected.append(problem)
             continue
         try:
             document = json.loads(text, object_pairs_hook=_refuse_duplicate_keys, parse_constant=_refuse_constant)
-            parsed = spans_of_line(document, span_filter)
+            parsed = spans_of_line(document, span_filter, max_depth)
         except (_NotStrictJson, OtlpError) as error:
             rejected.append(RejectedLine(line_number, str(error), text))
             continue
@@ -484,7 +485,6 @@ def _read_otlp(path: Path, fmt: str, data: bytes, max_depth: int, span_filter: S
         lines += [line_number] * len(parsed.records)
         positions += range(len(parsed.records))
     frame = pd.DataFrame.from_records(records) if records else pd.DataFrame(index=range(0))
-    frame[RAW_COLUMN] = pd.Series([json.dumps(r, default=str, ensure_ascii=False) for r in records], dtype=object)
     frame[RECORD_COLUMN] = np.asarray(positions, dtype=np.int64)
     return ReadResult(path, fmt, _with_lines(frame, np.asarray(lines, dtype=np.int64)), rejected,
                       rows_filtered=filtered)
