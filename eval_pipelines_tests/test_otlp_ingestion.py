@@ -20,6 +20,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from eval_pipelines.config import ConfigError, parse_settings
 from eval_pipelines.ingestion.assets import production_logs
+from eval_pipelines.kpis.assets import kpi_daily
 from eval_pipelines.labeling.assets import labeled_cases
 from eval_pipelines_tests.conftest import make_project
 from eval_pipelines_tests.otlp_traces import otlp_json_line, record_spans
@@ -114,7 +115,8 @@ def _state(url: str) -> dict[str, list[dict]]:
 def test_a_day_of_sdk_spans_is_ingested_by_config_alone_with_exact_conservation(tmp_path, gz) -> None:
     project = make_project(tmp_path, OPENINFERENCE_CONFIG)
     _write_day(project.landing_dir / DAY, gz=gz)
-    result = dg.materialize([production_logs, labeled_cases], partition_key=DAY, resources=project.resources(),
+    result = dg.materialize([production_logs, labeled_cases, kpi_daily], partition_key=DAY,
+                            resources=project.resources(),
                             instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
     assert result.success
 
@@ -153,6 +155,17 @@ def test_a_day_of_sdk_spans_is_ingested_by_config_alone_with_exact_conservation(
     assert len(cases) == len(logs)
     overridden = cases["user_action"] == "overridden"
     assert overridden.any() and (cases.loc[overridden, "final_output"] == "technical").all()
+
+    engine = sa.create_engine(project.warehouse_url)  # the KPIs of the day, by segment, from the spans
+    with engine.connect() as connection:
+        kpis = connection.execute(sa.text(
+            "SELECT segment, cases, overridden_cases, error_cases FROM kpi_daily WHERE system = 'support_triage' "
+            "AND segment <> 'all'")).all()
+    by_segment = {row.segment: row for row in kpis}
+    assert set(by_segment) == set(logs["segment"])
+    assert sum(row.cases for row in kpis) == len(logs)
+    assert sum(row.overridden_cases for row in kpis) == int((logs["user_action"] == "overridden").sum())
+    assert sum(row.error_cases for row in kpis) == 1
 
 
 def test_span_filter_without_the_otlp_format_is_refused_with_its_path() -> None:
