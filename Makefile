@@ -74,6 +74,7 @@ bench: install
 	$(BIN)/python bench/bench_evalset.py
 	$(BIN)/python bench/bench_edge_cases.py
 	$(BIN)/python bench/bench_scoring.py
+	$(BIN)/python bench/bench_otlp.py
 
 lint: install
 	$(BIN)/ruff check .

@@ -48,7 +48,7 @@ def _cmd_generate_logs(args: argparse.Namespace) -> int:
 def _landing_days(settings) -> list[str]:
     from eval_pipelines.ingestion.landing import scan_landing
 
-    return sorted(scan_landing(settings.resolve_path(settings.source.landing_dir)))
+    return sorted(scan_landing(settings.resolve_path(settings.source.landing_dir), settings.source.format))
 
 
 def _partition_days(days: list[str], valid: set[str], start: date) -> str | None:

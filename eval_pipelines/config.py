@@ -20,6 +20,7 @@ from eval_pipelines.edge_cases.settings import EdgeCaseConfig
 from eval_pipelines.estimation.settings import EstimationConfig
 from eval_pipelines.evalsets.settings import EvalSetConfig
 from eval_pipelines.ingestion.contract import CANONICAL_COLUMNS, FIELDS_BY_NAME, PII_TEXT_FIELDS, FieldKind
+from eval_pipelines.ingestion.otlp import SpanFilter
 from eval_pipelines.ingestion.settings import IngestionConfig
 from eval_pipelines.kpis.settings import ImpactConfig
 from eval_pipelines.labeling.labels import LABEL_COLUMNS
@@ -80,6 +81,18 @@ TimestampFormat = Annotated[
 ]
 
 
+class SpanFilterConfig(_Strict):
+    """Which OTLP spans are events (all conditions hold); the others are counted as filtered, not read."""
+
+    names: list[str] = Field(default_factory=list, description="span names kept (empty: any)")
+    kinds: list[Literal["UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER"]] = Field(
+        default_factory=list, description="span kinds kept (empty: any)")
+    attributes: dict[str, str | int | float | bool | list[str | int | float | bool]] = Field(
+        default_factory=dict, description="attribute key -> value or values kept, e.g. "
+                                          "{openinference.span.kind: LLM}")
+    require_attributes: list[str] = Field(default_factory=list, description="attribute keys that must be set")
+
+
 class SourceConfig(_Strict):
     kind: Literal["landing", "sql"] = "landing"
     landing_dir: str = Field("data/landing", description="<landing_dir>/<YYYY-MM-DD>/*.{jsonl,jsonl.gz,csv,parquet}")
@@ -91,6 +104,27 @@ class SourceConfig(_Strict):
         100_000, gt=0, description="Longer free-text values (input_text, outputs) are quarantined."
     )
     csv_delimiter: str = Field(",", min_length=1, max_length=1)
+    format: Literal["auto", "otlp_json"] = Field(
+        "auto", description="auto: by file suffix (JSONL, CSV, Parquet); otlp_json: OpenTelemetry trace lines "
+                            "(the Collector's file exporter), one row per span passing span_filter.")
+    span_filter: SpanFilterConfig | None = None
+
+    @model_validator(mode="after")
+    def _filter_needs_otlp(self) -> SourceConfig:
+        if self.span_filter is not None and self.format != "otlp_json":
+            raise ValueError("source.span_filter applies to source.format: otlp_json only; remove it or set the "
+                             "format")
+        return self
+
+    def span_filter_spec(self) -> SpanFilter | None:
+        """The reader's span filter (None: every span of an OTLP file is an event)."""
+        if self.span_filter is None:
+            return None
+        config = self.span_filter
+        return SpanFilter(names=tuple(config.names), kinds=tuple(config.kinds),
+                          attributes={key: (tuple(str(v) for v in value) if isinstance(value, list) else
+                                            (str(value),)) for key, value in config.attributes.items()},
+                          require_attributes=tuple(config.require_attributes))
 
     @model_validator(mode="after")
     def _sql_needs_settings(self) -> SourceConfig:

@@ -49,7 +49,7 @@ def read_partition(settings: Settings, day: date) -> IngestResult:
         assert settings.source.sql is not None
         return ingest_frame(read_sql_day(settings, day), settings, day, f"sql:{settings.source.sql.table}")
     landing_dir = settings.resolve_path(settings.source.landing_dir)
-    files, skipped = day_listing(landing_dir, day)
+    files, skipped = day_listing(landing_dir, day, settings.source.format)
     result = ingest_files(files, settings, day, root=landing_dir)
     top_level = landing_root_skips(landing_dir, daily_partitions.get_partition_keys())
     return replace(result, skipped=(*skipped, *top_level))
@@ -122,7 +122,8 @@ def production_logs(
     settings = project.load()
     day = date.fromisoformat(context.partition_key)
     # Taken before reading: if files change during the read, the sensor sees a different fingerprint and re-runs.
-    fingerprint = (day_fingerprint(settings.resolve_path(settings.source.landing_dir), day)
+    fingerprint = (day_fingerprint(settings.resolve_path(settings.source.landing_dir), day,
+                                   settings.source.format)
                    if settings.source.kind == "landing" else None)
     lake = Lake(lake_root(settings))
     refusal = removed_day_folder(settings, lake, day)

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from eval_pipelines.config import Settings
 from eval_pipelines.ingestion.contract import CANONICAL_FIELDS, IDENTIFIER_MAX_CHARS, FieldKind, FieldSpec
-from eval_pipelines.ingestion.readers import LINE_COLUMN, RAW_COLUMN
+from eval_pipelines.ingestion.readers import LINE_COLUMN, RAW_COLUMN, RECORD_COLUMN
 
 SOURCE_FILE_COLUMN = "source_file"
 SOURCE_LINE_COLUMN = "source_line"
@@ -39,7 +39,7 @@ class Conformed:
 
     rows: pd.DataFrame
     rejected: np.ndarray  # bool per row of ``rows``
-    quarantined: pd.DataFrame  # source_file, line_number, reason, field, raw_record
+    quarantined: pd.DataFrame  # source_file, line_number, record_index, reason, field, raw_record
 
     @property
     def valid_count(self) -> int:
@@ -296,14 +296,23 @@ def conform(raw: pd.DataFrame, settings: Settings, day: date, source_file: str) 
     canonical[SOURCE_LINE_COLUMN] = raw[LINE_COLUMN].to_numpy(dtype=np.int64)
     bad = problems.any_row
     offending = raw.iloc[np.flatnonzero(bad)]
+    reasons = problems.reason[bad]
+    if SPAN_ID_COLUMN in offending.columns:  # an OTLP span: say which one, a line holds many
+        reasons = np.asarray([f"span {span_id}: {reason}" for span_id, reason in
+                              zip(offending[SPAN_ID_COLUMN].astype(str), reasons, strict=True)], dtype=object)
     quarantined = pd.DataFrame({
         "source_file": source_file,
         "line_number": offending[LINE_COLUMN].to_numpy(dtype=np.int64),
-        "reason": problems.reason[bad],
+        "record_index": (offending[RECORD_COLUMN].to_numpy(dtype=np.int64) if RECORD_COLUMN in offending.columns
+                         else np.zeros(len(offending), dtype=np.int64)),
+        "reason": reasons,
         "field": problems.field[bad],
         "raw_record": _raw_records(offending),
     })
     return Conformed(canonical, bad.copy(), quarantined)
+
+
+SPAN_ID_COLUMN = "span.span_id"
 
 
 def _raw_records(rows: pd.DataFrame) -> list[str]:
@@ -312,7 +321,7 @@ def _raw_records(rows: pd.DataFrame) -> list[str]:
         return []
     if RAW_COLUMN in rows.columns:
         return rows[RAW_COLUMN].tolist()
-    fields = rows.drop(columns=[LINE_COLUMN])
+    fields = rows.drop(columns=[c for c in (LINE_COLUMN, RECORD_COLUMN) if c in rows.columns])
     return [json.dumps({k: v for k, v in record.items() if not _is_missing(v)}, default=str, ensure_ascii=False)
             for record in fields.to_dict(orient="records")]
 

@@ -18,9 +18,15 @@ import pandas as pd
 
 from eval_pipelines.config import Settings
 from eval_pipelines.ingestion.conform import SOURCE_FILE_COLUMN, SOURCE_LINE_COLUMN, Conformed, conform, day_window
-from eval_pipelines.ingestion.readers import LINE_COLUMN, SUPPORTED_SUFFIXES, file_format, read_log_file
+from eval_pipelines.ingestion.readers import (
+    LINE_COLUMN,
+    OTLP_SUFFIXES,
+    SUPPORTED_SUFFIXES,
+    file_format,
+    read_log_file,
+)
 
-QUARANTINE_COLUMNS = ("source_file", "line_number", "reason", "field", "raw_record")
+QUARANTINE_COLUMNS = ("source_file", "line_number", "record_index", "reason", "field", "raw_record")
 _DAY_DIR = re.compile(r"^(?:dt=)?(\d{4}-\d{2}-\d{2})$")
 
 
@@ -36,6 +42,7 @@ class FileReport:
     rows_quarantined: int
     rows_duplicate: int
     rows_conflicting: int = 0
+    rows_filtered: int = 0  # OTLP spans source.span_filter left out: not events, so outside rows_read
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,10 @@ class IngestResult:
         return sum(f.rows_conflicting for f in self.files)
 
     @property
+    def rows_filtered(self) -> int:
+        return sum(f.rows_filtered for f in self.files)
+
+    @property
     def files_failed(self) -> int:
         """Files whose rows are unknown: unreadable ones and refused ones (never opened)."""
         return sum(f.status != "ok" for f in self.files)
@@ -100,6 +111,7 @@ class IngestResult:
             "rows_quarantined": self.rows_quarantined,
             "rows_duplicate": self.rows_duplicate,
             "rows_conflicting": self.rows_conflicting,
+            "rows_filtered": self.rows_filtered,
             "quarantine_rate": self.quarantine_rate,
         }
 
@@ -124,7 +136,7 @@ def day_folders(landing_dir: Path, day: date) -> list[Path]:
             if folder.is_dir()]
 
 
-def day_listing(landing_dir: Path, day: date) -> tuple[list[Path], list[SkippedPath]]:
+def day_listing(landing_dir: Path, day: date, source_format: str = "auto") -> tuple[list[Path], list[SkippedPath]]:
     """Every log file of a day in a stable order, and every other entry of its folders with the reason it is skipped.
 
     Links are listed whether or not they resolve: ``ingest_files`` refuses those leading out, with a reason.
@@ -136,9 +148,10 @@ def day_listing(landing_dir: Path, day: date) -> tuple[list[Path], list[SkippedP
             name = str(entry.relative_to(landing_dir))
             if entry.is_dir() and not entry.is_symlink():
                 skipped.append(SkippedPath(name, "subfolder: only files directly in a day folder are read"))
-            elif file_format(entry) is None:
-                skipped.append(SkippedPath(name, "unsupported file type; expected one of "
-                                                 + ", ".join(SUPPORTED_SUFFIXES)))
+            elif file_format(entry, source_format) is None:
+                expected = OTLP_SUFFIXES if source_format == "otlp_json" else SUPPORTED_SUFFIXES
+                skipped.append(SkippedPath(name, f"unsupported file type for source.format {source_format}; "
+                                                 "expected one of " + ", ".join(expected)))
             elif entry.is_file() or entry.is_symlink():
                 files.append(entry)
             else:
@@ -146,9 +159,9 @@ def day_listing(landing_dir: Path, day: date) -> tuple[list[Path], list[SkippedP
     return sorted(files), skipped
 
 
-def landing_files(landing_dir: Path, day: date) -> list[Path]:
+def landing_files(landing_dir: Path, day: date, source_format: str = "auto") -> list[Path]:
     """Every log file of a day, in a stable order, from both folder spellings."""
-    return day_listing(landing_dir, day)[0]
+    return day_listing(landing_dir, day, source_format)[0]
 
 
 def landing_root_skips(landing_dir: Path, partition_keys: Collection[str]) -> list[SkippedPath]:
@@ -201,23 +214,26 @@ def ingest_files(paths: list[Path], settings: Settings, day: date, root: Path | 
         if root is not None:
             refusal = outside_landing(path, root)
             if refusal is not None:
-                reports.append(FileReport(name, file_format(path) or "unknown", 0, "refused", refusal, 0, 0, 0, 0))
+                reports.append(FileReport(name, file_format(path, settings.source.format) or "unknown", 0,
+                                          "refused", refusal, 0, 0, 0, 0))
                 continue
             path = path.resolve()  # read the checked target, not the link: it could be re-pointed meanwhile
-        result = read_log_file(path, settings.source.csv_delimiter, settings.ingestion.max_json_depth)
+        result = read_log_file(path, settings.source.csv_delimiter, settings.ingestion.max_json_depth,
+                               settings.source.format, settings.source.span_filter_spec())
         size = path.stat().st_size if path.exists() else 0
         if result.error is not None:
             reports.append(FileReport(name, result.file_format, size, "failed", result.error, 0, 0, 0, 0))
             continue
         conformed = conform(result.rows, settings, day, name)
         rejected = pd.DataFrame(
-            [(name, r.line_number, r.reason, None, r.raw_record) for r in result.rejected],
+            [(name, r.line_number, 0, r.reason, None, r.raw_record) for r in result.rejected],
             columns=list(QUARANTINE_COLUMNS),
         )
         quarantine_parts += [rejected, conformed.quarantined]
         conformed_parts.append(conformed)
         reports.append(FileReport(name, result.file_format, size, "ok", None, result.rows_read,
-                                  conformed.valid_count, len(rejected) + len(conformed.quarantined), 0))
+                                  conformed.valid_count, len(rejected) + len(conformed.quarantined), 0,
+                                  rows_filtered=result.rows_filtered))
     return _deduplicate(day, conformed_parts, quarantine_parts, reports, settings)
 
 
@@ -260,7 +276,9 @@ def _deduplicate(day: date, conformed: list[Conformed], quarantine_parts: list[p
     quarantined = (pd.concat(quarantine_parts, ignore_index=True) if quarantine_parts
                    else pd.DataFrame(columns=list(QUARANTINE_COLUMNS)))
     quarantined["line_number"] = quarantined["line_number"].astype("int64")
-    quarantined = quarantined.sort_values(["source_file", "line_number"], kind="stable", ignore_index=True)
+    quarantined["record_index"] = quarantined["record_index"].astype("int64")
+    quarantined = quarantined.sort_values(["source_file", "line_number", "record_index"], kind="stable",
+                                          ignore_index=True)
     valid = rows if keep.all() else rows.loc[keep]
     return IngestResult(day, valid.reset_index(drop=True), quarantined, tuple(reports), conflicts)
 

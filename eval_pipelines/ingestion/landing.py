@@ -19,26 +19,26 @@ from eval_pipelines.ingestion.readers import file_format
 FINGERPRINT_CHARS = 12
 
 
-def _day_entries(landing_dir: Path, folder_name: str) -> list[tuple[str, int, int]]:
+def _day_entries(landing_dir: Path, folder_name: str, source_format: str) -> list[tuple[str, int, int]]:
     entries: list[tuple[str, int, int]] = []
     with os.scandir(landing_dir / folder_name) as files:
         for item in files:
-            if item.is_file() and file_format(Path(item.name)) is not None:
+            if item.is_file() and file_format(Path(item.name), source_format) is not None:
                 stat = item.stat()
                 entries.append((f"{folder_name}/{item.name}", stat.st_size, stat.st_mtime_ns))
     return entries
 
 
-def day_fingerprint(landing_dir: Path, day: date) -> str | None:
+def day_fingerprint(landing_dir: Path, day: date, source_format: str = "auto") -> str | None:
     """The fingerprint of one day's files (both folder spellings), or None when the day has none."""
     entries: list[tuple[str, int, int]] = []
     for folder in (day.isoformat(), f"dt={day.isoformat()}"):
         if (landing_dir / folder).is_dir():
-            entries += _day_entries(landing_dir, folder)
+            entries += _day_entries(landing_dir, folder, source_format)
     return _fingerprint(entries) if entries else None
 
 
-def scan_landing(landing_dir: Path) -> dict[str, str]:
+def scan_landing(landing_dir: Path, source_format: str = "auto") -> dict[str, str]:
     """``{YYYY-MM-DD: fingerprint}`` for every day folder holding at least one log file."""
     if not landing_dir.is_dir():
         return {}
@@ -47,7 +47,8 @@ def scan_landing(landing_dir: Path) -> dict[str, str]:
         for day_entry in days:
             day = day_folder_date(day_entry.name) if day_entry.is_dir() else None
             if day is not None:
-                entries.setdefault(day.isoformat(), []).extend(_day_entries(landing_dir, day_entry.name))
+                entries.setdefault(day.isoformat(), []).extend(_day_entries(landing_dir, day_entry.name,
+                                                                                     source_format))
     return {day: _fingerprint(files) for day, files in entries.items() if files}
 
 

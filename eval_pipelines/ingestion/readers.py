@@ -30,9 +30,13 @@ import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
+from eval_pipelines.ingestion.otlp import OtlpError, SpanFilter, spans_of_line
+
 SUPPORTED_SUFFIXES: tuple[str, ...] = (".jsonl", ".jsonl.gz", ".ndjson", ".csv", ".csv.gz", ".parquet")
 LINE_COLUMN = "__line__"
 RAW_COLUMN = "__raw__"
+RECORD_COLUMN = "__record__"  # a record's position within its line: OTLP lines hold many spans; absent otherwise
+OTLP_SUFFIXES: tuple[str, ...] = (".jsonl", ".jsonl.gz", ".ndjson", ".json", ".json.gz")
 # pyarrow parses blocks in parallel: small blocks keep both cores busy; a line longer than a block (a 1 MB text
 # field) makes the parse retry with larger blocks instead of failing the file.
 _JSON_BLOCK_BYTES = 8 << 20
@@ -66,31 +70,42 @@ class ReadResult:
     rejected: list[RejectedLine] = field(default_factory=list)
     error: str | None = None
     used_fallback: bool = False
+    rows_filtered: int = 0  # OTLP spans left out by source.span_filter (not events; counted, not read)
 
     @property
     def rows_read(self) -> int:
         return (0 if self.rows is None else len(self.rows)) + len(self.rejected)
 
 
-def file_format(path: Path) -> str | None:
-    """The format named by a file's suffix, or None when the file is not a log file we read."""
+def file_format(path: Path, source_format: str = "auto") -> str | None:
+    """The format of a log file: named by its suffix (``auto``), or OTLP trace lines (``otlp_json``); else None."""
     name = path.name.lower()
+    if source_format == "otlp_json":
+        return next(("otlp_json.gz" if suffix.endswith(".gz") else "otlp_json" for suffix in OTLP_SUFFIXES
+                     if name.endswith(suffix)), None)
     for suffix in SUPPORTED_SUFFIXES:
         if name.endswith(suffix):
             return "jsonl" if suffix == ".ndjson" else suffix.lstrip(".")
     return None
 
 
-def read_log_file(path: Path, csv_delimiter: str = ",", max_json_depth: int = DEFAULT_MAX_JSON_DEPTH) -> ReadResult:
+def read_log_file(path: Path, csv_delimiter: str = ",", max_json_depth: int = DEFAULT_MAX_JSON_DEPTH,
+                  source_format: str = "auto", span_filter: SpanFilter | None = None) -> ReadResult:
     """Read one landing file; a file that cannot be read at all comes back with ``error`` set, never raises.
 
     JSON lines nested deeper than ``max_json_depth`` are quarantined before any parser sees them: deep nesting
     makes ``json.loads`` raise RecursionError and crashes pyarrow's parser outright (20,000 levels: a segfault).
+    ``source_format="otlp_json"`` reads OpenTelemetry trace lines, one row per span passing ``span_filter``.
     """
-    fmt = file_format(path)
+    fmt = file_format(path, source_format)
     if fmt is None:
-        return ReadResult(path, "unknown", None, error=f"unsupported file type; expected one of {SUPPORTED_SUFFIXES}")
+        expected = OTLP_SUFFIXES if source_format == "otlp_json" else SUPPORTED_SUFFIXES
+        return ReadResult(path, "unknown", None, error=f"unsupported file type; expected one of {expected}")
     try:
+        if fmt.startswith("otlp_json"):
+            data = path.read_bytes()
+            return _read_otlp(path, fmt, gzip.decompress(data) if fmt.endswith(".gz") else data, max_json_depth,
+                              span_filter)
         if fmt == "parquet":
             return _read_parquet(path)
         if fmt == "jsonl":  # parsed straight from the file; bytes are read into memory only for the fallback
@@ -429,3 +444,47 @@ def _read_csv_by_record(path: Path, fmt: str, data: bytes, delimiter: str) -> Re
     rejected.sort(key=lambda item: item.line_number)
     return ReadResult(path, fmt, _with_lines(frame, np.asarray(starts, dtype=np.int64)), rejected,
                       used_fallback=True)
+
+
+def _read_otlp(path: Path, fmt: str, data: bytes, max_depth: int, span_filter: SpanFilter | None) -> ReadResult:
+    """OTLP/JSON trace lines: one row per span that passes the filter; a malformed line is rejected whole.
+
+    Each row keeps its line (``LINE_COLUMN``) and its position among the line's spans (``RECORD_COLUMN``); a
+    quarantined span shows its own flat record (span id and attributes) as JSON, built only for those rows.
+    ``max_depth`` bounds the nesting of attribute values (see :func:`otlp.any_value`): a trace line is wide, so
+    the bracket pre-scan of plain JSON lines would cost more than the parse; Python's parser turns extreme
+    nesting into a RecursionError, caught below, and no pyarrow parser sees these lines.
+    """
+    data = _without_bom(data)
+    records: list[dict] = []
+    lines: list[int] = []
+    positions: list[int] = []
+    rejected: list[RejectedLine] = []
+    filtered = 0
+    for line_number, raw in enumerate(data.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        text, problem = _decode_line(raw, line_number)
+        if problem is not None:
+            rejected.append(problem)
+            continue
+        try:
+            document = json.loads(text, object_pairs_hook=_refuse_duplicate_keys, parse_constant=_refuse_constant)
+            parsed = spans_of_line(document, span_filter, max_depth)
+        except (_NotStrictJson, OtlpError) as error:
+            rejected.append(RejectedLine(line_number, str(error), text))
+            continue
+        except RecursionError:
+            rejected.append(RejectedLine(line_number, "nesting too deep to parse", text))
+            continue
+        except json.JSONDecodeError as error:
+            rejected.append(RejectedLine(line_number, f"unparseable JSON: {error.msg} at column {error.colno}", text))
+            continue
+        filtered += parsed.filtered
+        records += parsed.records
+        lines += [line_number] * len(parsed.records)
+        positions += range(len(parsed.records))
+    frame = pd.DataFrame.from_records(records) if records else pd.DataFrame(index=range(0))
+    frame[RECORD_COLUMN] = np.asarray(positions, dtype=np.int64)
+    return ReadResult(path, fmt, _with_lines(frame, np.asarray(lines, dtype=np.int64)), rejected,
+                      rows_filtered=filtered)

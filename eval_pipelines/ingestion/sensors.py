@@ -41,7 +41,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, project: ProjectConfigRe
     if settings.source.kind != "landing":
         return dg.SensorResult(skip_reason=dg.SkipReason("source.kind is not 'landing'"), cursor=context.cursor)
     previous = decode_cursor(context.cursor)
-    current = scan_landing(settings.resolve_path(settings.source.landing_dir))
+    current = scan_landing(settings.resolve_path(settings.source.landing_dir), settings.source.format)
     valid_keys = set(daily_partitions.get_partition_keys(dynamic_partitions_store=None))
     requests, accepted = [], dict(previous)
     for day in changed_days(previous, current):

@@ -18,6 +18,7 @@ ingestion_batches = sa.Table(
     sa.Column("rows_quarantined", sa.BigInteger, nullable=False),
     sa.Column("rows_duplicate", sa.BigInteger, nullable=False),
     sa.Column("rows_conflicting", sa.BigInteger, nullable=False),
+    sa.Column("rows_filtered", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("quarantine_rate", sa.Float, nullable=False),
     sa.Column("lake_path", sa.Text, nullable=False),
     comment="One row per production_logs partition: conservation rows_read = valid + quarantined + duplicate "
@@ -38,6 +39,7 @@ ingestion_files = sa.Table(
     sa.Column("rows_quarantined", sa.BigInteger, nullable=False),
     sa.Column("rows_duplicate", sa.BigInteger, nullable=False),
     sa.Column("rows_conflicting", sa.BigInteger, nullable=False),
+    sa.Column("rows_filtered", sa.BigInteger, nullable=False, server_default="0"),
     comment="One row per landing file per partition; failed files carry their reason in error.",
 )
 
@@ -47,6 +49,8 @@ quarantined_events = sa.Table(
     sa.Column("partition_date", sa.Date, primary_key=True),
     sa.Column("source_file", sa.String(1024), primary_key=True),
     sa.Column("line_number", sa.BigInteger, primary_key=True),
+    # An OTLP line holds many spans: the span's position in its line (0 for every other format).
+    sa.Column("record_index", sa.BigInteger, primary_key=True, server_default="0"),
     sa.Column("field", sa.String(128)),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("raw_record", sa.Text, nullable=False),
