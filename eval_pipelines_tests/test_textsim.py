@@ -84,3 +84,30 @@ def test_unequal_lengths_are_refused() -> None:
     for function in (edit_similarity, retained_share, rouge_l, token_f1):
         with pytest.raises(ValueError, match="equal count"):
             function(["a"], ["a", "b"])
+
+
+def test_the_text_scorers_score_a_replayed_frame() -> None:
+    import pandas as pd
+
+    from eval_pipelines.scoring.scorers import KNOWN_WRONG_NORMALISED, KNOWN_WRONG_OUTPUT, score_frame, traits
+    from eval_pipelines.scoring.settings import ScorerConfig
+
+    frame = pd.DataFrame({
+        "label": ["the refund is on its way", "restart the router", None, None, "hello"],
+        "output": ["your refund is on its way", None, "sorry, no refund", "anything else", "hello"],
+        "status": ["ok", "error", "ok", "ok", "ok"],
+        KNOWN_WRONG_OUTPUT: [None, None, "sorry, no refund", "sorry, no refund", None],
+        KNOWN_WRONG_NORMALISED: [False, False, True, True, False],
+    })
+    configs = [ScorerConfig(name=kind, kind=kind) for kind in ("edit_similarity", "token_f1", "rouge_l")]
+    scores = score_frame(frame, configs)
+    for config in configs:
+        assert traits(config).higher_is_better and not traits(config).binary
+        values = scores[config.name]
+        assert values[1] == 0.0  # a failed call on a labeled case
+        assert values[2] == 0.0  # the known-wrong output itself
+        assert np.isnan(values[3])  # another output on a known error: its right answer is unknown
+        assert values[4] == 1.0
+    assert scores["edit_similarity"][0] == pytest.approx(edit_similarity([frame.output[0]], [frame.label[0]])[0])
+    assert scores["rouge_l"][0] == pytest.approx(5 / 6)  # LCS 5 of 6 words on both sides
+    assert scores["token_f1"][0] == pytest.approx(5 / 6)

@@ -119,8 +119,8 @@ Candidate = Annotated[
 # ----------------------------------------------------------------------------------------------------------------
 
 ScorerKind = Literal[
-    "exact_match", "normalised_match", "label_set_f1", "numeric_tolerance", "brier", "ece", "latency_slo",
-    "latency", "cost", "success", "custom",
+    "exact_match", "normalised_match", "label_set_f1", "edit_similarity", "token_f1", "rouge_l",
+    "numeric_tolerance", "brier", "ece", "latency_slo", "latency", "cost", "success", "custom",
 ]
 
 
