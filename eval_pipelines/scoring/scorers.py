@@ -34,6 +34,9 @@ Kinds (``ScorerConfig.kind``):
 - ``latency_slo`` (binary): latency_ms <= slo_ms. ``latency`` (lower is better): latency_ms itself, for quantiles.
 - ``cost`` (lower is better): cost_usd itself. ``success`` (binary): status == "ok".
 - ``custom``: ``package.module:function(frame) -> sequence of floats``, declared ``binary`` / ``higher_is_better``.
+- ``llm_judge`` (binary): an OpenAI-compatible chat model judges each output against the ``rubric`` (and the label,
+  when there is one) — :mod:`eval_pipelines.scoring.judge`; NaN where it could not judge, cached by
+  (model, rubric, input, output, label) under ``cache_dir``.
 """
 
 from __future__ import annotations
@@ -78,6 +81,7 @@ _TRAITS: dict[str, ScorerTraits] = {
     "latency": ScorerTraits(False, False),
     "cost": ScorerTraits(False, False),
     "success": ScorerTraits(True, True),
+    "llm_judge": ScorerTraits(True, True),
 }
 
 
@@ -339,6 +343,26 @@ def custom(frame: pd.DataFrame, config: ScorerConfig, scored: Mapping[str, np.nd
     return values
 
 
+def llm_judge(frame: pd.DataFrame, config: ScorerConfig, scored: Mapping[str, np.ndarray]) -> np.ndarray:
+    from pathlib import Path
+
+    from eval_pipelines.config import PROJECT_ROOT
+    from eval_pipelines.scoring.judge import JudgeCache, judge_cases, settings_from_env
+
+    settings = settings_from_env(config.url_env or "", config.model or "", config.rubric or "", config.api_key_env,
+                                 timeout_seconds=config.timeout_seconds, max_retries=config.max_retries,
+                                 concurrency=config.concurrency)
+    directory = Path(config.cache_dir)
+    cache = JudgeCache((directory if directory.is_absolute() else PROJECT_ROOT / directory) / f"{config.name}.jsonl")
+
+    def texts(column: str) -> list[str | None]:
+        if column not in frame.columns:
+            return [None] * len(frame)
+        return list(frame[column].astype("str").to_numpy(dtype=object, na_value=None))
+
+    return judge_cases(texts("input_text"), texts("output"), texts("label"), settings, cache).verdicts
+
+
 SCORERS: dict[str, ScoreFunction] = {
     "exact_match": exact_match,
     "normalised_match": normalised_match,
@@ -354,6 +378,7 @@ SCORERS: dict[str, ScoreFunction] = {
     "cost": cost,
     "success": success,
     "custom": custom,
+    "llm_judge": llm_judge,
 }
 
 
