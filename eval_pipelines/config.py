@@ -23,7 +23,7 @@ from eval_pipelines.ingestion.contract import CANONICAL_COLUMNS, FIELDS_BY_NAME,
 from eval_pipelines.ingestion.otlp import SpanFilter
 from eval_pipelines.ingestion.settings import IngestionConfig
 from eval_pipelines.kpis.settings import ImpactConfig
-from eval_pipelines.labeling.labels import LABEL_COLUMNS
+from eval_pipelines.labeling.labels import LABEL_COLUMNS, TextGrading
 from eval_pipelines.review.settings import DERIVED_STRATA_COLUMNS, ReviewConfig
 from eval_pipelines.scoring.settings import ScoringConfig
 from eval_pipelines.settings_base import StrictModel
@@ -190,9 +190,32 @@ class QualityConfig(_Strict):
     max_quarantine_rate: float = Field(0.05, ge=0, le=1, description="Check fails above this share of rows.")
 
 
+class SystemOutputConfig(_Strict):
+    output_kind: Literal["label", "text"] = Field(
+        "label", description="label: outputs compared exactly; text: free text, edits graded by their size.")
+    light_edit_at_least: float = Field(0.9, ge=0, le=1, description="text: edit similarity of a light edit "
+                                                                      "(the draft counts as correct)")
+    heavy_edit_at_least: float = Field(0.5, ge=0, le=1, description="text: below this an edit is a rewrite "
+                                                                      "(wrong); between the two: partly_wrong")
+
+    @model_validator(mode="after")
+    def _thresholds_ordered(self) -> SystemOutputConfig:
+        if self.heavy_edit_at_least > self.light_edit_at_least:
+            raise ValueError(f"heavy_edit_at_least ({self.heavy_edit_at_least}) must not exceed "
+                             f"light_edit_at_least ({self.light_edit_at_least})")
+        return self
+
+
 class LabelingConfig(_Strict):
     low_confidence_below: float = Field(0.5, ge=0, le=1)
     slow_decision_seconds: float = Field(120.0, gt=0)
+    systems: dict[str, SystemOutputConfig] = Field(
+        default_factory=dict, description="per system: its output kind (systems not listed: label)")
+
+    def text_systems(self) -> dict[str, TextGrading]:
+        """The systems with free-text outputs and how their edits are graded."""
+        return {name: TextGrading(c.light_edit_at_least, c.heavy_edit_at_least)
+                for name, c in self.systems.items() if c.output_kind == "text"}
 
 
 class PartitionsConfig(_Strict):

@@ -5,16 +5,16 @@ import dagster as dg
 import pandas as pd
 
 from eval_pipelines.automation import FOLLOW_UPSTREAM_ANY_DAY
-from eval_pipelines.labeling.labels import FAILURE_TAGS, derive_labels
+from eval_pipelines.labeling.labels import FAILURE_TAGS, TextGrading, derive_labels
 from eval_pipelines.metadata import column_schema, markdown_table
 from eval_pipelines.partitions import daily_partitions
 from eval_pipelines.resources import ProjectConfigResource
 
 
 def label_cases(production_logs: pd.DataFrame, low_confidence_below: float,
-                slow_decision_seconds: float) -> pd.DataFrame:
+                slow_decision_seconds: float, text_systems: dict[str, TextGrading] | None = None) -> pd.DataFrame:
     """Labels and failure tags for a day of events (their text is already PII-masked by production_logs)."""
-    return derive_labels(production_logs, low_confidence_below, slow_decision_seconds)
+    return derive_labels(production_logs, low_confidence_below, slow_decision_seconds, text_systems)
 
 
 @dg.asset(
@@ -33,7 +33,8 @@ def labeled_cases(
     context: dg.AssetExecutionContext, project: ProjectConfigResource, production_logs: pd.DataFrame
 ) -> dg.Output[pd.DataFrame]:
     settings = project.load().labeling
-    cases = label_cases(production_logs, settings.low_confidence_below, settings.slow_decision_seconds)
+    cases = label_cases(production_logs, settings.low_confidence_below, settings.slow_decision_seconds,
+                        settings.text_systems())
     labeled = cases["is_labeled"]
     accuracy = cases.loc[labeled, "ai_correct"].astype(float).mean() if labeled.any() else float("nan")
     tag_counts = {tag: int(cases[f"tag_{tag}"].sum()) for tag in FAILURE_TAGS}

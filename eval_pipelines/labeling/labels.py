@@ -9,11 +9,14 @@ no dagster, fully vectorised (about 0.4 s per million rows).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+
+from eval_pipelines import textsim
 
 LABELED_CASES_ASSET = "labeled_cases"
 """The asset (and lake folder) holding labeled cases: what every evaluation domain reads."""
@@ -43,8 +46,18 @@ LABEL_COLUMNS: tuple[str, ...] = (
     *TAG_COLUMNS,
     "failure_tags",
     "n_failure_tags",
+    "edit_similarity",
+    "retained_share",
 )
 """Columns ``derive_labels`` appends (or overwrites), in order."""
+
+
+@dataclass(frozen=True)
+class TextGrading:
+    """How an edit of a free-text output grades the AI's draft (``labeling.systems.<name>``, output_kind text)."""
+
+    light_edit_at_least: float = 0.9
+    heavy_edit_at_least: float = 0.5
 
 CORRECTNESS_VALUES: tuple[str, ...] = ("correct", "partly_wrong", "wrong", "unknown")
 LABEL_SOURCES: tuple[str, ...] = ("ground_truth", "human_action")
@@ -96,7 +109,8 @@ def _pick(codes: np.ndarray, choices: Sequence[str] | pa.Array) -> pd.api.extens
     return pd.array(taken, dtype=_STR)
 
 
-def derive_labels(events: pd.DataFrame, low_confidence_below: float, slow_decision_seconds: float) -> pd.DataFrame:
+def derive_labels(events: pd.DataFrame, low_confidence_below: float, slow_decision_seconds: float,
+                  text_systems: Mapping[str, TextGrading] | None = None) -> pd.DataFrame:
     """Add implicit labels, a correctness verdict and failure-mode tags to canonical events.
 
     ``events`` has the canonical columns (``eval_pipelines.ingestion.contract``); optional ones may be all-null or
@@ -140,6 +154,14 @@ def derive_labels(events: pd.DataFrame, low_confidence_below: float, slow_decisi
     - ``failure_tags`` (``str``): the raised tags joined by ``"|"`` in ``FAILURE_TAGS`` order, e.g.
       ``"override|low_confidence"``; ``""`` when none.
     - ``n_failure_tags`` (int64): how many tags are raised.
+    - ``edit_similarity``, ``retained_share`` (float64, NaN for label systems): for the systems in
+      ``text_systems`` (free-text outputs), how close the final text is to the AI's draft and the share of the
+      draft's words kept (:mod:`eval_pipelines.textsim`), where the human accepted (1.0), edited or overrode it
+      with a final text. For those systems an edit is graded by its size instead of rule 4: similarity ≥
+      ``light_edit_at_least`` → ``"correct"`` (``ai_correct`` True: the draft was good enough to send with
+      touches), ≥ ``heavy_edit_at_least`` → ``"partly_wrong"``, below → ``"wrong"`` (a rewrite). Ground truth, an
+      override and a rejection keep their rules (exact equality is rarely what ground truth of a text means: map
+      it to a label system if that is what you have).
     """
     missing = [name for name in _REQUIRED_INPUTS if name not in events.columns]
     if missing:
@@ -177,6 +199,33 @@ def derive_labels(events: pd.DataFrame, low_confidence_below: float, slow_decisi
         [0, 2, 0, 1, 2],
         default=3,
     )
+    similarity = np.full(len(events), np.nan)
+    retained = np.full(len(events), np.nan)
+    if text_systems:
+        system = _text(events, "system")
+        graded_edit = np.zeros(len(events), dtype=bool)
+        for name, grading in text_systems.items():
+            rows = (system == name).to_numpy(dtype=bool)
+            if not rows.any():
+                continue
+            compared = rows & (edited | overridden) & final_output.notna().to_numpy(dtype=bool) \
+                & ai_output.notna().to_numpy(dtype=bool)
+            at = np.flatnonzero(compared)
+            drafts = ai_output.to_numpy(dtype=object, na_value=None)[at].tolist()
+            finals = final_output.to_numpy(dtype=object, na_value=None)[at].tolist()
+            similarity[at] = textsim.edit_similarity(drafts, finals)
+            retained[at] = textsim.retained_share(drafts, finals)
+            kept_whole = rows & accepted & ai_output.notna().to_numpy(dtype=bool)
+            similarity[kept_whole] = 1.0
+            retained[kept_whole] = 1.0
+            grade_at = np.flatnonzero(compared & edited & ~has_ground_truth)
+            grades = textsim.grade_edits(similarity[grade_at], grading.light_edit_at_least,
+                                         grading.heavy_edit_at_least)
+            correctness_codes[grade_at] = np.select([grades == "correct", grades == "partly_wrong"], [0, 1], 2)
+            graded_edit[grade_at] = True
+        # ai_correct follows the graded verdict for text edits: a light edit left the draft right.
+        matches = np.where(graded_edit, correctness_codes == 0, matches)
+        ai_correct = pd.arrays.BooleanArray(matches, mask=~is_labeled)
 
     confidence = _number(events, "confidence")
     decision_seconds = _number(events, "decision_seconds")
@@ -205,5 +254,7 @@ def derive_labels(events: pd.DataFrame, low_confidence_below: float, slow_decisi
         **{column: tags[:, j] for j, column in enumerate(TAG_COLUMNS)},
         "failure_tags": _pick(tag_codes, _JOINED_TAGS),
         "n_failure_tags": tags.sum(axis=1, dtype=np.int64),
+        "edit_similarity": similarity,
+        "retained_share": retained,
     }
     return events.assign(**columns)

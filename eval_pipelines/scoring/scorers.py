@@ -16,6 +16,10 @@ Kinds (``ScorerConfig.kind``):
 - ``normalised_match`` (binary): equal after Unicode NFKC, lower case, punctuation to spaces, whitespace collapsed.
 - ``label_set_f1`` (continuous in [0, 1]): output and label as sets of parts split on ``separator``;
   F1 = 2|A ∩ B| / (|A| + |B|). For the demo's ``category/priority`` a right category with a wrong priority is 0.5.
+- ``edit_similarity``, ``token_f1``, ``rouge_l`` (continuous in [0, 1], for free-text outputs): normalised
+  Levenshtein similarity, bag-of-words F1 and ROUGE-L F1 of output against label (:mod:`eval_pipelines.textsim`);
+  a failed call (null output) scores 0, and on a known error an output equal to the known-wrong one scores 0
+  while any other output is left unscored (its right answer is unknown).
 - ``numeric_tolerance`` (binary): |output - label| <= abs_tol + rel_tol * |label|; NaN when the label is not a
   number, 0 when the output is not.
 - ``brier`` (lower is better): (confidence - correct)^2, correct from the ``correct_by`` scorer (Brier 1950).
@@ -30,6 +34,9 @@ Kinds (``ScorerConfig.kind``):
 - ``latency_slo`` (binary): latency_ms <= slo_ms. ``latency`` (lower is better): latency_ms itself, for quantiles.
 - ``cost`` (lower is better): cost_usd itself. ``success`` (binary): status == "ok".
 - ``custom``: ``package.module:function(frame) -> sequence of floats``, declared ``binary`` / ``higher_is_better``.
+- ``llm_judge`` (binary): an OpenAI-compatible chat model judges each output against the ``rubric`` (and the label,
+  when there is one) — :mod:`eval_pipelines.scoring.judge`; NaN where it could not judge, cached by
+  (model, rubric, input, output, label) under ``cache_dir``.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from eval_pipelines import textsim
 from eval_pipelines.scoring.settings import ScorerConfig
 
 KNOWN_WRONG_OUTPUT = "known_wrong_output"
@@ -63,6 +71,9 @@ _TRAITS: dict[str, ScorerTraits] = {
     "exact_match": ScorerTraits(True, True),
     "normalised_match": ScorerTraits(True, True),
     "label_set_f1": ScorerTraits(False, True),
+    "edit_similarity": ScorerTraits(False, True),
+    "token_f1": ScorerTraits(False, True),
+    "rouge_l": ScorerTraits(False, True),
     "numeric_tolerance": ScorerTraits(True, True),
     "brier": ScorerTraits(False, False),
     "ece": ScorerTraits(False, False),
@@ -70,6 +81,7 @@ _TRAITS: dict[str, ScorerTraits] = {
     "latency": ScorerTraits(False, False),
     "cost": ScorerTraits(False, False),
     "success": ScorerTraits(True, True),
+    "llm_judge": ScorerTraits(True, True),
 }
 
 
@@ -218,6 +230,22 @@ def label_set_f1(frame: pd.DataFrame, config: ScorerConfig, scored: Mapping[str,
     return out
 
 
+def _text_scorer(metric: Callable[[Sequence[str | None], Sequence[str | None]], np.ndarray]) -> ScoreFunction:
+    """A free-text scorer: ``metric(output, label)`` where both exist, 0 for a failed call on a labeled case
+    or a known-wrong output, NaN where the right answer is unknown."""
+
+    def score(frame: pd.DataFrame, config: ScorerConfig, scored: Mapping[str, np.ndarray]) -> np.ndarray:
+        outputs = frame["output"].astype("str").to_numpy(dtype=object, na_value=None)
+        labels = frame["label"].astype("str").to_numpy(dtype=object, na_value=None)
+        values = metric(list(outputs), list(labels))
+        labeled = np.fromiter((label is not None for label in labels), dtype=bool, count=len(labels))
+        failed = np.fromiter((output is None for output in outputs), dtype=bool, count=len(outputs))
+        wrong, _ = _known_wrong(frame, frame["output"])
+        return np.where(wrong | (labeled & failed), 0.0, values)
+
+    return score
+
+
 def numeric_tolerance(frame: pd.DataFrame, config: ScorerConfig, scored: Mapping[str, np.ndarray]) -> np.ndarray:
     label = _numbers(frame, "label")
     output = _numbers(frame, "output")
@@ -315,10 +343,33 @@ def custom(frame: pd.DataFrame, config: ScorerConfig, scored: Mapping[str, np.nd
     return values
 
 
+def llm_judge(frame: pd.DataFrame, config: ScorerConfig, scored: Mapping[str, np.ndarray]) -> np.ndarray:
+    from pathlib import Path
+
+    from eval_pipelines.config import PROJECT_ROOT
+    from eval_pipelines.scoring.judge import JudgeCache, judge_cases, settings_from_env
+
+    settings = settings_from_env(config.url_env or "", config.model or "", config.rubric or "", config.api_key_env,
+                                 timeout_seconds=config.timeout_seconds, max_retries=config.max_retries,
+                                 concurrency=config.concurrency)
+    directory = Path(config.cache_dir)
+    cache = JudgeCache((directory if directory.is_absolute() else PROJECT_ROOT / directory) / f"{config.name}.jsonl")
+
+    def texts(column: str) -> list[str | None]:
+        if column not in frame.columns:
+            return [None] * len(frame)
+        return list(frame[column].astype("str").to_numpy(dtype=object, na_value=None))
+
+    return judge_cases(texts("input_text"), texts("output"), texts("label"), settings, cache).verdicts
+
+
 SCORERS: dict[str, ScoreFunction] = {
     "exact_match": exact_match,
     "normalised_match": normalised_match,
     "label_set_f1": label_set_f1,
+    "edit_similarity": _text_scorer(textsim.edit_similarity),
+    "token_f1": _text_scorer(textsim.token_f1),
+    "rouge_l": _text_scorer(textsim.rouge_l),
     "numeric_tolerance": numeric_tolerance,
     "brier": brier,
     "ece": ece,
@@ -327,6 +378,7 @@ SCORERS: dict[str, ScoreFunction] = {
     "cost": cost,
     "success": success,
     "custom": custom,
+    "llm_judge": llm_judge,
 }
 
 

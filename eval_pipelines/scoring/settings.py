@@ -119,8 +119,8 @@ Candidate = Annotated[
 # ----------------------------------------------------------------------------------------------------------------
 
 ScorerKind = Literal[
-    "exact_match", "normalised_match", "label_set_f1", "numeric_tolerance", "brier", "ece", "latency_slo",
-    "latency", "cost", "success", "custom",
+    "exact_match", "normalised_match", "label_set_f1", "edit_similarity", "token_f1", "rouge_l",
+    "numeric_tolerance", "brier", "ece", "latency_slo", "latency", "cost", "success", "custom", "llm_judge",
 ]
 
 
@@ -138,6 +138,14 @@ class ScorerConfig(StrictModel):
     function: str | None = Field(None, description="custom: 'package.module:function' returning per-case scores.")
     binary: bool | None = Field(None, description="custom: scores are 0/1 (paired McNemar); default false.")
     higher_is_better: bool | None = Field(None, description="custom: direction of the score; default true.")
+    rubric: str | None = Field(None, description="llm_judge: what the judge checks (the system prompt).")
+    model: str | None = Field(None, description="llm_judge: the model name sent to the endpoint.")
+    url_env: str | None = Field(None, description="llm_judge: env var holding the chat-completions URL.")
+    api_key_env: str | None = Field(None, description="llm_judge: env var holding the API key (optional).")
+    cache_dir: str = Field("data/judge_cache", description="llm_judge: verdict cache, <cache_dir>/<name>.jsonl.")
+    concurrency: int = Field(4, ge=1, le=64, description="llm_judge: requests in flight.")
+    timeout_seconds: float = Field(30.0, gt=0, description="llm_judge: per request.")
+    max_retries: int = Field(2, ge=0, le=10, description="llm_judge: retries on timeouts, 429/5xx, bad replies.")
 
     @field_validator("name")
     @classmethod
@@ -152,6 +160,15 @@ class ScorerConfig(StrictModel):
             _check_target(self.function)
         elif self.function is not None or self.binary is not None or self.higher_is_better is not None:
             raise ValueError(f"scorer {self.name!r}: function / binary / higher_is_better apply to kind custom only")
+        judge_fields = {"rubric": self.rubric, "model": self.model, "url_env": self.url_env}
+        if self.kind == "llm_judge":
+            missing = [key for key, value in judge_fields.items() if not value]
+            if missing:
+                raise ValueError(f"scorer {self.name!r}: kind llm_judge needs {', '.join(missing)} (the URL and key "
+                                 "come from the environment variables named by url_env / api_key_env)")
+        elif any(judge_fields.values()) or self.api_key_env:
+            raise ValueError(f"scorer {self.name!r}: rubric / model / url_env / api_key_env apply to kind "
+                             "llm_judge only")
         return self
 
 
