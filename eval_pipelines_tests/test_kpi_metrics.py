@@ -199,8 +199,12 @@ NO_AUDIT = {"reviewed_population_cases": 0, "reviewed_cases_audited": 0, "accept
                                                    "override_error_rate", "silent_error_cost")
                for suffix in ("", "_ci_low", "_ci_high")},
             **{f"net_value_after_silent_errors{suffix}_amount": NAN for suffix in ("", "_ci_low", "_ci_high")}}
+# Label systems only: no draft compared, the free-text means null.
+NO_TEXT = {"edit_compared_cases": 0, "retained_compared_cases": 0, "edit_similarity_sum": 0.0,
+           "retained_share_sum": 0.0, "edit_similarity_mean": NAN, "retained_share_mean": NAN}
 for _expected in EXPECTED.values():
     _expected.update(NO_AUDIT)
+    _expected.update(NO_TEXT)
 
 
 def test_expected_covers_every_metric():
@@ -623,3 +627,22 @@ def test_a_combined_row_of_segments_sharing_a_control_group_covers_at_95_percent
     assert (totals["credited_decisions"] == sum(n_ai)).all()
     covered = int(((totals["hours_saved_ci_low"] <= truth) & (truth <= totals["hours_saved_ci_high"])).sum())
     assert abs(covered / runs - 0.95) <= 3 * math.sqrt(0.95 * 0.05 / runs), covered / runs
+
+
+def test_free_text_means_are_ratios_of_sums_and_roll_up_as_such():
+    from eval_pipelines.kpis.metrics import finalize
+
+    cases = fixture_cases().head(4).copy()
+    cases["edit_similarity"] = [1.0, 0.5, np.nan, 0.8]
+    cases["retained_share"] = [1.0, np.nan, np.nan, 0.6]
+    frame = compute_kpis(cases, IMPACT)
+    assert frame["edit_compared_cases"].sum() == 3 and frame["retained_compared_cases"].sum() == 2
+    total = frame[["edit_similarity_sum", "edit_compared_cases", "retained_share_sum", "retained_compared_cases"]].sum()
+    assert total["edit_similarity_sum"] / total["edit_compared_cases"] == pytest.approx((1.0 + 0.5 + 0.8) / 3)
+    assert total["retained_share_sum"] / total["retained_compared_cases"] == pytest.approx(0.8)
+    for row in frame.itertuples():
+        if row.edit_compared_cases:
+            assert row.edit_similarity_mean == pytest.approx(row.edit_similarity_sum / row.edit_compared_cases)
+        else:
+            assert np.isnan(row.edit_similarity_mean)
+    assert finalize(frame, 0.95)["edit_similarity_mean"].equals(frame["edit_similarity_mean"])

@@ -151,6 +151,24 @@ DEFINITIONS: tuple[MetricDefinition, ...] = (
     MetricDefinition("decision_time_to_baseline_ratio", "Mean decision time vs baseline", "speed", "ratio", False,
                      "decision_seconds_mean / baseline_seconds_per_decision (a mean over a mean, like "
                      "hours_saved); below 1 the AI speeds decisions up."),
+    # free-text outputs
+    MetricDefinition("edit_compared_cases", "Drafts compared", "adoption", "count", None,
+                     "Cases of a text system (labeling.systems.<name>.output_kind: text) whose draft was accepted "
+                     "(similarity 1) or edited/overridden into a recorded final text: the cases edit_similarity_mean "
+                     "is over. 0 for label systems."),
+    MetricDefinition("edit_similarity_sum", "Edit similarity (sum)", "adoption", "fraction", None,
+                     "Σ edit_similarity over edit_compared_cases (additive, so rollups recompute the mean)."),
+    MetricDefinition("edit_similarity_mean", "Mean edit similarity", "adoption", "fraction", True,
+                     "edit_similarity_sum / edit_compared_cases: how close the final texts stayed to the AI's "
+                     "drafts (normalised Levenshtein, 1 = sent as drafted). A census of the row's compared cases, "
+                     "so no sampling interval; null without compared cases."),
+    MetricDefinition("retained_compared_cases", "Drafts with words compared", "adoption", "count", None,
+                     "Of the compared drafts, those with at least one word (retained_share is defined)."),
+    MetricDefinition("retained_share_sum", "Retained share (sum)", "adoption", "fraction", None,
+                     "Σ retained_share over retained_compared_cases."),
+    MetricDefinition("retained_share_mean", "Mean retained share", "adoption", "fraction", True,
+                     "retained_share_sum / retained_compared_cases: the mean share of the drafts' words kept, in "
+                     "order, in the final texts (Copilot's 'retained' figure, per draft). A census, no interval."),
     MetricDefinition("manual_baseline_hours", "Manual baseline hours", "speed", "hours", None,
                      "credited_decisions × baseline_seconds_per_decision / 3600: the hours these decisions would "
                      "have taken without the AI."),

@@ -88,7 +88,7 @@ NO_CURRENCY = "XXX"
 
 CASE_COLUMNS: tuple[str, ...] = (
     *KEY_COLUMNS, "user_action", "status", "latency_ms", "cost_usd", "decision_seconds", "is_labeled", "ai_correct",
-    "correctness", "compliance_flag", "complaint", "escalation",
+    "correctness", "compliance_flag", "complaint", "escalation", "edit_similarity", "retained_share",
 )
 """The labeled_cases columns the KPIs read (the rest of the frame is never loaded)."""
 
@@ -102,6 +102,7 @@ COUNT_COLUMNS: tuple[str, ...] = (
     "risk_mitigated_cases", "correct_automated_decisions",
     "error_cases", "timeout_cases", "slo_met_cases",
     *REVIEW_COUNT_COLUMNS,
+    "edit_compared_cases", "retained_compared_cases",
 )
 AMOUNT_COLUMNS: tuple[str, ...] = (
     "labour_value_saved_amount", "ai_cost_amount", "review_cost_amount", "platform_cost_amount", "total_cost_amount",
@@ -112,7 +113,7 @@ AMOUNT_COLUMNS: tuple[str, ...] = (
 """Money in the row's currency: additive, but only within one currency."""
 
 SUM_COLUMNS: tuple[str, ...] = ("manual_baseline_hours", "review_hours", "hours_saved", "ai_cost_usd",
-                                *AMOUNT_COLUMNS)
+                                "edit_similarity_sum", "retained_share_sum", *AMOUNT_COLUMNS)
 ADDITIVE_COLUMNS: tuple[str, ...] = COUNT_COLUMNS + SUM_COLUMNS
 
 VARIANCE_COLUMNS: tuple[str, ...] = ("hours_saved_variance", "hours_saved_variance_df_term")
@@ -144,6 +145,8 @@ RATIOS: dict[str, tuple[str, str]] = {
     "error_rate": ("error_cases", "cases"),
     "timeout_rate": ("timeout_cases", "cases"),
     "slo_attainment_rate": ("slo_met_cases", "cases"),
+    "edit_similarity_mean": ("edit_similarity_sum", "edit_compared_cases"),
+    "retained_share_mean": ("retained_share_sum", "retained_compared_cases"),
 }
 """Derived column -> (numerator, denominator); null when the denominator is 0."""
 
@@ -177,6 +180,9 @@ METRIC_COLUMNS: tuple[str, ...] = (
     "decision_seconds_p50", "decision_seconds_p90", "decision_seconds_mean",
     "baseline_seconds_per_decision", "baseline_control_decisions", "assumed_baseline_decisions",
     "baseline_seconds_ci_low", "baseline_seconds_ci_high", "decision_time_to_baseline_ratio",
+    # free-text outputs: how much of the AI's draft survived (labeling.systems.<name>.output_kind: text)
+    "edit_compared_cases", "edit_similarity_sum", "edit_similarity_mean", "retained_compared_cases",
+    "retained_share_sum", "retained_share_mean",
     "manual_baseline_hours", "review_hours", "hours_saved", "hours_saved_ci_low", "hours_saved_ci_high",
     "hours_saved_variance", "hours_saved_variance_df_term",
     # money
@@ -440,6 +446,13 @@ def compute_kpis(cases: pd.DataFrame, impact: ImpactConfig, review_cells: pd.Dat
     for name, flags in case_flags.items():
         frame[name] = np.bincount(ids, weights=flags, minlength=n).round().astype(np.int64)
     seconds = np.bincount(ids, weights=np.where(credited_human, decision, 0.0), minlength=n)
+    similarity = _number(cases, "edit_similarity")
+    retained = _number(cases, "retained_share")
+    frame["edit_compared_cases"] = np.bincount(ids, weights=~np.isnan(similarity), minlength=n).round().astype(np.int64)
+    frame["retained_compared_cases"] = np.bincount(ids, weights=~np.isnan(retained),
+                                                   minlength=n).round().astype(np.int64)
+    frame["edit_similarity_sum"] = np.bincount(ids, weights=np.nan_to_num(similarity), minlength=n)
+    frame["retained_share_sum"] = np.bincount(ids, weights=np.nan_to_num(retained), minlength=n)
     usd = np.bincount(ids, weights=cost_usd, minlength=n)
 
     rate = model["labour_cost_per_hour"]
