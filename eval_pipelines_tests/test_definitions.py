@@ -33,7 +33,9 @@ def test_definitions_validate_and_pin_the_graph():
                for key in graph.get_all_asset_keys()}
     assert parents["drift_report"] == {"labeled_cases", "drift_profile"}
     assert parents["scored_runs"] == {"eval_set", "edge_case_library"}
-    assert parents["quality_report"] == {"kpi_daily", "drift_report", "scored_runs", "edge_case_library"}
+    assert parents["quality_report"] == {
+        "kpi_daily", "drift_report", "scored_runs", "edge_case_library", "performance_estimates", "review_labels"
+    }
     assert all(parents[name] == {"labeled_cases"} for name in
                ("drift_profile", "edge_case_library"))
     # production_scores projects the reviewed labels by the audit's design beside the implicit figure.

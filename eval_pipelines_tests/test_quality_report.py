@@ -316,14 +316,22 @@ def test_the_html_stands_alone_without_markdown_or_pii(built):
     assert "×" in text  # ROI as a multiple, as the kpi_daily metadata shows it
 
 
-def test_optional_sections_say_not_configured(built):
+def test_optional_sections_say_why_they_are_empty(built):
     project, _ = built
     report = _report(project)
     review, estimates = report.section("review"), report.section("estimates")
-    assert not review.available and review.reason.startswith("review loop not configured")
+    # kpi_daily always has the reviewed columns; no review round ran on these days, so they are null.
+    assert not review.available and review.reason.startswith("no audited day in this period")
     assert not estimates.available and "not configured" in estimates.reason
     page = html_report(report)
-    assert "review loop not configured" in page and "label-free estimation not configured" in page
+    assert "no audited day in this period" in page and "label-free estimation not configured" in page
+    database = Path(project.warehouse_url.removeprefix("sqlite:///"))
+    engine = sa.create_engine(f"sqlite:///{database}")
+    try:
+        disabled = build_report(engine, WEEK, review_enabled=False).section("review")
+    finally:
+        engine.dispose()
+    assert not disabled.available and disabled.reason.startswith("review loop disabled (review.enabled: false")
 
 
 def test_optional_sections_read_their_tables_when_present(built, tmp_path):
@@ -333,11 +341,13 @@ def test_optional_sections_read_their_tables_when_present(built, tmp_path):
     shutil.copy(database, copy)
     url = f"sqlite:///{copy}"
     engine = sa.create_engine(url)
+    existing = {c["name"] for c in sa.inspect(engine).get_columns("kpi_daily")}
     with engine.begin() as connection:
         for column in ("reviewed_cases_audited", "reviewed_accuracy", "reviewed_accuracy_ci_low",
                        "reviewed_accuracy_ci_high", "automation_bias_rate", "automation_bias_rate_ci_low",
                        "automation_bias_rate_ci_high"):
-            connection.execute(sa.text(f"ALTER TABLE kpi_daily ADD COLUMN {column} FLOAT"))
+            if column not in existing:  # kpi_daily has them since the review KPIs; older warehouses did not
+                connection.execute(sa.text(f"ALTER TABLE kpi_daily ADD COLUMN {column} FLOAT"))
         # Fixture values, different per row, on the W41 rows of one segment.
         connection.execute(sa.text(
             "UPDATE kpi_daily SET reviewed_cases_audited = 20, reviewed_accuracy = 0.5 + cases / 10000.0, "

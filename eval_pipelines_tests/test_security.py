@@ -32,6 +32,7 @@ from dagster._serdes import serialize_value
 from dagster_graphql.test.utils import execute_dagster_graphql
 
 from eval_pipelines.demo.generator import generate_logs
+from eval_pipelines.partitions import daily_partitions, partitions_holding
 from eval_pipelines.resources import WAREHOUSE_URL_ENV, WarehouseResource
 from eval_pipelines_tests.conftest import Project, make_project
 from eval_pipelines_tests.e2e.stack import create_password_role, free_port, postgres_url
@@ -120,13 +121,13 @@ def _materialise_the_graph(defs: dg.Definitions, instance: dg.DagsterInstance, d
     by_kind: dict[str, list[dg.AssetKey]] = {"daily": [], "none": [], "other": []}
     for key in graph.toposorted_asset_keys:
         partitions = graph.get(key).partitions_def
-        kind = ("none" if partitions is None
-                else "daily" if isinstance(partitions, dg.TimeWindowPartitionsDefinition) else "other")
+        kind = "none" if partitions is None else "daily" if partitions == daily_partitions else "other"
         by_kind[kind].append(key)
     batches: list[tuple[list[dg.AssetKey], str | None]] = [(by_kind["daily"], day) for day in days]
     batches.append((by_kind["none"], None))
-    for key in by_kind["other"]:
-        batches.append(([key], graph.get(key).partitions_def.get_partition_keys()[0]))
+    for key in by_kind["other"]:  # weekly: the week holding the days; candidates: the first one
+        held = partitions_holding(graph.get(key).partitions_def, days)
+        batches.append(([key], held[-1]))
     for keys, partition in batches:
         if keys:  # the checks of the selected assets run with them
             job.execute_in_process(instance=instance, partition_key=partition, asset_selection=keys,

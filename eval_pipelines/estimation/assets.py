@@ -124,7 +124,7 @@ def _check(rows: pd.DataFrame, min_realized: int) -> dg.AssetCheckResult:
         "estimation.calibration_window_days before the day; checked against the day's own trusted labels when "
         "they exist. Warehouse table performance_estimates (docs/estimation.md, docs/warehouse.md)."
     ),
-    check_specs=[dg.AssetCheckSpec(GAP_CHECK, asset=ASSET, description=(
+    check_specs=[dg.AssetCheckSpec(GAP_CHECK, asset=ASSET, partitions_def=daily_partitions, description=(
         "Warns when the estimated and the realized accuracy of a group differ beyond the interval of their "
         "difference (estimate's calibration error and the realized sample's error): the concept-drift signal."))],
 )

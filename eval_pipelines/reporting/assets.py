@@ -133,7 +133,7 @@ def quality_report(context: dg.AssetExecutionContext, project: ProjectConfigReso
     engine = warehouse.engine()
     try:
         report = build_report(engine, week, settings.impact.ci_level, settings.impact.low_volume_below,
-                              now=datetime.now(UTC))
+                              now=datetime.now(UTC), review_enabled=settings.review.enabled)
     finally:
         engine.dispose()
     uri = write_report(Lake(lake_root(settings)), week, html_report(report))

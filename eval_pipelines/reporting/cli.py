@@ -66,7 +66,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
             except ValueError as error:
                 print(f"--period: {error}", file=sys.stderr)
                 return 2
-        report = build_report(engine, week, settings.impact.ci_level, settings.impact.low_volume_below)
+        report = build_report(engine, week, settings.impact.ci_level, settings.impact.low_volume_below,
+                              review_enabled=settings.review.enabled)
     except sa.exc.OperationalError as error:
         print(f"cannot read the warehouse {safe_url(engine)}: {error.orig}", file=sys.stderr)
         return 2

@@ -295,8 +295,12 @@ def _versions_section(week_rows: pd.DataFrame, ci_level: float, low_volume_below
     return section
 
 
-def _review_section(connection: sa.Connection, week: Week, columns: set[str]) -> Section:
+def _review_section(connection: sa.Connection, week: Week, columns: set[str], review_enabled: bool) -> Section:
     section = Section("review", "Reviewed vs implicit accuracy, automation bias")
+    if not review_enabled:
+        section.available = False
+        section.reason = "review loop disabled (review.enabled: false in the config; docs/review.md)"
+        return section
     missing = [c for c in REVIEW_COLUMNS if c not in columns]
     if missing:
         section.available = False
@@ -515,8 +519,12 @@ def _trend_series(connection: sa.Connection, week: Week, ci_level: float, low_vo
 
 
 def build_report(engine: sa.Engine, week: Week, ci_level: float = 0.95, low_volume_below: int = 30,
-                 now: datetime | None = None) -> QualityReport:
-    """The report of ``week`` from the warehouse behind ``engine`` (read only)."""
+                 now: datetime | None = None, review_enabled: bool = True) -> QualityReport:
+    """The report of ``week`` from the warehouse behind ``engine`` (read only).
+
+    ``review_enabled`` is the config's ``review.enabled``: off, the review section says so instead of reading
+    the (null) reviewed columns of kpi_daily.
+    """
     now = now or datetime.now(UTC)
     with engine.connect() as connection:
         inspector = sa.inspect(connection)
@@ -530,7 +538,7 @@ def build_report(engine: sa.Engine, week: Week, ci_level: float = 0.95, low_volu
         sections = {s.key: s for s in (
             value,
             _versions_section(week_rows, ci_level, low_volume_below, week_query),
-            _review_section(connection, week, kpi_columns),
+            _review_section(connection, week, kpi_columns, review_enabled),
             _reliability_section(connection, week, total, week_query, inspector),
             _gates_section(connection, week, inspector),
             _drift_section(connection, week, inspector),

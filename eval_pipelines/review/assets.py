@@ -153,7 +153,7 @@ def _float(value: float) -> dg.MetadataValue:
         "(accepted, ignored and unreviewed included) with over-sampled risky strata and a certainty stratum "
         "(complaints, compliance flags). Lake: phase one, every ok case with its stratum, inclusion probability "
         "and selection. Warehouse: review_tasks (selected cases, PII-masked text). Outbox: "
-        "<review.outbox_dir>/<day>.jsonl, and Label Studio when review.label_studio is set. docs/review.md."
+        "`<review.outbox_dir>/<day>.jsonl`, and Label Studio when review.label_studio is set. docs/review.md."
     ),
 )
 def review_queue(context: dg.AssetExecutionContext, project: ProjectConfigResource,
@@ -295,14 +295,14 @@ def estimate_metadata(first: pd.DataFrame, labels: pd.DataFrame) -> dict[str, dg
     pool="warehouse",
     automation_condition=FOLLOW_UPSTREAM_ANY_DAY,
     description=(
-        "Reviewers' verdicts on the day's audit sample, from <review.inbox_dir>/<day>/*.jsonl|csv and Label "
+        "Reviewers' verdicts on the day's audit sample, from `<review.inbox_dir>/<day>/*.jsonl|csv` and Label "
         "Studio when configured; the inbox sensor requests it when files change. Records are validated (unknown "
         "event, label outside the vocabulary, duplicate, unreadable → quarantined_reviews with a reason), "
         "accepted verdicts go to reviewed_cases, agreement (κ, α with CIs) to review_agreement, and the lake "
         "dataset holds one adjudicated row per task (unanswered ones included). docs/review.md."
     ),
     check_specs=[dg.AssetCheckSpec(
-        CONSERVATION_CHECK, asset=LABELS_ASSET, blocking=True,
+        CONSERVATION_CHECK, asset=LABELS_ASSET, blocking=True, partitions_def=daily_partitions,
         description="Per verdict source: records read = accepted + quarantined (nothing lost).")],
 )
 def review_labels(context: dg.AssetExecutionContext, project: ProjectConfigResource,
