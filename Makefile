@@ -16,7 +16,7 @@ FIRST_LANDING_DAY = $(shell ls data/landing 2>/dev/null | grep -E '^[0-9]{4}-[0-
 DEMO_EVENTS_PER_DAY ?= 2000
 DEMO_SEED ?= 7
 
-.PHONY: install demo test faults e2e dev bench lint clean
+.PHONY: install demo test faults e2e dev bench sim lint clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +75,17 @@ bench: install
 	$(BIN)/python bench/bench_edge_cases.py
 	$(BIN)/python bench/bench_scoring.py
 	$(BIN)/python bench/bench_otlp.py
+	$(BIN)/python bench/bench_review_kpis.py
+	$(BIN)/python bench/bench_estimation.py
+	$(BIN)/python bench/bench_alerts.py
+	$(BIN)/python bench/bench_pii.py
+
+# Seeded simulations behind the statistics docs (coverage, type-I error, power): minutes each, not tests.
+sim: install
+	$(BIN)/python bench/bench_slice_coverage.py
+	$(BIN)/python bench/bench_review_coverage.py
+	$(BIN)/python bench/bench_trusted_gate.py
+	$(BIN)/python bench/bench_drift_null.py
 
 lint: install
 	$(BIN)/ruff check .

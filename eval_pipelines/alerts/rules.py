@@ -188,14 +188,18 @@ def metric_figures(rows: pd.DataFrame, rule: RuleConfig, day_column: str, ci_lev
 def _subject_labels(frame: pd.DataFrame, keys: Sequence[str]) -> pd.Series:
     if not keys:
         return pd.Series("all", index=frame.index)
-    return frame[list(keys)].astype(str).agg("/".join, axis=1)
+    labels = frame[keys[0]].astype(str)
+    for key in keys[1:]:
+        labels = labels + "/" + frame[key].astype(str)
+    return labels
 
 
 def _relative_thresholds(figures: pd.DataFrame, rows: pd.DataFrame, rule: RuleConfig, day_column: str) -> np.ndarray:
     """Each day's threshold from its trailing window: the pooled ratio (rates) or mean value, × (1 ∓ by).
 
-    The base pools the window's days (≥ ``min_days`` with data) and is treated as known: it rests on several days
-    of cases, the day's own interval carries the day's uncertainty.
+    The base pools the ``trailing_days`` calendar days before the day (at least ``min_days`` of them with data) and
+    is treated as known: it rests on several days of cases, the day's own interval carries the day's uncertainty.
+    Computed with cumulative sums over a (day × subject) grid, so its cost does not grow with the window.
     """
     change = rule.relative_change
     assert change is not None
@@ -204,30 +208,32 @@ def _relative_thresholds(figures: pd.DataFrame, rows: pd.DataFrame, rule: RuleCo
     if metric in RATIOS:
         numerator, denominator = RATIOS[metric]
         daily = rows.groupby([day_column, *keys], dropna=False)[[numerator, denominator]].sum().reset_index()
+        top, bottom = daily[numerator].to_numpy(float), daily[denominator].to_numpy(float)
     else:
-        numerator = denominator = ""
-        daily = figures[[day_column, *keys, "value"]].copy()
-    daily["_subject"] = _subject_labels(daily, keys)
-    daily["_day"] = pd.to_datetime(daily[day_column]).dt.date
-    history = {subject: group.set_index("_day").sort_index() for subject, group in daily.groupby("_subject")}
+        daily = figures[[day_column, *keys, "value"]]
+        present = daily["value"].notna().to_numpy()
+        top, bottom = np.where(present, daily["value"].to_numpy(float), 0.0), present.astype(float)
+    day_numbers = np.array([d.toordinal() for d in pd.to_datetime(daily[day_column]).dt.date])
+    subjects, subject_index = np.unique(_subject_labels(daily, keys).to_numpy().astype(str), return_inverse=True)
+    first = int(day_numbers.min())
+    span = int(day_numbers.max()) - first + 1
+    grid_top = np.zeros((span + 1, len(subjects)))
+    grid_bottom = np.zeros((span + 1, len(subjects)))
+    grid_days = np.zeros((span + 1, len(subjects)))
+    rows_at = day_numbers - first + 1  # row 0 stays zero: cumulative sums start before the first day
+    np.add.at(grid_top, (rows_at, subject_index), top)
+    np.add.at(grid_bottom, (rows_at, subject_index), bottom)
+    np.add.at(grid_days, (rows_at, subject_index), 1.0)
+    sums = [np.cumsum(grid, axis=0) for grid in (grid_top, grid_bottom, grid_days)]
+    wanted_days = np.array([d.toordinal() for d in pd.to_datetime(figures[day_column]).dt.date]) - first + 1
+    wanted_subjects = np.searchsorted(subjects, _subject_labels(figures, keys).to_numpy().astype(str))
+    end = wanted_days - 1  # the window ends the day before
+    start = np.maximum(wanted_days - 1 - change.trailing_days, 0)
+    window = [s[end, wanted_subjects] - s[start, wanted_subjects] for s in sums]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        base = np.where(window[1] > 0, window[0] / np.where(window[1] > 0, window[1], 1.0), np.nan)
     factor = 1.0 - change.by if rule.op in ("lt", "le") else 1.0 + change.by
-    thresholds = np.full(len(figures), np.nan)
-    subjects = _subject_labels(figures, keys).to_numpy()
-    days = pd.to_datetime(figures[day_column]).dt.date.to_numpy()
-    for position, (subject, day) in enumerate(zip(subjects, days, strict=True)):
-        past = history.get(subject)
-        if past is None:
-            continue
-        window = past[(past.index < day) & (past.index >= day - timedelta(days=change.trailing_days))]
-        if len(window) < change.min_days:
-            continue
-        if metric in RATIOS:
-            total = float(window[denominator].sum())
-            base = float(window[numerator].sum()) / total if total > 0 else math.nan
-        else:
-            base = float(window["value"].mean())
-        thresholds[position] = base * factor
-    return thresholds
+    return np.where(window[2] >= change.min_days, base * factor, np.nan)
 
 
 def _fmt(value: float | None, metric: str | None = None) -> str:
