@@ -177,6 +177,27 @@ def test_concept_drift_is_flagged(classes: int):
     assert flagged >= 0.9
 
 
+def test_a_stationary_day_with_many_segments_raises_the_gap_warning_at_most_at_its_level():
+    # The WARN check is one verdict per day over "all" and every segment. Tested one by one at 5 % each, a
+    # stationary day with six segments flags some group ~25 % of the time; Holm across the day's groups keeps
+    # the day's false-alarm rate at the nominal 5 %.
+    rng = np.random.default_rng(21)
+    segment_names = np.array(["a", "b", "c", "d", "e", "f"])
+    days_flagged = []
+    for _ in range(40):
+        cal = simulate_day(rng, 2000, 2, spread=1.5)
+        today = simulate_day(rng, 1800, 2, spread=1.5)
+        segments = segment_names[rng.integers(0, len(segment_names), size=1800)]
+        realized = _realized(today.confidence, today.correct)
+        realized["segment"] = segments
+        rows = estimate_day(_cases(today.confidence, segments=segments),
+                            _calibration(cal.confidence, cal.correct), realized, PARAMS, DAY, "w")
+        assert (rows["realized_cases"] >= PARAMS.min_realized_cases).sum() == 7  # every group is tested
+        days_flagged.append(bool(rows["gap_flagged"].any()))
+    # 40 days at a true 5 %: P(more than 6 flagged) = 0.005; at the unadjusted ~25 %: P(at most 6) < 0.03.
+    assert sum(days_flagged) <= 6
+
+
 # ------------------------------------------------------------------------------------------- trusted labels
 
 

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from eval_pipelines.estimation.calibration import CalibrationSet, Method
+from eval_pipelines.multiplicity import holm_adjusted
 
 ALL_SEGMENTS = "all"
 GRID_SIZE = 2_001
@@ -126,6 +127,7 @@ def estimate_day(cases: pd.DataFrame, calibration: pd.DataFrame, realized: pd.Da
     z = NormalDist().inv_cdf(0.5 + params.ci_level / 2)
     grid_edges = np.linspace(0.0, 1.0, params.support_bins + 1)
     rows: list[dict[str, object]] = []
+    gap_p_values: dict[int, float] = {}  # row position -> two-sided p of its gap test
     if realized is None:
         realized = pd.DataFrame(columns=["system", "model_version", "segment", "confidence", "correct", "weight"])
     cal_groups = {k: g for k, g in calibration.groupby(["system", "model_version"], sort=False, observed=True)}
@@ -227,7 +229,14 @@ def estimate_day(cases: pd.DataFrame, calibration: pd.DataFrame, realized: pd.Da
                                    realized_accuracy_ci_high=min(1.0, r + z * se_r),
                                    estimation_error_ci_low=est - r - z * se_gap,
                                    estimation_error_ci_high=est - r + z * se_gap)
-                        row["gap_flagged"] = bool(len(mine) >= params.min_realized_cases
-                                                  and abs(est - r) > z * se_gap)
+                        if len(mine) >= params.min_realized_cases and se_gap > 0:
+                            gap_p_values[len(rows)] = 2.0 * (1.0 - NormalDist().cdf(abs(est - r) / se_gap))
             rows.append(row)
+    # The day's gap tests form one family (the WARN check is one verdict per day): Holm keeps its false-alarm rate
+    # at 1 - ci_level whatever the number of groups, and holds under the dependence of "all" and its segments.
+    if gap_p_values:
+        positions = list(gap_p_values)
+        adjusted = holm_adjusted(np.array([gap_p_values[i] for i in positions]))
+        for position, p_value in zip(positions, adjusted, strict=True):
+            rows[position]["gap_flagged"] = bool(p_value <= 1.0 - params.ci_level)
     return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))

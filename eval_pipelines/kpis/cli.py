@@ -103,7 +103,7 @@ def _print_kpis(args: argparse.Namespace, engine: sa.Engine) -> int:
     rows = read_rows(engine, table, since, until)
     if args.system:
         rows = rows[rows["system"] == args.system]
-    rows = rows.reset_index(drop=True)
+    rows = rows.reset_index(drop=True).copy()  # one block: read_rows adds columns one at a time
     partial = _partial(rows, args.period, until, datetime.now(UTC).date())
     if args.format == "csv":
         rows.assign(partial=partial).to_csv(sys.stdout, index=False)  # no totals row: a BI sum would count it twice
