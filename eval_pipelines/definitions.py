@@ -14,7 +14,7 @@ from eval_pipelines.estimation import assets as estimation
 from eval_pipelines.evalsets import assets as evalsets
 from eval_pipelines.ingestion.assets import production_logs
 from eval_pipelines.ingestion.sensors import landing_sensor
-from eval_pipelines.jobs import build_jobs
+from eval_pipelines.jobs import build_jobs, step_executor
 from eval_pipelines.kpis import assets as kpis
 from eval_pipelines.labeling.assets import labeled_cases
 from eval_pipelines.partitions import daily_partitions
@@ -51,6 +51,7 @@ def build_definitions() -> dg.Definitions:
         assets=ALL_ASSETS,
         asset_checks=ALL_ASSET_CHECKS,
         jobs=JOBS,
+        executor=step_executor,
         sensors=[landing_sensor, automation_sensor, *DOMAIN_SENSORS],
         resources=build_resources(settings),
     )

@@ -71,6 +71,23 @@ def test_landing_sensor_targets_the_daily_chain_job():
     assert {c for c in graph.asset_check_keys if c.asset_key in keys} <= job.asset_layer.asset_graph.asset_check_keys
 
 
+def test_every_job_forks_its_steps_from_a_preloaded_forkserver():
+    """Issue 14 item 2: a spawned step re-imports the libraries (2.5 s, 6 s with Great Expectations) before it does
+    anything; every job, the automation's implicit asset job included, forks its steps from one forkserver that
+    imported them once. The preload list must import, or every step of every run would fail to start."""
+    from eval_pipelines.jobs import FORKSERVER_PRELOAD
+
+    defs = build_definitions()
+    jobs = [defs.resolve_job_def(name) for name in ("daily_chain", "review_round", "eval_set_refresh",
+                                                    "candidate_runs")]
+    jobs.append(defs.resolve_implicit_global_asset_job_def())
+    for job in jobs:
+        assert job.executor_def.name == "forkserver_multiprocess", job.name
+    code = f"import importlib; [importlib.import_module(m) for m in {FORKSERVER_PRELOAD!r}]; print('ok')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "ok", out.stderr
+
+
 def test_workspace_yaml_loads_with_the_dagster_cli(tmp_path: Path):
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
     completed = subprocess.run(

@@ -64,6 +64,22 @@ def _executions(landed: LandedChain, asset: str, check: str) -> list[dict]:
         "assetCheckExecutions"]
 
 
+# The check page opens on its latest execution ("Overview"); the history of every partition is the next tab.
+OPEN_EXECUTION_HISTORY_JS = """
+(() => {
+  const tab = [...document.querySelectorAll('[role=tab]')].find(e => e.innerText.trim() === 'Execution history');
+  if (!tab) return false;
+  if (tab.getAttribute('aria-selected') !== 'true') tab.click();
+  return tab.getAttribute('aria-selected') === 'true';
+})()
+"""
+
+
+def _open_check_history(page: Page, url: str) -> None:
+    page.navigate(url)
+    page.wait_for_js(OPEN_EXECUTION_HISTORY_JS, 60, "the check's Execution history tab")
+
+
 def _screenshot(page: Page, name: str) -> None:
     path = page.screenshot(artifact(name))
     print(f"screenshot: {path}")  # the path a person opens
@@ -107,7 +123,8 @@ def test_drift_check_history_names_its_days_and_the_named_job(landed: LandedChai
     assert {e["partition"] for e in executions if e["run"]["jobName"] == DAILY_CHAIN_JOB} == set(landed.days)
     assert {e["run"]["jobName"] for e in executions} <= {DAILY_CHAIN_JOB, "__ASSET_JOB"}
     page.resize(1400, 1000)
-    page.navigate(f"{landed.stack.webserver_url}/assets/{DRIFT_ASSET}?view=checks&checkDetail={DRIFT_CHECK}")
+    _open_check_history(page, f"{landed.stack.webserver_url}/assets/{DRIFT_ASSET}"
+                              f"?view=checks&checkDetail={DRIFT_CHECK}")
     days = " && ".join(f"t.includes({json.dumps(d)})" for d in landed.days)
     page.wait_for_js(f"(() => {{ const t = document.body.innerText; return t.includes({json.dumps(DRIFT_CHECK)}) "
                      f"&& {days}; }})()", 60, "the drift check's history with its days")
@@ -130,7 +147,8 @@ def test_scored_runs_checks_name_each_candidate(landed: LandedChain, page: Page)
     names = " && ".join(f"t.includes({json.dumps(c)})" for c in sorted(candidates))
     page.wait_for_js(f"(() => {{ const t = document.body.innerText; return t.includes({json.dumps(GATE_CHECK)}); "
                      "})()", 60, "the scored_runs checks")
-    page.navigate(f"{landed.stack.webserver_url}/assets/{quote(SCORED_ASSET)}?view=checks&checkDetail={GATE_CHECK}")
+    _open_check_history(page, f"{landed.stack.webserver_url}/assets/{quote(SCORED_ASSET)}"
+                              f"?view=checks&checkDetail={GATE_CHECK}")
     page.wait_for_js(f"(() => {{ const t = document.body.innerText; return {names}; }})()", 60,
                      "the release gate's history with its candidates")
     page.wait_until_settled()

@@ -60,13 +60,17 @@ READ_LINEAGE_JS = """
   return {nodes, edges, clip};
 })()
 """
+# The lineage fits the whole graph to the window, and below some scale Dagster draws each node as its name alone
+# (no "Latest event" or "Asset checks" rows). Fifteen assets in nine groups, spread over seven columns and a tall
+# fan-out, need about 3000 x 3400 CSS pixels to stay above that scale (2200 x 2400 drew name-only nodes).
+LINEAGE_VIEWPORT = (3000, 3400)
 # Tolerance (SVG units) between an edge's end and the node side it attaches to; nodes are hundreds of units apart.
 EDGE_SNAP = 30.0
 
 
 @pytest.fixture(scope="module")
 def page(landed: LandedChain) -> Iterator[Page]:
-    with chromium_page(artifact("logs"), width=2200, height=2400) as browser_page:
+    with chromium_page(artifact("logs"), width=LINEAGE_VIEWPORT[0], height=LINEAGE_VIEWPORT[1]) as browser_page:
         # The first visit shows a community sign-up dialog over the graph; a returning user has dismissed it.
         browser_page.navigate(f"{landed.stack.webserver_url}/server_info")
         browser_page.evaluate("localStorage.setItem('communityNux', JSON.stringify('1')); true")
@@ -117,7 +121,7 @@ def _with_check_rows(rendered: dict, checks: dict[str, set[str]]) -> dict | None
 
 def test_lineage_page_renders_every_asset_edge_and_check(landed: LandedChain, page: Page):
     assets, edges, checks = _graph_truth(landed.defs)
-    page.resize(2200, 2400)  # tall enough for the whole graph at a scale that shows each node's details
+    page.resize(*LINEAGE_VIEWPORT)
     page.navigate(f"{landed.stack.webserver_url}/asset-groups")  # "Lineage" in the navigation: global lineage
     page.wait_for_js(f"(() => {{ const r = {READ_LINEAGE_JS}; return r && r.nodes.length + r.edges.length > 0; }})()",
                      60, "the lineage graph to render")
@@ -127,9 +131,17 @@ def test_lineage_page_renders_every_asset_edge_and_check(landed: LandedChain, pa
             page.send("Input.dispatchKeyEvent", {"type": kind, "modifiers": 1, "code": "KeyE", "key": "e",
                                                  "windowsVirtualKeyCode": 69})
     # Each node fills its rows (latest event, checks) from its own GraphQL query after the graph is drawn.
-    page.wait_for_js(f"(() => {{ const r = {READ_LINEAGE_JS}; return r && r.nodes.length >= {len(assets)} && "
-                     f"r.edges.length >= {len(edges)} && r.nodes.every(n => /Asset checks/.test(n.text) && "
-                     "!/Loading/.test(n.text)); })()", 90, "every asset node with its details")
+    try:
+        page.wait_for_js(f"(() => {{ const r = {READ_LINEAGE_JS}; return r && r.nodes.length >= {len(assets)} && "
+                         f"r.edges.length >= {len(edges)} && r.nodes.every(n => /Asset checks/.test(n.text) && "
+                         "!/Loading/.test(n.text)); })()", 90, "every asset node with its details")
+    except AssertionError as error:
+        shown = page.evaluate(READ_LINEAGE_JS) or {"nodes": []}
+        page.screenshot(artifact("lineage_failed.png"))
+        names_only = [n["text"] for n in shown["nodes"] if "\n" not in n["text"].strip()]
+        hint = (f"; {len(names_only)} nodes are drawn as their name alone: the graph outgrew LINEAGE_VIEWPORT "
+                f"{LINEAGE_VIEWPORT}, raise it" if names_only else "")
+        raise AssertionError(f"{error}{hint}; nodes: {[n['text'][:60] for n in shown['nodes']]}") from error
     wait_for(lambda: _with_check_rows(page.evaluate(READ_LINEAGE_JS), checks), 60,
              "the check counts of the asset nodes", interval=1.0)
     page.wait_until_settled()
