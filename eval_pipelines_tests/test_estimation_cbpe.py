@@ -98,6 +98,28 @@ def test_estimate_is_mean_of_the_sklearn_calibrated_confidence():
     assert row["estimated_accuracy_ci_low"] < row["estimated_accuracy"] < row["estimated_accuracy_ci_high"]
 
 
+def test_outside_support_share_counts_the_days_confidence_where_calibration_had_too_few_cases():
+    """Item 4: the share of the day's cases whose confidence bin held fewer than ``min_support_cases`` calibration
+    cases. Calibration on [0.5, 0.8) only (bins of 0.05: 0.50-0.55 ... 0.75-0.80, 60 cases each); the day has
+    30 cases in 0.6-0.65 (supported), 10 at 0.92 and 10 at 0.97 (empty bins), and in segment "b" 5 at 0.81 (empty)
+    and 5 at 0.52: hand-counted shares 20/50, 5/10 and 25/60 for the day."""
+    rng = np.random.default_rng(11)
+    cal_conf = np.repeat(np.array([0.525, 0.575, 0.625, 0.675, 0.725, 0.775]), 60)
+    cal = _calibration(cal_conf, (rng.random(cal_conf.size) < cal_conf).astype(float))
+    today = np.concatenate([np.full(30, 0.62), np.full(10, 0.92), np.full(10, 0.97), np.full(5, 0.81),
+                            np.full(5, 0.52)])
+    segments = np.array(["a"] * 50 + ["b"] * 10)
+    params = EstimationParams(bootstrap=5, min_calibration_cases=100, min_support_cases=5, support_bins=20)
+    rows = estimate_day(_cases(today, segments=segments), cal, None, params, DAY, "w").set_index("segment")
+    assert rows.loc["a", "outside_support_share"] == pytest.approx(20 / 50)
+    assert rows.loc["b", "outside_support_share"] == pytest.approx(5 / 10)
+    assert rows.loc[ALL_SEGMENTS, "outside_support_share"] == pytest.approx(25 / 60)
+    # a bin counts as supported only from min_support_cases calibration cases on
+    strict = EstimationParams(bootstrap=5, min_calibration_cases=100, min_support_cases=61, support_bins=20)
+    rows = estimate_day(_cases(today, segments=segments), cal, None, strict, DAY, "w").set_index("segment")
+    assert rows.loc[ALL_SEGMENTS, "outside_support_share"] == pytest.approx(1.0)
+
+
 def test_a_version_without_enough_trusted_labels_gets_no_estimate_and_says_why():
     rng = np.random.default_rng(4)
     cal = simulate_day(rng, 500)

@@ -23,9 +23,13 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
+import krippendorff
+import numpy as np
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 from scipy import stats
+from sklearn.metrics import cohen_kappa_score
 
 from eval_pipelines.definitions import ALL_ASSETS
 from eval_pipelines.demo.generator import generate_logs
@@ -365,6 +369,17 @@ def test_optional_sections_read_their_tables_when_present(built, tmp_path):
                 "'28d', :r, :rc, NULL)"),
                 {"d": (WEEK.start + timedelta(days=offset)).isoformat(), "a": 0.8 + offset / 100, "l": 0.75,
                  "h": 0.85 + offset / 100, "r": realized, "rc": 100 if realized else None})
+    # Two reviewers on 40 cases over two days of the week (the same event id on both days: two cases), and a
+    # verdict pair the week after, which the week's agreement must not read.
+    rng = np.random.default_rng(12)
+    first = rng.choice(["billing", "bug", "other"], 40)
+    second = np.where(rng.random(40) < 0.75, first, rng.choice(["billing", "bug", "other"], 40))
+    verdicts = pd.DataFrame({"partition_date": [WEEK.start + timedelta(days=i // 20 * 3) for i in range(40)] * 2,
+                             "event_id": [f"e{i % 20}" for i in range(40)] * 2, "system": "support_triage",
+                             "reviewer": ["ann"] * 40 + ["bob"] * 40, "label": np.concatenate([first, second])})
+    later = pd.DataFrame({"partition_date": [WEEK.end + timedelta(days=1)] * 2, "event_id": "late",
+                          "system": "support_triage", "reviewer": ["ann", "bob"], "label": ["bug", "other"]})
+    pd.concat([verdicts, later]).to_sql("reviewed_cases", engine, index=False)
     with engine.connect() as connection:
         reviewed = connection.execute(sa.text(
             "SELECT kpi_date, system, model_version, segment, reviewed_accuracy, automation_bias_rate FROM kpi_daily "
@@ -379,7 +394,18 @@ def test_optional_sections_read_their_tables_when_present(built, tmp_path):
         key = f"{day}/{system}/{version}/{segment}"
         assert _close(review.figure(f"reviewed_accuracy:{key}").value, accuracy)
         assert _close(review.figure(f"automation_bias_rate:{key}").value, bias)
-    assert len(keys) == 2 * len(reviewed)
+    assert len({k for k in keys if not k.startswith("reviewer_agreement")}) == 2 * len(reviewed)
+    # Agreement rolled up over the week, against the kept libraries on the week's 40 cases.
+    alpha = review.figure("reviewer_agreement_alpha:support_triage")
+    codes = {"billing": 0, "bug": 1, "other": 2}
+    expected_alpha = krippendorff.alpha(reliability_data=[[codes[v] for v in first], [codes[v] for v in second]],
+                                        level_of_measurement="nominal")
+    assert alpha.value == pytest.approx(expected_alpha, abs=1e-9)
+    assert alpha.ci_low < alpha.value < alpha.ci_high
+    [row] = review.tables["agreement"].to_dict("records")
+    assert row["double_reviewed_cases"] == 40 and row["disputed_cases"] == int((first != second).sum())
+    assert row["kappa"] == pytest.approx(cohen_kappa_score(first, second), abs=1e-9)
+    assert "Reviewer agreement over the week" in html_report(report)
     assert _close(estimates.figure(f"estimated_accuracy:{WEEK.start}/support_triage/v1").value, 0.8)
     last = estimates.figure(f"estimated_accuracy:{WEEK.end}/support_triage/v1")
     assert _close(last.value, 0.86) and last.note == "labels not in yet"

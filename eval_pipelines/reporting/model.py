@@ -28,6 +28,7 @@ import sqlalchemy as sa
 
 from eval_pipelines.kpis.metrics import NO_CURRENCY, PERCENTILE_COLUMNS, combine
 from eval_pipelines.reporting.periods import Week
+from eval_pipelines.review.adjudication import agreement_by_system
 
 REVIEW_COLUMNS = ("reviewed_cases_audited", "reviewed_accuracy", "reviewed_accuracy_ci_low",
                   "reviewed_accuracy_ci_high", "automation_bias_rate", "automation_bias_rate_ci_low",
@@ -328,11 +329,42 @@ def _review_section(connection: sa.Connection, week: Week, columns: set[str], re
                                       _number(row.automation_bias_rate), "percent", "automation_bias_rate", query,
                                       _number(row.automation_bias_rate_ci_low),
                                       _number(row.automation_bias_rate_ci_high)))
+    _week_agreement(connection, week, section)
     section.notes.append("Implicit accuracy takes the human's action as the label, so a wrong suggestion that was "
                          "accepted counts as correct; reviewed accuracy is the audit sample's design-weighted "
                          "estimate over the day's ok cases. The automation-bias rate is the share of accepted "
                          "cases the AI got wrong.")
     return section
+
+
+def _week_agreement(connection: sa.Connection, week: Week, section: Section) -> None:
+    """Reviewer agreement rolled up over the week (issue 12 item 3; review_agreement holds it per day): Krippendorff's
+    α, and Cohen's κ when the same two reviewers read every double-reviewed case, over the week's cases with two or
+    more verdicts, recomputed from reviewed_cases (coefficients do not add up across days)."""
+    if not sa.inspect(connection).has_table("reviewed_cases"):
+        return
+    query = Query("SELECT partition_date, event_id, system, reviewer, label FROM reviewed_cases WHERE "
+                  "partition_date >= :since AND partition_date <= :until ORDER BY partition_date, event_id, reviewer",
+                  {"since": week.start, "until": week.end})
+    verdicts = _frame(connection, query)
+    if verdicts.empty:
+        return
+    section.queries.append(query)
+    # A case is (day, event): the same event id on two days is two cases.
+    verdicts["event_id"] = verdicts["partition_date"].astype(str) + "/" + verdicts["event_id"].astype(str)
+    rows = []
+    for found in agreement_by_system(verdicts):
+        if not found.double_reviewed_cases:
+            continue
+        rows.append(found.row())
+        section.figures.append(Figure(
+            f"reviewer_agreement_alpha:{found.system}", f"Reviewer agreement (Krippendorff's α) {found.system}",
+            _number(found.alpha.estimate), "coefficient", "Krippendorff's α (nominal) over the week's cases with "
+            "two or more verdicts (review/agreement.py)", query, _number(found.alpha.ci_low),
+            _number(found.alpha.ci_high), note=f"{found.double_reviewed_cases} double-reviewed cases, "
+            f"{len(found.disputed)} disputed"))
+    if rows:
+        section.tables["agreement"] = pd.DataFrame(rows)
 
 
 def _reliability_section(connection: sa.Connection, week: Week, total: pd.Series | None, query: Query,

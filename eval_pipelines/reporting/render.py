@@ -289,6 +289,10 @@ def _section_html(report: QualityReport, section: Section) -> str:
             out.append(plot_accuracy(report.series["daily"], report.series.get("reviewed"), report.ci_level))
     elif section.key == "review":
         out.append(html_table(section.tables["reviewed"], currency))
+        if "agreement" in section.tables:
+            out.append("<p>Reviewer agreement over the week's double-reviewed cases (Krippendorff's α; Cohen's κ "
+                       "when the same two reviewers read every such case), with 95 % intervals.</p>")
+            out.append(html_table(section.tables["agreement"], currency))
     elif section.key == "reliability":
         out.append('<div class="cards">' + "".join(_card(f) for f in section.figures if ":" not in f.key) + "</div>")
         if "latency" in section.tables:

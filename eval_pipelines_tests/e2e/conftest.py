@@ -21,6 +21,7 @@ import pytest
 
 from eval_pipelines.definitions import build_definitions
 from eval_pipelines.demo.generator import generate_logs
+from eval_pipelines_tests.alert_servers import RecordingServer, recording_server
 from eval_pipelines_tests.e2e.chain import ChainOutcome, drive_chain, open_instance
 from eval_pipelines_tests.e2e.stack import ARTIFACTS, ProductionStack, production_stack
 from eval_pipelines_tests.postgres_server import PostgresServer
@@ -46,14 +47,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if not item.get_closest_marker("e2e")]
 
 
+ALERT_SECRET = "e2e-alert-signing-secret"  # the shipped config's ops channel signs with $..._WEBHOOK_SECRET
+
+
 @pytest.fixture(scope="session")
-def production(postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory
-               ) -> Iterator[ProductionStack]:
+def alert_receiver() -> Iterator[RecordingServer]:
+    """The shipped config's webhook channel ``ops``, received on 127.0.0.1: the daemon's alerts_sensor posts here."""
+    with recording_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def production(postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory,
+               alert_receiver: RecordingServer) -> Iterator[ProductionStack]:
     log_dir = E2E_ARTIFACTS / "logs"
     shutil.rmtree(log_dir, ignore_errors=True)
     (E2E_ARTIFACTS / "timings.json").unlink(missing_ok=True)
     started = time.monotonic()
-    with production_stack(postgres_server, tmp_path_factory.mktemp("production"), log_dir) as stack:
+    alert_env = {"EVAL_PIPELINES_ALERT_WEBHOOK": alert_receiver.url("/ops"),
+                 "EVAL_PIPELINES_ALERT_WEBHOOK_SECRET": ALERT_SECRET}
+    with production_stack(postgres_server, tmp_path_factory.mktemp("production"), log_dir,
+                          extra_env=alert_env) as stack:
         _record_timing("stack_start_seconds", time.monotonic() - started)
         yield stack
 

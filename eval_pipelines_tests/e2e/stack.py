@@ -309,8 +309,11 @@ def init_instance_storage(dagster_home: Path, env: Mapping[str, str]) -> None:
 
 @contextlib.contextmanager
 def production_stack(server: PostgresServer, root: Path, log_dir: Path, startup_timeout: float = 180.0,
-                     instance_yaml: Path = DEPLOY / "dagster.yaml") -> Iterator[ProductionStack]:
-    """Start code server, daemon and webserver on ``server``; always stopped (and their groups killed) on exit."""
+                     instance_yaml: Path = DEPLOY / "dagster.yaml", extra_env: Mapping[str, str] | None = None
+                     ) -> Iterator[ProductionStack]:
+    """Start code server, daemon and webserver on ``server``; always stopped (and their groups killed) on exit.
+
+    ``extra_env`` reaches every process (e.g. the alert channel's webhook URL and signing secret)."""
     token = uuid.uuid4().hex[:10]
     role, secret = f"e2e_{token}", f"pw-marker-{uuid.uuid4().hex}"
     storage_db, warehouse_db = f"dagster_{token}", f"warehouse_{token}"
@@ -330,6 +333,7 @@ def production_stack(server: PostgresServer, root: Path, log_dir: Path, startup_
         "EVAL_PIPELINES_CONFIG": str(config_path),
         "EVAL_PIPELINES_WAREHOUSE_URL": warehouse_url,
         "EVAL_PIPELINES_CODE_SERVER_HOST": "127.0.0.1",
+        **(extra_env or {}),
     })
     previous_sigterm = _teardown_on_sigterm()
     stack = ProductionStack(root=root, dagster_home=dagster_home, config_path=config_path, workspace_path=workspace,

@@ -1,5 +1,6 @@
 """The whole review loop through a real Label Studio: review_queue exports the day's audit sample to it, two
-reviewers annotate through its label stream, review_labels pulls the verdicts into the warehouse.
+reviewers annotate through its label stream, review_labels pulls the verdicts into the warehouse, and kpi_daily
+carries them into the corrected (reviewed) accuracy.
 
 In-process Dagster on one tiny demo day (as test_review_pipeline.py), with ``review.label_studio`` configured and
 its URL/token env vars pointing at the ``label_studio`` fixture's server. The reviewers answer with the
@@ -19,10 +20,12 @@ import sqlalchemy as sa
 
 from eval_pipelines.demo.generator import TRUTH_COLUMN, generate_logs
 from eval_pipelines.ingestion.assets import production_logs
+from eval_pipelines.kpis.assets import kpi_daily
 from eval_pipelines.labeling.assets import labeled_cases
 from eval_pipelines.lake import Lake
 from eval_pipelines.review import label_studio as ls
 from eval_pipelines.review.assets import review_labels, review_queue
+from eval_pipelines.review.estimation import estimate_reviewed
 from eval_pipelines_tests.conftest import make_project
 from eval_pipelines_tests.label_studio_server import REVIEWERS, LabelStudioServer
 
@@ -63,7 +66,9 @@ def test_review_queue_to_label_studio_to_review_labels(label_studio: LabelStudio
     root = tmp_path_factory.mktemp("review_loop")
     project = make_project(root, {"review": {"daily_size": 12, "double_review_share": 0.25, "strata": ["review_action"],
                                              "outbox_dir": str(root / "outbox"), "inbox_dir": str(root / "inbox"),
-                                             "label_studio": {"project_prefix": PREFIX, "timeout_seconds": 30}}})
+                                             "label_studio": {"project_prefix": PREFIX, "timeout_seconds": 30}},
+                           # 11 answered verdicts over a handful of KPI rows: some row has 2 (pigeonhole)
+                           "impact": {"reviewed_min_audited": 2}})
     generate_logs(project.landing_dir, days=1, events_per_day=200, seed=5, start_date=DAY, truth_dir=root / "truth")
     instance = dg.DagsterInstance.ephemeral()
 
@@ -119,6 +124,23 @@ def test_review_queue_to_label_studio_to_review_labels(label_studio: LabelStudio
                 == [true_label[e] == ai_output[e] for e in agreed]).all()
         assert bool(labels.loc[disputed_event, "disputed"]) and pd.isna(labels.loc[disputed_event, "ai_correct"])
         assert labels.loc[doubles, "review_count"].eq(2).all()
+
+        # The verdicts reach the KPI table: every answered (undisputed) verdict counted once, and the reviewed
+        # accuracy is the two-phase design estimate of the audit (review/estimation.py), inside its own interval.
+        kpis = run([kpi_daily])
+        daily = pd.read_sql_table("kpi_daily", engine)
+        answered = int(labels["ai_correct"].notna().sum())
+        assert answered == len(tasks) - 1  # all but the disputed case
+        assert daily["reviewed_cases_audited"].sum() == answered
+        queue = Lake(project.settings.storage.lake_dir).read("review_queue", KEY)
+        reference = estimate_reviewed(queue, labels.reset_index()[["event_id", "ai_correct"]])
+        metadata = kpis.asset_materializations_for_node("kpi_daily")[0].metadata
+        assert metadata["reviewed_accuracy"].value == pytest.approx(reference.reviewed_accuracy.estimate, abs=1e-6)
+        estimable = daily["reviewed_accuracy"].notna()
+        assert estimable.any()
+        assert ((daily.loc[estimable, "reviewed_accuracy_ci_low"] <= daily.loc[estimable, "reviewed_accuracy"])
+                & (daily.loc[estimable, "reviewed_accuracy"] <= daily.loc[estimable, "reviewed_accuracy_ci_high"])
+                ).all()
 
         before = pd.read_sql_table("reviewed_cases", engine).drop(columns=["created_at"], errors="ignore")
         run([review_labels])  # idempotent: the same verdicts again

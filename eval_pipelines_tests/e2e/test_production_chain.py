@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections import defaultdict
 
 import dagster as dg
 import pytest
 import sqlalchemy as sa
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
+from eval_pipelines.alerts.delivery import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
+from eval_pipelines.alerts.sensors import MINIMUM_INTERVAL_SECONDS as ALERTS_TICK_SECONDS
+from eval_pipelines_tests.alert_servers import RecordingServer
 from eval_pipelines_tests.e2e.chain import LANDING_SENSOR
-from eval_pipelines_tests.e2e.conftest import LandedChain
-from eval_pipelines_tests.e2e.stack import LOCATION_NAME
+from eval_pipelines_tests.e2e.conftest import ALERT_SECRET, LandedChain
+from eval_pipelines_tests.e2e.stack import LOCATION_NAME, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -206,3 +211,43 @@ def test_the_password_is_nowhere_dagster_or_the_ui_keeps_things(landed: LandedCh
         found.append("GraphQL answers")
     assert found == []
     assert '"EVAL_PIPELINES_WAREHOUSE_URL"' in served and '"ENV_VAR"' in served
+
+
+def test_the_daemons_alerts_sensor_announces_the_failed_gate_once_and_signed(landed: LandedChain,
+                                                                             alert_receiver: RecordingServer):
+    """Issue 16 in the production profile: the demo's naive_rules fails its release gate on purpose; the daemon's
+    alerts_sensor posts one signed message for it to the config's webhook channel, records it in alert_events, and
+    later ticks (the chain has settled, the sensor keeps ticking) never send it again."""
+    def gate_messages() -> list:
+        return [r for r in alert_receiver.posted("/ops") if r.json().get("rule") == "gate_failed"]
+
+    # Which candidates failed, from Dagster's own check history (the latest evaluation per candidate).
+    history = landed.instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(dg.AssetKey("scored_runs"), "release_gate"), limit=50)
+    latest: dict[str, AssetCheckExecutionRecordStatus] = {}
+    for record in sorted(history, key=lambda r: r.id):
+        latest[record.partition] = record.status
+    failed = {c for c, status in latest.items() if status == AssetCheckExecutionRecordStatus.FAILED}
+    assert "naive_rules" in failed, latest
+
+    posted = wait_for(lambda: gate_messages() or None, 180, "the gate_failed alert at the webhook", interval=2.0)
+    message = posted[0].json()
+    assert message["state"] == "firing" and message["source"] == "release_gate"
+    assert {f["partition_key"] for m in posted for f in m.json()["findings"]} == failed
+    headers = posted[0].headers
+    assert verify_signature(ALERT_SECRET, headers[TIMESTAMP_HEADER.lower()], posted[0].body,
+                            headers[SIGNATURE_HEADER.lower()])
+    engine = sa.create_engine(landed.stack.warehouse_url, poolclass=sa.pool.NullPool)
+    try:
+        def recorded() -> list | None:
+            with engine.connect() as connection:
+                rows = connection.execute(sa.text(
+                    "SELECT partition_key, channel, state, status FROM alert_events WHERE rule = 'gate_failed'")).all()
+            return [tuple(r) for r in rows] or None
+        rows = wait_for(recorded, 60, "the gate_failed row in alert_events")
+    finally:
+        engine.dispose()
+    assert sorted(rows) == [(candidate, "ops", "firing", "sent") for candidate in sorted(failed)]
+    sent = len(gate_messages())
+    time.sleep(2 * ALERTS_TICK_SECONDS)  # at least one more tick of the sensor
+    assert len(gate_messages()) == sent
