@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -32,9 +32,10 @@ import yaml
 
 from eval_pipelines.config import load_settings
 from eval_pipelines.demo.generator import generate_logs
+from eval_pipelines.estimation.tables import performance_estimates
 from eval_pipelines.ingestion.assets import production_logs
 from eval_pipelines.kpis.assets import ASSETS, kpi_daily, kpi_definitions, kpi_rollups
-from eval_pipelines.kpis.cli import register
+from eval_pipelines.kpis.cli import ESTIMATED_HEADER, register
 from eval_pipelines.kpis.definitions import DEFINITIONS
 from eval_pipelines.kpis.metrics import (
     COUNT_COLUMNS,
@@ -209,6 +210,25 @@ def test_kpi_daily_reports_headline_metadata_and_the_cli_prints_the_same_table(d
     parser = argparse.ArgumentParser()
     parser.add_argument("--config")
     register(parser.add_subparsers(dest="command"))
+    # One group of the day has a label-free estimate (issue 13 item 5): the terminal shows it after the UI's columns.
+    engine = create_warehouse_engine(demo["sqlite"].project.warehouse_url)
+    try:
+        first = pd.read_sql_query(sa.text("SELECT system, model_version, segment FROM kpi_daily WHERE kpi_date = :d "
+                                          "ORDER BY system, model_version, segment LIMIT 1"), engine,
+                                  params={"d": day.isoformat()}).iloc[0]
+        performance_estimates.create(engine, checkfirst=True)
+        with engine.begin() as connection:
+            connection.execute(performance_estimates.delete())
+            connection.execute(performance_estimates.insert(), [{
+                "partition_date": day, "system": first.system, "model_version": first.model_version,
+                "segment": first.segment, "status": "estimated", "reason": "", "cases": 100,
+                "cases_without_confidence": 0, "estimated_accuracy": 0.78, "estimated_accuracy_ci_low": 0.75,
+                "estimated_accuracy_ci_high": 0.81, "calibration_method": "isotonic", "calibration_cases": 500,
+                "calibration_reviewed_cases": 0, "calibration_ground_truth_cases": 500,
+                "calibration_implicit_cases": 0, "calibration_window": "w", "realized_cases": 0,
+                "gap_flagged": False, "computed_at": datetime.now(UTC)}])
+    finally:
+        engine.dispose()
     args = parser.parse_args(["--config", str(demo["sqlite"].project.config_path), "kpis", "--since",
                               day.isoformat(), "--until", day.isoformat()])
     assert args.handler(args) == 0
@@ -220,7 +240,11 @@ def test_kpi_daily_reports_headline_metadata_and_the_cli_prints_the_same_table(d
                 if line.startswith("|") and not set(line) <= set("|-: ")]
 
     ui, terminal = cells(markdown), cells(printed)
-    assert terminal[0][0] == "partial" and [row[1:] for row in terminal[:len(ui)]] == ui
+    width = len(ui[0])
+    assert terminal[0][0] == "partial" and [row[1:width + 1] for row in terminal[:len(ui)]] == ui
+    assert terminal[0][width + 1:] == [ESTIMATED_HEADER]
+    estimates = [row[width + 1] for row in terminal[1:len(ui)]]
+    assert estimates[0] == "78.0% [75.0%, 81.0%]" and set(estimates[1:]) <= {"–"}
     assert terminal[len(ui)][1] == "TOTAL" and terminal[len(ui)][ui[0].index("cases") + 1] == "300"
 
     args = parser.parse_args(["--config", str(demo["sqlite"].project.config_path), "kpis", "--period", "week"])

@@ -15,13 +15,15 @@ import pandas as pd
 import sqlalchemy as sa
 
 from eval_pipelines.config import PROJECT_ROOT, load_settings
-from eval_pipelines.kpis.metrics import headline_table, render_markdown
+from eval_pipelines.estimation.tables import performance_estimates
+from eval_pipelines.kpis.metrics import ESTIMATE_COLUMNS, estimate_cells, headline_table, render_markdown
 from eval_pipelines.kpis.rollups import period_end, period_start
 from eval_pipelines.kpis.store import read_rows
 from eval_pipelines.kpis.tables import kpi_daily, kpi_monthly, kpi_weekly
 from eval_pipelines.warehouse.core import create_warehouse_engine, safe_url
 
 TABLES: dict[str, sa.Table] = {"day": kpi_daily, "week": kpi_weekly, "month": kpi_monthly}
+ESTIMATED_HEADER = "label-free estimate [CI]"
 
 
 def _latest(engine: sa.Engine, table: sa.Table) -> date | None:
@@ -66,6 +68,26 @@ def _as_date(value: object) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
+def with_estimates(engine: sa.Engine, rows: pd.DataFrame, since: date, until: date) -> pd.DataFrame:
+    """``rows`` (kpi_daily) with the label-free estimate of the same day and group beside them (issue 13 item 5):
+    ``estimated_accuracy`` and its interval from performance_estimates, NaN where the day has none (estimation
+    off, not run yet, or a model version without enough trusted labels). The estimate's population is the
+    group's ok cases with a confidence, as docs/estimation.md says; it is not additive over days."""
+    if rows.empty or not sa.inspect(engine).has_table(performance_estimates.name):
+        return rows.assign(**{c: float("nan") for c in ESTIMATE_COLUMNS})
+    t = performance_estimates.c
+    query = sa.select(t.partition_date, t.system, t.model_version, t.segment, *(t[c] for c in ESTIMATE_COLUMNS)
+                      ).where(t.partition_date >= since, t.partition_date <= until)
+    with engine.connect() as connection:
+        estimates = pd.DataFrame(connection.execute(query).mappings().all(),
+                                 columns=["partition_date", "system", "model_version", "segment", *ESTIMATE_COLUMNS])
+    estimates["kpi_date"] = [_as_date(v) for v in estimates["partition_date"]]
+    keyed = rows.assign(_day=[_as_date(v) for v in rows["kpi_date"]])
+    merged = keyed.merge(estimates.drop(columns="partition_date").rename(columns={"kpi_date": "_day"}),
+                         on=["_day", "system", "model_version", "segment"], how="left", validate="many_to_one")
+    return merged.drop(columns="_day")
+
+
 def _totals(rows: pd.DataFrame) -> dict[str, object]:
     """The additive columns summed over the listed rows, money per currency. Rates, percentiles and ROI are not
     additive (a mean of rates weights days wrongly), so the totals row leaves them out: use a longer --period."""
@@ -104,6 +126,8 @@ def _print_kpis(args: argparse.Namespace, engine: sa.Engine) -> int:
     if args.system:
         rows = rows[rows["system"] == args.system]
     rows = rows.reset_index(drop=True).copy()  # one block: read_rows adds columns one at a time
+    if args.period == "day":
+        rows = with_estimates(engine, rows, since, until)
     partial = _partial(rows, args.period, until, datetime.now(UTC).date())
     if args.format == "csv":
         rows.assign(partial=partial).to_csv(sys.stdout, index=False)  # no totals row: a BI sum would count it twice
@@ -115,6 +139,9 @@ def _print_kpis(args: argparse.Namespace, engine: sa.Engine) -> int:
         return 0
     print(f"{table.name} from {since} to {until} ({len(rows)} row(s); money in each row's currency)")
     shown = headline_table(rows)
+    if args.period == "day" and len(shown):
+        # After the UI's columns (kpi_daily runs before the day's estimate exists, so its table cannot hold it).
+        shown[ESTIMATED_HEADER] = estimate_cells(rows)
     if len(shown):
         shown.insert(0, "partial", ["yes: " + p if p else "" for p in partial])
         totals = _totals(rows)

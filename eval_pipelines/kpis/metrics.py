@@ -722,10 +722,22 @@ def _num(value: float, digits: int = 1) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:,.{digits}f}"
 
 
+# The label-free estimate (performance_estimates) that `eval-pipelines kpis` shows beside a day's KPI row.
+ESTIMATE_COLUMNS = ("estimated_accuracy", "estimated_accuracy_ci_low", "estimated_accuracy_ci_high")
+
+
+def estimate_cells(frame: pd.DataFrame) -> list[str]:
+    """The label-free estimate of KPI rows (ESTIMATE_COLUMNS) as "78.1 % [75.0 %, 81.2 %]", "–" where none."""
+    return [f"{_pct(a)} [{_pct(lo)}, {_pct(hi)}]" if not math.isnan(a) else "–"
+            for a, lo, hi in zip(frame["estimated_accuracy"].astype(float),
+                                 frame["estimated_accuracy_ci_low"].astype(float),
+                                 frame["estimated_accuracy_ci_high"].astype(float), strict=True)]
+
+
 def headline_table(frame: pd.DataFrame) -> pd.DataFrame:
     """The headline KPIs of KPI rows as display strings; the same table in the Dagster UI and the terminal."""
-    leading = [c for c in frame.columns if c not in METRIC_COLUMNS and c not in ("currency", "computed_at",
-                                                                                   "days_with_data")]
+    leading = [c for c in frame.columns if c not in METRIC_COLUMNS and c not in ESTIMATE_COLUMNS
+               and c not in ("currency", "computed_at", "days_with_data")]
     out = pd.DataFrame({c: frame[c].astype(str) for c in leading})
     out["cases"] = [f"{int(v):,}" for v in frame["cases"]]
     out["accept"] = [_pct(v) for v in frame["acceptance_rate"]]
