@@ -330,7 +330,7 @@ def test_screening_excludes_an_incident_from_the_window_data_alone_in_any_order(
     """exclude_major_drift decides from the window's own days (leave-one-out, trimmed), not from stored reports."""
     config = DriftConfig(reference=ReferenceWindowConfig(trailing_days=6, exclude_major_drift=True))
     days = [f"2026-03-0{i}" for i in range(1, 7)]
-    frames = [synthetic_frame(2_000, seed=s) for s in range(6)]
+    frames = [synthetic_frame(1_000, seed=s) for s in range(6)]
     frames[2]["num_normal"] = frames[2]["num_normal"] * 10.0  # 2026-03-03: the incident
     cases = dict(zip(days, frames, strict=True))
     profiles = [profile_frame(f, MONITORS, config, d) for d, f in cases.items()]
@@ -348,14 +348,14 @@ def test_screening_excludes_an_incident_from_the_window_data_alone_in_any_order(
     # a lasting change (4 of 6 days at the new level): the new level is the window's normal now, the two days
     # before it are the outliers, and they leave the reference (the change is no longer flagged)
     lasting = {d: (f.assign(num_normal=f["num_normal"] * 10.0) if i >= 2 else f)
-               for i, (d, f) in enumerate(zip(days, [synthetic_frame(2_000, seed=s) for s in range(6)],
+               for i, (d, f) in enumerate(zip(days, [synthetic_frame(1_000, seed=s) for s in range(6)],
                                               strict=True))}
     lasting_profiles = [profile_frame(f, MONITORS, config, d) for d, f in lasting.items()]
     flagged = screen_major_drift(lasting_profiles, lasting, MONITORS, config)
     assert major_drift_exclusions(config.reference, days, flagged) == {"num_normal": ["2026-03-01", "2026-03-02"]}
     # while the change is the minority of the window (2 of 6 days), its days are the ones left out
     early = {d: (f.assign(num_normal=f["num_normal"] * 10.0) if i >= 4 else f)
-             for i, (d, f) in enumerate(zip(days, [synthetic_frame(2_000, seed=s) for s in range(6)], strict=True))}
+             for i, (d, f) in enumerate(zip(days, [synthetic_frame(1_000, seed=s) for s in range(6)], strict=True))}
     early_profiles = [profile_frame(f, MONITORS, config, d) for d, f in early.items()]
     assert screen_major_drift(early_profiles, early, MONITORS, config) == {"num_normal": ["2026-03-05",
                                                                                          "2026-03-06"]}
