@@ -83,6 +83,7 @@ bench: install
 # Seeded simulations behind the statistics docs (coverage, type-I error, power): minutes each, not tests.
 sim: install
 	$(BIN)/python bench/bench_slice_coverage.py
+	$(BIN)/python bench/bench_design_mcnemar.py
 	$(BIN)/python bench/bench_review_coverage.py
 	$(BIN)/python bench/bench_trusted_gate.py
 	$(BIN)/python bench/bench_drift_null.py

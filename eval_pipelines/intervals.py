@@ -1,7 +1,10 @@
-"""Confidence intervals shared by the domains.
+"""Confidence intervals and variance helpers shared by the domains.
 
 KPIs and scored runs report the same Wilson interval for plain proportions; the eval set and every slice of a scored
-run report the design-based interval of :func:`design_interval` (Korn–Graubard, Clopper–Pearson, t).
+run report the design-based interval of :func:`design_interval` (Korn–Graubard, Clopper–Pearson, t). The stratified
+variance terms (:func:`stratum_variances`, :func:`stratified_variance_terms`), Satterthwaite's degrees of freedom and
+the Korn–Graubard degrees-of-freedom factor live here too, so the eval set, scored-run slices, the design McNemar
+test and the KPI intervals compute them one way. No dagster import: plain numpy/scipy.
 """
 
 from dataclasses import dataclass
@@ -67,6 +70,65 @@ def satterthwaite_degrees_of_freedom(contributions: np.ndarray, degrees: np.ndar
     return float(c.sum() ** 2 / np.sum(c * c / nu))
 
 
+def stratum_variances(z: np.ndarray, codes: np.ndarray, small_n: np.ndarray) -> np.ndarray:
+    """Per stratum, the sample variance ``s_h²`` of linearised values ``z`` over its ``n_h`` sampled cases.
+
+    Sampled cases that are not in ``z``'s frame (outside a domain) count as ``z = 0``: the sums are divided by
+    ``n_h``, not by the count present. A stratum with one case has no variance (0 here; callers decide).
+    """
+    k = len(small_n)
+    sums = np.bincount(codes, weights=z, minlength=k)
+    squares = np.bincount(codes, weights=z * z, minlength=k)
+    means = sums / small_n
+    return np.where(small_n > 1, (squares - small_n * means**2) / np.maximum(small_n - 1, 1), 0.0)
+
+
+def stratified_variance_terms(variances: np.ndarray, big_n: np.ndarray, small_n: np.ndarray) -> np.ndarray:
+    """Per stratum the term ``c_h = N_h² (1 - n_h / N_h) s_h² / n_h`` of the variance of an estimated total under
+    stratified simple random sampling without replacement (Cochran 1977, Thm 5.3); divided by ``N̂²`` (or with
+    ``z`` already scaled by it, as the linearised values of a ratio are) it is the variance of the mean. Negative
+    rounding residue of ``s_h²`` is taken as 0; a stratum taken whole (``n_h = N_h``) adds nothing."""
+    fpc = 1.0 - small_n / big_n
+    return big_n**2 * fpc * np.maximum(variances, 0.0) / small_n
+
+
+def korn_graubard_factor(n: float, degrees_of_freedom: float, alpha: float = 0.05) -> float:
+    """``(t_{n-1, α/2} / t_{ν, α/2})²``: Korn & Graubard's (1998) shrinkage of an effective sample size for a
+    variance estimate on ``ν`` degrees of freedom instead of the ``n - 1`` of a simple random sample of ``n``
+    (``ν`` floored at 1); 1 when ``n <= 1``."""
+    if n <= 1:
+        return 1.0
+    nu = max(float(degrees_of_freedom), 1.0)
+    return float(special.stdtrit(n - 1, alpha / 2.0) / special.stdtrit(nu, alpha / 2.0)) ** 2
+
+
+def satterthwaite_from_terms(variance: np.ndarray, df_terms: np.ndarray) -> np.ndarray:
+    """Welch–Satterthwaite degrees of freedom ``V² / Σ_b (v_b² / ν_b)`` from a summed variance ``V`` and its summed
+    df terms ``Σ_b v_b² / ν_b`` (vectorised, for rows that carry the sums); ``inf`` where the df term is 0 (no
+    estimated variance: the normal quantile). :func:`satterthwaite_degrees_of_freedom` from the terms themselves."""
+    v = np.asarray(variance, dtype=np.float64)
+    terms = np.asarray(df_terms, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(terms > 0, v**2 / np.where(terms > 0, terms, 1.0), np.inf)
+
+
+def mean_t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float, float]:
+    """``(mean, variance_of_mean, df, low, high)`` of the Student t interval ``x̄ ± t_{n-1} s / √n`` of a simple
+    random sample (as ``scipy.stats.t.interval(level, n - 1, x̄, s / √n)``); NaN bounds with fewer than 2
+    values (``variance_of_mean`` NaN, ``df`` 0)."""
+    x = np.asarray(values, dtype=np.float64)
+    n = len(x)
+    nan = float("nan")
+    if n == 0:
+        return nan, nan, 0.0, nan, nan
+    mean = float(x.mean())
+    if n < 2:
+        return mean, nan, 0.0, nan, nan
+    variance_of_mean = float(x.var(ddof=1)) / n
+    half = float(special.stdtrit(n - 1, 0.5 + level / 2.0)) * float(np.sqrt(variance_of_mean))
+    return mean, variance_of_mean, float(n - 1), mean - half, mean + half
+
+
 def kish_effective_size(weights: np.ndarray) -> float:
     """Kish's effective sample size ``(Σ w)² / Σ w²`` of design weights (Kish 1965, §11.7).
 
@@ -123,8 +185,6 @@ def design_interval(estimate: float, variance: float, n: int, degrees_of_freedom
         low, high = clopper_pearson_interval(estimate * kish_n, kish_n, level)
         return DesignInterval(low, high, "clopper_pearson_kish", nan, kish_n)
     nu = max(float(degrees_of_freedom), 1.0)
-    n_eff = estimate * (1.0 - estimate) / variance
-    if n > 1:
-        n_eff *= float(special.stdtrit(n - 1, alpha / 2.0) / special.stdtrit(nu, alpha / 2.0)) ** 2
+    n_eff = estimate * (1.0 - estimate) / variance * korn_graubard_factor(n, nu, alpha)
     low, high = clopper_pearson_interval(estimate * n_eff, n_eff, level)
     return DesignInterval(low, high, "korn_graubard", nu, n_eff)

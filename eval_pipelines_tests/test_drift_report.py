@@ -20,6 +20,7 @@ from eval_pipelines.drift.report import (
     major_drift_exclusions,
     profile_frame,
     reference_window,
+    screen_major_drift,
     window_profile,
 )
 from eval_pipelines.drift.settings import DriftConfig, ReferenceWindowConfig
@@ -323,6 +324,41 @@ def test_days_with_their_own_major_drift_leave_that_columns_reference_while_they
     assert not row.drifted and "reference without 2026-03-02" in row.reason
     assert row.details["reference_days_excluded"] == ["2026-03-02"]
     assert any(note.startswith("num_normal: reference without 2026-03-02") for note in report.notes)
+
+
+def test_screening_excludes_an_incident_from_the_window_data_alone_in_any_order() -> None:
+    """exclude_major_drift decides from the window's own days (leave-one-out, trimmed), not from stored reports."""
+    config = DriftConfig(reference=ReferenceWindowConfig(trailing_days=6, exclude_major_drift=True))
+    days = [f"2026-03-0{i}" for i in range(1, 7)]
+    frames = [synthetic_frame(1_000, seed=s) for s in range(6)]
+    frames[2]["num_normal"] = frames[2]["num_normal"] * 10.0  # 2026-03-03: the incident
+    cases = dict(zip(days, frames, strict=True))
+    profiles = [profile_frame(f, MONITORS, config, d) for d, f in cases.items()]
+    found = screen_major_drift(profiles, cases, MONITORS, config)
+    assert found == {"num_normal": ["2026-03-03"]}  # the incident only, not the days judged against it
+    assert screen_major_drift(profiles[::-1], dict(reversed(cases.items())), MONITORS, config) == found
+    assert major_drift_exclusions(config.reference, days, found) == {"num_normal": ["2026-03-03"]}
+    # a day without cases cannot be screened, so it is never excluded (the others then look drifted against it,
+    # more of them than the share allows: nothing is excluded)
+    unscreened = screen_major_drift(profiles, {d: f for d, f in cases.items() if d != "2026-03-03"}, MONITORS,
+                                    config)
+    assert "2026-03-03" not in unscreened.get("num_normal", [])
+    assert major_drift_exclusions(config.reference, days, unscreened) == {}
+
+    # a lasting change (4 of 6 days at the new level): the new level is the window's normal now, the two days
+    # before it are the outliers, and they leave the reference (the change is no longer flagged)
+    lasting = {d: (f.assign(num_normal=f["num_normal"] * 10.0) if i >= 2 else f)
+               for i, (d, f) in enumerate(zip(days, [synthetic_frame(1_000, seed=s) for s in range(6)],
+                                              strict=True))}
+    lasting_profiles = [profile_frame(f, MONITORS, config, d) for d, f in lasting.items()]
+    flagged = screen_major_drift(lasting_profiles, lasting, MONITORS, config)
+    assert major_drift_exclusions(config.reference, days, flagged) == {"num_normal": ["2026-03-01", "2026-03-02"]}
+    # while the change is the minority of the window (2 of 6 days), its days are the ones left out
+    early = {d: (f.assign(num_normal=f["num_normal"] * 10.0) if i >= 4 else f)
+             for i, (d, f) in enumerate(zip(days, [synthetic_frame(1_000, seed=s) for s in range(6)], strict=True))}
+    early_profiles = [profile_frame(f, MONITORS, config, d) for d, f in early.items()]
+    assert screen_major_drift(early_profiles, early, MONITORS, config) == {"num_normal": ["2026-03-05",
+                                                                                         "2026-03-06"]}
 
 
 def test_a_merged_window_gives_the_verdicts_of_the_raw_window() -> None:

@@ -35,6 +35,7 @@ from eval_pipelines.drift.report import (
     profile_frame,
     reference_span_days,
     reference_window,
+    screen_major_drift,
     window_label,
     window_profile,
 )
@@ -121,22 +122,6 @@ def load_day_profiles(lake: Lake, days: list[date], monitors: list[Monitor], set
                         f"(materialise {PROFILE_ASSET} for {key} to store it)")
         profiles.append(profile_frame(cases, monitors, settings.drift, key))
     return profiles
-
-
-def read_major_drift(engine: sa.Engine, days: list[str]) -> dict[str, set[str]]:
-    """Column -> the given days whose drift_results have a major drift in that column (any kind)."""
-    if not days:
-        return {}
-    ensure_tables(engine, [drift_results])
-    table = drift_results
-    query = sa.select(table.c.date, table.c.column).where(
-        table.c.severity == "major", table.c.date.in_([date.fromisoformat(d) for d in days]))
-    with engine.connect() as connection:
-        rows = connection.execute(query).all()
-    major: dict[str, set[str]] = {}
-    for day, column in rows:
-        major.setdefault(column, set()).add(day.isoformat())
-    return major
 
 
 def read_history(engine: sa.Engine, day: date, days: int) -> pd.DataFrame:
@@ -279,10 +264,14 @@ def drift_report(
     engine = warehouse.engine()
     profiles = load_day_profiles(lake, reference_window(config.reference, day), monitors, settings, context.log)
     used = [d for p in profiles for d in p.days]
-    # Days whose own report had a major drift in a column leave that column's reference (when configured): the
-    # reports of those days must have run first, which the day-by-day order of runs gives.
-    excluded = (major_drift_exclusions(config.reference, used, read_major_drift(engine, used))
-                if config.reference.exclude_major_drift else {})
+    # Window days that are a major drift in a column against the rest of the window leave that column's reference
+    # (when configured), decided from the window's own cases (report.screen_major_drift), never from stored
+    # reports: the day's report is the same whatever order the days are materialised in.
+    excluded: dict[str, list[str]] = {}
+    if config.reference.exclude_major_drift:
+        window_cases = {d: c for d in used if (c := _read_cases(lake, d, monitors)) is not None}
+        excluded = major_drift_exclusions(config.reference, used,
+                                          screen_major_drift(profiles, window_cases, monitors, config))
     reference = window_profile(profiles, config, excluded)
     if len(used) >= config.reference.min_days:
         report = compare(reference, labeled_cases, monitors, config, excluded=excluded)

@@ -235,8 +235,8 @@ def reference_span_days(window: ReferenceWindowConfig) -> int:
 
 def major_drift_exclusions(window: ReferenceWindowConfig, window_days: Sequence[str],
                            major: Mapping[str, Collection[str]]) -> dict[str, list[str]]:
-    """Per column, the window days to leave out of its reference because their own report had a major drift in
-    that column (``major``: column -> days with a major drift, from drift_results).
+    """Per column, the window days to leave out of its reference because they are a major drift in that column
+    (``major``: column -> such days, from :func:`screen_major_drift`).
 
     Only while such days are at most ``exclude_major_drift_max_share`` of the window: a one-day incident is left
     out of the following days' references (so the return to normal is not called drift), while a lasting change
@@ -253,6 +253,57 @@ def major_drift_exclusions(window: ReferenceWindowConfig, window_days: Sequence[
         if flagged and len(flagged) <= limit:
             out[column] = flagged
     return out
+
+
+def screen_major_drift(profiles: Sequence[ProfileSet], cases: Mapping[str, pd.DataFrame],
+                       monitors: Sequence[Monitor], config: DriftConfig) -> dict[str, list[str]]:
+    """Per column, the window days that are a major drift in that column against the rest of the window: what
+    ``exclude_major_drift`` leaves out, decided from the window's own data alone (never from stored reports).
+
+    ``profiles``: the window's day profiles (one day each); ``cases``: day -> that day's cases (a day without
+    cases cannot be screened and is never excluded). Trimmed leave-one-out, in rounds: each screened day is
+    compared (:func:`compare`, no plots) with the merge of the window's other days, each column without the days
+    already excluded for it; per column, the day with the largest major effect (in threshold units; ties: the
+    earlier day) is excluded; the next round compares again without it, so the days after an incident are judged
+    against a reference without the incident, not flagged for its echo. Rounds stop when no column gains a day,
+    and a column stops once it holds more days than ``exclude_major_drift_max_share`` of the window allows
+    (:func:`major_drift_exclusions` then excludes nothing for it: a lasting change is the new normal).
+
+    Why not the days' stored reports, as before: a report read the ``drift_results`` of earlier days, which exist
+    only when those days ran first, and which themselves depended on their own earlier days; a backfill in
+    reverse order or a re-run gave another report for the same day. This depends only on the window's data, so a
+    day's report is the same whatever order the days are materialised in.
+    """
+    days = [p.days[0] for p in profiles if len(p.days) == 1]
+    by_day = {p.days[0]: p for p in profiles if len(p.days) == 1}
+    limit = config.reference.exclude_major_drift_max_share * len(days)
+    excluded: dict[str, list[str]] = {}
+    finished: set[str] = set()
+    for _ in range(int(limit) + 1):
+        best: dict[str, tuple[float, str]] = {}
+        for day in days:
+            if day not in cases:
+                continue
+            others = [by_day[d] for d in days if d != day]
+            if not others:
+                continue
+            reference = merge_profiles(others, config.profile_knots, config.max_categories, excluded)
+            report = compare(reference, cases[day], monitors, config, with_plots=False)
+            for result in report.major:
+                column = result.column
+                if column in finished or day in excluded.get(column, ()):
+                    continue
+                score = float(result.score or 0.0)
+                if column not in best or score > best[column][0] or (score == best[column][0]
+                                                                      and day < best[column][1]):
+                    best[column] = (score, day)
+        if not best:
+            break
+        for column, (_, day) in best.items():
+            excluded.setdefault(column, []).append(day)
+            if len(excluded[column]) > limit:
+                finished.add(column)
+    return {column: sorted(found) for column, found in excluded.items()}
 
 
 def window_label(days: Sequence[str]) -> str:

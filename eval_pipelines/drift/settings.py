@@ -20,7 +20,7 @@ NumericEffect = Literal["wasserstein", "relative_mean", "relative_median"]
 
 class ReferenceWindowConfig(StrictModel):
     """Which days a day is compared with: the trailing N days, the same weekday of the trailing weeks, or a fixed
-    baseline; minus listed days and, optionally, per column the days whose own report had a major drift there."""
+    baseline; minus listed days and, optionally, per column the days that are a major drift there against the rest."""
 
     mode: Literal["trailing", "same_weekday", "fixed"] = Field(
         "trailing", description="trailing: the N days before the day; same_weekday: the same weekday of the "
@@ -34,8 +34,9 @@ class ReferenceWindowConfig(StrictModel):
         default_factory=list, description="Days never used as reference (incidents, outages, holidays)."
     )
     exclude_major_drift: bool = Field(
-        False, description="Leave a day out of a column's reference when that day's own report had a major drift "
-                           "in that column (an incident is not 'normal')."
+        False, description="Leave a day out of a column's reference when that day is a major drift in that "
+                           "column against the rest of the window (an incident is not 'normal'); decided from the "
+                           "window's own data, so the report does not depend on the order days run."
     )
     exclude_major_drift_max_share: float = Field(
         0.5, gt=0, le=1,

@@ -73,7 +73,7 @@ import pandas as pd
 from scipy.special import stdtrit
 
 from eval_pipelines.frames import flag_column
-from eval_pipelines.intervals import wilson_interval
+from eval_pipelines.intervals import mean_t_interval, satterthwaite_from_terms, wilson_interval
 from eval_pipelines.kpis import reviewed as review_estimates
 from eval_pipelines.kpis.reviewed import REVIEW_COUNT_COLUMNS, REVIEW_FLOAT_COLUMNS
 from eval_pipelines.kpis.settings import (
@@ -332,13 +332,10 @@ def baseline_estimate(seconds: np.ndarray, level: float) -> BaselineEstimate | N
     """
     values = np.asarray(seconds, dtype=np.float64)
     values = values[~np.isnan(values)]
-    n = len(values)
-    if n < 2:
+    if len(values) < 2:
         return None
-    mean = float(values.mean())
-    variance_of_mean = float(values.var(ddof=1)) / n
-    half = float(stdtrit(n - 1, 0.5 + level / 2.0)) * math.sqrt(variance_of_mean)
-    return BaselineEstimate(n, mean, variance_of_mean, float(n - 1), mean - half, mean + half)
+    mean, variance_of_mean, df, low, high = mean_t_interval(values, level)
+    return BaselineEstimate(len(values), mean, variance_of_mean, df, low, high)
 
 
 def _control_mask(cases: pd.DataFrame, system_of_case: np.ndarray, impact: ImpactConfig) -> np.ndarray:
@@ -537,9 +534,8 @@ def _hours_saved_interval(frame: pd.DataFrame, level: float) -> None:
     variance = frame["hours_saved_variance"].to_numpy(dtype=float)
     df_term = frame["hours_saved_variance_df_term"].to_numpy(dtype=float)
     usable = (frame["assumed_baseline_decisions"].to_numpy() == 0) & (frame["credited_decisions"].to_numpy() > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        df = np.where(df_term > 0, variance ** 2 / df_term, np.inf)
-        quantile = np.where(np.isinf(df), float(stdtrit(np.inf, 0.5 + level / 2.0)), stdtrit(df, 0.5 + level / 2.0))
+    df = satterthwaite_from_terms(variance, df_term)
+    quantile = np.where(np.isinf(df), float(stdtrit(np.inf, 0.5 + level / 2.0)), stdtrit(df, 0.5 + level / 2.0))
     half = np.where(usable, quantile * np.sqrt(variance), np.nan)
     hours = frame["hours_saved"].to_numpy(dtype=float)
     money_half = half * frame["labour_cost_per_hour"].to_numpy(dtype=float)
@@ -698,9 +694,9 @@ def combined_hours_saved_variance(rows: pd.DataFrame, by: Sequence[str]) -> pd.D
     variance = work["hours_saved_variance"].to_numpy(dtype=float)
     df_term = work["hours_saved_variance_df_term"].to_numpy(dtype=float)
     work["_sd"] = np.sqrt(np.maximum(variance, 0.0))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        # The baseline's n − 1; every row of one baseline carries the same, rows without variance carry none.
-        work["_df"] = np.where(df_term > 0, variance ** 2 / df_term, np.nan)
+    # The baseline's n − 1; every row of one baseline carries the same, rows without variance carry none.
+    df = satterthwaite_from_terms(variance, df_term)
+    work["_df"] = np.where(np.isinf(df), np.nan, df)
     per_baseline = work.groupby([*by, *identity], sort=False, dropna=False).agg(_sd=("_sd", "sum"), _df=("_df", "max"))
     baseline_variance = per_baseline["_sd"].to_numpy() ** 2
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -57,6 +57,12 @@ import numpy as np
 from scipy import special
 
 from eval_pipelines.evalsets.estimation import projection_interval
+from eval_pipelines.intervals import (
+    korn_graubard_factor,
+    mean_t_interval,
+    stratified_variance_terms,
+    stratum_variances,
+)
 from eval_pipelines.intervals import wilson_interval as shared_wilson_interval
 
 # scipy.stats is imported inside the few functions that use it: at module level it added 0.4 s to loading the
@@ -474,23 +480,8 @@ def loss_share_under_null(d: np.ndarray, codes: np.ndarray, big_n: np.ndarray, s
     loss = (d < 0).astype(np.float64)
     share = float(np.sum(weight[discordant] * loss[discordant]) / total)
     z = np.where(discordant, (loss - 0.5) / total, 0.0)
-    variance_h = stratum_variances(z, codes, small_n)
-    fpc = 1.0 - small_n / big_n
-    variance = float(np.sum(big_n**2 * fpc * np.maximum(variance_h, 0.0) / small_n))
+    variance = float(np.sum(stratified_variance_terms(stratum_variances(z, codes, small_n), big_n, small_n)))
     return share, float(np.sqrt(variance)), m
-
-
-def stratum_variances(z: np.ndarray, codes: np.ndarray, small_n: np.ndarray) -> np.ndarray:
-    """Per stratum, the sample variance ``s_h²`` of linearised values ``z`` over its ``n_h`` sampled cases.
-
-    Sampled cases that are not in ``z``'s frame (outside a domain) count as ``z = 0``: the sums are divided by
-    ``n_h``, not by the count present. A stratum with one case has no variance (0 here; callers decide).
-    """
-    k = len(small_n)
-    sums = np.bincount(codes, weights=z, minlength=k)
-    squares = np.bincount(codes, weights=z * z, minlength=k)
-    means = sums / small_n
-    return np.where(small_n > 1, (squares - small_n * means**2) / np.maximum(small_n - 1, 1), 0.0)
 
 
 def design_mcnemar_pvalues(loss_share: float, null_std_error: float, discordant: int,
@@ -516,8 +507,7 @@ def design_mcnemar_pvalues(loss_share: float, null_std_error: float, discordant:
     variance = float(null_std_error) ** 2 if not np.isnan(null_std_error) else 0.0
     n_eff = 0.25 / variance if variance > 0 else float(discordant)
     if degrees is not None and discordant > 1 and degrees < discordant - 1:
-        factor = special.stdtrit(discordant - 1, 0.025) / special.stdtrit(max(float(degrees), 1.0), 0.025)
-        n_eff *= float(factor) ** 2
+        n_eff *= korn_graubard_factor(discordant, degrees, 0.05)
     n_eff = min(n_eff, float(discordant))
     losses = n_eff * share
     regression = float(special.betainc(losses, n_eff - losses + 1.0, 0.5)) if losses > 0 else 1.0
@@ -538,22 +528,15 @@ def wilson_interval(successes: float, n: float, confidence: float = 0.95) -> tup
 
 def mean_interval(values: np.ndarray, binary: bool, confidence: float = 0.95) -> tuple[float, float, float, float]:
     """(mean, std_error, low, high) of the finite values: Wilson for 0/1 scores, Student t otherwise."""
-    from scipy import stats
-
     x = values[~np.isnan(values)]
     n = len(x)
     if n == 0:
         nan = float("nan")
         return nan, nan, nan, nan
-    mean = float(x.mean())
-    std_error = float(x.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+    mean, variance_of_mean, _, low, high = mean_t_interval(x, confidence)
+    std_error = float(np.sqrt(variance_of_mean)) if n > 1 else float("nan")
     if binary:
         low, high = wilson_interval(float(x.sum()), n, confidence)
-    elif n > 1:
-        half = float(stats.t.ppf(0.5 + confidence / 2.0, n - 1)) * std_error
-        low, high = mean - half, mean + half
-    else:
-        low = high = float("nan")
     return mean, std_error, low, high
 
 
@@ -630,17 +613,18 @@ def domain_estimate_coded(values: np.ndarray, codes: np.ndarray, big_n: np.ndarr
     low_value, high_value = np.full(k, np.inf), np.full(k, -np.inf)
     np.minimum.at(low_value, codes[member], values[member])
     np.maximum.at(high_value, codes[member], values[member])
-    constant = (in_stratum == 0) | ((in_stratum == small_n) & (low_value == high_value))
+    single_valued = (in_stratum > 0) & (low_value == high_value)
+    constant = (in_stratum == 0) | ((in_stratum == small_n) & single_valued)
     variance_h = np.where(constant, 0.0, variance_h)
     fpc = 1.0 - small_n / big_n
-    contributions = big_n**2 * fpc * np.maximum(variance_h, 0.0) / small_n
+    contributions = stratified_variance_terms(variance_h, big_n, small_n)
     variance = float(np.sum(contributions))
     std_error = float(np.sqrt(variance))
+    binary = bool(np.isin(values[member], (0.0, 1.0)).all())
     # The eval set's interval (Korn-Graubard / Clopper-Pearson at the Kish size / t, on Satterthwaite's degrees of
     # freedom); a stratum's term rests on the slice's cases in it when they are fewer than n_h - 1.
     found = projection_interval(estimate, contributions, np.minimum(small_n - 1.0, in_stratum), values[member],
-                                weight[member], (fpc <= 0.0)[codes[member]],
-                                bool(np.isin(values[member], (0.0, 1.0)).all()), confidence,
+                                weight[member], (fpc <= 0.0)[codes[member]], binary, confidence,
                                 max_degrees_of_freedom=float(np.sum(np.maximum(in_stratum - 1.0, 0.0))))
     return DomainEstimate(estimate, std_error, found.low, found.high, int(member.sum()), domain_total)
 
