@@ -78,24 +78,49 @@ def _design_inputs(cases: pd.DataFrame) -> pd.DataFrame:
     return cases
 
 
+def _ok_positions(frame: pd.DataFrame, cases: pd.DataFrame) -> np.ndarray:
+    """Row positions in ``cases`` of the phase-one rows: the ok cases in their order, as draw_audit_sample made
+    them (checked: any other frame is looked up by event_id)."""
+    ok_rows = np.flatnonzero((cases["status"] == "ok").to_numpy(dtype=bool, na_value=False))
+    if len(ok_rows) == len(frame):
+        expected = cases["event_id"].iloc[ok_rows].astype(str).reset_index(drop=True)
+        if bool((expected == frame["event_id"].astype(str).reset_index(drop=True)).all()):
+            return ok_rows
+    return pd.Index(cases["event_id"].astype(str)).get_indexer(frame["event_id"].astype(str))
+
+
+def _taken(column: pd.Series, rows: np.ndarray) -> pd.api.extensions.ExtensionArray | np.ndarray:
+    """``column`` at ``rows`` for a new frame: strings stay Arrow strings, other dtypes go through objects as
+    before (the frame then infers the same dtype from them)."""
+    values = column.iloc[rows]
+    if isinstance(values.dtype, pd.StringDtype):
+        return values.array
+    return values.astype("object").to_numpy()
+
+
 def phase_one(sample: AuditSample, cases: pd.DataFrame) -> pd.DataFrame:
     """The review_queue lake dataset: every ok case with its stratum, inclusion probability and selection."""
     frame = sample.frame
-    ok = cases.set_index(cases["event_id"].astype(str)).loc[frame["event_id"].astype(str)]
-    double = set(sample.tasks.loc[sample.tasks["double_review"], "event_id"].astype(str))
+    rows = _ok_positions(frame, cases)
+    if (rows < 0).any():
+        raise KeyError(f"{int((rows < 0).sum())} phase-one event_id(s) are not in the cases")
+    double = sample.tasks.loc[sample.tasks["double_review"], "event_id"].astype(str)
+    event_ids = frame["event_id"].astype(str)
     out = pd.DataFrame({
-        "event_id": frame["event_id"].astype(str).to_numpy(),
-        "system": ok["system"].astype("object").to_numpy(),
-        "model_version": ok["model_version"].astype("object").to_numpy(),
-        "segment": ok["segment"].astype("object").to_numpy(),
-        "user_action": ok["user_action"].astype("object").to_numpy(),
-        ACTION_COLUMN: frame[ACTION_COLUMN].to_numpy(),
-        "stratum": frame["stratum"].to_numpy(),
+        "event_id": event_ids.array if isinstance(event_ids.dtype, pd.StringDtype) else event_ids.to_numpy(),
+        "system": _taken(cases["system"], rows),
+        "model_version": _taken(cases["model_version"], rows),
+        "segment": _taken(cases["segment"], rows),
+        "user_action": _taken(cases["user_action"], rows),
+        ACTION_COLUMN: frame[ACTION_COLUMN].array if isinstance(frame[ACTION_COLUMN].dtype, pd.StringDtype)
+        else frame[ACTION_COLUMN].to_numpy(),
+        "stratum": frame["stratum"].array if isinstance(frame["stratum"].dtype, pd.StringDtype)
+        else frame["stratum"].to_numpy(),
         "certainty": frame["certainty"].to_numpy(dtype=bool),
         "inclusion_prob": frame["inclusion_prob"].to_numpy(dtype=float),
         "selected": frame["selected"].to_numpy(dtype=bool),
     })
-    out["double_review"] = out["event_id"].isin(double).to_numpy()
+    out["double_review"] = out["event_id"].isin(set(double)).to_numpy()
     return out
 
 
@@ -108,20 +133,19 @@ def task_rows(sample: AuditSample, day: date, created_at: datetime) -> pd.DataFr
     return tasks[list(TASK_COLUMNS)].reset_index(drop=True)
 
 
+def _json_values(column: pd.Series) -> list[object]:
+    """A column as JSON-ready Python values: numpy scalars as Python ones, NaN / NA / None as None."""
+    return [None if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
+            else value.item() if isinstance(value, np.generic) else value for value in column.tolist()]
+
+
 def outbox_lines(tasks: pd.DataFrame) -> bytes:
     """One JSON object per task, in event_id order (a re-run writes the same bytes)."""
-    lines = []
-    for record in tasks[list(OUTBOX_FIELDS)].to_dict("records"):
-        clean = {}
-        for key, value in record.items():
-            if key == "partition_date":
-                value = value.isoformat()
-            elif value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
-                value = None
-            elif isinstance(value, np.generic):
-                value = value.item()
-            clean[key] = value
-        lines.append(json.dumps(clean, ensure_ascii=False, sort_keys=False))
+    # Column by column rather than a dict per record through pandas: the same values, a fraction of the time.
+    values = [[day.isoformat() for day in tasks[key]] if key == "partition_date" else _json_values(tasks[key])
+              for key in OUTBOX_FIELDS]
+    lines = [json.dumps(dict(zip(OUTBOX_FIELDS, record, strict=True)), ensure_ascii=False, sort_keys=False)
+             for record in zip(*values, strict=True)]
     return ("\n".join(lines) + "\n").encode() if lines else b""
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from eval_pipelines.evalsets.design import (
     AllocationResult,
@@ -126,7 +127,20 @@ def _number(cases: pd.DataFrame, name: str) -> np.ndarray:
 
 def review_actions(user_action: pd.Series) -> pd.Series:
     """``user_action`` as a string with null (no human in the loop) as ``unreviewed``."""
-    return user_action.astype("object").where(user_action.notna(), UNREVIEWED).astype(str)
+    # Text first, then the nulls filled: on Arrow-backed strings both stay in Arrow (no Python objects per row).
+    return user_action.astype("str").fillna(UNREVIEWED)
+
+
+def _strings(codes: np.ndarray, labels: Sequence[str]) -> pd.api.extensions.ExtensionArray:
+    """``labels[codes]`` as a pandas string array, built in Arrow: a million Python strings cost seconds."""
+    dictionary = pa.DictionaryArray.from_arrays(pa.array(np.asarray(codes, dtype=np.int32)),
+                                                pa.array(list(labels), type=pa.string()))
+    return pd.array(dictionary.cast(pa.string()), dtype="str")
+
+
+def _as_text_column(values: pd.Series) -> pd.api.extensions.ExtensionArray | np.ndarray:
+    """A column for a new frame: string arrays as they are (no round trip through Python objects), else numpy."""
+    return values.array if isinstance(values.dtype, pd.StringDtype) else values.to_numpy()
 
 
 def confidence_bands(confidence: np.ndarray, edges: Sequence[float]) -> np.ndarray:
@@ -141,14 +155,19 @@ def confidence_bands(confidence: np.ndarray, edges: Sequence[float]) -> np.ndarr
 
 def risk_flags(cases: pd.DataFrame, actions: np.ndarray, config: AuditDesignConfig) -> dict[str, np.ndarray]:
     """Membership of each risk group (before precedence): the cases a rubber-stamping reviewer gets wrong."""
+    return _risk_flags(cases, np.asarray(actions == "accepted", dtype=bool),
+                       np.asarray(actions == "overridden", dtype=bool), config)
+
+
+def _risk_flags(cases: pd.DataFrame, accepted: np.ndarray, overridden: np.ndarray, config: AuditDesignConfig
+                ) -> dict[str, np.ndarray]:
     confidence = _number(cases, "confidence")
     seconds = _number(cases, "decision_seconds")
     high = confidence >= config.high_confidence  # NaN compares False: unknown confidence is not "high"
-    accepted = actions == "accepted"
     return {
         "fast_accept": accepted & (seconds < config.fast_accept_seconds),
         "high_confidence_accept": accepted & high,
-        "high_confidence_override": (actions == "overridden") & high,
+        "high_confidence_override": overridden & high,
     }
 
 
@@ -165,7 +184,9 @@ def draw_audit_sample(cases: pd.DataFrame, day: dt.date | str, config: AuditDesi
     config = config or AuditDesignConfig()
     if "event_id" not in cases.columns or "status" not in cases.columns:
         raise KeyError("cases need event_id and status columns")
-    ok_rows = np.flatnonzero(cases["status"].astype("object").to_numpy() == "ok")
+    # Everything per case stays in numpy codes or Arrow strings: a million Python objects (an object-dtype
+    # conversion, a string array built from them) cost more than the whole design (bench/bench_review.py).
+    ok_rows = np.flatnonzero((cases["status"] == "ok").to_numpy(dtype=bool, na_value=False))
     # Only the columns the design reads are copied for the whole day; the tasks' other fields are taken at the end
     # for the selected rows alone (a full copy of a wide day per draw dominated the run time).
     certainty_sources = [column if column in cases.columns else CERTAINTY_TAG_ALIASES.get(column, column)
@@ -173,11 +194,12 @@ def draw_audit_sample(cases: pd.DataFrame, day: dt.date | str, config: AuditDesi
     needed = ["event_id", "user_action", "confidence", "decision_seconds", *certainty_sources,
               *config.strata_columns]
     ok = cases[[c for c in dict.fromkeys(needed) if c in cases.columns]].iloc[ok_rows].reset_index(drop=True)
-    if ok["event_id"].duplicated().any():
+    _, distinct_ids = pd.factorize(ok["event_id"], use_na_sentinel=False)
+    if len(distinct_ids) != len(ok):
         raise ValueError("event_id must be unique among the day's ok cases")
     seed = day_seed(config.seed, day)
     actions = review_actions(ok["user_action"]) if "user_action" in ok.columns \
-        else pd.Series(UNREVIEWED, index=ok.index, dtype=object)
+        else pd.Series(UNREVIEWED, index=ok.index, dtype="str")
     certainty = np.zeros(len(ok), dtype=bool)
     for column in certainty_sources:
         if column not in ok.columns:
@@ -186,19 +208,24 @@ def draw_audit_sample(cases: pd.DataFrame, day: dt.date | str, config: AuditDesi
         certainty |= flag_column(ok, column)
 
     # Only what the strata need, built in one go (a copy of every column per draw is what made it slow).
-    derived = {ACTION_COLUMN: actions.to_numpy(),
-               CONFIDENCE_BAND_COLUMN: confidence_bands(_number(ok, "confidence"), config.confidence_band_edges)}
-    columns = {column: derived[column] if column in derived else ok[column].to_numpy()
+    bands = confidence_bands(_number(ok, "confidence"), config.confidence_band_edges)
+    derived = {ACTION_COLUMN: actions, CONFIDENCE_BAND_COLUMN: bands}
+    columns = {column: derived[column] if column in derived else ok[column]
                for column in config.strata_columns if column in derived or column in ok.columns}
     # assign_strata reads over-sampling groups from tag_<name> columns.
-    columns.update({f"tag_{group}": flags for group, flags in risk_flags(ok, actions.to_numpy(), config).items()})
+    accepted = (actions == "accepted").to_numpy(dtype=bool)
+    overridden = (actions == "overridden").to_numpy(dtype=bool)
+    columns.update({f"tag_{group}": flags
+                    for group, flags in _risk_flags(ok, accepted, overridden, config).items()})
     work = pd.DataFrame(columns)
     factors = {"fast_accept": config.fast_accept_factor,
                "high_confidence_accept": config.high_confidence_accept_factor,
                "high_confidence_override": config.high_confidence_override_factor}
     oversample = [(group, factors[group]) for group in RISK_GROUPS]
 
-    stratum = np.full(len(ok), CERTAINTY_STRATUM, dtype=object)
+    # Stratum of each case as a code into ``stratum_labels``; the certainty stratum is the last label.
+    stratum_labels: list[str] = []
+    stratum_codes = np.zeros(len(ok), dtype=np.int64)
     inclusion = np.ones(len(ok), dtype=np.float64)
     selected = certainty.copy()
     sampled_rows = np.flatnonzero(~certainty)
@@ -212,10 +239,13 @@ def draw_audit_sample(cases: pd.DataFrame, day: dt.date | str, config: AuditDesi
         design = draw(strata, keys, np.zeros(len(frame)), config.daily_size, "proportional",
                       config.minimum_per_stratum)
         allocation = design.allocation
-        stratum[sampled_rows] = np.asarray(strata.labels, dtype=object)[strata.codes]
+        stratum_labels = [str(label) for label in strata.labels]
+        stratum_codes[sampled_rows] = strata.codes
         inclusion[sampled_rows] = design.strata["inclusion_prob"].to_numpy()[strata.codes]
         selected[sampled_rows[design.selected]] = True
         strata_rows.append(design.strata[["stratum", "population", "factor", "sample", "inclusion_prob"]])
+    stratum_codes[certainty] = len(stratum_labels)
+    stratum_labels.append(CERTAINTY_STRATUM)
     if certainty.any():
         count = int(certainty.sum())
         strata_rows.append(pd.DataFrame({"stratum": [CERTAINTY_STRATUM], "population": [count], "factor": [np.inf],
@@ -225,19 +255,18 @@ def draw_audit_sample(cases: pd.DataFrame, day: dt.date | str, config: AuditDesi
     strata_table["stratum"] = strata_table["stratum"].astype(str)
 
     phase_one = pd.DataFrame({
-        "event_id": ok["event_id"].to_numpy(),
-        "stratum": stratum.astype(str),
-        ACTION_COLUMN: actions.to_numpy(),
+        "event_id": _as_text_column(ok["event_id"]),
+        "stratum": _strings(stratum_codes, stratum_labels),
+        ACTION_COLUMN: actions.array,
         "certainty": certainty,
         "inclusion_prob": inclusion,
         "selected": selected,
     })
     chosen = cases.iloc[ok_rows[selected]].reset_index(drop=True)
     added = pd.DataFrame({
-        ACTION_COLUMN: actions.to_numpy()[selected],
-        CONFIDENCE_BAND_COLUMN: work[CONFIDENCE_BAND_COLUMN].to_numpy()[selected] if CONFIDENCE_BAND_COLUMN in work
-        else confidence_bands(_number(chosen, "confidence"), config.confidence_band_edges),
-        "stratum": stratum[selected].astype(str),
+        ACTION_COLUMN: actions[selected].to_numpy(),
+        CONFIDENCE_BAND_COLUMN: bands[selected],
+        "stratum": np.asarray(stratum_labels, dtype=object)[stratum_codes[selected]].astype(str),
         "inclusion_prob": inclusion[selected],
         "weight": 1.0 / inclusion[selected],
         "certainty": certainty[selected],
