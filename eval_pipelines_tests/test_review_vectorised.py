@@ -189,3 +189,58 @@ def test_validate_verdicts_matches_reference_when_nothing_is_accepted() -> None:
     for fast, slow in zip(inbox.validate_verdicts(read, tasks, {"triage": LABELS}),
                           reference.validate_verdicts(read, tasks, {"triage": LABELS}), strict=True):
         pd.testing.assert_frame_equal(fast, slow)
+
+
+def _equal_estimates(fast: estimation.ReviewEstimates, slow: estimation.ReviewEstimates) -> None:
+    for name in ("reviewed_accuracy", "automation_bias_rate", "override_error_rate"):
+        left, right = getattr(fast, name).as_dict(), getattr(slow, name).as_dict()
+        assert left.keys() == right.keys()
+        for key, value in left.items():
+            assert value == right[key] or (value != value and right[key] != right[key]), (name, key)
+    pd.testing.assert_frame_equal(fast.cells, slow.cells)
+
+
+@pytest.mark.parametrize(("seed", "answered_share"), [(1, 1.0), (2, 0.8), (3, 0.0), (4, 0.97)])
+def test_estimate_reviewed_matches_reference(seed: int, answered_share: float) -> None:
+    sample = design.draw_audit_sample(random_cases(seed, 3000), DAY, design.AuditDesignConfig(daily_size=300))
+    rng = np.random.default_rng(seed)
+    flags = pd.array(rng.random(len(sample.tasks)) < 0.7, dtype="boolean")
+    flags[rng.random(len(flags)) >= answered_share] = pd.NA  # unanswered or disputed: some cells left blind
+    verdicts = pd.DataFrame({"event_id": sample.tasks["event_id"], "ai_correct": flags})
+    for overrides in (("overridden",), ("overridden", "rejected"), ("no-such-action",)):
+        _equal_estimates(estimation.estimate_reviewed(sample.frame, verdicts, 0.9, overrides),
+                         reference.estimate_reviewed(sample.frame, verdicts, 0.9, overrides))
+
+
+def test_estimate_reviewed_refuses_the_same_verdicts_as_the_reference() -> None:
+    sample = design.draw_audit_sample(random_cases(5, 1000), DAY, design.AuditDesignConfig(daily_size=50))
+    outside = sample.frame.loc[~sample.frame["selected"], "event_id"].iloc[:1]
+    for ids, message in ((["nowhere"], "not among the day's ok cases"), (list(outside), "not in the audit sample")):
+        verdicts = pd.DataFrame({"event_id": [*sample.tasks["event_id"].iloc[:3], *ids],
+                                 "ai_correct": pd.array([True, False, None, True], dtype="boolean")})
+        for function in (estimation.estimate_reviewed, reference.estimate_reviewed):
+            with pytest.raises(ValueError, match=message):
+                function(sample.frame, verdicts)
+
+
+def test_phase_one_and_outbox_match_reference() -> None:
+    cases = review_assets._design_inputs(random_cases(6, 3000))
+    sample = design.draw_audit_sample(cases, DAY, design.AuditDesignConfig(daily_size=200, double_review_share=.3))
+    pd.testing.assert_frame_equal(review_assets.phase_one(sample, cases), reference.phase_one(sample, cases))
+    shuffled = cases.sample(frac=1.0, random_state=1)  # not in phase-one order: looked up by event_id
+    pd.testing.assert_frame_equal(review_assets.phase_one(sample, shuffled), reference.phase_one(sample, shuffled))
+    tasks = review_assets.task_rows(sample, DAY, dt.datetime(2026, 3, 3, tzinfo=dt.UTC))
+    assert review_assets.outbox_lines(tasks) == reference.outbox_lines(tasks)
+    assert review_assets.outbox_lines(tasks.iloc[0:0]) == reference.outbox_lines(tasks.iloc[0:0]) == b""
+
+
+def test_day_vocabulary_matches_reference() -> None:
+    cases = random_cases(10, 4000)
+    cases.loc[cases.index[:50], "system"] = None  # a case of no system adds to none
+    cases.loc[cases.index[50:60], "ai_output"] = ""  # an empty output is not a label
+    cases.loc[cases.index[60:70], "system"] = "audit_only"
+    for configured in ({}, {"routing": ["a", "b"]}):
+        assert inbox.day_vocabulary(cases, configured) == reference.day_vocabulary(cases, configured)
+    categories = cases.astype({"system": "category", "ai_output": "category"}).drop(columns=["ground_truth"])
+    assert inbox.day_vocabulary(categories, {}) == reference.day_vocabulary(categories, {})
+    assert list(inbox.day_vocabulary(cases, {})) == ["audit_only", "routing", "triage"]

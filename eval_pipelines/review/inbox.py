@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 REQUIRED_FIELDS = ("event_id", "reviewer", "label")
@@ -281,14 +282,23 @@ def conservation(read: VerdictRead, accepted: pd.DataFrame, quarantined: pd.Data
 def day_vocabulary(cases: pd.DataFrame, configured: Mapping[str, Sequence[str]]) -> dict[str, tuple[str, ...]]:
     """The labels a reviewer may give per system: ``review.vocabulary`` when it lists the system, else the
     distinct ``ai_output``, ``final_output`` and ``ground_truth`` values of the system's cases that day."""
-    vocabulary: dict[str, tuple[str, ...]] = {}
     columns = [c for c in ("ai_output", "final_output", "ground_truth") if c in cases.columns]
-    for system, group in cases.groupby(cases["system"].astype(str), sort=True, observed=True):
-        if system in configured:
-            vocabulary[system] = tuple(configured[system])
-            continue
-        values = pd.concat([group[c].astype("object") for c in columns], ignore_index=True).dropna()
-        vocabulary[system] = tuple(sorted({str(v) for v in values if str(v)}))
+    system_codes, systems = pd.factorize(cases["system"].astype(str))  # a null system is in no system
+    found: list[set[str]] = [set() for _ in systems]
+    for column in columns:
+        # Distinct (system, value) pairs from integer codes: a million values are never turned into objects.
+        value_codes, values = pd.factorize(cases[column])
+        known = (system_codes >= 0) & (value_codes >= 0)
+        width = len(values) + 1
+        pairs = np.unique(system_codes[known].astype(np.int64) * width + value_codes[known])
+        names = [str(value) for value in values]
+        for pair in pairs.tolist():
+            found[pair // width].add(names[pair % width])
+    vocabulary: dict[str, tuple[str, ...]] = {}
+    for index in np.argsort(np.asarray([str(s) for s in systems], dtype=str), kind="stable"):
+        system = str(systems[index])
+        vocabulary[system] = tuple(configured[system]) if system in configured else \
+            tuple(sorted(label for label in found[index] if label))
     return vocabulary
 
 
