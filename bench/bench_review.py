@@ -190,8 +190,12 @@ def run_queue(inputs: Inputs, timer: Timer, with_io: bool) -> dict[str, object]:
     )
     from eval_pipelines.review.design import draw_audit_sample
     from eval_pipelines.review.tables import review_tasks
-    from eval_pipelines.warehouse.core import PartitionWrite, create_warehouse_engine, insert_records, \
-        replace_partitions
+    from eval_pipelines.warehouse.core import (
+        PartitionWrite,
+        create_warehouse_engine,
+        insert_records,
+        replace_partitions,
+    )
 
     settings, lake, key = inputs.settings, inputs.lake, DAY.isoformat()
     raw = timer("read labeled_cases", lambda: read_day_cases(settings, lake, key)) if with_io else inputs.review_cases
@@ -227,32 +231,33 @@ def run_labels(inputs: Inputs, queue: dict[str, object], timer: Timer, with_io: 
     from eval_pipelines.review.adjudication import adjudicate, agreement_by_system
     from eval_pipelines.review.assets import (
         LABELS_ASSET,
+        LABELS_CASE_COLUMNS,
         QUEUE_ASSET,
         _design_inputs,
         _masked,
         estimate_metadata,
         read_day_cases,
+        selected_tasks,
     )
     from eval_pipelines.review.inbox import combine, conservation, day_vocabulary, read_inbox, validate_verdicts
     from eval_pipelines.review.tables import quarantined_reviews, review_agreement, reviewed_cases
-    from eval_pipelines.warehouse.core import PartitionWrite, create_warehouse_engine, insert_records, \
-        replace_partitions
+    from eval_pipelines.warehouse.core import (
+        PartitionWrite,
+        create_warehouse_engine,
+        insert_records,
+        replace_partitions,
+    )
 
     settings, lake, key = inputs.settings, inputs.lake, DAY.isoformat()
     review = settings.review
     if with_io:
         first = timer("read review_queue", lambda: lake.read(QUEUE_ASSET, key))
-        cases = timer("read labeled_cases", lambda: _design_inputs(read_day_cases(settings, lake, key)))
+        cases = timer("read labeled_cases", lambda: _design_inputs(read_day_cases(settings, lake, key,
+                                                                                   LABELS_CASE_COLUMNS)))
     else:
         first, cases = queue["first"], queue["cases"]
 
-    def selected_tasks() -> pd.DataFrame:
-        chosen = first[first["selected"]].merge(cases[["event_id", "ai_output"]].astype({"event_id": str}),
-                                                on="event_id", how="left")
-        chosen["partition_date"] = DAY
-        return chosen
-
-    selected = timer("selected tasks", selected_tasks)
+    selected = timer("selected tasks", lambda: selected_tasks(first, cases, DAY))
     read = timer("read inbox files", lambda: combine([read_inbox(Path(review.inbox_dir), DAY)]))
     vocabulary = timer("day vocabulary", lambda: day_vocabulary(cases, review.vocabulary))
     accepted, quarantined = timer("validate_verdicts", lambda: validate_verdicts(
@@ -289,7 +294,7 @@ def run_labels(inputs: Inputs, queue: dict[str, object], timer: Timer, with_io: 
     return {"labels": labels, "accepted": len(accepted), "quarantined": len(quarantined),
             "balanced": bool(balance["balanced"].all()), "sources": len(balance),
             "disputed": int(labels["disputed"].sum()), "estimates": estimates,
-            "kappa": [a.kappa.estimate for a in agreements if a.kappa is not None]}
+            "alpha": [a.alpha.estimate for a in agreements]}
 
 
 def run_kpis(inputs: Inputs, queue: dict[str, object] | None, labels: dict[str, object] | None, timer: Timer,
@@ -385,7 +390,7 @@ def main() -> None:
     labels, corrected = results["labels"], results["corrected"]
     print(f"review_labels: {labels['accepted']:,} verdicts accepted, {labels['quarantined']} quarantined, "
           f"{labels['sources']} sources balanced={labels['balanced']}, {labels['disputed']} disputed unsettled, "
-          f"kappa {', '.join(f'{k:.3f}' for k in labels['kappa'])}")
+          f"Krippendorff alpha {', '.join(f'{a:.3f}' for a in labels['alpha'])}")
     total = corrected["total"]
     print(f"corrected kpi_daily: {corrected['rows']} rows, {corrected['cells']} row x cell counts, day reviewed "
           f"accuracy {total['reviewed_accuracy'].iloc[0]:.4f} [{total['reviewed_accuracy_ci_low'].iloc[0]:.4f}, "

@@ -372,3 +372,11 @@ def outbox_lines(tasks: pd.DataFrame) -> bytes:
             clean[key] = value
         lines.append(json.dumps(clean, ensure_ascii=False, sort_keys=False))
     return ("\n".join(lines) + "\n").encode() if lines else b""
+
+
+def selected_tasks(first: pd.DataFrame, cases: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+    """review_labels' selected tasks as the asset built them inline (a merge over the whole day)."""
+    selected = first[first["selected"]].merge(
+        cases[["event_id", "ai_output"]].astype({"event_id": str}), on="event_id", how="left")
+    selected["partition_date"] = day
+    return selected

@@ -244,3 +244,13 @@ def test_day_vocabulary_matches_reference() -> None:
     categories = cases.astype({"system": "category", "ai_output": "category"}).drop(columns=["ground_truth"])
     assert inbox.day_vocabulary(categories, {}) == reference.day_vocabulary(categories, {})
     assert list(inbox.day_vocabulary(cases, {})) == ["audit_only", "routing", "triage"]
+
+
+def test_selected_tasks_match_reference() -> None:
+    cases = review_assets._design_inputs(random_cases(11, 3000))
+    sample = design.draw_audit_sample(cases, DAY, design.AuditDesignConfig(daily_size=200))
+    first = review_assets.phase_one(sample, cases)
+    for given in (cases, cases.sample(frac=1.0, random_state=2)):  # in phase-one order, and shuffled
+        fast = review_assets.selected_tasks(first, given, DAY)
+        pd.testing.assert_frame_equal(fast, reference.selected_tasks(first, given, DAY))
+        assert len(fast) == len(sample.tasks) and fast["ai_output"].notna().any()

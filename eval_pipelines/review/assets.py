@@ -10,7 +10,7 @@ Studio when configured, and reports what happened as metadata.
 import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -52,6 +52,8 @@ CONSERVATION_CHECK = "review_files_conserved"
 CASE_COLUMNS = ("event_id", "status", "system", "model_version", "segment", "user_action", "confidence",
                 "decision_seconds", "ai_output", "final_output", "ground_truth", "input_text", "complaint",
                 "compliance_flag", "tag_complaint", "tag_compliance")
+LABELS_CASE_COLUMNS = ("event_id", "status", "system", "ai_output", "final_output", "ground_truth")
+"""What review_labels reads of labeled_cases: the tasks' outputs and the day's label vocabulary."""
 PHASE_ONE_COLUMNS = ("event_id", "system", "model_version", "segment", "user_action", ACTION_COLUMN, "stratum",
                      "certainty", "inclusion_prob", "selected", "double_review")
 TASK_COLUMNS = tuple(c.name for c in review_tasks.columns)
@@ -62,8 +64,12 @@ OUTBOX_FIELDS = ("event_id", "partition_date", "system", "model_version", "segme
 # ------------------------------------------------------------------------------------------------ shared helpers
 
 
-def read_day_cases(settings: Settings, lake: Lake, day: str) -> pd.DataFrame:
-    """The columns the review loop needs from one labeled_cases partition (its text is masked at ingestion)."""
+def read_day_cases(settings: Settings, lake: Lake, day: str, columns: Sequence[str] | None = None
+                   ) -> pd.DataFrame:
+    """The columns the review loop needs from one labeled_cases partition (its text is masked at ingestion);
+    ``columns``: only these (review_labels reads neither the texts nor the design's columns)."""
+    if columns is not None:
+        return lake.read_columns(LABELED_CASES, day, [], optional=list(columns)).to_pandas()
     extra = [c for c in settings.review.strata + settings.review.certainty_columns if c not in CASE_COLUMNS]
     return lake.read_columns(LABELED_CASES, day, [], optional=[*CASE_COLUMNS, *extra]).to_pandas()
 
@@ -78,15 +84,38 @@ def _design_inputs(cases: pd.DataFrame) -> pd.DataFrame:
     return cases
 
 
-def _ok_positions(frame: pd.DataFrame, cases: pd.DataFrame) -> np.ndarray:
-    """Row positions in ``cases`` of the phase-one rows: the ok cases in their order, as draw_audit_sample made
-    them (checked: any other frame is looked up by event_id)."""
+def _aligned_ok_rows(frame: pd.DataFrame, cases: pd.DataFrame) -> np.ndarray | None:
+    """Row positions in ``cases`` of the phase-one rows when they are its ok cases in order (as draw_audit_sample
+    makes them, and as the lake gives them back); None otherwise. One vectorised comparison, no hash of a
+    million ids."""
     ok_rows = np.flatnonzero((cases["status"] == "ok").to_numpy(dtype=bool, na_value=False))
-    if len(ok_rows) == len(frame):
-        expected = cases["event_id"].iloc[ok_rows].astype(str).reset_index(drop=True)
-        if bool((expected == frame["event_id"].astype(str).reset_index(drop=True)).all()):
-            return ok_rows
+    if len(ok_rows) != len(frame):
+        return None
+    expected = cases["event_id"].iloc[ok_rows].astype(str).reset_index(drop=True)
+    return ok_rows if bool((expected == frame["event_id"].astype(str).reset_index(drop=True)).all()) else None
+
+
+def _ok_positions(frame: pd.DataFrame, cases: pd.DataFrame) -> np.ndarray:
+    """Row positions in ``cases`` of the phase-one rows (-1 for an event_id it does not have)."""
+    rows = _aligned_ok_rows(frame, cases)
+    if rows is not None:
+        return rows
     return pd.Index(cases["event_id"].astype(str)).get_indexer(frame["event_id"].astype(str))
+
+
+def selected_tasks(first: pd.DataFrame, cases: pd.DataFrame, day: date) -> pd.DataFrame:
+    """The selected rows of phase one with the case's ``ai_output`` and the ``partition_date``: what
+    adjudication reads."""
+    rows = _aligned_ok_rows(first, cases)
+    if rows is None:
+        selected = first[first["selected"]].merge(
+            cases[["event_id", "ai_output"]].astype({"event_id": str}), on="event_id", how="left")
+    else:
+        chosen = first["selected"].to_numpy(dtype=bool)
+        selected = first[chosen].reset_index(drop=True)
+        selected["ai_output"] = cases["ai_output"].iloc[rows[chosen]].reset_index(drop=True)
+    selected["partition_date"] = day
+    return selected
 
 
 def _taken(column: pd.Series, rows: np.ndarray) -> pd.api.extensions.ExtensionArray | np.ndarray:
@@ -336,10 +365,8 @@ def review_labels(context: dg.AssetExecutionContext, project: ProjectConfigResou
     day = date.fromisoformat(context.partition_key)
     lake = Lake(lake_root(settings))
     first = lake.read(QUEUE_ASSET, context.partition_key)
-    cases = _design_inputs(read_day_cases(settings, lake, context.partition_key))
-    selected = first[first["selected"]].merge(
-        cases[["event_id", "ai_output"]].astype({"event_id": str}), on="event_id", how="left")
-    selected["partition_date"] = day
+    cases = _design_inputs(read_day_cases(settings, lake, context.partition_key, LABELS_CASE_COLUMNS))
+    selected = selected_tasks(first, cases, day)
     inbox_dir = settings.resolve_path(review.inbox_dir)
     # Taken before reading: a file changing during the read gives a new fingerprint and the sensor runs again.
     fingerprint = inbox_fingerprint(inbox_dir, day)
