@@ -23,7 +23,7 @@ Parquet lake partitions, the outbox file and the SQLite warehouse tables (review
 quarantined_reviews, review_agreement, kpi_daily, kpi_review_cells). Target: review_queue + review_labels +
 corrected kpi_daily under 15 s on 2 cores for 1M cases. ``--profile`` prints the cProfile top of the chain.
 
-Usage: PYTHONPATH=. python bench/bench_review.py [--cases 1000000] [--size 2000] [--io] [--repeat 1] [--profile]
+Usage: PYTHONPATH=. python bench/bench_review.py [--cases 1000000] [--size 2000] [--io] [--repeat 2] [--profile]
 """
 
 from __future__ import annotations
@@ -355,7 +355,7 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=1_000_000)
     parser.add_argument("--size", type=int, default=2000, help="review.daily_size (sampled tasks per day)")
     parser.add_argument("--io", action="store_true", help="include the lake reads/writes and the SQLite tables")
-    parser.add_argument("--repeat", type=int, default=1, help="runs of the chain; the best total is reported")
+    parser.add_argument("--repeat", type=int, default=2, help="runs of the chain; the best total is reported")
     parser.add_argument("--profile", action="store_true", help="cProfile one run of the review chain")
     args = parser.parse_args()
 
