@@ -37,10 +37,15 @@ import pandas as pd
 import pyarrow as pa
 
 from eval_pipelines.evalsets.design import (
+    FAILURE_DIMENSION,
+    NO_FAILURE,
     AllocationResult,
+    Design,
+    Strata,
     assign_strata,
     draw,
     sampling_keys,
+    select_smallest,
     uniform_from_keys,
 )
 from eval_pipelines.frames import flag_column
@@ -55,6 +60,8 @@ CONFIDENCE_BAND_COLUMN = "confidence_band"
 ACTION_COLUMN = "review_action"
 """Derived columns the default strata use: the confidence band and the user action with null as ``unreviewed``."""
 
+NO_RISK_GROUP = NO_FAILURE
+"""The risk dimension's value for a case in no risk group (``failure=none``)."""
 RISK_GROUPS: tuple[str, ...] = ("fast_accept", "high_confidence_accept", "high_confidence_override")
 """Over-sampled risk groups, in precedence order (a case in several goes to the first)."""
 
@@ -80,10 +87,16 @@ class AuditDesignConfig:
     certainty_columns: tuple[str, ...] = ("complaint", "compliance_flag")
     minimum_per_stratum: int = 2
     double_review_share: float = 0.1
+    rates: tuple[tuple[str, float], ...] | None = None
+    """Per-stratum sampling rates instead of ``daily_size`` (``rate_for_stratum``): ``(key, rate)`` pairs, a key
+    being ``default`` or ``<strata column>=<value>`` / ``failure=<risk group or none>``. None: ``daily_size``."""
 
     def __post_init__(self) -> None:
         if self.daily_size < 1:
             raise ValueError(f"daily_size must be >= 1, got {self.daily_size}")
+        if self.rates is not None:
+            for problem in rate_key_problems(dict(self.rates), self.strata_columns):
+                raise ValueError(problem)
         if not 0.0 <= self.double_review_share <= 1.0:
             raise ValueError(f"double_review_share must be in [0, 1], got {self.double_review_share}")
         if self.minimum_per_stratum < 0:
@@ -93,6 +106,62 @@ class AuditDesignConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if list(self.confidence_band_edges) != sorted(set(self.confidence_band_edges)):
             raise ValueError(f"confidence_band_edges must be strictly increasing, got {self.confidence_band_edges}")
+
+
+RISK_DIMENSION = FAILURE_DIMENSION
+"""The strata dimension of the risk groups (``failure=<group>``, ``failure=none``), as assign_strata writes it."""
+DEFAULT_RATE_KEY = "default"
+
+
+def rate_key_problems(rates: dict[str, float], strata_columns: Sequence[str]) -> list[str]:
+    """What is wrong with ``review.rates`` (each problem names its key and the fix); empty when usable."""
+    problems = []
+    if DEFAULT_RATE_KEY not in rates:
+        problems.append(f"rates: give a {DEFAULT_RATE_KEY!r} rate (for the strata no other key matches)")
+    groups = (NO_RISK_GROUP, *RISK_GROUPS)
+    for key, rate in rates.items():
+        if not isinstance(rate, int | float) or not 0.0 < float(rate) <= 1.0:
+            problems.append(f"rates.{key}: the rate must be in (0, 1], got {rate!r}")
+        if key == DEFAULT_RATE_KEY:
+            continue
+        column, equals, value = key.partition("=")
+        if not equals or not value:
+            problems.append(f"rates.{key}: write the key as {DEFAULT_RATE_KEY!r} or <column>=<value>, e.g. "
+                            "'review_action=overridden' or 'failure=fast_accept'")
+        elif column == RISK_DIMENSION:
+            if value not in groups:
+                problems.append(f"rates.{key}: {value!r} is not a risk group; use one of {list(groups)}")
+        elif column not in strata_columns:
+            problems.append(f"rates.{key}: {column!r} is not a strata column; use one of "
+                            f"{[*strata_columns, RISK_DIMENSION]}")
+    return problems
+
+
+def rate_for_stratum(label: str, rates: dict[str, float]) -> float:
+    """The sampling rate of a stratum label (``col=value|...|failure=<group>``): the largest rate among the keys
+    that match one of its parts, else the ``default`` rate (over-sampling wins when keys overlap)."""
+    matched = [rates[part] for part in label.split("|") if part in rates]
+    return float(max(matched)) if matched else float(rates[DEFAULT_RATE_KEY])
+
+
+def _rate_design(strata: Strata, keys: np.ndarray, rates: dict[str, float], minimum: int) -> Design:
+    """Each stratum's ``n_h = clip(round(rate_h × N_h), minimum, N_h)`` cases by smallest key (the same
+    simple random sample as the allocated design; only how ``n_h`` is chosen differs)."""
+    population = np.bincount(strata.codes, minlength=len(strata.labels)).astype(np.int64)
+    rate = np.asarray([rate_for_stratum(label, rates) for label in strata.labels], dtype=np.float64)
+    sizes = np.minimum(np.maximum(np.round(rate * population).astype(np.int64), minimum), population)
+    selected = select_smallest(strata.codes, keys, sizes)
+    table = pd.DataFrame({
+        "stratum": pd.array(strata.labels, dtype="str"),
+        "population": population,
+        "factor": strata.factors,
+        "rate": rate,
+        "sample": sizes,
+        "inclusion_prob": sizes / np.maximum(population, 1),
+    })
+    result = AllocationResult(sizes=sizes, size=int(sizes.sum()), size_raised=False,
+                              census=bool((sizes == population).all()))
+    return Design(strata=table, selected=selected, allocation=result)
 
 
 @dataclass(frozen=True)
@@ -236,7 +305,8 @@ def draw_audit_sample(cases: pd.DataFrame, day: dt.date | str, config: AuditDesi
         strata = assign_strata(frame, config.strata_columns, oversample)
         keys = sampling_keys(ok["event_id"].iloc[sampled_rows].astype(str).reset_index(drop=True), seed,
                              purpose="review")
-        design = draw(strata, keys, np.zeros(len(frame)), config.daily_size, "proportional",
+        design = _rate_design(strata, keys, dict(config.rates), config.minimum_per_stratum) if config.rates \
+            else draw(strata, keys, np.zeros(len(frame)), config.daily_size, "proportional",
                       config.minimum_per_stratum)
         allocation = design.allocation
         stratum_labels = [str(label) for label in strata.labels]
