@@ -232,6 +232,7 @@ def run_labels(inputs: Inputs, queue: dict[str, object], timer: Timer, with_io: 
     from eval_pipelines.review.assets import (
         LABELS_ASSET,
         LABELS_CASE_COLUMNS,
+        LABELS_QUEUE_COLUMNS,
         QUEUE_ASSET,
         _design_inputs,
         _masked,
@@ -251,7 +252,7 @@ def run_labels(inputs: Inputs, queue: dict[str, object], timer: Timer, with_io: 
     settings, lake, key = inputs.settings, inputs.lake, DAY.isoformat()
     review = settings.review
     if with_io:
-        first = timer("read review_queue", lambda: lake.read(QUEUE_ASSET, key))
+        first = timer("read review_queue", lambda: lake.read(QUEUE_ASSET, key, list(LABELS_QUEUE_COLUMNS)))
         cases = timer("read labeled_cases", lambda: _design_inputs(read_day_cases(settings, lake, key,
                                                                                    LABELS_CASE_COLUMNS)))
     else:

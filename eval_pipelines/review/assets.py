@@ -54,6 +54,8 @@ CASE_COLUMNS = ("event_id", "status", "system", "model_version", "segment", "use
                 "compliance_flag", "tag_complaint", "tag_compliance")
 LABELS_CASE_COLUMNS = ("event_id", "status", "system", "ai_output", "final_output", "ground_truth")
 """What review_labels reads of labeled_cases: the tasks' outputs and the day's label vocabulary."""
+LABELS_QUEUE_COLUMNS = ("event_id", "system", ACTION_COLUMN, "stratum", "certainty", "inclusion_prob", "selected")
+"""What review_labels reads of the review_queue lake dataset: adjudication's task columns and the estimator's."""
 PHASE_ONE_COLUMNS = ("event_id", "system", "model_version", "segment", "user_action", ACTION_COLUMN, "stratum",
                      "certainty", "inclusion_prob", "selected", "double_review")
 TASK_COLUMNS = tuple(c.name for c in review_tasks.columns)
@@ -364,7 +366,7 @@ def review_labels(context: dg.AssetExecutionContext, project: ProjectConfigResou
     review = settings.review
     day = date.fromisoformat(context.partition_key)
     lake = Lake(lake_root(settings))
-    first = lake.read(QUEUE_ASSET, context.partition_key)
+    first = lake.read(QUEUE_ASSET, context.partition_key, list(LABELS_QUEUE_COLUMNS))
     cases = _design_inputs(read_day_cases(settings, lake, context.partition_key, LABELS_CASE_COLUMNS))
     selected = selected_tasks(first, cases, day)
     inbox_dir = settings.resolve_path(review.inbox_dir)
