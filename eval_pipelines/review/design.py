@@ -16,6 +16,10 @@ The design is stratified simple random sampling without replacement, the same as
   the first that applies winning. ``daily_size`` cases are allocated proportionally to ``N_h × factor_h`` (factor
   1 for cases in no risk group), with at least ``minimum_per_stratum`` per stratum so every stratum has a variance,
   and each stratum's ``n_h`` are its simple random sample: inclusion probability ``n_h / N_h``.
+- **or sampling rates** (``rates``, ``review.rates``) instead of ``daily_size``: each stratum takes
+  ``clip(round(rate_h × N_h), minimum_per_stratum, N_h)`` cases, ``rate_h`` the largest rate of the keys matching
+  one of its label's parts (``review_action=overridden``, ``failure=fast_accept``...) else ``default``; the
+  selection and the inclusion probabilities are as above (:func:`rate_for_stratum`).
 
 Randomness: each case's key is a keyed SipHash of its event_id (``sampling_keys``) with a per-day seed derived from
 the configured seed and the day, so the draw is deterministic given (seed, day, data), independent of row order,
