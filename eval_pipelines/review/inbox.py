@@ -180,7 +180,7 @@ def _parse_stamps(values: list[object]) -> pd.Series:
     return pd.to_datetime(texts, utc=True, errors="coerce", format="ISO8601")
 
 
-def _field_problem(row: Mapping[str, object], stamp_parsed: bool = True) -> str | None:
+def _field_problem(row: Mapping[str, object], stamp_parsed: bool) -> str | None:
     """The first field problem of one record; ``stamp_parsed``: whether its ``reviewed_at`` is a timestamp."""
     for name in REQUIRED_FIELDS:
         if _text(row[name]) is None:
