@@ -76,6 +76,7 @@ bench: install
 	$(BIN)/python bench/bench_scoring.py
 	$(BIN)/python bench/bench_otlp.py
 	$(BIN)/python bench/bench_review_kpis.py
+	$(BIN)/python bench/bench_review.py
 	$(BIN)/python bench/bench_estimation.py
 	$(BIN)/python bench/bench_alerts.py
 	$(BIN)/python bench/bench_pii.py

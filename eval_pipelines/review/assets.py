@@ -10,7 +10,7 @@ Studio when configured, and reports what happened as metadata.
 import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -52,6 +52,10 @@ CONSERVATION_CHECK = "review_files_conserved"
 CASE_COLUMNS = ("event_id", "status", "system", "model_version", "segment", "user_action", "confidence",
                 "decision_seconds", "ai_output", "final_output", "ground_truth", "input_text", "complaint",
                 "compliance_flag", "tag_complaint", "tag_compliance")
+LABELS_CASE_COLUMNS = ("event_id", "status", "system", "ai_output", "final_output", "ground_truth")
+"""What review_labels reads of labeled_cases: the tasks' outputs and the day's label vocabulary."""
+LABELS_QUEUE_COLUMNS = ("event_id", "system", ACTION_COLUMN, "stratum", "certainty", "inclusion_prob", "selected")
+"""What review_labels reads of the review_queue lake dataset: adjudication's task columns and the estimator's."""
 PHASE_ONE_COLUMNS = ("event_id", "system", "model_version", "segment", "user_action", ACTION_COLUMN, "stratum",
                      "certainty", "inclusion_prob", "selected", "double_review")
 TASK_COLUMNS = tuple(c.name for c in review_tasks.columns)
@@ -62,8 +66,12 @@ OUTBOX_FIELDS = ("event_id", "partition_date", "system", "model_version", "segme
 # ------------------------------------------------------------------------------------------------ shared helpers
 
 
-def read_day_cases(settings: Settings, lake: Lake, day: str) -> pd.DataFrame:
-    """The columns the review loop needs from one labeled_cases partition (its text is masked at ingestion)."""
+def read_day_cases(settings: Settings, lake: Lake, day: str, columns: Sequence[str] | None = None
+                   ) -> pd.DataFrame:
+    """The columns the review loop needs from one labeled_cases partition (its text is masked at ingestion);
+    ``columns``: only these (review_labels reads neither the texts nor the design's columns)."""
+    if columns is not None:
+        return lake.read_columns(LABELED_CASES, day, [], optional=list(columns)).to_pandas()
     extra = [c for c in settings.review.strata + settings.review.certainty_columns if c not in CASE_COLUMNS]
     return lake.read_columns(LABELED_CASES, day, [], optional=[*CASE_COLUMNS, *extra]).to_pandas()
 
@@ -78,24 +86,72 @@ def _design_inputs(cases: pd.DataFrame) -> pd.DataFrame:
     return cases
 
 
+def _aligned_ok_rows(frame: pd.DataFrame, cases: pd.DataFrame) -> np.ndarray | None:
+    """Row positions in ``cases`` of the phase-one rows when they are its ok cases in order (as draw_audit_sample
+    makes them, and as the lake gives them back); None otherwise. One vectorised comparison, no hash of a
+    million ids."""
+    ok_rows = np.flatnonzero((cases["status"] == "ok").to_numpy(dtype=bool, na_value=False))
+    if len(ok_rows) != len(frame):
+        return None
+    expected = cases["event_id"].iloc[ok_rows].astype(str).reset_index(drop=True)
+    return ok_rows if bool((expected == frame["event_id"].astype(str).reset_index(drop=True)).all()) else None
+
+
+def _ok_positions(frame: pd.DataFrame, cases: pd.DataFrame) -> np.ndarray:
+    """Row positions in ``cases`` of the phase-one rows (-1 for an event_id it does not have)."""
+    rows = _aligned_ok_rows(frame, cases)
+    if rows is not None:
+        return rows
+    return pd.Index(cases["event_id"].astype(str)).get_indexer(frame["event_id"].astype(str))
+
+
+def selected_tasks(first: pd.DataFrame, cases: pd.DataFrame, day: date) -> pd.DataFrame:
+    """The selected rows of phase one with the case's ``ai_output`` and the ``partition_date``: what
+    adjudication reads."""
+    rows = _aligned_ok_rows(first, cases)
+    if rows is None:
+        selected = first[first["selected"]].merge(
+            cases[["event_id", "ai_output"]].astype({"event_id": str}), on="event_id", how="left")
+    else:
+        chosen = first["selected"].to_numpy(dtype=bool)
+        selected = first[chosen].reset_index(drop=True)
+        selected["ai_output"] = cases["ai_output"].iloc[rows[chosen]].reset_index(drop=True)
+    selected["partition_date"] = day
+    return selected
+
+
+def _taken(column: pd.Series, rows: np.ndarray) -> pd.api.extensions.ExtensionArray | np.ndarray:
+    """``column`` at ``rows`` for a new frame: strings stay Arrow strings, other dtypes go through objects as
+    before (the frame then infers the same dtype from them)."""
+    values = column.iloc[rows]
+    if isinstance(values.dtype, pd.StringDtype):
+        return values.array
+    return values.astype("object").to_numpy()
+
+
 def phase_one(sample: AuditSample, cases: pd.DataFrame) -> pd.DataFrame:
     """The review_queue lake dataset: every ok case with its stratum, inclusion probability and selection."""
     frame = sample.frame
-    ok = cases.set_index(cases["event_id"].astype(str)).loc[frame["event_id"].astype(str)]
-    double = set(sample.tasks.loc[sample.tasks["double_review"], "event_id"].astype(str))
+    rows = _ok_positions(frame, cases)
+    if (rows < 0).any():
+        raise KeyError(f"{int((rows < 0).sum())} phase-one event_id(s) are not in the cases")
+    double = sample.tasks.loc[sample.tasks["double_review"], "event_id"].astype(str)
+    event_ids = frame["event_id"].astype(str)
     out = pd.DataFrame({
-        "event_id": frame["event_id"].astype(str).to_numpy(),
-        "system": ok["system"].astype("object").to_numpy(),
-        "model_version": ok["model_version"].astype("object").to_numpy(),
-        "segment": ok["segment"].astype("object").to_numpy(),
-        "user_action": ok["user_action"].astype("object").to_numpy(),
-        ACTION_COLUMN: frame[ACTION_COLUMN].to_numpy(),
-        "stratum": frame["stratum"].to_numpy(),
+        "event_id": event_ids.array if isinstance(event_ids.dtype, pd.StringDtype) else event_ids.to_numpy(),
+        "system": _taken(cases["system"], rows),
+        "model_version": _taken(cases["model_version"], rows),
+        "segment": _taken(cases["segment"], rows),
+        "user_action": _taken(cases["user_action"], rows),
+        ACTION_COLUMN: frame[ACTION_COLUMN].array if isinstance(frame[ACTION_COLUMN].dtype, pd.StringDtype)
+        else frame[ACTION_COLUMN].to_numpy(),
+        "stratum": frame["stratum"].array if isinstance(frame["stratum"].dtype, pd.StringDtype)
+        else frame["stratum"].to_numpy(),
         "certainty": frame["certainty"].to_numpy(dtype=bool),
         "inclusion_prob": frame["inclusion_prob"].to_numpy(dtype=float),
         "selected": frame["selected"].to_numpy(dtype=bool),
     })
-    out["double_review"] = out["event_id"].isin(double).to_numpy()
+    out["double_review"] = out["event_id"].isin(set(double)).to_numpy()
     return out
 
 
@@ -108,20 +164,19 @@ def task_rows(sample: AuditSample, day: date, created_at: datetime) -> pd.DataFr
     return tasks[list(TASK_COLUMNS)].reset_index(drop=True)
 
 
+def _json_values(column: pd.Series) -> list[object]:
+    """A column as JSON-ready Python values: numpy scalars as Python ones, NaN / NA / None as None."""
+    return [None if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
+            else value.item() if isinstance(value, np.generic) else value for value in column.tolist()]
+
+
 def outbox_lines(tasks: pd.DataFrame) -> bytes:
     """One JSON object per task, in event_id order (a re-run writes the same bytes)."""
-    lines = []
-    for record in tasks[list(OUTBOX_FIELDS)].to_dict("records"):
-        clean = {}
-        for key, value in record.items():
-            if key == "partition_date":
-                value = value.isoformat()
-            elif value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
-                value = None
-            elif isinstance(value, np.generic):
-                value = value.item()
-            clean[key] = value
-        lines.append(json.dumps(clean, ensure_ascii=False, sort_keys=False))
+    # Column by column rather than a dict per record through pandas: the same values, a fraction of the time.
+    values = [[day.isoformat() for day in tasks[key]] if key == "partition_date" else _json_values(tasks[key])
+              for key in OUTBOX_FIELDS]
+    lines = [json.dumps(dict(zip(OUTBOX_FIELDS, record, strict=True)), ensure_ascii=False, sort_keys=False)
+             for record in zip(*values, strict=True)]
     return ("\n".join(lines) + "\n").encode() if lines else b""
 
 
@@ -311,11 +366,9 @@ def review_labels(context: dg.AssetExecutionContext, project: ProjectConfigResou
     review = settings.review
     day = date.fromisoformat(context.partition_key)
     lake = Lake(lake_root(settings))
-    first = lake.read(QUEUE_ASSET, context.partition_key)
-    cases = _design_inputs(read_day_cases(settings, lake, context.partition_key))
-    selected = first[first["selected"]].merge(
-        cases[["event_id", "ai_output"]].astype({"event_id": str}), on="event_id", how="left")
-    selected["partition_date"] = day
+    first = lake.read(QUEUE_ASSET, context.partition_key, list(LABELS_QUEUE_COLUMNS))
+    cases = _design_inputs(read_day_cases(settings, lake, context.partition_key, LABELS_CASE_COLUMNS))
+    selected = selected_tasks(first, cases, day)
     inbox_dir = settings.resolve_path(review.inbox_dir)
     # Taken before reading: a file changing during the read gives a new fingerprint and the sensor runs again.
     fingerprint = inbox_fingerprint(inbox_dir, day)

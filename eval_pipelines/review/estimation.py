@@ -92,19 +92,40 @@ def estimation_cells(frame: pd.DataFrame) -> pd.Series:
     return frame["stratum"].astype(str) + CELL_SEPARATOR + frame[ACTION_COLUMN].astype(str)
 
 
+def _cell_codes(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """``estimation_cells`` factorised (codes into the sorted cell names), without a string per case: the
+    stratum and action codes are combined and only the distinct cells are spelled out. Also the action codes
+    and action names."""
+    stratum_codes, strata = pd.factorize(frame["stratum"].astype(str))
+    action_codes, actions = pd.factorize(frame[ACTION_COLUMN].astype(str))
+    action_names = [str(a) for a in actions]
+    combined = stratum_codes.astype(np.int64) * max(len(action_names), 1) + action_codes
+    distinct, inverse = np.unique(combined, return_inverse=True)
+    spelled = np.asarray([f"{strata[c // max(len(action_names), 1)]}{CELL_SEPARATOR}"
+                          f"{action_names[c % max(len(action_names), 1)]}" for c in distinct.tolist()], dtype=object)
+    order = np.argsort(spelled.astype(str), kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank[inverse.ravel()], spelled[order], action_codes, action_names
+
+
 def _verdict_values(frame: pd.DataFrame, verdicts: pd.DataFrame) -> np.ndarray:
     """Per phase-one row, 1.0/0.0 for a verdict "AI right"/"AI wrong", NaN when not audited or not answered."""
     if not {"event_id", "ai_correct"} <= set(verdicts.columns):
         raise KeyError("verdicts need event_id and ai_correct columns")
     if verdicts["event_id"].duplicated().any():
         raise ValueError("one trusted verdict per event_id (adjudicate multiple reviews first)")
-    position = pd.Index(frame["event_id"]).get_indexer(verdicts["event_id"])
+    # Matched against the selected rows only (a few thousand), not a hash of the million phase-one ids.
+    selected_rows = np.flatnonzero(frame["selected"].to_numpy(dtype=bool))
+    position = pd.Index(frame["event_id"].to_numpy()[selected_rows]).get_indexer(verdicts["event_id"])
     if (position < 0).any():
-        raise ValueError(f"{int((position < 0).sum())} verdict(s) for events not among the day's ok cases")
-    if not frame["selected"].to_numpy()[position].all():
+        outside = pd.Index(frame["event_id"]).get_indexer(verdicts["event_id"][position < 0])
+        if (outside < 0).any():
+            raise ValueError(f"{int((outside < 0).sum())} verdict(s) for events not among the day's ok cases")
         # A verdict on a case outside the probability sample has no known inclusion probability: it cannot
         # enter a design-based estimate (it belongs in the edge-case library, not here).
         raise ValueError("verdict(s) for cases that were not in the audit sample")
+    position = selected_rows[position]
     flags = verdicts["ai_correct"].astype("boolean")
     values = np.full(len(frame), np.nan)
     answered = flags.notna().to_numpy()
@@ -150,27 +171,25 @@ def estimate_reviewed(frame: pd.DataFrame, verdicts: pd.DataFrame, confidence: f
     ``event_id`` and ``ai_correct`` (True when the AI output was right; null for a task left unanswered).
     """
     values = _verdict_values(frame, verdicts)
-    cells = estimation_cells(frame)
-    actions = frame[ACTION_COLUMN].astype(str).to_numpy()
-    codes, uniques = pd.factorize(cells, sort=True)
-    names = np.asarray(uniques, dtype=object)
-    first = pd.Series(np.arange(len(codes))).groupby(codes).first().to_numpy()
+    codes, names, action_codes, action_names = _cell_codes(frame)
+    first = np.unique(codes, return_index=True)[1]
+    accepted = action_codes == (action_names.index("accepted") if "accepted" in action_names else -1)
+    overrides = np.isin(action_codes, [i for i, a in enumerate(action_names) if a in override_actions])
     everyone = np.ones(len(frame), dtype=bool)
     accuracy = _domain_estimate("reviewed_accuracy", "all the day's cases with status ok (reviewed or not)",
                                 codes, names, values, everyone, confidence)
     bias = _domain_estimate("automation_bias_rate",
                             "the day's ok cases whose suggestion was accepted; share where the AI was wrong",
-                            codes, names, 1.0 - values, actions == "accepted", confidence)
+                            codes, names, 1.0 - values, accepted, confidence)
     override = _domain_estimate("override_error_rate",
                                 f"the day's ok cases with action in {list(override_actions)}; share where the AI "
-                                "was in fact right", codes, names, values, np.isin(actions, override_actions),
-                                confidence)
+                                "was in fact right", codes, names, values, overrides, confidence)
     answered = ~np.isnan(values)
     audited = np.bincount(codes[answered], minlength=len(names))
     right = np.bincount(codes[answered], weights=values[answered], minlength=len(names))
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_correct = np.where(audited > 0, right / np.maximum(audited, 1), np.nan)
-    summary = pd.DataFrame({"cell": names, ACTION_COLUMN: actions[first],
+    summary = pd.DataFrame({"cell": names, ACTION_COLUMN: np.asarray(action_names, dtype=object)[action_codes[first]],
                             "population": np.bincount(codes, minlength=len(names)), "audited": audited,
                             "mean_correct": mean_correct})
     return ReviewEstimates(accuracy, bias, override, summary)

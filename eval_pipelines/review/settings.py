@@ -11,9 +11,16 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from eval_pipelines.review.design import ACTION_COLUMN, CONFIDENCE_BAND_COLUMN, AuditDesignConfig
+from eval_pipelines.review.design import (
+    ACTION_COLUMN,
+    CONFIDENCE_BAND_COLUMN,
+    AuditDesignConfig,
+    rate_key_problems,
+)
 from eval_pipelines.settings_base import StrictModel
 
+DEFAULT_DAILY_SIZE = 200
+"""Sampled tasks per day when the config gives neither daily_size nor rates."""
 DERIVED_STRATA_COLUMNS = (ACTION_COLUMN, CONFIDENCE_BAND_COLUMN)
 """Strata columns the design derives itself (the others must be labeled_cases columns)."""
 
@@ -50,7 +57,13 @@ class ReviewConfig(StrictModel):
     """The review loop (docs/review.md)."""
 
     enabled: bool = Field(True, description="false: review_queue selects no task (and writes no outbox file).")
-    daily_size: int = Field(200, ge=1, description="Sampled tasks per day, on top of the certainty stratum.")
+    daily_size: int | None = Field(
+        None, ge=1, description=f"Sampled tasks per day, on top of the certainty stratum (default "
+                                f"{DEFAULT_DAILY_SIZE} when rates is not given either).")
+    rates: dict[str, float] | None = Field(
+        None, description="Instead of daily_size: per-stratum sampling rates in (0, 1], keyed 'default' (needed) "
+                          "or <strata column>=<value> or failure=<risk group|none>; a stratum takes the largest "
+                          "rate of the keys matching it, else default (docs/review.md#sampling-rates).")
     seed: int = Field(0, description="Seed of the sample; each day's draw is a hash of (seed, day).")
     strata: list[str] = Field(
         default_factory=lambda: [ACTION_COLUMN, CONFIDENCE_BAND_COLUMN, "segment"],
@@ -106,10 +119,23 @@ class ReviewConfig(StrictModel):
             raise ValueError(f"must be strictly increasing values inside (0, 1), got {value}")
         return value
 
+    @model_validator(mode="after")
+    def _size_or_rates(self) -> ReviewConfig:
+        if self.daily_size is not None and self.rates is not None:
+            raise ValueError("give either daily_size (tasks per day) or rates (per-stratum sampling rates), "
+                             "not both")
+        if self.rates is not None:
+            problems = rate_key_problems(self.rates, self.strata)
+            if problems:
+                raise ValueError("; ".join(problems))
+        return self
+
     def design(self) -> AuditDesignConfig:
         """The audit design these settings describe."""
         return AuditDesignConfig(
-            daily_size=self.daily_size, seed=self.seed, strata_columns=tuple(self.strata),
+            daily_size=self.daily_size or DEFAULT_DAILY_SIZE, seed=self.seed,
+            rates=tuple(sorted(self.rates.items())) if self.rates is not None else None,
+            strata_columns=tuple(self.strata),
             confidence_band_edges=tuple(self.confidence_band_edges), high_confidence=self.high_confidence,
             fast_accept_seconds=self.fast_accept_seconds, fast_accept_factor=self.fast_accept_factor,
             high_confidence_accept_factor=self.high_confidence_accept_factor,
