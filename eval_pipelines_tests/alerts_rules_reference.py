@@ -5,6 +5,11 @@ eval_pipelines.alerts.rules and asserts identical findings: the fast code must k
 plainly-written one (per subject and day loops). Do not optimise this file; change it only where a deliberate
 behaviour change (named here) is made to both.
 
+Deliberate changes made to both:
+- min_cases counts the cases that are evidence for the metric (settings.EVIDENCE_CASES: the accepted / overridden
+  audited verdicts of automation_bias_rate / override_error_rate, realized_cases for an estimate's
+  realized_accuracy and estimation_error), no longer reviewed_cases_audited or the day's population (issue 16).
+
 The original module docstring follows.
 
 Alert rules over warehouse frames: which findings fire, which have resolved. Pure functions, no Dagster, no I/O.
@@ -42,7 +47,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from eval_pipelines.alerts.settings import REVIEW_KPI_RATES, AlertsConfig, RuleConfig
+from eval_pipelines.alerts.settings import EVIDENCE_CASES, AlertsConfig, RuleConfig
 from eval_pipelines.intervals import wilson_interval
 from eval_pipelines.kpis.metrics import COUNT_COLUMNS, KEY_COLUMNS, RATIOS
 
@@ -178,7 +183,7 @@ def metric_figures(rows: pd.DataFrame, rule: RuleConfig, day_column: str, ci_lev
             high = np.where(joined[high_name].notna(), joined[high_name], high)
         return pooled[group].assign(value=value, ci_low=low, ci_high=high, cases=den)
     if row_level:
-        cases_column = REVIEW_KPI_RATES.get(metric, "cases" if "cases" in rows.columns else None)
+        cases_column = EVIDENCE_CASES.get(metric, "cases" if "cases" in rows.columns else None)
         frame = rows[group].copy()
         frame["value"] = pd.to_numeric(rows[metric], errors="coerce").to_numpy(dtype=float)
         for name, out in ((low_name, "ci_low"), (high_name, "ci_high")):

@@ -33,7 +33,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from eval_pipelines.alerts.settings import REVIEW_KPI_RATES, AlertsConfig, RuleConfig
+from eval_pipelines.alerts.settings import EVIDENCE_CASES, AlertsConfig, RuleConfig
 from eval_pipelines.intervals import wilson_interval
 from eval_pipelines.kpis.metrics import COUNT_COLUMNS, KEY_COLUMNS, RATIOS
 
@@ -140,6 +140,16 @@ def _ci_columns(metric: str) -> tuple[str, str]:
     return f"{metric}_ci_low", f"{metric}_ci_high"
 
 
+def evidence_cases_column(metric: str) -> str:
+    """The column counting the cases a row-level figure rests on (what ``min_cases`` is compared with).
+
+    A reviewed rate counts its audited verdicts of the right denominator (automation_bias_rate: the accepted
+    audited cases), an estimate's realized accuracy or estimation error the day's trusted labels
+    (``realized_cases``); any other figure the row's ``cases``. Rates of counts use their denominator instead.
+    """
+    return EVIDENCE_CASES.get(metric, "cases")
+
+
 def metric_figures(rows: pd.DataFrame, rule: RuleConfig, day_column: str, ci_level: float) -> pd.DataFrame:
     """Per (day, subject keys): value, ci_low, ci_high and cases of the rule's metric.
 
@@ -169,7 +179,7 @@ def metric_figures(rows: pd.DataFrame, rule: RuleConfig, day_column: str, ci_lev
             high = np.where(joined[high_name].notna(), joined[high_name], high)
         return pooled[group].assign(value=value, ci_low=low, ci_high=high, cases=den)
     if row_level:
-        cases_column = REVIEW_KPI_RATES.get(metric, "cases" if "cases" in rows.columns else None)
+        cases_column = evidence_cases_column(metric)
         frame = rows[group].copy()
         frame["value"] = pd.to_numeric(rows[metric], errors="coerce").to_numpy(dtype=float)
         for name, out in ((low_name, "ci_low"), (high_name, "ci_high")):
@@ -639,6 +649,13 @@ def evaluate(config: AlertsConfig, frames: Mapping[str, pd.DataFrame | None], ci
         computable = metric in columns or (metric in RATIOS and set(RATIOS[metric]) <= columns)
         if rule.on in ("kpi", "automation_bias", "estimate") and len(frame) and not computable:
             result.notes.append(f"{rule.name}: {table} has no column {metric} (yet); rule not evaluated")
+            continue
+        if rule.on in ("kpi", "automation_bias", "estimate") and len(frame) and rule.min_cases \
+                and metric not in RATIOS and set(rule.keys()) == set(KEY_COLUMNS) \
+                and evidence_cases_column(metric or "") not in columns:
+            # Without the count, every row would pass min_cases: no verdict is the honest answer.
+            result.notes.append(f"{rule.name}: {table} has no column {evidence_cases_column(metric or '')} (the "
+                                f"cases behind {metric} that min_cases counts) (yet); rule not evaluated")
             continue
         if len(frame) == 0:
             continue
