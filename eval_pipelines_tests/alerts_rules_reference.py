@@ -8,7 +8,8 @@ behaviour change (named here) is made to both.
 Deliberate changes made to both:
 - min_cases counts the cases that are evidence for the metric (settings.EVIDENCE_CASES: the accepted / overridden
   audited verdicts of automation_bias_rate / override_error_rate, realized_cases for an estimate's
-  realized_accuracy and estimation_error), no longer reviewed_cases_audited or the day's population (issue 16).
+  realized_accuracy and estimation_error), no longer reviewed_cases_audited or the day's population (issue 16);
+  a ratio of amounts (roi, roi_over_inference_cost) counts the row's cases, not its denominator's money.
 
 The original module docstring follows.
 
@@ -167,7 +168,10 @@ def metric_figures(rows: pd.DataFrame, rule: RuleConfig, day_column: str, ci_lev
     low_name, high_name = _ci_columns(metric)
     if metric in RATIOS:
         numerator, denominator = RATIOS[metric]
-        pooled = rows.groupby(group, sort=True, dropna=False)[[numerator, denominator]].sum().reset_index()
+        # A ratio of amounts (roi: net value / total cost) rests on the row's cases, not on its denominator's money.
+        counted = denominator in COUNT_COLUMNS or "cases" not in rows.columns
+        summed = [numerator, denominator] + ([] if counted else ["cases"])
+        pooled = rows.groupby(group, sort=True, dropna=False)[summed].sum().reset_index()
         num = pooled[numerator].to_numpy(dtype=float)
         den = pooled[denominator].to_numpy(dtype=float)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -181,7 +185,8 @@ def metric_figures(rows: pd.DataFrame, rule: RuleConfig, day_column: str, ci_lev
             joined = pooled.join(stored, on=group)
             low = np.where(joined[low_name].notna(), joined[low_name], low)
             high = np.where(joined[high_name].notna(), joined[high_name], high)
-        return pooled[group].assign(value=value, ci_low=low, ci_high=high, cases=den)
+        cases = den if counted else pooled["cases"].to_numpy(dtype=float)
+        return pooled[group].assign(value=value, ci_low=low, ci_high=high, cases=cases)
     if row_level:
         cases_column = EVIDENCE_CASES.get(metric, "cases" if "cases" in rows.columns else None)
         frame = rows[group].copy()

@@ -167,6 +167,17 @@ def test_the_reviewed_rates_denominators_are_the_kpi_domains():
     assert REVIEW_KPI_RATES == AUDITED_COUNT
 
 
+def test_a_ratio_of_amounts_counts_the_rows_cases_not_its_denominators_money():
+    # roi = net value / total cost: 40 cases that cost 5,000 are 40 cases of evidence, not 5,000.
+    rows = kpi_rows([(0, 40, 0)])
+    rows["net_value_amount"], rows["total_cost_amount"] = 1000.0, 5000.0  # roi 0.2
+    rule = {"name": "roi", "on": "kpi", "metric": "roi", "op": "lt", "threshold": 1.0, "min_cases": 100}
+    assert evaluate(config(rule), {"kpi_daily": rows}).findings == []
+    rows["cases"] = 400
+    (finding,) = evaluate(config(rule), {"kpi_daily": rows}).findings
+    assert finding.cases == 400 and finding.value == pytest.approx(0.2)
+
+
 def estimate_rows(realized_cases: int) -> pd.DataFrame:
     """performance_estimates: 900 cases estimated at 80 %, realized 40 % on ``realized_cases`` trusted labels."""
     return pd.DataFrame([{"partition_date": DAY0, "system": "sys", "model_version": "v1", "segment": "all",

@@ -30,7 +30,7 @@ KPI_METRICS = [("timeout_rate", "gt", (0.02, 0.05), True), ("acceptance_rate", "
                ("override_rate", "gt", (0.2, 0.3), True), ("accuracy", "lt", (0.7, 0.8), True),
                ("cases", "lt", (150, 300), True), ("ai_cost_amount", "gt", (40.0, 60.0), True),
                ("reviewed_accuracy", "lt", (0.7, 0.8), False), ("override_error_rate", "gt", (0.2, 0.4), False),
-               ("latency_ms_p95", "gt", (1500.0, 2500.0), False)]
+               ("latency_ms_p95", "gt", (1500.0, 2500.0), False), ("roi", "lt", (1.0, 2.0), True)]
 ESTIMATE_METRICS = [("estimated_accuracy", "lt", (0.7, 0.8)), ("realized_accuracy", "lt", (0.7, 0.8)),
                     ("estimation_error", "gt", (0.0, 0.05))]
 
@@ -79,6 +79,8 @@ def kpi_frame(rng: np.random.Generator, days: list[date]) -> pd.DataFrame:
                    "labeled_cases": labeled,
                    "correct_cases": int(labeled * (0.62 if incident else 0.85) * rng.uniform(0.95, 1.05)),
                    "ai_cost_amount": cases * rng.uniform(0.04, 0.08),
+                   "total_cost_amount": cases * rng.uniform(0.05, 0.1),
+                   "net_value_amount": cases * (0.05 if incident else 0.2) * rng.uniform(0.5, 1.5),
                    "reviewed_cases_audited": audited, "accepted_cases_audited": accepted_audited,
                    "overridden_cases_audited": audited - accepted_audited,
                    "latency_ms_p95": (2800.0 if incident else 1200.0) * rng.uniform(0.8, 1.2)}

@@ -163,7 +163,10 @@ def metric_figures(rows: pd.DataFrame, rule: RuleConfig, day_column: str, ci_lev
     low_name, high_name = _ci_columns(metric)
     if metric in RATIOS:
         numerator, denominator = RATIOS[metric]
-        pooled = rows.groupby(group, sort=True, dropna=False)[[numerator, denominator]].sum().reset_index()
+        # A ratio of amounts (roi: net value / total cost) rests on the row's cases, not on its denominator's money.
+        counted = denominator in COUNT_COLUMNS or "cases" not in rows.columns
+        summed = [numerator, denominator] + ([] if counted else ["cases"])
+        pooled = rows.groupby(group, sort=True, dropna=False)[summed].sum().reset_index()
         num = pooled[numerator].to_numpy(dtype=float)
         den = pooled[denominator].to_numpy(dtype=float)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -177,7 +180,8 @@ def metric_figures(rows: pd.DataFrame, rule: RuleConfig, day_column: str, ci_lev
             joined = pooled.join(stored, on=group)
             low = np.where(joined[low_name].notna(), joined[low_name], low)
             high = np.where(joined[high_name].notna(), joined[high_name], high)
-        return pooled[group].assign(value=value, ci_low=low, ci_high=high, cases=den)
+        cases = den if counted else pooled["cases"].to_numpy(dtype=float)
+        return pooled[group].assign(value=value, ci_low=low, ci_high=high, cases=cases)
     if row_level:
         cases_column = evidence_cases_column(metric)
         frame = rows[group].copy()
