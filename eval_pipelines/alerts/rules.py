@@ -1,20 +1,22 @@
 """Alert rules over warehouse frames: which findings fire, which have resolved. Pure functions, no Dagster, no I/O.
 
-Every source is first turned into *observations*: one row per subject (a drifted column, a system's KPI, a
-candidate's gate, a check) and point in time (a day, or a run for gates and checks), with ``holds`` True (the
-condition is met on the evidence), False (it is not) or None (no verdict: too few cases, no interval, no reference).
-Observations then become *episodes* (:func:`episodes`): a finding starts on the ``for_days``-th consecutive day the
-condition holds, stays one finding while it keeps holding, and resolves on the first later observation where it
+Every source is first turned into *observations* (:class:`Observations`): one entry per subject (a drifted column,
+a system's KPI, a candidate's gate, a check) and point in time (a day, or a run for gates and checks), with a
+verdict that holds (the condition is met on the evidence), does not hold, or is no verdict (too few cases, no
+interval, no reference). Observations then become *episodes* (:func:`episode_bounds`, every subject of a rule at
+once with array operations; the figures, walk order and trailing bases are shared by every rule on the same table,
+metric and keys, so 1,000 rules cost a fraction of a second): a finding starts on the ``for_days``-th consecutive
+day the condition holds, stays one finding while it keeps holding, and resolves on the first later observation where it
 does not. A None observation neither continues nor ends an episode, it only breaks a run of consecutive days: a day
 with too few cases is no evidence either way.
 
-The evidence rule for rates (docs/alerts.md#evidence): a rule fires when the confidence interval lies beyond the
-threshold, not when the point estimate does. For ``op: lt`` the interval's upper bound must be below the threshold,
-for ``op: gt`` its lower bound above it. The interval is the row's own (``<metric>_ci_low`` / ``_ci_high``, e.g. the
-design-based interval of a reviewed rate) when the finding is per kpi_daily row; pooled rows (``by: [system]``) and
-rates without stored bounds get the Wilson score interval of their summed numerator and denominator at
-``ci_level``. Figures that are not proportions and carry no interval (counts, amounts, percentiles) are compared as
-they are; ``min_cases`` still applies.
+The evidence rule for rates (docs/alerts.md#the-evidence-rule): a rule fires when the confidence interval lies
+beyond the threshold, not when the point estimate does. For ``op: lt`` the interval's upper bound must be below the
+threshold, for ``op: gt`` its lower bound above it. The interval is the row's own (``<metric>_ci_low`` /
+``_ci_high``, e.g. the design-based interval of a reviewed rate) when the finding is per kpi_daily row; pooled rows
+(``by: [system]``) and rates without stored bounds get the Wilson score interval of their summed numerator and
+denominator at ``ci_level``. Figures that are not proportions and carry no interval (counts, amounts, percentiles)
+are compared as they are; ``min_cases`` still applies.
 
 A finding's identity is (rule, partition_key, subject, started): for daily sources partition_key = started = the
 day it fired; for release gates partition_key is the candidate and started the first failing run; for checks
