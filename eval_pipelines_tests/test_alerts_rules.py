@@ -107,7 +107,8 @@ def test_row_level_rates_use_the_rows_stored_interval():
     rows["automation_bias_rate"] = 0.30
     rows["automation_bias_rate_ci_low"] = 0.05  # a wide design-based interval: no evidence above 0.2
     rows["automation_bias_rate_ci_high"] = 0.55
-    rows["reviewed_cases_audited"] = 120
+    rows["reviewed_cases_audited"] = 200
+    rows["accepted_cases_audited"] = 120  # the rate's denominator: audited accepted cases
     rule = {"name": "bias", "on": "automation_bias", "op": "gt", "threshold": 0.2, "min_cases": 100}
     assert evaluate(config(rule), {"kpi_daily": rows}).findings == []
     rows["automation_bias_rate_ci_low"] = 0.25
@@ -115,6 +116,94 @@ def test_row_level_rates_use_the_rows_stored_interval():
     assert finding.subject == "sys/v1/seg0" and finding.cases == 120 and finding.ci_low == 0.25
     missing = evaluate(config(rule), {"kpi_daily": kpi_rows([(0, 1000, 0)])})
     assert missing.findings == [] and "no column automation_bias_rate" in missing.notes[0]
+
+
+def reviewed_rows(audited: int, accepted_audited: int, overridden_audited: int) -> pd.DataFrame:
+    """One kpi_daily row whose three reviewed rates all have intervals entirely on the firing side."""
+    rows = kpi_rows([(0, 1000, 0)])
+    rows["reviewed_cases_audited"] = audited
+    rows["accepted_cases_audited"] = accepted_audited
+    rows["overridden_cases_audited"] = overridden_audited
+    for metric, value, low, high in (("reviewed_accuracy", 0.60, 0.55, 0.65),
+                                     ("automation_bias_rate", 0.30, 0.25, 0.35),
+                                     ("override_error_rate", 0.50, 0.40, 0.60)):
+        rows[metric], rows[f"{metric}_ci_low"], rows[f"{metric}_ci_high"] = value, low, high
+    return rows
+
+
+REVIEWED_RULES = [
+    {"name": "accuracy", "on": "kpi", "metric": "reviewed_accuracy", "op": "lt", "threshold": 0.7, "min_cases": 100,
+     "by": ["system", "model_version", "segment"]},
+    {"name": "bias", "on": "automation_bias", "op": "gt", "threshold": 0.2, "min_cases": 100},
+    {"name": "override_errors", "on": "kpi", "metric": "override_error_rate", "op": "gt", "threshold": 0.3,
+     "min_cases": 100, "by": ["system", "model_version", "segment"]},
+]
+
+
+def test_min_cases_counts_the_audited_verdicts_of_each_reviewed_rates_denominator():
+    # 300 verdicts in all, but only 40 on accepted and 60 on overridden cases: the automation-bias rate (a rate among
+    # accepted cases) and the override error rate (among overridden ones) rest on 40 and 60, below min_cases 100,
+    # although every interval lies beyond its threshold. Reviewed accuracy rests on all 300 and fires.
+    thin = evaluate(config(*REVIEWED_RULES), {"kpi_daily": reviewed_rows(300, 40, 60)})
+    assert [(f.rule, f.cases) for f in thin.findings] == [("accuracy", 300)]
+    thick = evaluate(config(*REVIEWED_RULES), {"kpi_daily": reviewed_rows(300, 150, 150)})
+    assert sorted((f.rule, f.cases) for f in thick.findings) == [("accuracy", 300), ("bias", 150),
+                                                                  ("override_errors", 150)]
+
+
+def test_a_rule_whose_evidence_count_is_missing_is_not_evaluated_rather_than_passing_min_cases():
+    rows = reviewed_rows(300, 150, 150).drop(columns=["accepted_cases_audited"])
+    evaluation = evaluate(config(REVIEWED_RULES[1]), {"kpi_daily": rows})
+    assert evaluation.findings == []
+    assert "no column accepted_cases_audited (the cases behind automation_bias_rate" in evaluation.notes[0]
+    # without min_cases the count is not needed
+    assert len(evaluate(config({**REVIEWED_RULES[1], "min_cases": 0}), {"kpi_daily": rows}).findings) == 1
+
+
+def test_the_reviewed_rates_denominators_are_the_kpi_domains():
+    from eval_pipelines.alerts.settings import REVIEW_KPI_RATES
+    from eval_pipelines.kpis.reviewed import AUDITED_COUNT
+
+    assert REVIEW_KPI_RATES == AUDITED_COUNT
+
+
+def test_a_ratio_of_amounts_counts_the_rows_cases_not_its_denominators_money():
+    # roi = net value / total cost: 40 cases that cost 5,000 are 40 cases of evidence, not 5,000.
+    rows = kpi_rows([(0, 40, 0)])
+    rows["net_value_amount"], rows["total_cost_amount"] = 1000.0, 5000.0  # roi 0.2
+    rule = {"name": "roi", "on": "kpi", "metric": "roi", "op": "lt", "threshold": 1.0, "min_cases": 100}
+    assert evaluate(config(rule), {"kpi_daily": rows}).findings == []
+    rows["cases"] = 400
+    (finding,) = evaluate(config(rule), {"kpi_daily": rows}).findings
+    assert finding.cases == 400 and finding.value == pytest.approx(0.2)
+
+
+def estimate_rows(realized_cases: int) -> pd.DataFrame:
+    """performance_estimates: 900 cases estimated at 80 %, realized 40 % on ``realized_cases`` trusted labels."""
+    return pd.DataFrame([{"partition_date": DAY0, "system": "sys", "model_version": "v1", "segment": "all",
+                          "cases": 900, "estimated_accuracy": 0.80, "estimated_accuracy_ci_low": 0.78,
+                          "estimated_accuracy_ci_high": 0.82, "realized_cases": realized_cases,
+                          "realized_accuracy": 0.40, "realized_accuracy_ci_low": 0.20,
+                          "realized_accuracy_ci_high": 0.60, "estimation_error": 0.40,
+                          "estimation_error_ci_low": 0.20, "estimation_error_ci_high": 0.60}])
+
+
+ESTIMATE_RULES = [
+    {"name": "estimate_low", "on": "estimate", "op": "lt", "threshold": 0.9, "min_cases": 50},
+    {"name": "realized_low", "on": "estimate", "metric": "realized_accuracy", "op": "lt", "threshold": 0.8,
+     "min_cases": 50},
+    {"name": "gap", "on": "estimate", "metric": "estimation_error", "op": "gt", "threshold": 0.1, "min_cases": 50},
+]
+
+
+def test_realized_figures_of_an_estimate_count_the_days_trusted_labels_not_its_population():
+    # 12 trusted labels behind the realized accuracy and the gap: below min_cases 50, no verdict, although the
+    # day has 900 cases; the label-free estimate itself rests on those 900 and fires.
+    thin = evaluate(config(*ESTIMATE_RULES), {"performance_estimates": estimate_rows(12)})
+    assert [(f.rule, f.cases) for f in thin.findings] == [("estimate_low", 900)]
+    thick = evaluate(config(*ESTIMATE_RULES), {"performance_estimates": estimate_rows(80)})
+    assert [(f.rule, f.cases) for f in thick.findings] == [("estimate_low", 900), ("realized_low", 80),
+                                                           ("gap", 80)]
 
 
 def drift_rows(days: dict[int, dict[str, str]]) -> pd.DataFrame:

@@ -25,12 +25,27 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # kpi_daily columns the review loop adds (docs: /work/briefs/contracts.md "Corrected KPI columns"); rules may name
 # them before those columns exist: a rule on a missing column is skipped with a note, never an error at run time.
+# Each reviewed rate -> the audited verdicts it is estimated from (its denominator, what min_cases counts): the
+# automation-bias rate is a rate among accepted cases, the override error rate among overridden ones. The same
+# mapping as eval_pipelines.kpis.reviewed.AUDITED_COUNT (a test pins it), kept here so loading the config does not
+# import the review estimators.
 REVIEW_KPI_RATES: dict[str, str] = {
     "reviewed_accuracy": "reviewed_cases_audited",
-    "automation_bias_rate": "reviewed_cases_audited",
-    "override_error_rate": "reviewed_cases_audited",
+    "automation_bias_rate": "accepted_cases_audited",
+    "override_error_rate": "overridden_cases_audited",
 }
 REVIEW_KPI_COLUMNS: tuple[str, ...] = ("reviewed_cases_audited", *REVIEW_KPI_RATES, "silent_error_cost")
+# The cases that are evidence for a row-level figure, which min_cases counts (every other figure: ``cases``, the
+# row's population; a rate of counts: its denominator). Silent errors are the automation-bias rate times the
+# accepted cases, so they rest on the accepted audited verdicts; the realized accuracy of an estimate, and its gap
+# to the label-free estimate, on the day's own trusted labels (realized_cases), not on the day's population.
+EVIDENCE_CASES: dict[str, str] = {
+    **REVIEW_KPI_RATES,
+    "silent_error_cases": "accepted_cases_audited",
+    "silent_error_cost": "accepted_cases_audited",
+    "realized_accuracy": "realized_cases",
+    "estimation_error": "realized_cases",
+}
 KPI_METRICS: tuple[str, ...] = (*METRIC_COLUMNS, *REVIEW_KPI_COLUMNS)
 ESTIMATE_METRICS: tuple[str, ...] = ("estimated_accuracy", "realized_accuracy", "estimation_error")
 Source = Literal["drift", "kpi", "release_gate", "checks", "estimate", "automation_bias"]
@@ -137,7 +152,9 @@ class RuleConfig(StrictModel):
     op: Op | None = Field(None, description="lt | le | gt | ge: the value's side of the threshold that fires.")
     threshold: float | None = Field(None, description="Fixed threshold (or use relative_change).")
     relative_change: RelativeChange | None = Field(None, description="Threshold relative to the trailing window.")
-    min_cases: int = Field(0, ge=0, description="Fewer cases behind the figure (a rate's denominator): no verdict.")
+    min_cases: int = Field(0, ge=0, description="Fewer cases behind the figure: no verdict. The cases are a rate's "
+                           "denominator, the audited verdicts of a reviewed rate (automation_bias_rate: accepted "
+                           "ones), realized_cases for realized_accuracy / estimation_error, else the row's cases.")
     for_days: int = Field(1, ge=1, le=90, description="Fires when the condition holds this many days in a row.")
     by: list[Literal["system", "model_version", "segment"]] | None = Field(
         None, description="kpi/automation_bias/estimate: the keys a finding is per; rows are pooled over the others "

@@ -45,7 +45,9 @@ alert_events = sa.Table(
     sa.Column("ci_low", sa.Float, comment="Lower bound of its confidence interval, when it has one."),
     sa.Column("ci_high", sa.Float, comment="Upper bound of its confidence interval."),
     sa.Column("threshold", sa.Float, comment="The threshold it was compared with (relative rules: that day's)."),
-    sa.Column("cases", sa.Float, comment="Cases behind the figure (a rate's denominator)."),
+    sa.Column("cases", sa.Float, comment="Cases behind the figure, what min_cases counts: a rate's denominator, a "
+                                         "reviewed rate's audited verdicts, an estimate's realized_cases "
+                                         "(docs/alerts.md#min_cases-for_days-and-relative-thresholds)."),
     sa.Column("summary", sa.Text, nullable=False, comment="The finding's line of the message."),
     sa.Column("payload", sa.Text, nullable=False,
               comment="The JSON the channel received (or would have), without URL or secret."),
