@@ -8,10 +8,11 @@ all is reported as failed with its reason and contributes no rows; the other fil
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import IO
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,7 @@ from eval_pipelines.ingestion.readers import (
     LINE_COLUMN,
     OTLP_SUFFIXES,
     SUPPORTED_SUFFIXES,
+    ReadResult,
     file_format,
     read_log_file,
 )
@@ -206,35 +208,60 @@ def ingest_files(paths: list[Path], settings: Settings, day: date, root: Path | 
     With ``root``, every path is resolved and read only if it stays inside ``root`` (see :func:`outside_landing`);
     a refused path is recorded with status ``refused`` and never opened.
     """
-    reports: list[FileReport] = []
-    conformed_parts: list[Conformed] = []
-    quarantine_parts: list[pd.DataFrame] = []
+    parts = _DayParts()
     for path in paths:
         name = str(path.relative_to(root)) if root is not None else path.name
         if root is not None:
             refusal = outside_landing(path, root)
             if refusal is not None:
-                reports.append(FileReport(name, file_format(path, settings.source.format) or "unknown", 0,
-                                          "refused", refusal, 0, 0, 0, 0))
+                parts.reports.append(FileReport(name, file_format(path, settings.source.format) or "unknown", 0,
+                                                "refused", refusal, 0, 0, 0, 0))
                 continue
             path = path.resolve()  # read the checked target, not the link: it could be re-pointed meanwhile
         result = read_log_file(path, settings.source.csv_delimiter, settings.ingestion.max_json_depth,
                                settings.source.format, settings.source.span_filter_spec())
-        size = path.stat().st_size if path.exists() else 0
+        parts.add(name, result, path.stat().st_size if path.exists() else 0, settings, day)
+    return _deduplicate(day, parts.conformed, parts.quarantine, parts.reports, settings)
+
+
+def ingest_opened(files: Sequence[tuple[str, int]], open_file: Callable[[str], IO[bytes]], settings: Settings,
+                  day: date) -> IngestResult:
+    """Ingest files of an object store as partition ``day``: ``(name, size)`` each, read through ``open_file``.
+
+    The same accounting as :func:`ingest_files`: ``name`` is what ``source_file`` records (relative to the landing
+    prefix), so a day gives the same rows from a store as from a disk. There are no links to refuse in a store.
+    """
+    parts = _DayParts()
+    for name, size in files:
+        result = read_log_file(PurePosixPath(name), settings.source.csv_delimiter,
+                               settings.ingestion.max_json_depth, settings.source.format,
+                               settings.source.span_filter_spec(), open_file=lambda name=name: open_file(name))
+        parts.add(name, result, size, settings, day)
+    return _deduplicate(day, parts.conformed, parts.quarantine, parts.reports, settings)
+
+
+@dataclass
+class _DayParts:
+    """What the files of a day gave so far: one report per file, conformed rows, quarantined rows."""
+
+    reports: list[FileReport] = field(default_factory=list)
+    conformed: list[Conformed] = field(default_factory=list)
+    quarantine: list[pd.DataFrame] = field(default_factory=list)
+
+    def add(self, name: str, result: ReadResult, size: int, settings: Settings, day: date) -> None:
         if result.error is not None:
-            reports.append(FileReport(name, result.file_format, size, "failed", result.error, 0, 0, 0, 0))
-            continue
+            self.reports.append(FileReport(name, result.file_format, size, "failed", result.error, 0, 0, 0, 0))
+            return
         conformed = conform(result.rows, settings, day, name)
         rejected = pd.DataFrame(
             [(name, r.line_number, 0, r.reason, None, r.raw_record) for r in result.rejected],
             columns=list(QUARANTINE_COLUMNS),
         )
-        quarantine_parts += [rejected, conformed.quarantined]
-        conformed_parts.append(conformed)
-        reports.append(FileReport(name, result.file_format, size, "ok", None, result.rows_read,
-                                  conformed.valid_count, len(rejected) + len(conformed.quarantined), 0,
-                                  rows_filtered=result.rows_filtered))
-    return _deduplicate(day, conformed_parts, quarantine_parts, reports, settings)
+        self.quarantine += [rejected, conformed.quarantined]
+        self.conformed.append(conformed)
+        self.reports.append(FileReport(name, result.file_format, size, "ok", None, result.rows_read,
+                                       conformed.valid_count, len(rejected) + len(conformed.quarantined), 0,
+                                       rows_filtered=result.rows_filtered))
 
 
 def ingest_frame(frame: pd.DataFrame, settings: Settings, day: date, source_name: str) -> IngestResult:
