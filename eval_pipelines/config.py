@@ -101,7 +101,8 @@ class StoreListingConfig(_Strict):
     max_pages_per_tick: int = Field(
         20, ge=1, description="Listing calls per sensor tick at most; a larger bucket is listed over several ticks.")
     tick_budget_seconds: float = Field(
-        0.5, gt=0, description="No further listing call starts in a tick after this long; the pass resumes next tick.")
+        0.5, gt=0, description="A tick starts no listing call that would end after this long (judged by its "
+                               "slowest call so far); the pass resumes next tick.")
 
 
 class SourceConfig(_Strict):
