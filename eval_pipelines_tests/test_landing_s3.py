@@ -150,6 +150,34 @@ def test_a_large_bucket_is_listed_over_ticks_with_bounded_calls(project: Project
     assert days == {day: whole.day_fingerprint(date.fromisoformat(day), "auto") for day in days}
 
 
+def test_a_missing_bucket_fails_the_tick_naming_the_location_and_the_fix(project: Project, s3_bucket: S3Bucket):
+    missing = S3Bucket(s3_bucket.endpoint_url, f"{s3_bucket.name}-missing", s3_bucket.client)
+    with pytest.raises(OSError) as failed:
+        tick(on_store(project, missing), None)
+    message = str(failed.value)
+    assert f"listing s3://{missing.name}/landing failed" in message
+    assert "client_kwargs.endpoint_url" in message and "AWS_ACCESS_KEY_ID" in message
+
+
+def test_other_fsspec_stores_go_through_fsspec_listing(tmp_path: Path):
+    """gs:// and az:// are not served here; fsspec's memory store stands for any non-S3 filesystem."""
+    import fsspec
+
+    memory = fsspec.filesystem("memory")
+    root = f"/landing-{tmp_path.name}"
+    memory.pipe({f"{root}/2026-11-01/a.jsonl": b'{"event_id": "x"}\n', f"{root}/2026-11-01/n.txt": b"x",
+                 f"{root}/dt=2026-11-02/b.jsonl": b'{"event_id": "y"}\n'})
+    landing = StoreLanding(ObjectLanding(f"memory://{root}"), max_pages_per_tick=5, tick_budget_seconds=5)
+    days = landing.scan("auto").days
+    assert days is not None and set(days) == {"2026-11-01", "2026-11-02"}
+    assert days == {day: landing.day_fingerprint(date.fromisoformat(day), "auto") for day in days}
+    files, skipped = landing.store.day_listing(date(2026, 11, 1), "auto")
+    assert [item.name for item in files] == ["2026-11-01/a.jsonl"]
+    assert [item.path for item in skipped] == ["2026-11-01/n.txt"]
+    memory.pipe(f"{root}/2026-11-01/a.jsonl", b'{"event_id": "x"}\n{"event_id": "z"}\n')  # rewritten
+    assert landing.scan("auto").days["2026-11-01"] != days["2026-11-01"]
+
+
 def _landing_files(root: Path) -> None:
     """One day in every format, with broken lines, a duplicate, both folder spellings and paths that are skipped."""
     day_dir, dt_dir = root / DAY.isoformat(), root / f"dt={DAY.isoformat()}"

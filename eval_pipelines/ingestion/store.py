@@ -115,7 +115,13 @@ class ObjectLanding:
         arguments: dict[str, Any] = {"Bucket": bucket, "Prefix": key_prefix, "MaxKeys": self.page_size}
         if after is not None:
             arguments["StartAfter"] = self._key(after)
-        response = self.fs.call_s3("list_objects_v2", **arguments)
+        try:
+            response = self.fs.call_s3("list_objects_v2", **arguments)
+        except OSError as error:  # s3fs turns S3's errors (NoSuchBucket, AccessDenied, ...) into OSErrors
+            raise OSError(f"listing {self.label(prefix)} failed: {type(error).__name__}: {error}; check the bucket "
+                          "and prefix of source.landing_dir, source.storage_options (client_kwargs.endpoint_url) and "
+                          "the store's credentials in its environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+                          "AWS_PROFILE or the pod's IAM role)") from error
         strip = len(self._key(""))
         objects = [StoreObject(item["Key"][strip:], int(item.get("Size", 0)), str(item.get("ETag", "")),
                                str(item.get("LastModified", ""))) for item in response.get("Contents", [])]
