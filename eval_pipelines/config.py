@@ -21,7 +21,7 @@ from eval_pipelines.edge_cases.settings import EdgeCaseConfig
 from eval_pipelines.estimation.settings import EstimationConfig
 from eval_pipelines.evalsets.settings import EvalSetConfig
 from eval_pipelines.ingestion.contract import CANONICAL_COLUMNS, FIELDS_BY_NAME, PII_TEXT_FIELDS, FieldKind
-from eval_pipelines.ingestion.otlp import SpanFilter
+from eval_pipelines.ingestion.otlp import FeedbackSelection, SpanFilter
 from eval_pipelines.ingestion.settings import IngestionConfig
 from eval_pipelines.kpis.settings import ImpactConfig
 from eval_pipelines.labeling.labels import LABEL_COLUMNS, TextGrading
@@ -105,6 +105,17 @@ class StoreListingConfig(_Strict):
                                "slowest call so far); the pass resumes next tick.")
 
 
+class FeedbackConfig(_Strict):
+    """Feedback recorded apart from its span, joined to the span by span id (docs/ingestion.md#feedback)."""
+
+    events: list[str] = Field(default_factory=list, description="event names of OTLP log records joined to their "
+                                                                "span, e.g. [gen_ai.evaluation.result]; mapped as "
+                                                                "event.<name>.<attribute key>")
+    annotations: list[str] = Field(default_factory=list, description="names of Phoenix/OpenInference span "
+                                                                     "annotations joined to their span; mapped as "
+                                                                     "annotation.<name>.label|score|explanation")
+
+
 class SourceConfig(_Strict):
     kind: Literal["landing", "sql"] = "landing"
     landing_dir: str = Field("data/landing", description="<landing_dir>/<YYYY-MM-DD>/*.{jsonl,jsonl.gz,csv,parquet}; "
@@ -127,13 +138,21 @@ class SourceConfig(_Strict):
         "auto", description="auto: by file suffix (JSONL, CSV, Parquet); otlp_json: OpenTelemetry trace lines "
                             "(the Collector's file exporter), one row per span passing span_filter.")
     span_filter: SpanFilterConfig | None = None
+    feedback: FeedbackConfig | None = None
 
     @model_validator(mode="after")
     def _filter_needs_otlp(self) -> SourceConfig:
-        if self.span_filter is not None and self.format != "otlp_json":
-            raise ValueError("source.span_filter applies to source.format: otlp_json only; remove it or set the "
-                             "format")
+        for key, value in (("span_filter", self.span_filter), ("feedback", self.feedback)):
+            if value is not None and self.format != "otlp_json":
+                raise ValueError(f"source.{key} applies to source.format: otlp_json only; remove it or set the "
+                                 "format")
         return self
+
+    def feedback_spec(self) -> FeedbackSelection:
+        """Which separately recorded feedback the reader keeps (empty: none, every such record is filtered)."""
+        if self.feedback is None:
+            return FeedbackSelection()
+        return FeedbackSelection(events=tuple(self.feedback.events), annotations=tuple(self.feedback.annotations))
 
     def span_filter_spec(self) -> SpanFilter | None:
         """The reader's span filter (None: every span of an OTLP file is an event)."""

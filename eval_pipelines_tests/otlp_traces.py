@@ -1,4 +1,4 @@
-"""Trace files produced by the real OpenTelemetry SDK, serialised as the Collector's file exporter writes them.
+"""Trace and log files made by the real OpenTelemetry SDK, serialised as the Collector's file exporter writes them.
 
 The SDK's spans go through the OTLP protobuf encoder (``opentelemetry-exporter-otlp-proto-common``); protobuf's JSON
 mapping then differs from OTLP/JSON in one documented way — ids are base64 where OTLP/JSON wants hex — which
@@ -13,7 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 from google.protobuf import json_format
+from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk._logs import Logger, LoggerProvider, ReadableLogRecord
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -45,3 +48,20 @@ def record_spans(service: str, emit: Callable[[Tracer], None]) -> list[ReadableS
     emit(provider.get_tracer("support_triage.app", "1.4.0"))
     provider.shutdown()
     return list(exporter.get_finished_spans())
+
+
+def otlp_logs_line(records: list[ReadableLogRecord]) -> str:
+    """One LogsData line as the Collector's file exporter writes a logs pipeline (hex ids, integer enums)."""
+    document = json_format.MessageToDict(encode_logs(records), use_integers_for_enums=True)
+    return json.dumps(_hex_ids(document), separators=(",", ":"))
+
+
+def record_log_events(service: str, emit: Callable[[Logger], None]) -> list[ReadableLogRecord]:
+    """The log records (events: ``logger.emit(event_name=..., context=<the span's>)``) of ``emit(logger)``, made by
+    a real SDK logger provider with an in-memory exporter."""
+    exporter = InMemoryLogRecordExporter()
+    provider = LoggerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    emit(provider.get_logger("support_triage.feedback", "1.4.0"))
+    provider.shutdown()
+    return list(exporter.get_finished_logs())

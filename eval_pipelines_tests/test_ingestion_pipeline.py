@@ -55,12 +55,13 @@ def test_a_demo_day_matches_the_generator(demo_project):
     state = warehouse_state(project.warehouse_url)
     (batch,) = [row for row in state["ingestion_batches"]]
     columns = ["partition_date", "source_kind", "files_read", "files_failed", "rows_read", "rows_valid",
-               "rows_quarantined", "rows_duplicate", "rows_conflicting", "rows_filtered", "quarantine_rate",
+               "rows_quarantined", "rows_duplicate", "rows_conflicting", "rows_filtered", "rows_joined",
+               "quarantine_rate",
                "lake_path"]
     batch = dict(zip(columns, batch, strict=True))
     assert batch["rows_read"] == batch["rows_valid"] == expected["events"]
     assert batch["rows_quarantined"] == batch["rows_duplicate"] == batch["rows_conflicting"] == 0
-    assert batch["rows_filtered"] == 0  # JSONL logs: no span filter
+    assert batch["rows_filtered"] == batch["rows_joined"] == 0  # JSONL logs: no span filter, no feedback join
     assert batch["files_failed"] == 0
     assert batch["files_read"] == len(expected["files"])
     assert state["quarantined_events"] == []

@@ -19,9 +19,12 @@ import sqlalchemy as sa
 from opentelemetry.trace import Status, StatusCode
 
 from eval_pipelines.config import ConfigError, parse_settings
+from eval_pipelines.drift.assets import drift_profile, drift_report
 from eval_pipelines.ingestion.assets import production_logs
 from eval_pipelines.kpis.assets import kpi_daily
 from eval_pipelines.labeling.assets import labeled_cases
+from eval_pipelines.lake import Lake
+from eval_pipelines.resources import lake_root
 from eval_pipelines_tests.conftest import make_project
 from eval_pipelines_tests.otlp_traces import otlp_json_line, record_spans
 
@@ -52,7 +55,7 @@ def _nanos(moment: datetime) -> int:
     return int(moment.timestamp() * 1e9)
 
 
-def _emit_pair(tracer, index: int, start: datetime) -> None:
+def _emit_pair(tracer, index: int, start: datetime, latency_shift_ms: int = 0) -> None:
     """A chain span holding a tool span and two LLM spans (indices 2*index, 2*index + 1)."""
     chain = tracer.start_span("triage_request", start_time=_nanos(start))
     chain.set_attribute("openinference.span.kind", "CHAIN")
@@ -83,16 +86,17 @@ def _emit_pair(tracer, index: int, start: datetime) -> None:
         })
         if number == 5:
             llm.set_status(Status(StatusCode.ERROR, "upstream timeout"))
-        llm.end(end_time=_nanos(start + timedelta(milliseconds=300 + number)))
+        llm.end(end_time=_nanos(start + timedelta(milliseconds=300 + number + latency_shift_ms)))
     chain.end(end_time=_nanos(start + timedelta(milliseconds=400)))
 
 
-def _write_day(folder, gz: bool = False) -> None:
-    base = datetime.fromisoformat(DAY).replace(hour=9, tzinfo=UTC)
+def _write_day(folder, gz: bool = False, day: str = DAY, latency_shift_ms: int = 0) -> None:
+    base = datetime.fromisoformat(day).replace(hour=9, tzinfo=UTC)
     lines = []
     for batch in range(LLM_SPANS // 4):  # a line per export batch of two chains (8 spans incl. 2 chains, 2 tools)
         spans = record_spans("support_triage", lambda tracer, batch=batch: [
-            _emit_pair(tracer, 2 * batch + k, base + timedelta(minutes=batch, seconds=k)) for k in range(2)])
+            _emit_pair(tracer, 2 * batch + k, base + timedelta(minutes=batch, seconds=k), latency_shift_ms)
+            for k in range(2)])
         lines.append(otlp_json_line(spans))
     lines.insert(3, '{"resourceSpans": [{"scopeSpans": [')  # cut off mid-write
     lines.insert(7, '{"resourceLogs": []}')  # a log record batch in the traces folder
@@ -166,6 +170,35 @@ def test_a_day_of_sdk_spans_is_ingested_by_config_alone_with_exact_conservation(
     assert sum(row.cases for row in kpis) == len(logs)
     assert sum(row.overridden_cases for row in kpis) == int((logs["user_action"] == "overridden").sum())
     assert sum(row.error_cases for row in kpis) == 1
+
+
+def test_sdk_spans_of_three_days_reach_the_drift_report_which_sees_a_latency_regression(tmp_path) -> None:
+    """The whole chain on traces alone: two quiet days are the reference of a third whose LLM calls are 400 ms slower
+    (an upstream slowdown): drift_report flags latency_ms as major and nothing else moves."""
+    days = ["2026-03-02", "2026-03-03", "2026-03-04"]
+    config = {**OPENINFERENCE_CONFIG, "drift": {"reference": {"trailing_days": 2}, "min_rows": 20}}
+    project = make_project(tmp_path, config)
+    for day in days:
+        _write_day(project.landing_dir / day, day=day, latency_shift_ms=400 if day == days[-1] else 0)
+    instance = dg.DagsterInstance.ephemeral()
+    for day in days:
+        result = dg.materialize([production_logs, labeled_cases, drift_profile, kpi_daily], partition_key=day,
+                                resources=project.resources(), instance=instance)
+        assert result.success
+    result = dg.materialize([production_logs, labeled_cases, drift_profile, drift_report],
+                            selection=[drift_report], partition_key=days[-1], resources=project.resources(),
+                            instance=instance)
+    assert result.success
+    report = Lake(lake_root(project.settings)).read("drift_report", days[-1])
+    drifted = {(row.column, row.severity) for row in report.itertuples() if row.drifted}
+    assert ("latency_ms", "major") in drifted
+    assert {column for column, _ in drifted} == {"latency_ms"}, drifted
+    engine = sa.create_engine(project.warehouse_url)
+    with engine.connect() as connection:
+        per_day = dict(connection.execute(sa.text(
+            "SELECT kpi_date, sum(cases) FROM kpi_daily WHERE segment <> 'all' GROUP BY kpi_date")).all())
+    assert sorted(str(day) for day in per_day) == days
+    assert set(per_day.values()) == {LLM_SPANS - BAD_SPANS}
 
 
 def test_span_filter_without_the_otlp_format_is_refused_with_its_path() -> None:

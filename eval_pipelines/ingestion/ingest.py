@@ -7,8 +7,9 @@ all is reported as failed with its reason and contributes no rows; the other fil
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path, PurePosixPath
@@ -45,6 +46,7 @@ class FileReport:
     rows_duplicate: int
     rows_conflicting: int = 0
     rows_filtered: int = 0  # OTLP spans source.span_filter left out: not events, so outside rows_read
+    rows_joined: int = 0  # OTLP feedback records joined to a span of the day (source.feedback): outside rows_read
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,10 @@ class IngestResult:
         return sum(f.rows_filtered for f in self.files)
 
     @property
+    def rows_joined(self) -> int:
+        return sum(f.rows_joined for f in self.files)
+
+    @property
     def files_failed(self) -> int:
         """Files whose rows are unknown: unreadable ones and refused ones (never opened)."""
         return sum(f.status != "ok" for f in self.files)
@@ -114,6 +120,7 @@ class IngestResult:
             "rows_duplicate": self.rows_duplicate,
             "rows_conflicting": self.rows_conflicting,
             "rows_filtered": self.rows_filtered,
+            "rows_joined": self.rows_joined,
             "quarantine_rate": self.quarantine_rate,
         }
 
@@ -206,22 +213,27 @@ def ingest_files(paths: list[Path], settings: Settings, day: date, root: Path | 
     """Ingest the given files as partition ``day``; ``root`` makes the recorded source paths relative.
 
     With ``root``, every path is resolved and read only if it stays inside ``root`` (see :func:`outside_landing`);
-    a refused path is recorded with status ``refused`` and never opened.
+    a refused path is recorded with status ``refused`` and never opened. With ``source.feedback``, the day's files
+    are all read before any is conformed: a feedback record may sit in another file than its span
+    (:func:`join_feedback`).
     """
-    parts = _DayParts()
-    for path in paths:
-        name = str(path.relative_to(root)) if root is not None else path.name
-        if root is not None:
-            refusal = outside_landing(path, root)
-            if refusal is not None:
-                parts.reports.append(FileReport(name, file_format(path, settings.source.format) or "unknown", 0,
-                                                "refused", refusal, 0, 0, 0, 0))
-                continue
-            path = path.resolve()  # read the checked target, not the link: it could be re-pointed meanwhile
-        result = read_log_file(path, settings.source.csv_delimiter, settings.ingestion.max_json_depth,
-                               settings.source.format, settings.source.span_filter_spec())
-        parts.add(name, result, path.stat().st_size if path.exists() else 0, settings, day)
-    return _deduplicate(day, parts.conformed, parts.quarantine, parts.reports, settings)
+    selection = settings.source.feedback_spec()
+
+    def read_each() -> Iterator[tuple[str, int, ReadResult | FileReport]]:
+        for path in paths:
+            name = str(path.relative_to(root)) if root is not None else path.name
+            if root is not None:
+                refusal = outside_landing(path, root)
+                if refusal is not None:
+                    yield name, 0, FileReport(name, file_format(path, settings.source.format) or "unknown", 0,
+                                              "refused", refusal, 0, 0, 0, 0)
+                    continue
+                path = path.resolve()  # read the checked target, not the link: it could be re-pointed meanwhile
+            result = read_log_file(path, settings.source.csv_delimiter, settings.ingestion.max_json_depth,
+                                   settings.source.format, settings.source.span_filter_spec(), selection)
+            yield name, path.stat().st_size if path.exists() else 0, result
+
+    return _ingest_read(read_each(), settings, day)
 
 
 def ingest_opened(files: Sequence[tuple[str, int]], open_file: Callable[[str], IO[bytes]], settings: Settings,
@@ -231,37 +243,113 @@ def ingest_opened(files: Sequence[tuple[str, int]], open_file: Callable[[str], I
     The same accounting as :func:`ingest_files`: ``name`` is what ``source_file`` records (relative to the landing
     prefix), so a day gives the same rows from a store as from a disk. There are no links to refuse in a store.
     """
-    parts = _DayParts()
-    for name, size in files:
-        result = read_log_file(PurePosixPath(name), settings.source.csv_delimiter,
-                               settings.ingestion.max_json_depth, settings.source.format,
-                               settings.source.span_filter_spec(), open_file=lambda name=name: open_file(name))
-        parts.add(name, result, size, settings, day)
-    return _deduplicate(day, parts.conformed, parts.quarantine, parts.reports, settings)
+    selection = settings.source.feedback_spec()
+
+    def read_each() -> Iterator[tuple[str, int, ReadResult | FileReport]]:
+        for name, size in files:
+            yield name, size, read_log_file(PurePosixPath(name), settings.source.csv_delimiter,
+                                            settings.ingestion.max_json_depth, settings.source.format,
+                                            settings.source.span_filter_spec(), selection,
+                                            open_file=lambda name=name: open_file(name))
+
+    return _ingest_read(read_each(), settings, day)
 
 
-@dataclass
-class _DayParts:
-    """What the files of a day gave so far: one report per file, conformed rows, quarantined rows."""
+def _ingest_read(files: Iterable[tuple[str, int, ReadResult | FileReport]], settings: Settings,
+                 day: date) -> IngestResult:
+    """The day's accounting over its files as read (``(name, size, result)``; a refused file is its report)."""
+    selection = settings.source.feedback_spec()
+    reports: list[FileReport | None] = []
+    conformed_parts: list[Conformed] = []
+    quarantine_parts: list[pd.DataFrame] = []
+    waiting: list[tuple[int, str, int, ReadResult]] = []  # read, conformed once the day's feedback is known
+    for name, size, result in files:
+        if isinstance(result, FileReport):
+            reports.append(result)
+        elif result.error is not None:
+            reports.append(FileReport(name, result.file_format, size, "failed", result.error, 0, 0, 0, 0))
+        elif selection:
+            waiting.append((len(reports), name, size, result))
+            reports.append(None)
+        else:
+            reports.append(_conform_file(name, size, result, settings, day, conformed_parts, quarantine_parts))
+    if waiting:
+        joined = join_feedback([(name, result) for _, name, _, result in waiting])
+        for (slot, name, size, result), (unmatched, matched) in zip(waiting, joined, strict=True):
+            reports[slot] = _conform_file(name, size, result, settings, day, conformed_parts, quarantine_parts,
+                                          unmatched, matched)
+    return _deduplicate(day, conformed_parts, quarantine_parts, [r for r in reports if r is not None], settings)
 
-    reports: list[FileReport] = field(default_factory=list)
-    conformed: list[Conformed] = field(default_factory=list)
-    quarantine: list[pd.DataFrame] = field(default_factory=list)
 
-    def add(self, name: str, result: ReadResult, size: int, settings: Settings, day: date) -> None:
-        if result.error is not None:
-            self.reports.append(FileReport(name, result.file_format, size, "failed", result.error, 0, 0, 0, 0))
-            return
-        conformed = conform(result.rows, settings, day, name)
-        rejected = pd.DataFrame(
-            [(name, r.line_number, 0, r.reason, None, r.raw_record) for r in result.rejected],
-            columns=list(QUARANTINE_COLUMNS),
-        )
-        self.quarantine += [rejected, conformed.quarantined]
-        self.conformed.append(conformed)
-        self.reports.append(FileReport(name, result.file_format, size, "ok", None, result.rows_read,
-                                       conformed.valid_count, len(rejected) + len(conformed.quarantined), 0,
-                                       rows_filtered=result.rows_filtered))
+def _conform_file(name: str, size: int, result: ReadResult, settings: Settings, day: date,
+                  conformed_parts: list[Conformed], quarantine_parts: list[pd.DataFrame],
+                  unmatched: pd.DataFrame | None = None, joined: int = 0) -> FileReport:
+    """Conform one read file, collect its valid rows and quarantine, and report it (before deduplication)."""
+    conformed = conform(result.rows, settings, day, name)
+    rejected = pd.DataFrame(
+        [(name, r.line_number, 0, r.reason, None, r.raw_record) for r in result.rejected],
+        columns=list(QUARANTINE_COLUMNS),
+    )
+    unmatched = unmatched if unmatched is not None else rejected.iloc[:0]
+    quarantine_parts += [rejected, unmatched, conformed.quarantined]
+    conformed_parts.append(conformed)
+    quarantined = len(rejected) + len(unmatched) + len(conformed.quarantined)
+    return FileReport(name, result.file_format, size, "ok", None, result.rows_read + len(unmatched),
+                      conformed.valid_count, quarantined, 0, rows_filtered=result.rows_filtered,
+                      rows_joined=joined)
+
+
+def join_feedback(files: list[tuple[str, ReadResult]]) -> list[tuple[pd.DataFrame, int]]:
+    """Join the day's separately recorded feedback to its spans, in place; per file: its unjoined records, joined.
+
+    A feedback record (an OTLP log-record event or a span annotation named in ``source.feedback``) joins the span
+    of the day with its span id, whichever of the day's files holds either. Of several records of one name about
+    one span, the latest (its time; then the later file and line) gives the values; its values take precedence
+    over an event of the same name carried on the span itself, path by path (feedback arrives after the call).
+    Every joined record is counted in its file's ``rows_joined``, superseded ones included. A record that names no
+    span of the day (or cannot be read) is returned for quarantine, with the reason, and counted as read.
+    """
+    span_ids: set[str] = set()
+    for _, result in files:
+        if result.rows is not None and "span.span_id" in result.rows.columns:
+            span_ids.update(result.rows["span.span_id"].dropna())
+    latest: dict[tuple[str, str, str], tuple[tuple[int, int], dict]] = {}
+    outcome: list[tuple[list[tuple], int]] = []
+    order = 0
+    for name, result in files:
+        rejected: list[tuple] = []
+        joined = 0
+        for line_number, record in result.feedback:
+            order += 1
+            if record.problem is not None or record.span_id not in span_ids:
+                reason = record.problem or (
+                    f"{record.kind} {record.name!r} for span {record.span_id}: no span with this id passed "
+                    "source.span_filter in this day's files (feedback is joined within its day's folder)")
+                raw = json.dumps({"span_id": record.span_id, **record.values}, default=str, ensure_ascii=False)
+                rejected.append((name, line_number, record.position, reason, None, raw))
+                continue
+            joined += 1
+            key = (record.kind, record.name, record.span_id)
+            rank = (record.time if record.time is not None else -1, order)
+            if key not in latest or rank > latest[key][0]:
+                latest[key] = (rank, record.values)
+        outcome.append((rejected, joined))
+    by_span: dict[str, dict] = {}
+    for (_, _, span_id), (_, values) in latest.items():
+        by_span.setdefault(span_id, {}).update(values)
+    if by_span:
+        wide = pd.DataFrame.from_dict(by_span, orient="index")
+        for _, result in files:
+            rows = result.rows
+            if rows is None or not len(rows) or "span.span_id" not in rows.columns:
+                continue
+            aligned = wide.reindex(rows["span.span_id"].to_numpy())
+            for column in aligned.columns:
+                new = aligned[column].to_numpy(dtype=object)
+                if column in rows.columns:
+                    new = np.where(pd.isna(new), rows[column].to_numpy(dtype=object), new)
+                rows[column] = new
+    return [(pd.DataFrame(rejected, columns=list(QUARANTINE_COLUMNS)), joined) for rejected, joined in outcome]
 
 
 def ingest_frame(frame: pd.DataFrame, settings: Settings, day: date, source_name: str) -> IngestResult:

@@ -11,8 +11,10 @@ Each span becomes a flat record whose column names are the mapping paths of ``so
 ``span.trace_id``, ``span.span_id``, ``span.parent_span_id``, ``span.name``, ``span.kind``, ``span.start_time``
 (ISO-8601 UTC), ``span.end_time``, ``span.duration_ms``, ``span.status`` (UNSET|OK|ERROR),
 ``span.status_message``, ``scope.name``, ``scope.version``, ``resource.<key>``, ``attr.<key>`` (everything after
-``attr.`` is the attribute key, dots included) and ``event.<event name>.<key>`` for the first event of each name
-(``gen_ai.evaluation.result`` events carry feedback). Arrays and key/value lists become JSON text.
+``attr.`` is the attribute key, dots included), ``event.<event name>.<key>`` for the first event of each name
+and ``evaluation.<gen_ai.evaluation.name>.<key>`` for each GenAI evaluation event (``gen_ai.evaluation.result``
+events carry feedback). Arrays and key/value lists become JSON text. Feedback recorded apart from the span (OTLP
+log records, Phoenix span annotations) is read here too and joined by span id in ``ingest.join_feedback``.
 
 A line that is not valid JSON, not a ``TracesData`` object, or holds a span without a valid span id is rejected
 whole (its spans cannot be counted reliably); spans that do not pass ``source.span_filter`` are counted as
@@ -26,7 +28,7 @@ import binascii
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -35,7 +37,7 @@ STATUS_CODES = ("UNSET", "OK", "ERROR")
 SPAN_FIELDS = ("span.trace_id", "span.span_id", "span.parent_span_id", "span.name", "span.kind", "span.start_time",
                "span.end_time", "span.duration_ms", "span.status", "span.status_message", "scope.name",
                "scope.version")
-FIXED_PREFIXES = ("span.", "scope.", "resource.", "attr.", "event.")
+FIXED_PREFIXES = ("span.", "scope.", "resource.", "attr.", "event.", "evaluation.", "annotation.")
 
 
 class OtlpError(ValueError):
@@ -217,6 +219,9 @@ def span_record(span: Mapping[str, Any], resource: Mapping[str, Any], scope: Map
         name = event.get("name") if isinstance(event, dict) else None
         if not name:
             continue
+        if name == EVALUATION_EVENT:  # one event per evaluation: each keeps its own paths
+            for key, value in evaluation_paths(attributes(event.get("attributes"), "", max_depth)).items():
+                record.setdefault(key, value)
         prefix = f"event.{name}."
         if any(key.startswith(prefix) for key in record):
             continue  # the first event of a name wins; later ones are usually retries of the same feedback
@@ -224,8 +229,30 @@ def span_record(span: Mapping[str, Any], resource: Mapping[str, Any], scope: Map
     return record
 
 
+EVALUATION_EVENT = "gen_ai.evaluation.result"
+EVALUATION_PREFIX = "gen_ai.evaluation."
+
+
+def evaluation_paths(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A GenAI evaluation event's attributes under ``evaluation.<gen_ai.evaluation.name>.<key>``.
+
+    The GenAI conventions record every evaluation of a call (relevance, the user's verdict...) as an event of the
+    same name, ``gen_ai.evaluation.result``, told apart by ``gen_ai.evaluation.name``; keyed by that name, two
+    evaluations of one span do not hide each other: ``evaluation.user_action.score.label``. Keys lose their
+    ``gen_ai.evaluation.`` prefix (``score.label``, ``score.value``, ``explanation``); others keep theirs.
+    """
+    evaluation = values.get(EVALUATION_PREFIX + "name")
+    if evaluation in (None, ""):
+        return {}
+    return {f"evaluation.{evaluation}.{key.removeprefix(EVALUATION_PREFIX)}": value
+            for key, value in values.items() if key != EVALUATION_PREFIX + "name"}
+
+
 def spans_of_line(document: Any, span_filter: SpanFilter | None = None, max_depth: int = 64) -> OtlpLine:
     """The span records of one parsed TracesData line; raises :class:`OtlpError` on a malformed one."""
+    if isinstance(document, dict) and "resourceSpans" not in document and is_feedback_line(document):
+        raise OtlpError("OTLP log records or span annotations, not a TracesData object (no resourceSpans); to join "
+                        "feedback to its spans, name its events/annotations in source.feedback")
     if not isinstance(document, dict) or "resourceSpans" not in document:
         raise OtlpError("not an OTLP TracesData object (no resourceSpans); is source.format right for this file?")
     records: list[dict[str, Any]] = []
@@ -245,3 +272,161 @@ def spans_of_line(document: Any, span_filter: SpanFilter | None = None, max_dept
                 else:
                     filtered += 1
     return OtlpLine(records, filtered)
+
+
+# --- Feedback recorded apart from the span, joined to it by span id --------------------------------------------
+#
+# Two shapes reach a landing folder beside the trace lines:
+# - OTLP/JSON *log* lines (``LogsData``: ``resourceLogs[].scopeLogs[].logRecords[]``), the Collector's file exporter
+#   output of a logs pipeline. OpenTelemetry events (the GenAI ``gen_ai.evaluation.result`` among them) are log
+#   records with an event name (``eventName``; older SDKs set the attribute ``event.name``) and the trace context
+#   of the span they are about (``traceId``/``spanId``). Their attributes map as ``event.<name>.<key>``, the
+#   same paths an event carried on the span itself has, and the body as ``event.<name>.body``; a GenAI
+#   evaluation event as ``evaluation.<gen_ai.evaluation.name>.<key>`` only (see evaluation_paths).
+# - Phoenix (OpenInference) span annotations as its API and clients write them: one JSON object per line
+#   ``{"span_id", "name", "annotator_kind", "result": {"label", "score", "explanation"}, "metadata", ...}`` or a
+#   ``{"data": [...]}`` page of them. They map as ``annotation.<name>.label`` / ``.score`` / ``.explanation`` /
+#   ``.annotator_kind`` / ``.identifier`` / ``.metadata`` (JSON text).
+# Only the names listed in ``source.feedback`` are feedback; other log records and annotations are counted as
+# filtered, as spans the span filter leaves out are.
+
+ANNOTATION_FIELDS = ("label", "score", "explanation")
+
+
+@dataclass(frozen=True)
+class FeedbackSelection:
+    """Which separately recorded records are joined to their span: log-record event names, annotation names."""
+
+    events: tuple[str, ...] = ()
+    annotations: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.events or self.annotations)
+
+
+@dataclass(frozen=True)
+class FeedbackRecord:
+    """One feedback record of a line: the span it is about, its values under their mapping paths, or a problem.
+
+    ``time`` (nanoseconds since the epoch, None when the record has none) decides which of several records of the
+    same name about one span wins: the latest. ``problem`` is set for a selected record that cannot be joined
+    (no or a malformed span id, a value that cannot be read); such a record is quarantined alone.
+    """
+
+    kind: str  # "event" or "annotation"
+    name: str
+    span_id: str | None
+    time: int | None
+    values: dict[str, Any]
+    position: int  # the record's place among the line's records, quarantine's record_index
+    problem: str | None = None
+
+
+@dataclass
+class FeedbackLine:
+    records: list[FeedbackRecord]
+    filtered: int
+
+
+def is_feedback_line(document: Any) -> bool:
+    """Whether a parsed line holds feedback (OTLP log records or span annotations) rather than spans."""
+    if not isinstance(document, dict):
+        return False
+    return "resourceLogs" in document or _annotations_of(document) is not None
+
+
+def _annotations_of(document: Mapping[str, Any]) -> list[Any] | None:
+    if "span_id" in document and "name" in document:
+        return [document]
+    data = document.get("data")
+    if isinstance(data, list) and "resourceSpans" not in document and all(
+            isinstance(item, dict) and "span_id" in item for item in data):
+        return data
+    return None
+
+
+def feedback_of_line(document: Mapping[str, Any], selection: FeedbackSelection,
+                     max_depth: int = 64) -> FeedbackLine:
+    """The feedback records of one parsed log or annotation line (see :func:`is_feedback_line`)."""
+    if "resourceLogs" in document:
+        return _log_records(document, selection, max_depth)
+    return _annotations(_annotations_of(document) or [], selection)
+
+
+def _log_records(document: Mapping[str, Any], selection: FeedbackSelection, max_depth: int) -> FeedbackLine:
+    records: list[FeedbackRecord] = []
+    filtered = position = 0
+    for resource_logs in document["resourceLogs"] or ():
+        scopes = resource_logs.get("scopeLogs")
+        if scopes is None:
+            scopes = resource_logs.get("instrumentationLibraryLogs") or ()
+        for scope_logs in scopes:
+            for log in scope_logs.get("logRecords") or ():
+                position += 1
+                if not isinstance(log, dict):
+                    raise OtlpError(f"a log record must be a JSON object, got {type(log).__name__}")
+                pairs = log.get("attributes") or ()
+                name = log.get("eventName") or next(
+                    (any_value(pair.get("value")) for pair in pairs if pair.get("key") == "event.name"), None)
+                if name not in selection.events:
+                    filtered += 1
+                    continue
+                prefix = f"event.{name}."
+                try:
+                    span_id = _hex_id(log.get("spanId"), 8, "spanId", required=True)
+                    plain = attributes([p for p in pairs if p.get("key") != "event.name"], "", max_depth)
+                    values = evaluation_paths(plain) if name == EVALUATION_EVENT else {}
+                    if values:  # told apart by its evaluation name: see evaluation_paths
+                        name = f"{name}/{plain[EVALUATION_PREFIX + 'name']}"
+                    else:
+                        values = {prefix + key: value for key, value in plain.items()}
+                        if log.get("body") is not None:
+                            values[prefix + "body"] = any_value(log["body"], 0, max_depth)
+                    time = _nanos(log.get("timeUnixNano"), "timeUnixNano") or _nanos(
+                        log.get("observedTimeUnixNano"), "observedTimeUnixNano")
+                except OtlpError as error:
+                    records.append(FeedbackRecord("event", name, None, None, {}, position - 1,
+                                                  f"log record {name!r}: {error}"))
+                    continue
+                records.append(FeedbackRecord("event", name, span_id, time, values, position - 1))
+    return FeedbackLine(records, filtered)
+
+
+def _annotations(items: list[Any], selection: FeedbackSelection) -> FeedbackLine:
+    records: list[FeedbackRecord] = []
+    filtered = 0
+    for position, item in enumerate(items):
+        name = item.get("name") if isinstance(item, dict) else None
+        if name not in selection.annotations:
+            filtered += 1
+            continue
+        prefix = f"annotation.{name}."
+        try:
+            span_id = _hex_id(item.get("span_id"), 8, "span_id", required=True)
+            result = item.get("result") or {}
+            if not isinstance(result, dict):
+                raise OtlpError(f"result must be an object with label/score/explanation, got {result!r:.60}")
+            values: dict[str, Any] = {prefix + key: result.get(key) for key in ANNOTATION_FIELDS}
+            values[prefix + "annotator_kind"] = item.get("annotator_kind")
+            values[prefix + "identifier"] = item.get("identifier") or None
+            metadata = item.get("metadata")
+            values[prefix + "metadata"] = json.dumps(metadata, ensure_ascii=False) if metadata else None
+            time = _iso_nanos(item.get("updated_at") or item.get("created_at"))
+        except OtlpError as error:
+            records.append(FeedbackRecord("annotation", name, None, None, {}, position,
+                                          f"annotation {name!r}: {error}"))
+            continue
+        records.append(FeedbackRecord("annotation", name, span_id, time, values, position))
+    return FeedbackLine(records, filtered)
+
+
+def _iso_nanos(text: Any) -> int | None:
+    if text in (None, ""):
+        return None
+    try:
+        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        raise OtlpError(f"updated_at/created_at {text!r:.40} is not an ISO-8601 time") from None
+    if moment.tzinfo is None:
+        raise OtlpError(f"updated_at/created_at {text!r:.40} has no UTC offset")
+    return int(moment.timestamp() * 1_000_000) * 1000

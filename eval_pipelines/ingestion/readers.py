@@ -31,7 +31,15 @@ import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
-from eval_pipelines.ingestion.otlp import OtlpError, SpanFilter, spans_of_line
+from eval_pipelines.ingestion.otlp import (
+    FeedbackRecord,
+    FeedbackSelection,
+    OtlpError,
+    SpanFilter,
+    feedback_of_line,
+    is_feedback_line,
+    spans_of_line,
+)
 
 SUPPORTED_SUFFIXES: tuple[str, ...] = (".jsonl", ".jsonl.gz", ".ndjson", ".csv", ".csv.gz", ".parquet")
 LINE_COLUMN = "__line__"
@@ -71,7 +79,10 @@ class ReadResult:
     rejected: list[RejectedLine] = field(default_factory=list)
     error: str | None = None
     used_fallback: bool = False
-    rows_filtered: int = 0  # OTLP spans left out by source.span_filter (not events; counted, not read)
+    rows_filtered: int = 0  # OTLP spans left out by source.span_filter, feedback not named in source.feedback
+    # OTLP feedback recorded apart from its span (log-record events, span annotations) with each one's line, to be
+    # joined to the day's spans by span id (ingest.join_feedback): not events, so not in rows_read.
+    feedback: list[tuple[int, FeedbackRecord]] = field(default_factory=list)
 
     @property
     def rows_read(self) -> int:
@@ -92,12 +103,14 @@ def file_format(path: PurePath, source_format: str = "auto") -> str | None:
 
 def read_log_file(path: PurePath, csv_delimiter: str = ",", max_json_depth: int = DEFAULT_MAX_JSON_DEPTH,
                   source_format: str = "auto", span_filter: SpanFilter | None = None,
+                  feedback: FeedbackSelection | None = None,
                   open_file: Callable[[], IO[bytes]] | None = None) -> ReadResult:
     """Read one landing file; a file that cannot be read at all comes back with ``error`` set, never raises.
 
     JSON lines nested deeper than ``max_json_depth`` are quarantined before any parser sees them: deep nesting
     makes ``json.loads`` raise RecursionError and crashes pyarrow's parser outright (20,000 levels: a segfault).
-    ``source_format="otlp_json"`` reads OpenTelemetry trace lines, one row per span passing ``span_filter``.
+    ``source_format="otlp_json"`` reads OpenTelemetry trace lines, one row per span passing ``span_filter``, and
+    the log records / span annotations named in ``feedback`` as feedback records for their spans.
     ``open_file`` opens an object in a store (``path`` is then its name): it is streamed, never copied to disk;
     Parquet is read by ranges, the other formats into memory once, as a ``.gz`` file on disk is.
     """
@@ -107,12 +120,13 @@ def read_log_file(path: PurePath, csv_delimiter: str = ",", max_json_depth: int 
         return ReadResult(path, "unknown", None, error=f"unsupported file type; expected one of {expected}")
     try:
         if open_file is not None:
-            return _read_opened(path, fmt, open_file, csv_delimiter, max_json_depth, span_filter)
+            return _read_opened(path, fmt, open_file, csv_delimiter, max_json_depth, span_filter,
+                                feedback or FeedbackSelection())
         assert isinstance(path, Path)
         if fmt.startswith("otlp_json"):
             data = path.read_bytes()
             return _read_otlp(path, fmt, gzip.decompress(data) if fmt.endswith(".gz") else data, max_json_depth,
-                              span_filter)
+                              span_filter, feedback or FeedbackSelection())
         if fmt == "parquet":
             return _read_parquet(path)
         if fmt == "jsonl":  # parsed straight from the file; bytes are read into memory only for the fallback
@@ -128,7 +142,7 @@ def read_log_file(path: PurePath, csv_delimiter: str = ",", max_json_depth: int 
 
 
 def _read_opened(name: PurePath, fmt: str, open_file: Callable[[], IO[bytes]], csv_delimiter: str,
-                 max_json_depth: int, span_filter: SpanFilter | None) -> ReadResult:
+                 max_json_depth: int, span_filter: SpanFilter | None, feedback: FeedbackSelection) -> ReadResult:
     """The same readers over a stream from a store: the same rows, rejections and line numbers as from disk."""
     with open_file() as handle:
         if fmt == "parquet":
@@ -136,7 +150,7 @@ def _read_opened(name: PurePath, fmt: str, open_file: Callable[[], IO[bytes]], c
         # Decompressed while it streams in: the compressed object is never held whole beside its content.
         data = gzip.GzipFile(fileobj=handle).read() if fmt.endswith(".gz") else handle.read()
     if fmt.startswith("otlp_json"):
-        return _read_otlp(name, fmt, data, max_json_depth, span_filter)
+        return _read_otlp(name, fmt, data, max_json_depth, span_filter, feedback)
     if fmt.startswith("jsonl"):
         return _read_jsonl(name, fmt, data, max_json_depth)
     return _read_csv(name, fmt, data, csv_delimiter)
@@ -468,8 +482,12 @@ def _read_csv_by_record(path: PurePath, fmt: str, data: bytes, delimiter: str) -
                       used_fallback=True)
 
 
-def _read_otlp(path: PurePath, fmt: str, data: bytes, max_depth: int, span_filter: SpanFilter | None) -> ReadResult:
+def _read_otlp(path: PurePath, fmt: str, data: bytes, max_depth: int, span_filter: SpanFilter | None,
+               feedback: FeedbackSelection) -> ReadResult:
     """OTLP/JSON trace lines: one row per span that passes the filter; a malformed line is rejected whole.
+
+    Log lines (``resourceLogs``) and span-annotation lines give feedback records instead (``otlp.feedback_of_line``);
+    a file may hold both kinds of line.
 
     Each row keeps its line (``LINE_COLUMN``) and its position among the line's spans (``RECORD_COLUMN``); a
     quarantined span shows its own flat record (span id and attributes) as JSON, built only for those rows.
@@ -483,6 +501,7 @@ def _read_otlp(path: PurePath, fmt: str, data: bytes, max_depth: int, span_filte
     positions: list[int] = []
     rejected: list[RejectedLine] = []
     filtered = 0
+    found: list[tuple[int, FeedbackRecord]] = []
     for line_number, raw in enumerate(data.splitlines(), start=1):
         if not raw.strip():
             continue
@@ -492,6 +511,11 @@ def _read_otlp(path: PurePath, fmt: str, data: bytes, max_depth: int, span_filte
             continue
         try:
             document = json.loads(text, object_pairs_hook=_refuse_duplicate_keys, parse_constant=_refuse_constant)
+            if feedback and is_feedback_line(document):
+                lines_feedback = feedback_of_line(document, feedback, max_depth)
+                filtered += lines_feedback.filtered
+                found += [(line_number, record) for record in lines_feedback.records]
+                continue
             parsed = spans_of_line(document, span_filter, max_depth)
         except (_NotStrictJson, OtlpError) as error:
             rejected.append(RejectedLine(line_number, str(error), text))
@@ -509,4 +533,4 @@ def _read_otlp(path: PurePath, fmt: str, data: bytes, max_depth: int, span_filte
     frame = pd.DataFrame.from_records(records) if records else pd.DataFrame(index=range(0))
     frame[RECORD_COLUMN] = np.asarray(positions, dtype=np.int64)
     return ReadResult(path, fmt, _with_lines(frame, np.asarray(lines, dtype=np.int64)), rejected,
-                      rows_filtered=filtered)
+                      rows_filtered=filtered, feedback=found)

@@ -19,6 +19,7 @@ ingestion_batches = sa.Table(
     sa.Column("rows_duplicate", sa.BigInteger, nullable=False),
     sa.Column("rows_conflicting", sa.BigInteger, nullable=False),
     sa.Column("rows_filtered", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("rows_joined", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("quarantine_rate", sa.Float, nullable=False),
     sa.Column("lake_path", sa.Text, nullable=False),
     comment="One row per production_logs partition: conservation rows_read = valid + quarantined + duplicate "
@@ -40,6 +41,7 @@ ingestion_files = sa.Table(
     sa.Column("rows_duplicate", sa.BigInteger, nullable=False),
     sa.Column("rows_conflicting", sa.BigInteger, nullable=False),
     sa.Column("rows_filtered", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("rows_joined", sa.BigInteger, nullable=False, server_default="0"),
     comment="One row per landing file per partition; failed files carry their reason in error.",
 )
 

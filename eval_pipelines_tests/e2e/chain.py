@@ -155,6 +155,7 @@ class ChainOutcome:
     launched_by_hand: list[str] = field(default_factory=list)
     seconds_to_daily_chain: float = 0.0
     seconds_to_kpis: float = 0.0  # file-to-KPI: until every landed day has its kpi_daily rows
+    seconds_to_first_kpi: float = 0.0  # until the first landed day has them (one file's way, days dropped together)
     seconds_to_quiet: float = 0.0
 
 
@@ -192,6 +193,9 @@ def drive_chain(stack: ProductionStack, instance: dg.DagsterInstance, defs: dg.D
                 for partition in sorted(outcome.expected[key].partitions or [None]):
                     launch_materialisation(stack, defs, key, partition)
                 outcome.launched_by_hand.append(key.to_user_string())
+        if (not outcome.seconds_to_first_kpi and KPI_ASSET in outcome.expected
+                and len(absent.get(KPI_ASSET, ())) < len(outcome.expected[KPI_ASSET].partitions or [None])):
+            outcome.seconds_to_first_kpi = time.monotonic() - dropped_at
         if not outcome.seconds_to_kpis and KPI_ASSET in outcome.expected and KPI_ASSET not in absent:
             outcome.seconds_to_kpis = time.monotonic() - dropped_at
         if not outcome.seconds_to_daily_chain and not (data_driven & absent.keys()):
