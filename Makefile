@@ -21,7 +21,7 @@ DEMO_SEED ?= 7
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,s3]"
 	touch $@
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
@@ -69,6 +69,7 @@ dev: install
 bench: install
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/bench_sensor.py
+	$(BIN)/python bench/bench_sensor_s3.py
 	$(BIN)/python bench/bench_kpis.py
 	$(BIN)/python bench/bench_drift.py --sizes 1000000
 	$(BIN)/python bench/bench_evalset.py

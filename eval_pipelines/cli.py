@@ -46,9 +46,9 @@ def _cmd_generate_logs(args: argparse.Namespace) -> int:
 
 
 def _landing_days(settings) -> list[str]:
-    from eval_pipelines.ingestion.landing import scan_landing
+    from eval_pipelines.ingestion.location import landing_days
 
-    return sorted(scan_landing(settings.resolve_path(settings.source.landing_dir), settings.source.format))
+    return sorted(landing_days(settings))
 
 
 def _partition_days(days: list[str], valid: set[str], start: date) -> str | None:

@@ -7,6 +7,7 @@ is allowed. Secrets and URLs can be overridden from the environment (see ``ENV_O
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -27,7 +28,7 @@ from eval_pipelines.labeling.labels import LABEL_COLUMNS, TextGrading
 from eval_pipelines.review.settings import DERIVED_STRATA_COLUMNS, ReviewConfig
 from eval_pipelines.scoring.settings import ScoringConfig
 from eval_pipelines.settings_base import StrictModel
-from eval_pipelines.url_secrets import find_credentials, mask_url, url_credentials
+from eval_pipelines.url_secrets import find_credentials, is_secret_param, looks_like_url, mask_url, url_credentials
 
 CONFIG_ENV_VAR = "EVAL_PIPELINES_CONFIG"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -93,6 +94,17 @@ class SpanFilterConfig(_Strict):
     require_attributes: list[str] = Field(default_factory=list, description="attribute keys that must be set")
 
 
+class StoreListingConfig(_Strict):
+    """How the landing sensor lists an object store: bounded calls, a pass spread over ticks when it is large."""
+
+    page_size: int = Field(1000, ge=1, le=1000, description="Keys per listing call (S3 returns at most 1,000).")
+    max_pages_per_tick: int = Field(
+        20, ge=1, description="Listing calls per sensor tick at most; a larger bucket is listed over several ticks.")
+    tick_budget_seconds: float = Field(
+        0.5, gt=0, description="A tick starts no listing call that would end after this long (judged by its "
+                               "slowest call so far); the pass resumes next tick.")
+
+
 class FeedbackConfig(_Strict):
     """Feedback recorded apart from its span, joined to the span by span id (docs/ingestion.md#feedback)."""
 
@@ -106,7 +118,14 @@ class FeedbackConfig(_Strict):
 
 class SourceConfig(_Strict):
     kind: Literal["landing", "sql"] = "landing"
-    landing_dir: str = Field("data/landing", description="<landing_dir>/<YYYY-MM-DD>/*.{jsonl,jsonl.gz,csv,parquet}")
+    landing_dir: str = Field("data/landing", description="<landing_dir>/<YYYY-MM-DD>/*.{jsonl,jsonl.gz,csv,parquet}; "
+                                                         "a local path or an fsspec URL (s3://bucket/prefix, gs://, "
+                                                         "az://)")
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fsspec options of an object-store landing_dir (e.g. client_kwargs: {endpoint_url: ...}); "
+                    "never credentials: the store reads those from its own environment variables.")
+    listing: StoreListingConfig = StoreListingConfig()
     sql: SqlSourceConfig | None = None
     timestamp_tolerance_minutes: float = Field(
         60.0, ge=0, description="How far outside its day a timestamp may be before the row is quarantined."
@@ -144,6 +163,14 @@ class SourceConfig(_Strict):
                           attributes={key: (tuple(str(v) for v in value) if isinstance(value, list) else
                                             (str(value),)) for key, value in config.attributes.items()},
                           require_attributes=tuple(config.require_attributes))
+
+    @model_validator(mode="after")
+    def _storage_options_need_a_url(self) -> SourceConfig:
+        if self.storage_options and not is_store_url(self.landing_dir):
+            raise ValueError(f"source.storage_options applies to an object-store landing_dir (s3://, gs://, az://, "
+                             f"...), but landing_dir is the local path {self.landing_dir!r}; remove storage_options "
+                             "or give landing_dir as a URL")
+        return self
 
     @model_validator(mode="after")
     def _sql_needs_settings(self) -> SourceConfig:
@@ -445,6 +472,42 @@ def _reject_credentials(raw: dict[str, Any], source: str, where: str) -> None:
                           + "\n".join(problems))
 
 
+def is_store_url(location: str) -> bool:
+    """Whether a landing or lake location is an object-store URL (``file://`` and plain paths are local)."""
+    return looks_like_url(location) and not location.lower().startswith("file://")
+
+
+# Option names that hold a credential in some fsspec store without a "secret" word in them (adlfs).
+_STORE_CREDENTIAL_OPTIONS = frozenset({"connection_string", "account_key", "sas_token", "client_secret"})
+_STORE_CREDENTIAL_FIX = ("remove it and give the store its credentials through its own environment variables: "
+                         "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN (or AWS_PROFILE) for s3://, "
+                         "GOOGLE_APPLICATION_CREDENTIALS for gs://, AZURE_STORAGE_ACCOUNT_NAME with "
+                         "AZURE_STORAGE_ACCOUNT_KEY or AZURE_STORAGE_SAS_TOKEN for az://")
+
+
+def _storage_option_credentials(options: Any, path: tuple[str, ...]) -> Iterator[str]:
+    if isinstance(options, dict):
+        for key, value in options.items():
+            key_path = (*path, str(key))
+            if is_secret_param(str(key)) or str(key).lower() in _STORE_CREDENTIAL_OPTIONS:
+                yield ".".join(key_path)
+            else:
+                yield from _storage_option_credentials(value, key_path)
+    elif isinstance(options, list):
+        for index, value in enumerate(options):
+            yield from _storage_option_credentials(value, (*path, str(index)))
+
+
+def _reject_storage_credentials(raw: dict[str, Any], source: str) -> None:
+    """Refuse credential-looking keys in ``source.storage_options`` (their values are never shown)."""
+    section = raw.get("source")
+    options = section.get("storage_options") if isinstance(section, dict) else None
+    found = list(_storage_option_credentials(options, ("source", "storage_options")))
+    if found:
+        raise ConfigError(f"{source}: credentials in source.storage_options are refused ({len(found)}):\n"
+                          + "\n".join(f"  - {key_path}: a credential; {_STORE_CREDENTIAL_FIX}" for key_path in found))
+
+
 def _reject_credentials_from_env(raw: dict[str, Any], source: str) -> None:
     for key_path in _NO_CREDENTIALS_EVEN_FROM_ENV:
         node: Any = raw
@@ -460,6 +523,7 @@ def _reject_credentials_from_env(raw: dict[str, Any], source: str) -> None:
 def parse_settings(raw: dict[str, Any] | None, source: str = "<config>") -> Settings:
     """Validate an already-parsed mapping; ``source`` names it in error messages."""
     _reject_credentials(dict(raw or {}), source, "config file")
+    _reject_storage_credentials(dict(raw or {}), source)
     raw = _apply_env_overrides(dict(raw or {}))
     _reject_credentials_from_env(raw, source)
     try:

@@ -12,7 +12,8 @@ import yaml
 from eval_pipelines.config import Settings, load_settings
 from eval_pipelines.resources import build_resources
 
-pytest_plugins = ["eval_pipelines_tests.postgres_server", "eval_pipelines_tests.label_studio_server"]
+pytest_plugins = ["eval_pipelines_tests.postgres_server", "eval_pipelines_tests.label_studio_server",
+                  "eval_pipelines_tests.s3_server"]
 
 
 @dataclass

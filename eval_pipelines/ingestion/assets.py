@@ -3,7 +3,7 @@
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from datetime import date, timedelta
 
 import dagster as dg
@@ -17,13 +17,9 @@ from eval_pipelines.ingestion.ingest import (
     CrossDayDuplicates,
     IngestResult,
     cross_day_duplicates,
-    day_folders,
-    day_listing,
-    ingest_files,
     ingest_frame,
-    landing_root_skips,
 )
-from eval_pipelines.ingestion.landing import day_fingerprint
+from eval_pipelines.ingestion.location import landing_for
 from eval_pipelines.ingestion.privacy import mask_ingest_result, masker_for, store_raw
 from eval_pipelines.ingestion.sql_source import read_sql_day
 from eval_pipelines.ingestion.tables import ingestion_batches, ingestion_files, quarantined_events
@@ -48,11 +44,7 @@ def read_partition(settings: Settings, day: date) -> IngestResult:
     if settings.source.kind == "sql":
         assert settings.source.sql is not None
         return ingest_frame(read_sql_day(settings, day), settings, day, f"sql:{settings.source.sql.table}")
-    landing_dir = settings.resolve_path(settings.source.landing_dir)
-    files, skipped = day_listing(landing_dir, day, settings.source.format)
-    result = ingest_files(files, settings, day, root=landing_dir)
-    top_level = landing_root_skips(landing_dir, daily_partitions.get_partition_keys())
-    return replace(result, skipped=(*skipped, *top_level))
+    return landing_for(settings).read_day(settings, day, daily_partitions.get_partition_keys())
 
 
 def removed_day_folder(settings: Settings, lake: Lake, day: date) -> str | None:
@@ -64,11 +56,11 @@ def removed_day_folder(settings: Settings, lake: Lake, day: date) -> str | None:
     """
     if settings.source.kind != "landing":
         return None
-    landing_dir = settings.resolve_path(settings.source.landing_dir)
-    if day_folders(landing_dir, day) or not lake.exists(ASSET_NAME, day.isoformat()):
+    landing = landing_for(settings)
+    if landing.has_day_folder(day) or not lake.exists(ASSET_NAME, day.isoformat()):
         return None
     return (f"the landing folder of {day} is gone but the day was ingested before; its data is kept (not "
-            f"retracted). To retract the day, create an empty folder {landing_dir / day.isoformat()} and "
+            f"retracted). To retract the day, create an empty folder {landing.folder_label(day)} and "
             "re-materialise it; to keep it, do nothing")
 
 
@@ -122,8 +114,7 @@ def production_logs(
     settings = project.load()
     day = date.fromisoformat(context.partition_key)
     # Taken before reading: if files change during the read, the sensor sees a different fingerprint and re-runs.
-    fingerprint = (day_fingerprint(settings.resolve_path(settings.source.landing_dir), day,
-                                   settings.source.format)
+    fingerprint = (landing_for(settings).day_fingerprint(day, settings.source.format)
                    if settings.source.kind == "landing" else None)
     lake = Lake(lake_root(settings))
     refusal = removed_day_folder(settings, lake, day)
@@ -196,7 +187,7 @@ def _retracted(settings: Settings, result: IngestResult) -> bool:
     """A landing day whose folder exists but holds no log file: emptied on purpose (docs/ingestion.md)."""
     if settings.source.kind != "landing" or result.files:
         return False
-    return bool(day_folders(settings.resolve_path(settings.source.landing_dir), result.day))
+    return landing_for(settings).has_day_folder(result.day)
 
 
 def _event_times(lake: Lake, day: date) -> pd.DataFrame | None:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import IO
 
 import numpy as np
 import pandas as pd
@@ -217,23 +218,55 @@ def ingest_files(paths: list[Path], settings: Settings, day: date, root: Path | 
     (:func:`join_feedback`).
     """
     selection = settings.source.feedback_spec()
+
+    def read_each() -> Iterator[tuple[str, int, ReadResult | FileReport]]:
+        for path in paths:
+            name = str(path.relative_to(root)) if root is not None else path.name
+            if root is not None:
+                refusal = outside_landing(path, root)
+                if refusal is not None:
+                    yield name, 0, FileReport(name, file_format(path, settings.source.format) or "unknown", 0,
+                                              "refused", refusal, 0, 0, 0, 0)
+                    continue
+                path = path.resolve()  # read the checked target, not the link: it could be re-pointed meanwhile
+            result = read_log_file(path, settings.source.csv_delimiter, settings.ingestion.max_json_depth,
+                                   settings.source.format, settings.source.span_filter_spec(), selection)
+            yield name, path.stat().st_size if path.exists() else 0, result
+
+    return _ingest_read(read_each(), settings, day)
+
+
+def ingest_opened(files: Sequence[tuple[str, int]], open_file: Callable[[str], IO[bytes]], settings: Settings,
+                  day: date) -> IngestResult:
+    """Ingest files of an object store as partition ``day``: ``(name, size)`` each, read through ``open_file``.
+
+    The same accounting as :func:`ingest_files`: ``name`` is what ``source_file`` records (relative to the landing
+    prefix), so a day gives the same rows from a store as from a disk. There are no links to refuse in a store.
+    """
+    selection = settings.source.feedback_spec()
+
+    def read_each() -> Iterator[tuple[str, int, ReadResult | FileReport]]:
+        for name, size in files:
+            yield name, size, read_log_file(PurePosixPath(name), settings.source.csv_delimiter,
+                                            settings.ingestion.max_json_depth, settings.source.format,
+                                            settings.source.span_filter_spec(), selection,
+                                            open_file=lambda name=name: open_file(name))
+
+    return _ingest_read(read_each(), settings, day)
+
+
+def _ingest_read(files: Iterable[tuple[str, int, ReadResult | FileReport]], settings: Settings,
+                 day: date) -> IngestResult:
+    """The day's accounting over its files as read (``(name, size, result)``; a refused file is its report)."""
+    selection = settings.source.feedback_spec()
     reports: list[FileReport | None] = []
     conformed_parts: list[Conformed] = []
     quarantine_parts: list[pd.DataFrame] = []
     waiting: list[tuple[int, str, int, ReadResult]] = []  # read, conformed once the day's feedback is known
-    for path in paths:
-        name = str(path.relative_to(root)) if root is not None else path.name
-        if root is not None:
-            refusal = outside_landing(path, root)
-            if refusal is not None:
-                reports.append(FileReport(name, file_format(path, settings.source.format) or "unknown", 0,
-                                          "refused", refusal, 0, 0, 0, 0))
-                continue
-            path = path.resolve()  # read the checked target, not the link: it could be re-pointed meanwhile
-        result = read_log_file(path, settings.source.csv_delimiter, settings.ingestion.max_json_depth,
-                               settings.source.format, settings.source.span_filter_spec(), selection)
-        size = path.stat().st_size if path.exists() else 0
-        if result.error is not None:
+    for name, size, result in files:
+        if isinstance(result, FileReport):
+            reports.append(result)
+        elif result.error is not None:
             reports.append(FileReport(name, result.file_format, size, "failed", result.error, 0, 0, 0, 0))
         elif selection:
             waiting.append((len(reports), name, size, result))

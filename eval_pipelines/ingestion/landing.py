@@ -12,6 +12,7 @@ import json
 import os
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from eval_pipelines.ingestion.ingest import day_folder_date
 from eval_pipelines.ingestion.readers import file_format
@@ -64,15 +65,30 @@ def changed_days(previous: dict[str, str], current: dict[str, str]) -> list[str]
     return sorted(day for day, fingerprint in current.items() if previous.get(day) != fingerprint)
 
 
-def encode_cursor(state: dict[str, str]) -> str:
-    return json.dumps(state, separators=(",", ":"), sort_keys=True)
+def encode_cursor(state: dict[str, str], listing: dict[str, Any] | None = None) -> str:
+    """``{day: fingerprint}``; with an object-store listing pass in progress, ``{"days": ..., "listing": ...}``."""
+    payload: dict[str, Any] = state if listing is None else {"days": state, "listing": listing}
+    return json.dumps(payload, separators=(",", ":"), sort_keys=True)
 
 
-def decode_cursor(cursor: str | None) -> dict[str, str]:
+def _cursor_payload(cursor: str | None) -> dict[str, Any]:
     if not cursor:
         return {}
     try:
         state = json.loads(cursor)
     except json.JSONDecodeError:
         return {}  # an unreadable cursor means "seen nothing": every day is re-checked, which is safe
-    return {str(k): str(v) for k, v in state.items()} if isinstance(state, dict) else {}
+    return state if isinstance(state, dict) else {}
+
+
+def decode_cursor(cursor: str | None) -> dict[str, str]:
+    state = _cursor_payload(cursor)
+    if isinstance(state.get("days"), dict):  # a day key is YYYY-MM-DD, never "days"
+        state = state["days"]
+    return {str(k): str(v) for k, v in state.items()}
+
+
+def decode_listing(cursor: str | None) -> dict[str, Any] | None:
+    """The object-store listing pass a cursor resumes, or None (start a new pass)."""
+    listing = _cursor_payload(cursor).get("listing")
+    return listing if isinstance(listing, dict) else None

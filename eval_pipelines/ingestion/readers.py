@@ -17,10 +17,11 @@ import gzip
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
+from typing import IO
 
 import numpy as np
 import pandas as pd
@@ -72,7 +73,7 @@ class RejectedLine:
 class ReadResult:
     """What one file yielded: parsed rows (``LINE_COLUMN`` holds each row's 1-based line) and rejected lines."""
 
-    path: Path
+    path: PurePath
     file_format: str
     rows: pd.DataFrame | None
     rejected: list[RejectedLine] = field(default_factory=list)
@@ -88,7 +89,7 @@ class ReadResult:
         return (0 if self.rows is None else len(self.rows)) + len(self.rejected)
 
 
-def file_format(path: Path, source_format: str = "auto") -> str | None:
+def file_format(path: PurePath, source_format: str = "auto") -> str | None:
     """The format of a log file: named by its suffix (``auto``), or OTLP trace lines (``otlp_json``); else None."""
     name = path.name.lower()
     if source_format == "otlp_json":
@@ -100,21 +101,28 @@ def file_format(path: Path, source_format: str = "auto") -> str | None:
     return None
 
 
-def read_log_file(path: Path, csv_delimiter: str = ",", max_json_depth: int = DEFAULT_MAX_JSON_DEPTH,
+def read_log_file(path: PurePath, csv_delimiter: str = ",", max_json_depth: int = DEFAULT_MAX_JSON_DEPTH,
                   source_format: str = "auto", span_filter: SpanFilter | None = None,
-                  feedback: FeedbackSelection | None = None) -> ReadResult:
+                  feedback: FeedbackSelection | None = None,
+                  open_file: Callable[[], IO[bytes]] | None = None) -> ReadResult:
     """Read one landing file; a file that cannot be read at all comes back with ``error`` set, never raises.
 
     JSON lines nested deeper than ``max_json_depth`` are quarantined before any parser sees them: deep nesting
     makes ``json.loads`` raise RecursionError and crashes pyarrow's parser outright (20,000 levels: a segfault).
     ``source_format="otlp_json"`` reads OpenTelemetry trace lines, one row per span passing ``span_filter``, and
     the log records / span annotations named in ``feedback`` as feedback records for their spans.
+    ``open_file`` opens an object in a store (``path`` is then its name): it is streamed, never copied to disk;
+    Parquet is read by ranges, the other formats into memory once, as a ``.gz`` file on disk is.
     """
     fmt = file_format(path, source_format)
     if fmt is None:
         expected = OTLP_SUFFIXES if source_format == "otlp_json" else SUPPORTED_SUFFIXES
         return ReadResult(path, "unknown", None, error=f"unsupported file type; expected one of {expected}")
     try:
+        if open_file is not None:
+            return _read_opened(path, fmt, open_file, csv_delimiter, max_json_depth, span_filter,
+                                feedback or FeedbackSelection())
+        assert isinstance(path, Path)
         if fmt.startswith("otlp_json"):
             data = path.read_bytes()
             return _read_otlp(path, fmt, gzip.decompress(data) if fmt.endswith(".gz") else data, max_json_depth,
@@ -133,6 +141,21 @@ def read_log_file(path: Path, csv_delimiter: str = ",", max_json_depth: int = DE
         return ReadResult(path, fmt, None, error=f"{type(error).__name__}: {error}")
 
 
+def _read_opened(name: PurePath, fmt: str, open_file: Callable[[], IO[bytes]], csv_delimiter: str,
+                 max_json_depth: int, span_filter: SpanFilter | None, feedback: FeedbackSelection) -> ReadResult:
+    """The same readers over a stream from a store: the same rows, rejections and line numbers as from disk."""
+    with open_file() as handle:
+        if fmt == "parquet":
+            return _read_parquet(name, handle)
+        # Decompressed while it streams in: the compressed object is never held whole beside its content.
+        data = gzip.GzipFile(fileobj=handle).read() if fmt.endswith(".gz") else handle.read()
+    if fmt.startswith("otlp_json"):
+        return _read_otlp(name, fmt, data, max_json_depth, span_filter, feedback)
+    if fmt.startswith("jsonl"):
+        return _read_jsonl(name, fmt, data, max_json_depth)
+    return _read_csv(name, fmt, data, csv_delimiter)
+
+
 def _flatten(table: pa.Table) -> pa.Table:
     while any(pa.types.is_struct(column.type) for column in table.columns):
         table = table.flatten()
@@ -144,8 +167,8 @@ def _with_lines(frame: pd.DataFrame, line_numbers: np.ndarray) -> pd.DataFrame:
     return frame
 
 
-def _read_parquet(path: Path) -> ReadResult:
-    table = _flatten(pq.read_table(path))
+def _read_parquet(path: PurePath, handle: IO[bytes] | None = None) -> ReadResult:
+    table = _flatten(pq.read_table(path if handle is None else handle))
     frame = table.to_pandas()
     # A file written from pandas brings its index back: a named one (``df.set_index("event_id")``) is data and
     # becomes a column again; an unnamed one (a slice or concat of a bigger frame) is only row labels.
@@ -259,7 +282,7 @@ def _parse_json_lines(source: Path | bytes) -> pa.Table:
             block *= 8
 
 
-def _read_jsonl(path: Path, fmt: str, data: bytes | None, max_depth: int) -> ReadResult:
+def _read_jsonl(path: PurePath, fmt: str, data: bytes | None, max_depth: int) -> ReadResult:
     """``data`` is the decompressed content of a ``.gz`` file; a plain file is parsed from disk."""
     source: Path | bytes = path if data is None else data
     # The bound runs before the parse, never beside it: pyarrow must not see a line that could crash it.
@@ -331,7 +354,7 @@ def _without_bom(data: bytes) -> bytes:
     return data[len(codecs.BOM_UTF8):] if data.startswith(codecs.BOM_UTF8) else data
 
 
-def _read_jsonl_by_line(path: Path, fmt: str, data: bytes, max_depth: int = DEFAULT_MAX_JSON_DEPTH) -> ReadResult:
+def _read_jsonl_by_line(path: PurePath, fmt: str, data: bytes, max_depth: int = DEFAULT_MAX_JSON_DEPTH) -> ReadResult:
     data = _without_bom(data)
     records: list[dict] = []
     raws: list[str] = []
@@ -371,7 +394,7 @@ def _read_jsonl_by_line(path: Path, fmt: str, data: bytes, max_depth: int = DEFA
                       used_fallback=True)
 
 
-def _read_csv(path: Path, fmt: str, data: bytes, delimiter: str) -> ReadResult:
+def _read_csv(path: PurePath, fmt: str, data: bytes, delimiter: str) -> ReadResult:
     """CSV values are read as text and typed later by the contract, so one bad cell cannot fail a column.
 
     The fast path is pyarrow's parser. Any irregularity (a record with the wrong number of fields, non-UTF-8
@@ -421,7 +444,7 @@ def _all_text(data: bytes, delimiter: str) -> dict[str, pa.DataType]:
     return {name: pa.string() for name in _header(data, delimiter)}
 
 
-def _read_csv_by_record(path: Path, fmt: str, data: bytes, delimiter: str) -> ReadResult:
+def _read_csv_by_record(path: PurePath, fmt: str, data: bytes, delimiter: str) -> ReadResult:
     rejected: list[RejectedLine] = []
     kept_lines: list[str] = []
     physical: list[int] = []  # physical line number of each kept line
@@ -459,7 +482,7 @@ def _read_csv_by_record(path: Path, fmt: str, data: bytes, delimiter: str) -> Re
                       used_fallback=True)
 
 
-def _read_otlp(path: Path, fmt: str, data: bytes, max_depth: int, span_filter: SpanFilter | None,
+def _read_otlp(path: PurePath, fmt: str, data: bytes, max_depth: int, span_filter: SpanFilter | None,
                feedback: FeedbackSelection) -> ReadResult:
     """OTLP/JSON trace lines: one row per span that passes the filter; a malformed line is rejected whole.
 

@@ -8,8 +8,8 @@ from datetime import date
 import dagster as dg
 
 from eval_pipelines.ingestion.assets import LANDING_FINGERPRINT, production_logs
-from eval_pipelines.ingestion.ingest import day_folders
-from eval_pipelines.ingestion.landing import changed_days, decode_cursor, encode_cursor, scan_landing
+from eval_pipelines.ingestion.landing import changed_days, decode_cursor, decode_listing, encode_cursor
+from eval_pipelines.ingestion.location import landing_for
 from eval_pipelines.jobs import DAILY_CHAIN_JOB
 from eval_pipelines.partitions import daily_partitions
 from eval_pipelines.resources import ProjectConfigResource
@@ -41,7 +41,15 @@ def landing_sensor(context: dg.SensorEvaluationContext, project: ProjectConfigRe
     if settings.source.kind != "landing":
         return dg.SensorResult(skip_reason=dg.SkipReason("source.kind is not 'landing'"), cursor=context.cursor)
     previous = decode_cursor(context.cursor)
-    current = scan_landing(settings.resolve_path(settings.source.landing_dir), settings.source.format)
+    landing = landing_for(settings)
+    scan = landing.scan(settings.source.format, decode_listing(context.cursor))
+    if scan.days is None:
+        # A large bucket: the listing pass continues next tick from the key kept in the cursor; days are compared
+        # only once every object was listed, so a day is never judged on half its objects.
+        return dg.SensorResult(
+            skip_reason=dg.SkipReason(f"listing the landing store: {scan.listed:,} objects so far, continued next "
+                                      "tick"), cursor=encode_cursor(previous, scan.progress))
+    current = scan.days
     valid_keys = set(daily_partitions.get_partition_keys(dynamic_partitions_store=None))
     requests, accepted = [], dict(previous)
     for day in changed_days(previous, current):
@@ -55,14 +63,12 @@ def landing_sensor(context: dg.SensorEvaluationContext, project: ProjectConfigRe
         # The fingerprint in the run key makes a re-tick of the same state idempotent.
         requests.append(dg.RunRequest(run_key=f"production_logs:{day}:{current[day]}", partition_key=day,
                                       job_name=DAILY_CHAIN_JOB))
-    landing_dir = settings.resolve_path(settings.source.landing_dir)
     for day in sorted(set(accepted) - set(current)):
         del accepted[day]  # forgotten, so a re-created folder is ingested again
-        folders = day_folders(landing_dir, date.fromisoformat(day))
-        if folders:
+        emptied = landing.retraction_mark(date.fromisoformat(day))
+        if emptied is not None:
             # Emptied on purpose: the documented way to retract a day (docs/ingestion.md#removed-day-folders).
-            # The folder's mtime in the key lets a later, second retraction of the same day run too.
-            emptied = max(folder.stat().st_mtime_ns for folder in folders)
+            # The folder's mtime (on a store: its marker object) in the key lets a second retraction run too.
             requests.append(dg.RunRequest(run_key=f"production_logs:{day}:retracted:{emptied}", partition_key=day,
                                           job_name=DAILY_CHAIN_JOB))
         else:
