@@ -9,7 +9,8 @@ Deliberate changes made to both:
 - min_cases counts the cases that are evidence for the metric (settings.EVIDENCE_CASES: the accepted / overridden
   audited verdicts of automation_bias_rate / override_error_rate, realized_cases for an estimate's
   realized_accuracy and estimation_error), no longer reviewed_cases_audited or the day's population (issue 16);
-  a ratio of amounts (roi, roi_over_inference_cost) counts the row's cases, not its denominator's money.
+  a ratio of amounts (roi, roi_over_inference_cost) counts the row's cases, not its denominator's money; the
+  label-free estimate counts its calibration_cases; with a min_cases, an unknown (NULL) count is not enough.
 
 The original module docstring follows.
 
@@ -140,7 +141,9 @@ def evidence_holds(op: str, value: np.ndarray, ci_low: np.ndarray, ci_high: np.n
     bound = np.where(np.isnan(bound), value, bound)  # no interval: the figure itself
     threshold = np.asarray(threshold, dtype=float)
     cases = np.asarray(cases, dtype=float)
-    judged = ~np.isnan(value) & ~np.isnan(threshold) & ~np.isnan(bound) & ~(cases < min_cases)
+    with np.errstate(invalid="ignore"):
+        enough = cases >= min_cases if min_cases else np.ones(cases.shape, dtype=bool)
+    judged = ~np.isnan(value) & ~np.isnan(threshold) & ~np.isnan(bound) & enough
     holds = _compare(np.where(judged, bound, 0.0), op, np.where(judged, threshold, 0.0))
     return np.where(judged, holds, None)
 

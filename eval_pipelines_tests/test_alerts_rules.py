@@ -178,11 +178,13 @@ def test_a_ratio_of_amounts_counts_the_rows_cases_not_its_denominators_money():
     assert finding.cases == 400 and finding.value == pytest.approx(0.2)
 
 
-def estimate_rows(realized_cases: int) -> pd.DataFrame:
-    """performance_estimates: 900 cases estimated at 80 %, realized 40 % on ``realized_cases`` trusted labels."""
+def estimate_rows(realized_cases: int, calibration_cases: float = 600) -> pd.DataFrame:
+    """performance_estimates: 900 cases estimated at 80 % from ``calibration_cases`` trusted labels, realized 40 % on
+    ``realized_cases`` trusted labels."""
     return pd.DataFrame([{"partition_date": DAY0, "system": "sys", "model_version": "v1", "segment": "all",
                           "cases": 900, "estimated_accuracy": 0.80, "estimated_accuracy_ci_low": 0.78,
-                          "estimated_accuracy_ci_high": 0.82, "realized_cases": realized_cases,
+                          "estimated_accuracy_ci_high": 0.82, "calibration_cases": calibration_cases,
+                          "realized_cases": realized_cases,
                           "realized_accuracy": 0.40, "realized_accuracy_ci_low": 0.20,
                           "realized_accuracy_ci_high": 0.60, "estimation_error": 0.40,
                           "estimation_error_ci_low": 0.20, "estimation_error_ci_high": 0.60}])
@@ -198,12 +200,25 @@ ESTIMATE_RULES = [
 
 def test_realized_figures_of_an_estimate_count_the_days_trusted_labels_not_its_population():
     # 12 trusted labels behind the realized accuracy and the gap: below min_cases 50, no verdict, although the
-    # day has 900 cases; the label-free estimate itself rests on those 900 and fires.
+    # day has 900 cases; the label-free estimate itself rests on its 600 calibration labels and fires.
     thin = evaluate(config(*ESTIMATE_RULES), {"performance_estimates": estimate_rows(12)})
-    assert [(f.rule, f.cases) for f in thin.findings] == [("estimate_low", 900)]
+    assert [(f.rule, f.cases) for f in thin.findings] == [("estimate_low", 600)]
     thick = evaluate(config(*ESTIMATE_RULES), {"performance_estimates": estimate_rows(80)})
-    assert [(f.rule, f.cases) for f in thick.findings] == [("estimate_low", 900), ("realized_low", 80),
+    assert [(f.rule, f.cases) for f in thick.findings] == [("estimate_low", 600), ("realized_low", 80),
                                                            ("gap", 80)]
+
+
+def test_the_label_free_estimate_counts_its_calibration_labels_and_an_unknown_count_is_no_evidence():
+    # 30 calibration labels behind an estimate of a 900-case day: below min_cases 50, no verdict (the old rule
+    # counted the 900 unlabeled cases); a NULL count (a row from before the column existed) is no evidence either.
+    few = evaluate(config(ESTIMATE_RULES[0]), {"performance_estimates": estimate_rows(80, calibration_cases=30)})
+    assert few.findings == []
+    unknown = evaluate(config(ESTIMATE_RULES[0]),
+                       {"performance_estimates": estimate_rows(80, calibration_cases=float("nan"))})
+    assert unknown.findings == []
+    no_minimum = {**ESTIMATE_RULES[0], "min_cases": 0}
+    assert [f.rule for f in evaluate(config(no_minimum), {
+        "performance_estimates": estimate_rows(80, calibration_cases=float("nan"))}).findings] == ["estimate_low"]
 
 
 def drift_rows(days: dict[int, dict[str, str]]) -> pd.DataFrame:

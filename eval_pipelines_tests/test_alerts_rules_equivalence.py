@@ -134,6 +134,8 @@ def estimate_frame(rng: np.random.Generator, days: list[date]) -> pd.DataFrame:
                          "estimated_accuracy_ci_low": estimated - 0.03, "estimated_accuracy_ci_high": estimated + .03,
                          "realized_accuracy": realized, "realized_accuracy_ci_low": realized - width,
                          "realized_accuracy_ci_high": realized + width, "realized_cases": realized_cases,
+                         # calibration labels behind the estimate, NULL on some rows (no extra draw: same worlds)
+                         "calibration_cases": np.nan if realized_cases == 10 else 20.0 + 3 * realized_cases,
                          "estimation_error": estimated - realized, "estimation_error_ci_low": estimated - realized
                          - width, "estimation_error_ci_high": estimated - realized + width})
     return pd.DataFrame(rows)

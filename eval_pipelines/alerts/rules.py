@@ -127,7 +127,7 @@ def evidence_holds(op: str, value: np.ndarray, ci_low: np.ndarray, ci_high: np.n
     bound = np.where(np.isnan(bound), value, bound)  # no interval: the figure itself
     threshold = np.asarray(threshold, dtype=float)
     cases = np.asarray(cases, dtype=float)
-    judged = ~np.isnan(value) & ~np.isnan(threshold) & ~np.isnan(bound) & ~(cases < min_cases)
+    judged = ~np.isnan(value) & ~np.isnan(threshold) & ~np.isnan(bound) & _enough_cases(cases, min_cases)
     holds = _compare(np.where(judged, bound, 0.0), op, np.where(judged, threshold, 0.0))
     return np.where(judged, holds, None)
 
@@ -328,9 +328,18 @@ def _evidence_codes(op: str, value: np.ndarray, ci_low: np.ndarray, ci_high: np.
                     cases: np.ndarray, min_cases: int) -> np.ndarray:
     bound = np.asarray(ci_high if op in ("lt", "le") else ci_low, dtype=float)
     bound = np.where(np.isnan(bound), value, bound)  # no interval: the figure itself
-    judged = ~np.isnan(value) & ~np.isnan(threshold) & ~np.isnan(bound) & ~(cases < min_cases)
+    judged = ~np.isnan(value) & ~np.isnan(threshold) & ~np.isnan(bound) & _enough_cases(cases, min_cases)
     holds = _compare(np.where(judged, bound, 0.0), op, np.where(judged, threshold, 0.0))
     return np.where(judged, np.where(holds, HOLDS, DOES_NOT_HOLD), NO_VERDICT).astype(np.int8)
+
+
+def _enough_cases(cases: np.ndarray, min_cases: int) -> np.ndarray | bool:
+    """Whether each figure rests on at least ``min_cases`` cases; an unknown count (NULL, e.g. a row written before
+    its count column existed) is not enough evidence when a minimum is set."""
+    if not min_cases:
+        return True
+    with np.errstate(invalid="ignore"):
+        return np.asarray(cases, dtype=float) >= min_cases
 
 
 @dataclass

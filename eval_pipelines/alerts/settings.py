@@ -38,13 +38,16 @@ REVIEW_KPI_COLUMNS: tuple[str, ...] = ("reviewed_cases_audited", *REVIEW_KPI_RAT
 # The cases that are evidence for a row-level figure, which min_cases counts (every other figure: ``cases``, the
 # row's population; a rate of counts: its denominator). Silent errors are the automation-bias rate times the
 # accepted cases, so they rest on the accepted audited verdicts; the realized accuracy of an estimate, and its gap
-# to the label-free estimate, on the day's own trusted labels (realized_cases), not on the day's population.
+# to the label-free estimate, on the day's own trusted labels (realized_cases), not on the day's population; the
+# label-free estimate itself on the trusted labels it was calibrated on (calibration_cases).
 EVIDENCE_CASES: dict[str, str] = {
     **REVIEW_KPI_RATES,
     "silent_error_cases": "accepted_cases_audited",
     "silent_error_cost": "accepted_cases_audited",
     "realized_accuracy": "realized_cases",
     "estimation_error": "realized_cases",
+    # the label-free estimate's evidence is its calibration set of trusted labels, not the day's unlabeled cases
+    "estimated_accuracy": "calibration_cases",
 }
 KPI_METRICS: tuple[str, ...] = (*METRIC_COLUMNS, *REVIEW_KPI_COLUMNS)
 ESTIMATE_METRICS: tuple[str, ...] = ("estimated_accuracy", "realized_accuracy", "estimation_error")
