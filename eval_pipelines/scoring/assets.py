@@ -47,6 +47,7 @@ from eval_pipelines.scoring.runs import (
     attach_logged,
     edge_cases_frame,
     eval_set_cases_frame,
+    restrict_to_systems,
     score_run,
 )
 from eval_pipelines.scoring.settings import (
@@ -278,6 +279,26 @@ def scored_runs(
     cases = eval_set_cases_frame(eval_cases)
     entries = load_library(engine, config.edge_case_statuses) if config.edge_cases else pd.DataFrame()
     edge = edge_cases_frame(entries) if len(entries) else None
+    try:
+        cases, strata, edge = restrict_to_systems(cases, strata, edge, candidate.systems)
+    except ValueError as error:
+        raise dg.Failure(f"candidate {name}: {error}") from None
+    if not len(cases):
+        # Nothing this candidate can be replayed on (e.g. a reply drafter on a triage-only eval set): recorded as
+        # materialised with no rows, and its gate fails saying why (a candidate never passes without evidence).
+        reason = f"the eval set {version} has no case of systems {candidate.systems}: nothing to replay"
+        context.log.warning(f"{name}: {reason}")
+        with Lake(lake_root(settings)).publishing() as publication:
+            uri = publication.stage_table("/".join(context.asset_key.path), name,
+                                          pd.DataFrame({"case_set": pd.Series(dtype="str"),
+                                                        "event_id": pd.Series(dtype="str")}))
+        yield dg.Output(InLake(uri, 0), metadata={"dagster/row_count": 0, "candidate": name,
+                                                  "eval_set_version": version, "gate_passed": False,
+                                                  "skipped": reason})
+        yield dg.AssetCheckResult(check_name=GATE_CHECK, passed=False, severity=dg.AssetCheckSeverity.ERROR,
+                                  description=f"{name}: NOT JUDGED → FAIL: {reason}",
+                                  metadata={"eval_set_version": version, "run_id": context.run.run_id})
+        return
     if _needs_logged(config, name):
         lake = Lake(lake_root(settings))
         details = logged_details(lake, cases["timestamp"], cases["event_id"])

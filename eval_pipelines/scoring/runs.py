@@ -346,6 +346,33 @@ def note_unscored_known_errors(gate: pd.DataFrame, criteria: Sequence[AnyCriteri
     return gate
 
 
+def restrict_to_systems(cases: pd.DataFrame, strata: pd.DataFrame, edge_cases: pd.DataFrame | None,
+                        systems: Sequence[str] | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+    """The eval-set cases, strata and library entries of ``systems`` only (all of them when ``systems`` is None).
+
+    Keeping whole strata keeps the design: the kept strata are a stratified sample of their production cases, so
+    estimates project to the candidate's systems. A stratum holding cases of several systems cannot be split that
+    way (its population count is not per system), so it is an error naming the fix.
+    """
+    if not systems:
+        return cases, strata, edge_cases
+    wanted = set(systems)
+    mine = cases["system"].astype("str").isin(wanted).to_numpy(dtype=bool)
+    kinds = pd.DataFrame({"stratum": cases["stratum"].astype(str), "mine": mine}).groupby("stratum")["mine"]
+    mixed = sorted(kinds.any().index[kinds.any() & ~kinds.all()])
+    if mixed:
+        raise ValueError(f"eval-set strata {mixed[:3]}{' ...' if len(mixed) > 3 else ''} hold cases of systems "
+                         f"{sorted(wanted)} and of others: a candidate restricted to systems needs strata that keep "
+                         "the systems apart; add 'system' (or a per-system model_version) to eval_set.strata")
+    kept = cases[mine].reset_index(drop=True)
+    kept_strata = strata[strata["stratum"].astype(str).isin(set(kept["stratum"].astype(str)))].reset_index(drop=True)
+    edges = edge_cases
+    if edge_cases is not None and len(edge_cases):
+        edges = edge_cases[edge_cases["system"].astype("str").isin(wanted).to_numpy(dtype=bool)].reset_index(
+            drop=True)
+    return kept, kept_strata, edges
+
+
 def reviewed_verdicts(eval_part: pd.DataFrame, reviewed: pd.DataFrame | None, config: ScoringConfig
                       ) -> np.ndarray:
     """Per eval-set case: the reviewers' verdict on the replayed ``output`` (1.0 right, 0.0 wrong), NaN without one.

@@ -47,6 +47,12 @@ class CandidateBase(StrictModel):
     gate: str = Field(DEFAULT_CONTEXT, description="Gate context (key of scoring.gates) this candidate must pass.")
     baseline: str | None = Field(
         None, description="Compare with this candidate, or 'production'; default: scoring.baseline.")
+    systems: list[str] | None = Field(
+        None, min_length=1,
+        description="Replay only the eval-set cases and edge-case entries of these systems (a reply drafter is not "
+                    "scored on triage tickets); default: every case. The eval set's strata must keep the systems "
+                    "apart (e.g. 'system' or a per-system model_version in eval_set.strata): the estimate then "
+                    "projects to these systems' production cases.")
 
     @field_validator("name")
     @classmethod
