@@ -15,6 +15,8 @@ FIRST_LANDING_DAY = $(shell ls data/landing 2>/dev/null | grep -E '^[0-9]{4}-[0-
 # 35 days × 2,000 events ≈ the old 21 × 3,000: the demo takes about as long as before
 DEMO_EVENTS_PER_DAY ?= 2000
 DEMO_SEED ?= 7
+# The second, free-text system (reply_drafts): a draft reply for this share of the tickets (README "Demo")
+DEMO_REPLY_SHARE ?= 0.2
 
 .PHONY: install demo test faults e2e dev bench sim lint clean
 
@@ -34,14 +36,15 @@ demo: export EVAL_PIPELINES_PARTITIONS_START := $(DEMO_START)
 demo: install
 	rm -rf data/landing data/demo_truth data/review
 	$(BIN)/eval-pipelines generate-logs --out data/landing --days $(DEMO_DAYS) --start-date $(DEMO_START) \
-		--events-per-day $(DEMO_EVENTS_PER_DAY) --seed $(DEMO_SEED) --imperfect --truth-out data/demo_truth
+		--events-per-day $(DEMO_EVENTS_PER_DAY) --seed $(DEMO_SEED) --reply-share $(DEMO_REPLY_SHARE) --imperfect \
+		--truth-out data/demo_truth
 	$(BIN)/eval-pipelines materialize --checks-advisory
 	# The demo's review team answers the day's audit samples from the simulator's truth; the second pass
 	# reads the verdicts (review_labels) and carries them downstream.
 	$(BIN)/eval-pipelines demo-review --truth data/demo_truth --error-rate 0.03 --seed $(DEMO_SEED)
 	$(BIN)/eval-pipelines materialize --checks-advisory
 	$(BIN)/eval-pipelines generate-logs --out data/landing --late-file-for $(DEMO_LATE_DAY) \
-		--events-per-day $(DEMO_EVENTS_PER_DAY) --seed $(DEMO_SEED)
+		--events-per-day $(DEMO_EVENTS_PER_DAY) --seed $(DEMO_SEED) --reply-share $(DEMO_REPLY_SHARE)
 	@echo
 	@echo "Demo done. Where to look:"
 	@echo "  lake (Parquet):     data/lake/<asset>/<YYYY-MM-DD>.parquet"

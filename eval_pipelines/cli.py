@@ -24,13 +24,14 @@ def _cmd_generate_logs(args: argparse.Namespace) -> int:
         from eval_pipelines.demo.imperfections import write_late_file
 
         events = max(1, args.events_per_day // 10)
-        path = write_late_file(Path(args.out), args.late_file_for, events, args.seed)
+        path = write_late_file(Path(args.out), args.late_file_for, events, args.seed, args.reply_share)
         print(f"wrote a late file for {args.late_file_for}: {path} ({events:,} events)")
         return 0
     start = args.start_date or (datetime.now(UTC).date() - timedelta(days=args.days))
     summary = generate_logs(Path(args.out), days=args.days, events_per_day=args.events_per_day, seed=args.seed,
                             fmt=args.format, start_date=start, files_per_day=args.files_per_day,
-                            truth_dir=Path(args.truth_out) if args.truth_out else None)
+                            truth_dir=Path(args.truth_out) if args.truth_out else None,
+                            reply_share=args.reply_share)
     print(f"wrote {summary.total_events:,} events over {args.days} day(s) from {start} to {args.out} "
           f"({args.format}, seed {args.seed})")
     if args.imperfect:
@@ -247,6 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="first day, YYYY-MM-DD (default: DAYS days before today, so the last day is yesterday)")
     generate.add_argument("--truth-out", default=None, help="also write the hidden true labels, one parquet per day, "
                                                             "here (outside --out), for demo-review")
+    generate.add_argument("--reply-share", type=float, default=0.0, metavar="SHARE",
+                          help="also write reply_drafts events, a free-text system drafting the reply to this share "
+                               "of each day's tickets (0-1, default 0: triage only; `make demo` uses 0.2)")
     generate.add_argument("--imperfect", action="store_true",
                           help="also write, into the day a third of the way in, extra-000.jsonl with 3 rows "
                                "ingestion quarantines (not JSON, confidence 1.7, no event_id) and 4 re-sent "

@@ -208,7 +208,8 @@ def test_the_truth_sidecar_leaves_the_logs_unchanged_and_must_lie_outside_the_la
     assert all((plain / p).read_bytes() == (with_truth / p).read_bytes() for p in logs)
     frame = pd.read_parquet(truth / f"{DAY}.parquet")
     events = pd.concat([pd.read_json(p, lines=True) for p in sorted((plain / DAY.isoformat()).glob("*.jsonl"))])
-    assert list(frame.columns) == ["event_id", TRUTH_COLUMN] and sorted(frame["event_id"]) == sorted(
+    # The system column lets the demo reviewers draw a wrong verdict from the same system's values.
+    assert list(frame.columns) == ["event_id", "system", TRUTH_COLUMN] and sorted(frame["event_id"]) == sorted(
         events["event_id"])
     audited = events.dropna(subset=["ground_truth"]).merge(frame, on="event_id")
     assert (audited["ground_truth"] == audited[TRUTH_COLUMN]).all()  # ground truth, where logged, is the truth

@@ -34,6 +34,7 @@ START = date(2026, 10, 1)
 DAYS = [(START + timedelta(days=i)).isoformat() for i in range(3)]
 PLAN = {"window_days": 3, "size": 600, "min_per_stratum": 3, "holdout_fraction": 0.25, "seed": 5}
 GOOD, WEAK = "keyword_rules", "naive_rules"
+TEXT = "template_replies"  # the demo's reply candidate: these triage-only logs hold none of its cases
 SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "eval_pipelines.yaml"
 
 
@@ -75,7 +76,18 @@ def _engine(project: Project) -> sa.Engine:
 @pytest.fixture(scope="module")
 def runs(demo) -> dict[str, dg.ExecuteInProcessResult]:
     project, instance = demo
-    return {name: _run(project, instance, name) for name in (GOOD, WEAK)}
+    return {name: _run(project, instance, name) for name in (GOOD, WEAK, TEXT)}
+
+
+def test_a_candidate_without_cases_of_its_systems_is_materialised_empty_and_fails_its_gate(demo, runs):
+    project, _ = demo
+    result = runs[TEXT]
+    [materialization] = result.asset_materializations_for_node("scored_runs")
+    assert materialization.metadata["dagster/row_count"].value == 0
+    assert "no case of systems ['reply_drafts']" in materialization.metadata["skipped"].value
+    [check] = result.get_asset_check_evaluations()
+    assert not check.passed and "NOT JUDGED → FAIL" in check.description
+    assert latest_run(_engine(project), TEXT) is None  # nothing written to the warehouse
 
 
 def test_good_candidate_passes_the_gate_and_weak_one_fails(demo, runs):
@@ -194,8 +206,13 @@ def test_production_scores_match_labeled_cases(demo):
 
 def _patch_scoring(monkeypatch: pytest.MonkeyPatch, **changes: object) -> None:
     # The demo config's candidates unless changed (a ScoringConfig has none by default, issue 14)
-    candidates = [c.model_dump() for c in load_settings(SHIPPED_CONFIG).scoring.candidates]
-    config = ScoringConfig.model_validate({"candidates": candidates, **changes})
+    shipped = load_settings(SHIPPED_CONFIG).scoring
+    candidates = [c.model_dump() for c in shipped.candidates]
+    # The shipped scorers and gates too: the reply candidate's context scores free text.
+    config = ScoringConfig.model_validate({"candidates": candidates, "scorers": [s.model_dump() for s in
+                                                                               shipped.scorers],
+                                           "gates": {k: [c.model_dump() for c in v] for k, v in shipped.gates.items()},
+                                           **changes})
     monkeypatch.setattr(scoring_assets, "scoring_config", lambda settings: config)
 
 
@@ -265,7 +282,7 @@ def test_scored_runs_follow_a_new_eval_set_version_only(demo, runs):
                           resources=project.resources(), instance=instance).success
     assert dg.materialize([eval_set], resources=project.resources(), instance=instance).success
     third = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=second.cursor)
-    assert third.get_requested_partitions(scored_runs.key) == {GOOD, WEAK}
+    assert third.get_requested_partitions(scored_runs.key) == {GOOD, WEAK, TEXT}
 
 
 def test_missing_eval_set_fails_with_a_clear_message(tmp_path, monkeypatch):
@@ -291,7 +308,7 @@ def test_scoring_definitions_load_with_the_graph(project):
     assert graph.get(production_scores.key).parent_keys == {dg.AssetKey("labeled_cases"), dg.AssetKey("review_queue"),
                                                             dg.AssetKey("review_labels")}
     assert (scored_runs.key, GATE_CHECK) in {(c.asset_key, c.name) for c in graph.asset_check_keys}
-    assert graph.get(scored_runs.key).partitions_def.get_partition_keys() == [GOOD, WEAK]
+    assert graph.get(scored_runs.key).partitions_def.get_partition_keys() == [GOOD, WEAK, TEXT]
     for key in (scored_runs.key, production_scores.key):
         node = graph.get(key)
         assert node.description and node.group_name == "scoring"

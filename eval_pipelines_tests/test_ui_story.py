@@ -60,9 +60,9 @@ def test_review_round_job_follows_the_review_group():
 
 def test_a_config_without_scoring_has_no_candidates(tmp_path: Path):
     shipped = yaml.safe_load((ROOT / "eval_pipelines.yaml").read_text())
-    assert [c["name"] for c in shipped["scoring"]["candidates"]] == ["keyword_rules", "naive_rules"]
-    assert [c.name for c in load_settings(ROOT / "eval_pipelines.yaml").scoring.candidates] == \
-        ["keyword_rules", "naive_rules"]
+    demo = ["keyword_rules", "naive_rules", "template_replies"]  # two triage candidates, one reply candidate
+    assert [c["name"] for c in shipped["scoring"]["candidates"]] == demo
+    assert [c.name for c in load_settings(ROOT / "eval_pipelines.yaml").scoring.candidates] == demo
     del shipped["scoring"]
     path = tmp_path / "user.yaml"
     path.write_text(yaml.safe_dump(shipped))

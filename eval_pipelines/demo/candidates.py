@@ -110,7 +110,33 @@ def naive_triage(cases: pd.DataFrame) -> pd.DataFrame:
 # a ScoringConfig has no candidates by default, so tests and benches that replay the demo name them from here.
 DEMO_CANDIDATES = [
     {"name": "keyword_rules", "adapter": "python", "target": "eval_pipelines.demo.candidates:keyword_triage",
-     "description": "Multilingual keyword rules for category and priority (demo: should pass).", "gate": "default"},
+     "description": "Multilingual keyword rules for category and priority (demo: should pass).", "gate": "default",
+     "systems": ["support_triage"]},
     {"name": "naive_rules", "adapter": "python", "target": "eval_pipelines.demo.candidates:naive_triage",
-     "description": "English-only keywords, fixed priority (demo: should fail the gate).", "gate": "default"},
+     "description": "English-only keywords, fixed priority (demo: should fail the gate).", "gate": "default",
+     "systems": ["support_triage"]},
 ]
+TEXT_CANDIDATE = {"name": "template_replies", "adapter": "python",
+                  "target": "eval_pipelines.demo.candidates:template_replies", "gate": "replies",
+                  "systems": ["reply_drafts"],
+                  "description": "Approved reply templates chosen by the keyword rules (the text system's candidate)."}
+"""The reply system's candidate as eval_pipelines.yaml lists it (its gate context ``replies`` is in that file)."""
+
+
+def template_replies(cases: pd.DataFrame) -> pd.DataFrame:
+    """A reply candidate for the free-text ``reply_drafts`` system: the keyword rules' category picks the approved
+    reply template of :mod:`eval_pipelines.demo.replies` (greeting, what we understood, the right next step,
+    sign-off) for the ticket's product. Right topic whenever the rules are; never the agent's own phrasing."""
+    from eval_pipelines.demo.replies import GREETINGS, PRODUCT_NAMES, SIGN_OFFS, TOPICS
+
+    category, fired = _first_match(_lower_text(cases), _CATEGORY_RULES, _FALLBACK_CATEGORY)
+    products = (cases["product"].astype("str").fillna("core") if "product" in cases.columns
+                else pd.Series("core", index=cases.index))
+    replies = [f"{GREETINGS[0]} {TOPICS[c][0].format(product=PRODUCT_NAMES.get(p, p))} "
+               f"{TOPICS[c][1].format(product=PRODUCT_NAMES.get(p, p))} {SIGN_OFFS[0]}"
+               for c, p in zip(category, products, strict=True)]
+    return pd.DataFrame({
+        "output": pd.array(replies, dtype="str"),
+        "confidence": np.where(fired, 0.85, 0.4),
+        "cost_usd": np.full(len(cases), 0.00005),
+    })

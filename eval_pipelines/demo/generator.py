@@ -659,15 +659,19 @@ def _id_tag(seed: int) -> str:
 
 
 def generate_day_table(day: date, n: int, seed: int, day_index: int = 0, conditions: DayConditions = BASELINE,
-                       with_truth: bool = False) -> pa.Table:
+                       with_truth: bool = False, reply_share: float = 0.0) -> pa.Table:
     """Simulate ``n`` events of one day as a pyarrow table (the fast path; :func:`generate_day_frame` wraps it).
 
     ``seed`` and ``day_index`` select the day's RNG; ``conditions`` says what the scenario does that day.
     ``with_truth`` adds the simulator's hidden true label (``true_label``) so tests can measure accuracy and
-    calibration on every row, not only on the ~10 % with ground truth.
+    calibration on every row, not only on the ~10 % with ground truth. ``reply_share``: also draft a reply for that
+    share of the day's tickets (the free-text system of :mod:`eval_pipelines.demo.replies`), interleaved in time
+    order; the triage events are the same whatever the share (the replies draw from their own RNG stream).
     """
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
+    if not 0.0 <= reply_share <= 1.0:
+        raise ValueError(f"reply_share must be in [0, 1], got {reply_share}")
     rng = _day_rng(seed, day_index)
     pool = _text_pool(seed)
     launched = conditions.launched
@@ -823,17 +827,27 @@ def generate_day_table(day: date, n: int, seed: int, day_index: int = 0, conditi
     }
     if with_truth:
         columns[TRUTH_COLUMN] = labels.take(pa.array(true_label))
-    return pa.table(columns)
+    replies = round(n * reply_share)
+    if not replies:
+        return pa.table(columns)
+    from eval_pipelines.demo.replies import reply_columns
+
+    reply_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(day_index, 0x5E)))
+    tickets = np.sort(reply_rng.choice(n, size=replies, replace=False))
+    both = pa.concat_tables([pa.table(columns), pa.table(reply_columns(tickets, columns, category, product,
+                                                                     CATEGORIES, PRODUCTS, reply_rng))])
+    # A reply shares its ticket's timestamp; a stable sort puts it right after the ticket's triage event.
+    return both.take(pc.sort_indices(both, [("timestamp", "ascending")]))
 
 
 def generate_day_frame(day: date, n: int, seed: int, day_index: int = 0, conditions: DayConditions = BASELINE,
-                       with_truth: bool = False) -> pd.DataFrame:
+                       with_truth: bool = False, reply_share: float = 0.0) -> pd.DataFrame:
     """One day of events as a pandas frame, for tests and benchmarks that do not want files.
 
     Same rows as :func:`generate_logs` writes for that day when called with the same ``seed``, ``day_index`` and
     ``conditions`` (see :meth:`ScenarioPlan.conditions_on`).
     """
-    return generate_day_table(day, n, seed, day_index, conditions, with_truth).to_pandas()
+    return generate_day_table(day, n, seed, day_index, conditions, with_truth, reply_share).to_pandas()
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -951,6 +965,7 @@ class GenerationSummary:
     files_per_day: int
     scenario: ScenarioPlan | None
     per_day: dict[str, DayCounts] = field(default_factory=dict)  # ISO date -> counts
+    reply_share: float = 0.0
 
     @property
     def total_events(self) -> int:
@@ -968,7 +983,10 @@ class GenerationSummary:
             "seed": self.seed,
             "params": {"days": self.days, "events_per_day": self.events_per_day, "fmt": self.fmt,
                        "start_date": self.start_date.isoformat(), "files_per_day": self.files_per_day,
-                       "system": SYSTEM_NAME},
+                       "system": SYSTEM_NAME,
+                       # Only when replies were written, so a triage-only manifest is what it always was.
+                       **({"reply_share": self.reply_share, "reply_system": "reply_drafts"} if self.reply_share
+                          else {})},
             "scenario": None if self.scenario is None else self.scenario.as_dict(),
             "total_events": self.total_events,
             "days": {day: counts.as_dict() for day, counts in self.per_day.items()},
@@ -988,7 +1006,7 @@ def _counts(vocabulary: tuple[str, ...], column: pa.ChunkedArray, null_name: str
 
 def generate_logs(out_dir: Path, days: int, events_per_day: int, seed: int, fmt: LogFormat = "jsonl",
                   start_date: date = date(2026, 11, 1), files_per_day: int = 2,
-                  truth_dir: Path | None = None) -> GenerationSummary:
+                  truth_dir: Path | None = None, reply_share: float = 0.0) -> GenerationSummary:
     """Write ``days`` daily folders of demo events under ``out_dir`` plus ``_generator_manifest.json``.
 
     Layout: ``<out_dir>/<YYYY-MM-DD>/part-000.<fmt>`` ... (each day's events, in time order, split into
@@ -996,8 +1014,12 @@ def generate_logs(out_dir: Path, days: int, events_per_day: int, seed: int, fmt:
     arguments always produce byte-identical files.
 
     ``truth_dir``: also write the simulator's hidden truth, ``<truth_dir>/<YYYY-MM-DD>.parquet`` with
-    ``event_id`` and ``true_label`` for every event, for the demo reviewers (``eval-pipelines demo-review``). It
-    must lie outside ``out_dir``: the truth must never be ingested as logs. The logs are the same with or without it.
+    ``event_id``, ``system`` and ``true_label`` for every event, for the demo reviewers
+    (``eval-pipelines demo-review``). It must lie outside ``out_dir``: the truth must never be ingested as logs.
+    The logs are the same with or without it.
+
+    ``reply_share``: also write ``reply_drafts`` events (free-text draft replies) for that share of each day's
+    tickets (:mod:`eval_pipelines.demo.replies`); a day then holds ``events_per_day`` triage events plus the replies.
     """
     if days < 1:
         raise ValueError(f"days must be >= 1, got {days}")
@@ -1021,10 +1043,11 @@ def generate_logs(out_dir: Path, days: int, events_per_day: int, seed: int, fmt:
     for day_index in range(days):
         day = start_date + timedelta(days=day_index)
         conditions = scenario.conditions_on(day) if scenario is not None else BASELINE
-        table = generate_day_table(day, events_per_day, seed, day_index, conditions, with_truth=truth_dir is not None)
+        table = generate_day_table(day, events_per_day, seed, day_index, conditions, with_truth=truth_dir is not None,
+                                   reply_share=reply_share)
         if truth_dir is not None:
             # The truth column is appended after every draw, so the logs are identical without it.
-            truth = table.select(["event_id", TRUTH_COLUMN])
+            truth = table.select(["event_id", "system", TRUTH_COLUMN])
             temporary = truth_dir / f".{day.isoformat()}.parquet.tmp"
             pq.write_table(truth, temporary)
             os.replace(temporary, truth_dir / f"{day.isoformat()}.parquet")
@@ -1033,7 +1056,7 @@ def generate_logs(out_dir: Path, days: int, events_per_day: int, seed: int, fmt:
         day_dir.mkdir(exist_ok=True)
         _remove_stale_parts(day_dir)
         files: dict[str, int] = {}
-        bounds = np.linspace(0, events_per_day, files_per_day + 1).round().astype(np.int64)
+        bounds = np.linspace(0, table.num_rows, files_per_day + 1).round().astype(np.int64)
         for part, (begin, end) in enumerate(itertools.pairwise(bounds)):
             name = f"part-{part:03d}.{fmt}"
             _write_part(table.slice(int(begin), int(end - begin)), day_dir / name, fmt)
@@ -1051,7 +1074,7 @@ def generate_logs(out_dir: Path, days: int, events_per_day: int, seed: int, fmt:
     summary = GenerationSummary(
         out_dir=out_dir, manifest_path=out_dir / MANIFEST_NAME, seed=seed, days=days,
         events_per_day=events_per_day, fmt=fmt, start_date=start_date, files_per_day=files_per_day,
-        scenario=scenario, per_day=per_day,
+        scenario=scenario, per_day=per_day, reply_share=reply_share,
     )
     temporary = out_dir / f".{MANIFEST_NAME}.tmp"
     temporary.write_text(json.dumps(summary.manifest(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

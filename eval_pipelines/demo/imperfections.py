@@ -60,12 +60,13 @@ def add_flawed_rows(landing_dir: Path, day: date, duplicates: int = 4) -> Flaws:
     return Flaws(day.isoformat(), path, quarantined=3, duplicates=duplicates)
 
 
-def write_late_file(landing_dir: Path, day: date, events: int, seed: int) -> Path:
-    """Write ``<day>/late-000.jsonl`` with ``events`` new events of ``day`` (distinct event ids)."""
+def write_late_file(landing_dir: Path, day: date, events: int, seed: int, reply_share: float = 0.0) -> Path:
+    """Write ``<day>/late-000.jsonl`` with ``events`` new events of ``day`` (distinct event ids), plus reply drafts
+    for ``reply_share`` of them (:func:`generate_day_table`)."""
     if events < 1:
         raise ValueError(f"events must be >= 1, got {events}")
     day_dir = Path(landing_dir) / day.isoformat()
     day_dir.mkdir(parents=True, exist_ok=True)
     path = day_dir / LATE_FILE
-    _write_part(generate_day_table(day, events, seed + _LATE_SEED_OFFSET), path, "jsonl")
+    _write_part(generate_day_table(day, events, seed + _LATE_SEED_OFFSET, reply_share=reply_share), path, "jsonl")
     return path

@@ -3,7 +3,8 @@
 For every ``<outbox_dir>/<YYYY-MM-DD>.jsonl`` whose day has a truth file (``generate-logs --truth-out``),
 ``reviewer_a`` answers every task and ``reviewer_b`` the ``double_review`` ones; each verdict is the true label,
 except that with probability ``error_rate`` (independently per verdict) it is another label of the day's
-vocabulary, drawn uniformly. The answers go to ``<inbox_dir>/<YYYY-MM-DD>/demo_reviewers.jsonl`` (atomic; not
+vocabulary of the same system, drawn uniformly (for the free-text reply_drafts system: another ticket's right
+reply). The answers go to ``<inbox_dir>/<YYYY-MM-DD>/demo_reviewers.jsonl`` (atomic; not
 rewritten when unchanged, so the inbox sensor sees no change on a re-run). Deterministic given (seed, day, outbox).
 """
 
@@ -40,7 +41,12 @@ def answer_day(tasks: list[dict[str, object]], truth: pd.DataFrame, day: date, e
     if not 0.0 <= error_rate <= 1.0:
         raise ValueError(f"error_rate must be in [0, 1], got {error_rate}")
     true_label = dict(zip(truth["event_id"].astype(str), truth[TRUTH_COLUMN].astype(str), strict=True))
-    vocabulary = sorted(set(true_label.values()))
+    # A wrong verdict is another value the same system could have given (truth files written before the system
+    # column existed hold one system).
+    systems = truth["system"].astype(str) if "system" in truth.columns else pd.Series("", index=truth.index)
+    system_of = dict(zip(truth["event_id"].astype(str), systems, strict=True))
+    vocabularies = {system: sorted(set(group[TRUTH_COLUMN].astype(str)))
+                    for system, group in truth.assign(_system=systems.to_numpy()).groupby("_system")}
     rng = np.random.default_rng([seed, day.toordinal()])
     start = datetime.combine(day + timedelta(days=1), time(9, 0))
     records, errors, missing = [], 0, 0
@@ -53,7 +59,7 @@ def answer_day(tasks: list[dict[str, object]], truth: pd.DataFrame, day: date, e
             label = true_label[event_id]
             # Both draws are made for every verdict, so one reviewer's error does not shift the other's stream.
             wrong, pick = rng.random() < error_rate, rng.random()
-            others = [v for v in vocabulary if v != label]
+            others = [v for v in vocabularies[system_of[event_id]] if v != label]
             if wrong and others:
                 label = others[int(pick * len(others))]
                 errors += 1

@@ -79,7 +79,7 @@ REPORT_AUTOMATION = (
 def monitors_for(settings: Settings) -> list[Monitor]:
     drift = settings.drift
     return default_monitors(settings.features.numeric, settings.features.categorical, drift.exclude,
-                            drift.language_column)
+                            drift.language_column, text_outputs=bool(settings.labeling.text_systems()))
 
 
 def _read_cases(lake: Lake, day: str, monitors: list[Monitor]) -> pd.DataFrame | None:

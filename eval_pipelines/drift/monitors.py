@@ -59,12 +59,20 @@ class Monitor:
         return (CONFIDENCE, CORRECT) if self.derive == "calibration" else (self.source,)
 
 
+TEXT_EDIT_COLUMNS: tuple[str, ...] = ("edit_similarity", "retained_share")
+"""labeled_cases columns of free-text systems (NaN on label systems' rows): how much of the AI's draft survived."""
+
+
 def default_monitors(numeric_features: Sequence[str], categorical_features: Sequence[str],
-                     exclude: Iterable[str] = (), language_column: str = "language") -> list[Monitor]:
+                     exclude: Iterable[str] = (), language_column: str = "language",
+                     text_outputs: bool = False) -> list[Monitor]:
     """The monitors of a ``labeled_cases`` report, grouped as the issue asks: inputs, outputs, confidence, humans.
 
     Without a ``language_column`` among the features, the writing-script mix of ``input_text`` stands in for the
-    language mix. ``exclude`` drops monitors by column name.
+    language mix. ``exclude`` drops monitors by column name. ``text_outputs`` (some system has
+    ``output_kind: text``) adds ``edit_similarity`` and ``retained_share`` as human-behaviour signals: people editing
+    drafts more heavily is drift in how the AI is received before any label shows it. Their values exist only on
+    the text systems' rows (NaN elsewhere, counted as missing), so a label-only configuration is unchanged.
     """
     monitors: list[Monitor] = [Monitor(name, "numeric", name, group="input") for name in numeric_features]
     monitors += [Monitor(name, "categorical", name, group="input") for name in categorical_features]
@@ -79,6 +87,7 @@ def default_monitors(numeric_features: Sequence[str], categorical_features: Sequ
         Monitor(CONFIDENCE, "calibration", CONFIDENCE, "calibration", "confidence"),
         Monitor("user_action", "categorical", "user_action", group="human"),
         Monitor("decision_seconds", "numeric", "decision_seconds", group="human"),
+        *(Monitor(name, "numeric", name, group="human") for name in (TEXT_EDIT_COLUMNS if text_outputs else ())),
         Monitor("status", "categorical", "status", group="operations"),
         Monitor("latency_ms", "numeric", "latency_ms", group="operations"),
         Monitor("cost_usd", "numeric", "cost_usd", group="operations"),

@@ -375,7 +375,9 @@ def review_labels(context: dg.AssetExecutionContext, project: ProjectConfigResou
     systems = sorted(selected["system"].astype(str).unique())
     read = combine([read_inbox(inbox_dir, day), *_label_studio_reads(settings, systems, context.partition_key)])
     vocabulary = day_vocabulary(cases, review.vocabulary)
-    accepted, quarantined = validate_verdicts(read, selected[["event_id", "system"]], vocabulary)
+    # Free-text systems' verdicts are the text the case needed: no vocabulary (docs/review.md), unless configured.
+    free_text = [name for name in settings.labeling.text_systems() if name not in review.vocabulary]
+    accepted, quarantined = validate_verdicts(read, selected[["event_id", "system"]], vocabulary, free_text)
     balance = conservation(read, accepted, quarantined)
     labels = adjudicate(selected, accepted, review.adjudication.mode, review.adjudication.senior_reviewer)
     agreements = agreement_by_system(accepted, seed=review.seed)

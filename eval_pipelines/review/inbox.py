@@ -10,7 +10,10 @@ quarantined with a reason, in this order of checks:
 2. a required field missing or not a non-empty string, a ``reviewed_at`` that is not a timestamp;
 3. unknown ``event_id``: not a task of that day's audit sample (a verdict outside the sample has no inclusion
    probability: it cannot enter the estimates);
-4. a label outside the vocabulary of the task's system;
+4. a label outside the vocabulary of the task's system — not checked for a free-text system
+   (``labeling.systems.<name>.output_kind: text`` without a ``review.vocabulary`` entry): there the verdict is
+   the reply the case needed, any non-empty text, and a vocabulary built from the day's outputs would refuse every
+   correction a reviewer writes;
 5. a duplicate: the same reviewer already gave a verdict on the event (the first record wins, in file-name then
    line order; Label Studio annotations after the files).
 
@@ -24,7 +27,7 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -196,11 +199,12 @@ def _field_problem(row: Mapping[str, object], stamp_parsed: bool) -> str | None:
     return None
 
 
-def validate_verdicts(read: VerdictRead, tasks: pd.DataFrame, vocabulary: Mapping[str, Sequence[str]]
-                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def validate_verdicts(read: VerdictRead, tasks: pd.DataFrame, vocabulary: Mapping[str, Sequence[str]],
+                      free_text: Collection[str] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split the records into accepted verdicts and quarantined records (module docstring for the rules).
 
-    ``tasks``: the day's selected tasks, ``event_id`` and ``system``; ``vocabulary``: system -> allowed labels.
+    ``tasks``: the day's selected tasks, ``event_id`` and ``system``; ``vocabulary``: system -> allowed labels;
+    ``free_text``: systems whose labels are free text (no vocabulary check).
     Returns (accepted with ``ACCEPTED_COLUMNS``, quarantined with ``QUARANTINE_COLUMNS``).
     """
     system_of = dict(zip(tasks["event_id"].astype(str), tasks["system"].astype(str), strict=True))
@@ -229,7 +233,7 @@ def validate_verdicts(read: VerdictRead, tasks: pd.DataFrame, vocabulary: Mappin
         if reason is None and event_id not in system_of:
             reason = (f"event_id {event_id!r} is not a review task of this day; verdicts belong in the inbox "
                       "folder of the task's partition_date (see the outbox file)")
-        if reason is None:
+        if reason is None and system_of[event_id] not in free_text:
             system = system_of[event_id]
             labels = allowed.get(system, set())
             if label not in labels:

@@ -47,6 +47,7 @@ from eval_pipelines.scoring.runs import (
     attach_logged,
     edge_cases_frame,
     eval_set_cases_frame,
+    restrict_to_systems,
     score_run,
 )
 from eval_pipelines.scoring.settings import (
@@ -210,6 +211,23 @@ def _edge_preview(run: ScoredRun) -> pd.DataFrame:
                  "baseline_mean": "baseline_pass_rate"})
 
 
+def _reviewed_labels(settings: Settings, config: ScoringConfig, timestamps: pd.Series) -> pd.DataFrame | None:
+    """The review loop's adjudicated labels (``event_id``, ``reviewed_label``) of the eval-set cases' days, which
+    an llm_judge scorer's agreement is measured on; None when no scorer is a judge (nothing to read)."""
+    if not any(s.kind == "llm_judge" for s in config.scorers):
+        return None
+    lake = Lake(lake_root(settings))
+    days = sorted({stamp.date().isoformat() for stamp in pd.to_datetime(timestamps, utc=True).dropna()})
+    frames = [lake.read_columns("review_labels", day, ["event_id", "reviewed_label"]).to_pandas()
+              for day in days if lake.exists("review_labels", day)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["event_id", "reviewed_label"])
+
+
+def _judge_preview(run: ScoredRun) -> pd.DataFrame:
+    return pd.DataFrame([{"judge": name, "pairs": a.n_units, "kappa": a.estimate, "ci_low": a.ci_low,
+                          "ci_high": a.ci_high, "note": a.reason} for name, a in run.judge_agreements.items()])
+
+
 def _lifecycle_applies(config: ScoringConfig, run: ScoredRun) -> bool:
     if config.lifecycle_policy == "never":
         return False
@@ -261,6 +279,26 @@ def scored_runs(
     cases = eval_set_cases_frame(eval_cases)
     entries = load_library(engine, config.edge_case_statuses) if config.edge_cases else pd.DataFrame()
     edge = edge_cases_frame(entries) if len(entries) else None
+    try:
+        cases, strata, edge = restrict_to_systems(cases, strata, edge, candidate.systems)
+    except ValueError as error:
+        raise dg.Failure(f"candidate {name}: {error}") from None
+    if not len(cases):
+        # Nothing this candidate can be replayed on (e.g. a reply drafter on a triage-only eval set): recorded as
+        # materialised with no rows, and its gate fails saying why (a candidate never passes without evidence).
+        reason = f"the eval set {version} has no case of systems {candidate.systems}: nothing to replay"
+        context.log.warning(f"{name}: {reason}")
+        with Lake(lake_root(settings)).publishing() as publication:
+            uri = publication.stage_table("/".join(context.asset_key.path), name,
+                                          pd.DataFrame({"case_set": pd.Series(dtype="str"),
+                                                        "event_id": pd.Series(dtype="str")}))
+        yield dg.Output(InLake(uri, 0), metadata={"dagster/row_count": 0, "candidate": name,
+                                                  "eval_set_version": version, "gate_passed": False,
+                                                  "skipped": reason})
+        yield dg.AssetCheckResult(check_name=GATE_CHECK, passed=False, severity=dg.AssetCheckSeverity.ERROR,
+                                  description=f"{name}: NOT JUDGED → FAIL: {reason}",
+                                  metadata={"eval_set_version": version, "run_id": context.run.run_id})
+        return
     if _needs_logged(config, name):
         lake = Lake(lake_root(settings))
         details = logged_details(lake, cases["timestamp"], cases["event_id"])
@@ -270,7 +308,8 @@ def scored_runs(
     criteria = config.gates[candidate.gate]
     context.log.info(f"replaying {name} ({candidate.adapter}) on eval set {version}: {len(cases):,} cases"
                      f"{f' + {len(edge):,} library entries' if edge is not None else ''}; baseline {baseline_name}")
-    run = score_run(cases, strata, system, baseline, config, criteria, edge)
+    reviewed = _reviewed_labels(settings, config, cases["timestamp"])
+    run = score_run(cases, strata, system, baseline, config, criteria, edge, reviewed)
 
     created_at = datetime.now(UTC)
     info = RunInfo(context.run.run_id, name, created_at, version, baseline_name, candidate.gate)
@@ -326,6 +365,13 @@ def scored_runs(
     metadata["label_basis"] = str(basis.iloc[0]) if len(basis) else "none"
     self_labeled = _primary(run, config, "n_self_labeled")
     metadata["self_labeled_cases"] = 0 if pd.isna(self_labeled) else int(self_labeled)
+    if run.judge_agreements:
+        # A judge is trusted only as far as it agrees with people (docs/scoring.md, "LLM judges").
+        metadata["judge_agreement"] = markdown_table(_judge_preview(run).round(4), max_rows=10)
+        for judge, agreement in run.judge_agreements.items():
+            metadata[f"judge_kappa[{judge}]"] = dg.MetadataValue.float(round(agreement.estimate, 6))
+            metadata[f"judge_kappa_ci_low[{judge}]"] = dg.MetadataValue.float(round(agreement.ci_low, 6))
+            metadata[f"judge_agreement_pairs[{judge}]"] = agreement.n_units
     if isinstance(system, HttpSystem):
         metadata["http"] = dg.MetadataValue.json(vars(system.stats))
     yield dg.Output(InLake(uri, len(cases_out)), metadata=metadata)

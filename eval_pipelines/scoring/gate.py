@@ -24,6 +24,7 @@ import pandas as pd
 from eval_pipelines.multiplicity import holm_adjusted
 from eval_pipelines.scoring.settings import (
     AnyCriterion,
+    JudgeAgreementCriterion,
     NonInferiorityCriterion,
     RegressionCriterion,
     ScoreCriterion,
@@ -84,6 +85,8 @@ def criterion_label(criterion: Criterion) -> str:
     if isinstance(criterion, NonInferiorityCriterion):
         where = "" if criterion.slice == ALL else f" [{criterion.slice}]"
         return f"{criterion.scorer} at most {_fmt(criterion.margin)} worse than the baseline{where}"
+    if isinstance(criterion, JudgeAgreementCriterion):
+        return f"judge {criterion.scorer} agrees with the reviewers (κ lower CI bound)"
     return "edge-case pass rate"
 
 
@@ -94,11 +97,13 @@ def _judged(label: str, value: float, op: str, threshold: float, passed: bool, d
 
 def _not_judged(criterion: Criterion, label: str, value: float, op: str, threshold: float,
                 reason: str) -> dict[str, object]:
-    # Config validation refuses allow_missing on non_inferiority; a criterion built around it still fails.
-    allowed = criterion.allow_missing and not isinstance(criterion, NonInferiorityCriterion)
+    # Config validation refuses allow_missing on non_inferiority and min_judge_agreement; a criterion built around
+    # it still fails.
+    never_allowed = isinstance(criterion, (NonInferiorityCriterion, JudgeAgreementCriterion))
+    allowed = criterion.allow_missing and not never_allowed
     if allowed:
         consequence = "allowed (allow_missing)"
-    elif isinstance(criterion, NonInferiorityCriterion):
+    elif never_allowed:
         consequence = "fails the gate"
     else:
         consequence = "fails the gate (set allow_missing to accept)"
@@ -131,6 +136,8 @@ def evaluate_criterion(criterion: Criterion, summary: pd.DataFrame,
         return _judged(label, value, op, criterion.threshold, passed, detail)
     if isinstance(criterion, NonInferiorityCriterion):
         return _non_inferiority(criterion, label, summary)
+    if isinstance(criterion, JudgeAgreementCriterion):
+        return _judge_agreement(criterion, label, summary)
     if isinstance(criterion, RegressionCriterion):
         row = _row(summary, EVAL_SET, criterion.scorer, criterion.slice)
         value = float("nan") if row is None else _number(row["p_value_regression"])
@@ -230,6 +237,31 @@ def _non_inferiority(criterion: NonInferiorityCriterion, label: str, summary: pd
     detail = (f"{level} {lower:+.4f} < −{_fmt(criterion.margin)} (p {_fmt(p_value)}); {_comparison_text(row)}; "
               f"MDE {_fmt(mde)}; {_sample_text(row)}")
     return _judged(label, lower, "≥", threshold, False, detail)
+
+
+def _judge_agreement(criterion: JudgeAgreementCriterion, label: str, summary: pd.DataFrame) -> dict[str, object]:
+    """Passes when κ's lower CI bound is at least ``min_kappa`` on at least ``min_pairs`` pairs; fewer pairs or an
+    undefined κ is not judged (and fails): an unchecked judge never passes."""
+    row = _row(summary, EVAL_SET, criterion.scorer, ALL)
+    pairs = _number(row.get("judge_agreement_pairs")) if row is not None else float("nan")
+    if row is None or math.isnan(pairs):
+        return _not_judged(criterion, label, float("nan"), "≥", criterion.min_kappa,
+                           f"no agreement measured for judge {criterion.scorer} (no summary row, or a run scored "
+                           "before the judge_* columns existed)")
+    lower, kappa = _number(row.get("judge_kappa_ci_low")), _number(row.get("judge_kappa"))
+    observed = _number(row.get("judge_observed_agreement"))
+    if pairs < criterion.min_pairs:
+        return _not_judged(criterion, label, lower, "≥", criterion.min_kappa,
+                           f"too few pairs: {int(pairs)} case(s) with both a judge verdict and a reviewed label "
+                           f"(< min_pairs {criterion.min_pairs}); review more eval-set cases")
+    if math.isnan(kappa) or math.isnan(lower):
+        return _not_judged(criterion, label, lower, "≥", criterion.min_kappa,
+                           f"κ is undefined on {int(pairs)} pairs (the judge and the reviewers used a single "
+                           f"verdict; observed agreement {_fmt(observed)})")
+    detail = (f"κ {_fmt(kappa)} (CI {_fmt(lower)} – {_fmt(_number(row.get('judge_kappa_ci_high')))}) on "
+              f"{int(pairs)} pairs, observed agreement {_fmt(observed)}; the judge's scores count only when the "
+              f"lower bound is ≥ {_fmt(criterion.min_kappa)}")
+    return _judged(label, lower, "≥", criterion.min_kappa, lower >= criterion.min_kappa, detail)
 
 
 def evaluate_gate(criteria: Sequence[Criterion], summary: pd.DataFrame) -> pd.DataFrame:

@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from eval_pipelines.evalsets.trusted import TRUSTED_SOURCES
+from eval_pipelines.evalsets.trusted import REVIEWED, TRUSTED_SOURCES
+from eval_pipelines.review.agreement import Agreement
 from eval_pipelines.scoring.adapters import LoggedSystem, SystemUnderTest, replay_inputs
 from eval_pipelines.scoring.gate import evaluate_gate, gate_passed
+from eval_pipelines.scoring.judge import judge_agreement
 from eval_pipelines.scoring.scorers import (
     KNOWN_WRONG_NORMALISED,
     KNOWN_WRONG_OUTPUT,
@@ -175,6 +177,7 @@ class ScoredRun:
     gate: pd.DataFrame  # GATE_COLUMNS
     passed: bool
     timings: dict[str, float] = field(default_factory=dict)
+    judge_agreements: dict[str, Agreement] = field(default_factory=dict)  # llm_judge scorer -> κ vs reviewers
 
     @property
     def failures(self) -> pd.DataFrame:
@@ -343,15 +346,99 @@ def note_unscored_known_errors(gate: pd.DataFrame, criteria: Sequence[AnyCriteri
     return gate
 
 
+def restrict_to_systems(cases: pd.DataFrame, strata: pd.DataFrame, edge_cases: pd.DataFrame | None,
+                        systems: Sequence[str] | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+    """The eval-set cases, strata and library entries of ``systems`` only (all of them when ``systems`` is None).
+
+    Keeping whole strata keeps the design: the kept strata are a stratified sample of their production cases, so
+    estimates project to the candidate's systems. A stratum holding cases of several systems cannot be split that
+    way (its population count is not per system), so it is an error naming the fix.
+    """
+    if not systems:
+        return cases, strata, edge_cases
+    wanted = set(systems)
+    mine = cases["system"].astype("str").isin(wanted).to_numpy(dtype=bool)
+    kinds = pd.DataFrame({"stratum": cases["stratum"].astype(str), "mine": mine}).groupby("stratum")["mine"]
+    mixed = sorted(kinds.any().index[kinds.any() & ~kinds.all()])
+    if mixed:
+        raise ValueError(f"eval-set strata {mixed[:3]}{' ...' if len(mixed) > 3 else ''} hold cases of systems "
+                         f"{sorted(wanted)} and of others: a candidate restricted to systems needs strata that keep "
+                         "the systems apart; add 'system' (or a per-system model_version) to eval_set.strata")
+    kept = cases[mine].reset_index(drop=True)
+    kept_strata = strata[strata["stratum"].astype(str).isin(set(kept["stratum"].astype(str)))].reset_index(drop=True)
+    edges = edge_cases
+    if edge_cases is not None and len(edge_cases):
+        edges = edge_cases[edge_cases["system"].astype("str").isin(wanted).to_numpy(dtype=bool)].reset_index(
+            drop=True)
+    return kept, kept_strata, edges
+
+
+def reviewed_verdicts(eval_part: pd.DataFrame, reviewed: pd.DataFrame | None, config: ScoringConfig
+                      ) -> np.ndarray:
+    """Per eval-set case: the reviewers' verdict on the replayed ``output`` (1.0 right, 0.0 wrong), NaN without one.
+
+    The reviewed label of a case is the review loop's adjudicated ``reviewed_label`` (``reviewed``: ``event_id``,
+    ``reviewed_label``, from the ``review_labels`` lake datasets), else the case's own label when the eval set took
+    it from review (``label_source`` reviewed). The verdict is the run's ``primary_scorer`` applied to the output
+    against that label — for the logged output this is the review loop's ``ai_correct``; for another output it is
+    what the reviewers' label says of it. A case whose call failed (status not ok) has no verdict: the judge was not
+    asked about it, so it says nothing about the judge.
+    """
+    label = pd.Series(np.where(eval_part["label_source"].astype("str").eq(REVIEWED).fillna(False).to_numpy(bool),
+                               eval_part["label"].astype("object"), None), dtype="object")
+    if reviewed is not None and len(reviewed):
+        settled = reviewed.dropna(subset=["reviewed_label"]).drop_duplicates("event_id", keep="last")
+        found = eval_part["event_id"].astype("str").map(
+            dict(zip(settled["event_id"].astype(str), settled["reviewed_label"].astype(str), strict=True)))
+        label = found.where(found.notna(), label).astype("object")
+    frame = eval_part.assign(label=label.to_numpy())
+    for column in (KNOWN_WRONG_OUTPUT, KNOWN_WRONG_NORMALISED):  # the reviewed label is the known answer
+        if column in frame.columns:
+            frame[column] = None if column == KNOWN_WRONG_OUTPUT else False
+    verdict = score_frame(frame, [config.scorer(config.primary_scorer)])[config.primary_scorer]
+    ok = frame["status"].astype("str").eq("ok").fillna(False).to_numpy(dtype=bool) \
+        if "status" in frame.columns else np.ones(len(frame), dtype=bool)
+    no_label = pd.isna(frame["label"]).to_numpy(dtype=bool)
+    return np.where(ok & ~no_label, verdict, np.nan)
+
+
+def with_judge_agreement(summary: pd.DataFrame, eval_part: pd.DataFrame, reviewed: pd.DataFrame | None,
+                         config: ScoringConfig) -> tuple[pd.DataFrame, dict[str, Agreement]]:
+    """``summary`` with the ``judge_*`` columns filled on each ``llm_judge`` scorer's eval-set ``all`` row (NULL
+    elsewhere), and the agreements by judge: Cohen's κ (CI at ``comparison.confidence``) of the judge's verdicts
+    against the reviewers' (:func:`reviewed_verdicts`) on the eval-set cases both have, and the observed agreement.
+    A judge is trusted only as far as it agrees with people."""
+    summary = summary.copy()
+    judges = [s.name for s in config.scorers if s.kind == "llm_judge"]
+    if not judges or not len(eval_part):
+        return summary, {}
+    human = reviewed_verdicts(eval_part, reviewed, config)
+    agreements: dict[str, Agreement] = {}
+    for judge in judges:
+        verdicts = eval_part[score_column(judge)].to_numpy(dtype=np.float64)
+        agreement = judge_agreement(verdicts, human, config.comparison.confidence)
+        both = ~np.isnan(verdicts) & ~np.isnan(human)
+        at = (summary["case_set"] == EVAL_SET) & (summary["scorer"] == judge) & (summary["slice_dim"] == ALL)
+        summary.loc[at, "judge_agreement_pairs"] = agreement.n_units
+        summary.loc[at, "judge_observed_agreement"] = float(np.mean(verdicts[both] == human[both])) \
+            if both.any() else np.nan
+        summary.loc[at, "judge_kappa"] = agreement.estimate
+        summary.loc[at, "judge_kappa_ci_low"] = agreement.ci_low
+        summary.loc[at, "judge_kappa_ci_high"] = agreement.ci_high
+        agreements[judge] = agreement
+    return summary, agreements
+
+
 def score_run(cases: pd.DataFrame, strata: pd.DataFrame, system: SystemUnderTest,
               baseline: SystemUnderTest | None, config: ScoringConfig,
               criteria: Sequence[AnyCriterion],
-              edge_cases: pd.DataFrame | None = None) -> ScoredRun:
+              edge_cases: pd.DataFrame | None = None, reviewed: pd.DataFrame | None = None) -> ScoredRun:
     """Replay, score, summarise, compare and gate one candidate.
 
     ``cases``: eval-set cases as built by :func:`eval_set_cases_frame` (plus logged columns for a logged system or
     baseline). ``strata``: ``stratum``, ``population``, ``sample`` of the eval-set version. ``edge_cases``: entries
-    as built by :func:`edge_cases_frame` (optional).
+    as built by :func:`edge_cases_frame` (optional). ``reviewed``: the review loop's adjudicated labels of the
+    eval-set cases (``event_id``, ``reviewed_label``), which an ``llm_judge`` scorer's agreement is measured on.
     """
     timings: dict[str, float] = {}
     all_cases = cases if edge_cases is None or edge_cases.empty else pd.concat([cases, edge_cases],
@@ -391,8 +478,9 @@ def score_run(cases: pd.DataFrame, strata: pd.DataFrame, system: SystemUnderTest
         parts.append(edge_case_summary(outcomes, config.comparison))
     summary = with_unscored_known_errors(pd.concat(parts, ignore_index=True), frame, config, with_baseline)
     summary = with_label_basis(summary, frame, config)
+    summary, agreements = with_judge_agreement(summary, eval_part, reviewed, config)
     timings["summarise_s"] = time.perf_counter() - began
 
     gate = note_unscored_known_errors(evaluate_gate(criteria, summary), criteria, summary)
     gate = note_implicit_labels(gate, criteria, summary, isinstance(baseline, LoggedSystem))
-    return ScoredRun(frame, summary, outcomes, gate, gate_passed(gate), timings)
+    return ScoredRun(frame, summary, outcomes, gate, gate_passed(gate), timings, agreements)

@@ -47,6 +47,12 @@ class CandidateBase(StrictModel):
     gate: str = Field(DEFAULT_CONTEXT, description="Gate context (key of scoring.gates) this candidate must pass.")
     baseline: str | None = Field(
         None, description="Compare with this candidate, or 'production'; default: scoring.baseline.")
+    systems: list[str] | None = Field(
+        None, min_length=1,
+        description="Replay only the eval-set cases and edge-case entries of these systems (a reply drafter is not "
+                    "scored on triage tickets); default: every case. The eval set's strata must keep the systems "
+                    "apart (e.g. 'system' or a per-system model_version in eval_set.strata): the estimate then "
+                    "projects to these systems' production cases.")
 
     @field_validator("name")
     @classmethod
@@ -271,7 +277,36 @@ class EdgeCaseCriterion(StrictModel):
     allow_missing: bool = Field(False, description=ALLOW_MISSING)
 
 
-AnyCriterion = ScoreCriterion | NonInferiorityCriterion | RegressionCriterion | EdgeCaseCriterion
+class JudgeAgreementCriterion(StrictModel):
+    """An ``llm_judge`` scorer's scores count only when the judge is shown to agree with people: Cohen's κ between its
+    verdicts and the reviewers' (the review loop's adjudicated labels) on the eval-set cases both have. Passes when
+    the lower bound of κ's CI (``scored_runs.judge_kappa_ci_low``, at ``comparison.confidence``) is at least
+    ``min_kappa`` on at least ``min_pairs`` pairs: the evidence must show the agreement, a point estimate of 0.65 on
+    40 pairs (CI about 0.4 – 0.9) does not. Fewer pairs, or a κ that is undefined (one verdict only), is not
+    judged and fails the gate."""
+
+    kind: Literal["min_judge_agreement"] = "min_judge_agreement"
+    scorer: str = Field(description="An llm_judge scorer of scoring.scorers.")
+    min_kappa: float = Field(0.6, ge=-1, le=1, description="Smallest acceptable lower CI bound of κ (0.6: "
+                                                           "'substantial' agreement, Landis & Koch 1977).")
+    min_pairs: int = Field(30, ge=2, description="Fewer cases with both a judge verdict and a reviewed label "
+                                                 "than this is 'not judged: too few pairs' and fails the gate.")
+    label: str | None = None
+    allow_missing: bool = Field(False, description="Must stay false: a judge whose agreement is unknown must not "
+                                                   "pass.")
+
+    @field_validator("allow_missing")
+    @classmethod
+    def _never_trust_an_unchecked_judge(cls, value: bool) -> bool:
+        if value:
+            raise ValueError("allow_missing: true is not allowed on a min_judge_agreement criterion: a judge with "
+                             "too few reviewed cases to measure its agreement would pass unchecked; lower "
+                             "min_pairs or review more cases instead")
+        return value
+
+
+AnyCriterion = (ScoreCriterion | NonInferiorityCriterion | RegressionCriterion | EdgeCaseCriterion
+                | JudgeAgreementCriterion)
 Criterion = Annotated[AnyCriterion, Field(discriminator="kind")]
 
 
@@ -395,11 +430,16 @@ class ScoringConfig(StrictModel):
             _check_name(context, "gate context")
             if not criteria:
                 raise ValueError(f"gates.{context} has no criteria: a gate must check something")
-            for criterion in criteria:
+            for position, criterion in enumerate(criteria):
                 scorer = getattr(criterion, "scorer", None)
                 if scorer is not None and scorer not in scorers:
                     raise ValueError(f"gates.{context}: criterion names unknown scorer {scorer!r}; "
                                      f"known: {sorted(scorers)}")
+                if isinstance(criterion, JudgeAgreementCriterion) and scorers[criterion.scorer].kind != "llm_judge":
+                    judges = sorted(name for name, s in scorers.items() if s.kind == "llm_judge")
+                    raise ValueError(f"gates.{context}.{position}: min_judge_agreement needs an llm_judge scorer, "
+                                     f"{criterion.scorer!r} is kind {scorers[criterion.scorer].kind}; llm_judge "
+                                     f"scorers: {judges or 'none configured'}")
         return self
 
     def candidate(self, name: str) -> LoggedCandidate | PythonCandidate | HttpCandidate | PredictionsCandidate:

@@ -85,7 +85,8 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "diff", "diff_ci_low", "diff_ci_high", "diff_std_error", "diff_df", "diff_discordant_share",
     "diff_effective_n", "mde", "p_value", "p_value_regression",
     "q_value", "q_value_regression", "test", "sample_diff", "sample_p_value", "sample_p_value_regression", "wins",
-    "losses", "ties", "label_basis", "n_self_labeled",
+    "losses", "ties", "label_basis", "n_self_labeled", "judge_agreement_pairs", "judge_observed_agreement",
+    "judge_kappa", "judge_kappa_ci_low", "judge_kappa_ci_high",
 )
 
 

@@ -114,6 +114,18 @@ scored_runs = sa.Table(
     sa.Column("n_self_labeled", sa.Integer,
               comment="eval-set cases of the slice labeled with production's own output from an implicit source "
                       "(the baseline right by construction); 0 on trusted sets"),
+    sa.Column("judge_agreement_pairs", sa.Integer,
+              comment="llm_judge scorers' eval_set/all row: cases with both a judge verdict and a reviewed label "
+                      "(the candidate's call ok); NULL on other rows"),
+    sa.Column("judge_observed_agreement", sa.Float,
+              comment="share of those pairs where the judge and the reviewers' verdict agree"),
+    sa.Column("judge_kappa", sa.Float,
+              comment="Cohen's kappa of the judge's pass/fail against the reviewers' verdict on the output (the "
+                      "primary scorer applied to the reviewed label) on those pairs"),
+    sa.Column("judge_kappa_ci_low", sa.Float,
+              comment="CI of judge_kappa at scoring.comparison.confidence (Wald, Fleiss-Cohen-Everitt 1969 se); the "
+                      "min_judge_agreement gate criterion reads this bound"),
+    sa.Column("judge_kappa_ci_high", sa.Float),
     sa.Index("ix_scored_runs_candidate", "candidate", "created_at"),
     comment="One row per scored run, case set, scorer and slice: estimate, 95% CI, paired comparison.",
 )
