@@ -289,7 +289,7 @@ class JudgeAgreementCriterion(StrictModel):
     scorer: str = Field(description="An llm_judge scorer of scoring.scorers.")
     min_kappa: float = Field(0.6, ge=-1, le=1, description="Smallest acceptable lower CI bound of κ (0.6: "
                                                            "'substantial' agreement, Landis & Koch 1977).")
-    min_pairs: int = Field(30, ge=2, description="Fewer cases with both a judge verdict and a reviewed label "
+    min_pairs: int = Field(30, ge=10, description="Fewer cases with both a judge verdict and a reviewed label "
                                                  "than this is 'not judged: too few pairs' and fails the gate.")
     label: str | None = None
     allow_missing: bool = Field(False, description="Must stay false: a judge whose agreement is unknown must not "
