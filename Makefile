@@ -40,9 +40,10 @@ demo: install
 		--truth-out data/demo_truth
 	$(BIN)/eval-pipelines materialize --checks-advisory
 	# The demo's review team answers the day's audit samples from the simulator's truth; the second pass
-	# reads the verdicts (review_labels) and carries them downstream.
+	# reads the verdicts (review_labels) and re-runs only what reads them (ingestion, labels, drift and the
+	# audit sample stay as the first pass made them).
 	$(BIN)/eval-pipelines demo-review --truth data/demo_truth --error-rate 0.03 --seed $(DEMO_SEED)
-	$(BIN)/eval-pipelines materialize --checks-advisory
+	$(BIN)/eval-pipelines materialize --checks-advisory --downstream-of review_labels edge_case_library
 	$(BIN)/eval-pipelines generate-logs --out data/landing --late-file-for $(DEMO_LATE_DAY) \
 		--events-per-day $(DEMO_EVENTS_PER_DAY) --seed $(DEMO_SEED) --reply-share $(DEMO_REPLY_SHARE)
 	@echo

@@ -85,6 +85,10 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
         print("DAGSTER_HOME is not set; run through `make demo` or export DAGSTER_HOME=$PWD/.dagster_home",
               file=sys.stderr)
         return 2
+    selected = _selected_keys(ALL_ASSETS, args.downstream_of)
+    if isinstance(selected, str):
+        print(selected, file=sys.stderr)
+        return 2
     valid = set(daily_partitions.get_partition_keys())
     problem = _partition_days(args.days, valid, settings.partitions.start_date)
     if problem:
@@ -111,6 +115,9 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
     crashed_runs: list[str] = []
 
     def run(job: str | None, assets: list, partition_key: str | None, label: str) -> bool:
+        chosen = [a.key for a in assets if selected is None or a.key in selected]
+        subset = chosen if selected is not None and len(chosen) < len(assets) else None
+        assets = [a for a in assets if a.key in chosen]
         pools = {asset.op.pool for asset in assets if asset.op.pool}
         tags = {"eval_pipelines/trigger": "cli"}
         if job is None:  # an asset in no named job (e.g. one downstream of the candidate runs)
@@ -121,7 +128,7 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
             def launch(extra: dict[str, str]):
                 return definitions.resolve_job_def(job).execute_in_process(
                     partition_key=partition_key, instance=instance, raise_on_error=False, tags={**tags, **extra},
-                    run_config=run_config)
+                    run_config=run_config, asset_selection=subset)
         result = supervisor.run(launch, pools)
         evaluations = [c for c in result.get_asset_check_evaluations() if not c.passed]
         # A failed WARN check (drift, for instance) is news, not a failure: only ERROR checks fail the command.
@@ -149,16 +156,21 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
     outcomes: list[bool] = []
     try:
         with supervisor:
+            def wanted(assets: list) -> bool:
+                return any(selected is None or a.key in selected for a in assets)
+
             for job in (DAILY_CHAIN_JOB, REVIEW_ROUND_JOB):
-                if members[job]:
+                if members[job] and wanted(members[job]):
                     outcomes.extend(run(job, members[job], day, f"{job}[{day}]") for day in days)
-            if members[EVAL_SET_REFRESH_JOB]:
+            if members[EVAL_SET_REFRESH_JOB] and wanted(members[EVAL_SET_REFRESH_JOB]):
                 outcomes.append(run(EVAL_SET_REFRESH_JOB, members[EVAL_SET_REFRESH_JOB], None,
                                     EVAL_SET_REFRESH_JOB))
             for asset in members[CANDIDATE_RUNS_JOB]:
+                if not wanted([asset]):
+                    continue
                 for key in asset.partitions_def.get_partition_keys():
                     outcomes.append(run(CANDIDATE_RUNS_JOB, [asset], key, f"{CANDIDATE_RUNS_JOB}[{key}]"))
-            for asset in leftover:
+            for asset in (a for a in leftover if wanted([a])):
                 # The landed days of a daily asset, the weeks holding them for the weekly quality report.
                 keys = partitions_holding(asset.partitions_def, days) if asset.partitions_def is not None \
                     else [None]
@@ -179,6 +191,25 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
     code = 0 if all(outcomes) else 1
     print(_summary(len(outcomes), crashed_runs, failed_checks, warned_checks, args.checks_advisory, code))
     return code
+
+
+def _selected_keys(assets: list, roots: list[str] | None) -> set | str | None:
+    """The keys ``--downstream-of`` selects (the roots and everything downstream), None for every asset, or the
+    error message naming an unknown asset and the known ones."""
+    if not roots:
+        return None
+    import dagster as dg
+
+    from eval_pipelines.jobs import downstream_of
+
+    known = {a.key.to_user_string(): a.key for a in assets}
+    unknown = [name for name in roots if name not in known]
+    if unknown:
+        return (f"--downstream-of: unknown asset(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    keys: set[dg.AssetKey] = set()
+    for name in roots:
+        keys |= {known[name]} | downstream_of(assets, known[name])
+    return keys
 
 
 def _check_line(evaluation) -> str:
@@ -271,6 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
                              help="give up (exit 1) when a run has waited this long for a pool slot held by another "
                                   "run; the holders are printed every few seconds while waiting "
                                   f"(default {DEFAULT_WAIT_TIMEOUT_S:.0f})")
+    materialize.add_argument("--downstream-of", nargs="+", default=None, metavar="ASSET",
+                             help="only these assets and every asset downstream of them (e.g. after the reviewers "
+                                  "answered: --downstream-of review_labels edge_case_library); their checks run "
+                                  "too; default: every asset")
     materialize.set_defaults(handler=_cmd_materialize)
 
     check = commands.add_parser("check-config", help="validate the configuration file and exit")

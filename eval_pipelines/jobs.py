@@ -33,7 +33,7 @@ def _group(asset: dg.AssetsDefinition) -> str | None:
     return next(iter(asset.group_names_by_key.values()), None)
 
 
-def _downstream_of(assets: Sequence[dg.AssetsDefinition], root: dg.AssetKey) -> set[dg.AssetKey]:
+def downstream_of(assets: Sequence[dg.AssetsDefinition], root: dg.AssetKey) -> set[dg.AssetKey]:
     """Keys of the assets that depend, directly or not, on ``root`` (not ``root`` itself)."""
     found: set[dg.AssetKey] = set()
     changed = True
@@ -53,7 +53,7 @@ def job_assets(assets: Sequence[dg.AssetsDefinition], daily: dg.PartitionsDefini
     Unpartitioned assets downstream of the candidate runs (a report over them, say) are in no job: the CLI runs
     them last, after the candidates.
     """
-    after_candidates = _downstream_of(assets, SCORED_RUNS)
+    after_candidates = downstream_of(assets, SCORED_RUNS)
     return {
         DAILY_CHAIN_JOB: [a for a in assets if a.partitions_def == daily and _group(a) != REVIEW_GROUP],
         REVIEW_ROUND_JOB: [a for a in assets if a.partitions_def == daily and _group(a) == REVIEW_GROUP],

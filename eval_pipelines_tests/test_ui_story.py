@@ -134,3 +134,33 @@ def test_formatting_helpers_say_their_units():
     assert [fmt.duration(s) for s in (0.85, 42, 210, 9000)] == ["850 ms", "42.0 s", "3.5 min", "2.50 h"]
     assert fmt.milliseconds(1834.4) == "1,834 ms"
     assert fmt.ratio(2.002, "net value / full cost") == "2.00× (net value / full cost)"
+
+
+def test_materialize_downstream_of_runs_only_those_assets_and_names_unknown_ones(project: Project, monkeypatch,
+                                                                                capsys):
+    # make demo's second pass: after the reviewers answered, only what reads their verdicts runs again.
+    from datetime import date
+
+    from eval_pipelines.demo.generator import generate_logs
+
+    monkeypatch.setenv("DAGSTER_HOME", str(project.root))
+    config = ["--config", str(project.config_path), "materialize", "--checks-advisory"]
+    assert cli.main([*config, "--downstream-of", "review_lables"]) == 2
+    assert "unknown asset(s) review_lables; known:" in capsys.readouterr().err
+    day = date(2026, 3, 2)
+    generate_logs(project.landing_dir, days=1, events_per_day=300, seed=3, start_date=day)
+    assert cli.main([*config, day.isoformat()]) == 0
+    instance = dg.DagsterInstance.get()
+    before = {key: instance.get_latest_materialization_event(key).run_id for key in
+              (dg.AssetKey("production_logs"), dg.AssetKey("labeled_cases"), dg.AssetKey("kpi_daily"))}
+    capsys.readouterr()
+    assert cli.main([*config, day.isoformat(), "--downstream-of", "review_labels", "edge_case_library"]) == 0
+    out = capsys.readouterr().out
+    after = {key: instance.get_latest_materialization_event(key).run_id for key in before}
+    assert after[dg.AssetKey("production_logs")] == before[dg.AssetKey("production_logs")]
+    assert after[dg.AssetKey("labeled_cases")] == before[dg.AssetKey("labeled_cases")]
+    assert after[dg.AssetKey("kpi_daily")] != before[dg.AssetKey("kpi_daily")]
+    assert f"review_round[{day}]" in out and "eval_set_refresh" in out and "candidate_runs[" in out
+    chain = next(line for line in out.splitlines() if line.startswith(f"daily_chain[{day}]"))
+    selected = {"kpi_daily", "kpi_rollups", "performance_estimates", "production_scores"}
+    assert f"{len(selected)} asset(s) materialised" in chain, chain
