@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
 from functools import lru_cache
-from pathlib import Path
+from pathlib import PurePath
 from typing import Any
 
 import numpy as np
@@ -222,7 +222,7 @@ def reference_spans_of_line(document: Any, span_filter: SpanFilter | None = None
     return OtlpLine(records, filtered)
 
 
-def reference_read_otlp(path: Path, fmt: str, data: bytes, max_depth: int, span_filter: SpanFilter | None,
+def reference_read_otlp(path: PurePath, fmt: str, data: bytes, max_depth: int, span_filter: SpanFilter | None,
                feedback: FeedbackSelection) -> ReadResult:
     """OTLP/JSON trace lines: one row per span that passes the filter; a malformed line is rejected whole.
 

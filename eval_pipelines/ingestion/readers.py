@@ -520,7 +520,7 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _read_otlp_lines(path: Path, fmt: str, data: bytes, max_depth: int, span_filter: SpanFilter | None,
+def _read_otlp_lines(path: PurePath, fmt: str, data: bytes, max_depth: int, span_filter: SpanFilter | None,
                      feedback: FeedbackSelection) -> ReadResult:
     spans = SpanColumns()  # a list per path, not a dict per span: see SpanColumns
     lines: list[int] = []
