@@ -3,16 +3,22 @@
 Writes a Collector-style file (one TracesData line per export batch of 50 spans: 40 LLM spans with OpenInference
 attributes, 10 chain spans the filter leaves out; the shape the SDK produces, checked in test_otlp.py), then times,
 in the same run: a bare ``json.loads`` of every line, a bare ``pyarrow.json.read_json`` of the file, the OTLP reader
-(spans → flat rows) and the reader plus conform (the canonical contract, as production_logs does it).
-Usage: python bench/bench_otlp.py [--spans 1000000]
+(spans → flat rows) and the reader plus conform (the canonical contract, as production_logs does it); with
+``--reference``, the reader before its speed-up (eval_pipelines_tests/otlp_reference.py) as the baseline. Each phase
+runs in its own forked process, so its peak RSS is its own; the load average is printed at the start and the end.
+Usage: PYTHONPATH=. python bench/bench_otlp.py [--spans 1000000] [--reference]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import os
+import resource
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -61,58 +67,118 @@ def write_day(path: Path, llm_spans: int) -> int:
     return written
 
 
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
+
+
+def _bare_json(path: Path) -> dict:
+    started = time.perf_counter()
+    with path.open("rb") as handle:
+        for line in handle:
+            json.loads(line)
+    return {"seconds": time.perf_counter() - started}
+
+
+def _bare_arrow(path: Path) -> dict:
+    import pyarrow.json as pa_json
+
+    started = time.perf_counter()
+    pa_json.read_json(path)
+    return {"seconds": time.perf_counter() - started}
+
+
+def _settings():
+    from eval_pipelines.config import parse_settings
+
+    mapping = {"event_id": "span.span_id", "timestamp": "span.start_time", "system": "resource.service.name",
+               "model_version": "attr.llm.model_name", "segment": "attr.app.segment",
+               "input_text": "attr.input.value", "ai_output": "attr.output.value",
+               "confidence": "attr.app.confidence", "latency_ms": "span.duration_ms",
+               "cost_usd": "attr.app.cost_usd", "status": "span.status", "user_action": "attr.app.user_action",
+               "final_output": "attr.app.final_output", "decision_seconds": "attr.app.decision_seconds"}
+    return parse_settings({
+        "source": {"format": "otlp_json", "span_filter": {"attributes": {"openinference.span.kind": "LLM"}}},
+        "features": {"numeric": [], "categorical": []},
+        "mapping": {"columns": mapping, "value_maps": {"status": {"UNSET": "ok", "OK": "ok", "ERROR": "error"}}},
+    })
+
+
+def _reader(path: Path, spans: int, reference: bool = False, then_conform: bool = False) -> dict:
+    """The reader as production_logs calls it (or the reader before the speed-up), then optionally conform."""
+    from eval_pipelines.ingestion.conform import conform
+    from eval_pipelines.ingestion.otlp import FeedbackSelection
+    from eval_pipelines.ingestion.readers import read_log_file
+
+    settings = _settings()
+    span_filter = settings.source.span_filter_spec()
+    started = time.perf_counter()
+    if reference:
+        from eval_pipelines_tests.otlp_reference import reference_read_otlp
+
+        result = reference_read_otlp(path, "otlp_json", path.read_bytes(), 64, span_filter, FeedbackSelection())
+    else:
+        result = read_log_file(path, source_format="otlp_json", span_filter=span_filter)
+    read_seconds = time.perf_counter() - started
+    assert result.error is None and len(result.rows) == spans, (result.error, result.rows_read)
+    out = {"seconds": read_seconds, "read_peak_mb": _peak_rss_mb()}
+    if then_conform:
+        started = time.perf_counter()
+        conformed = conform(result.rows, settings, DAY, path.name)
+        out["conform_seconds"] = time.perf_counter() - started
+        assert conformed.valid_count == spans, conformed.quarantined.head()
+    return out
+
+
+def _phase(function, *args) -> dict:
+    """Run one phase in a forked child, so each peak RSS is that phase's own (plus the imports all share)."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as pool:
+        return pool.submit(_measured, function, *args).result()
+
+
+def _measured(function, *args) -> dict:
+    start_mb = _peak_rss_mb()
+    out = function(*args)
+    out.update(start_mb=start_mb, peak_mb=_peak_rss_mb())
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=1_000_000, help="LLM spans in the day (others on top)")
+    parser.add_argument("--reference", action="store_true",
+                        help="also time the reader before the speed-up (eval_pipelines_tests/otlp_reference.py)")
     args = parser.parse_args()
 
-    import pyarrow.json as pa_json
+    import eval_pipelines.ingestion.readers  # noqa: F401  (imported before the forks: every phase shares it)
 
-    from eval_pipelines.config import parse_settings
-    from eval_pipelines.ingestion.conform import conform
-    from eval_pipelines.ingestion.readers import read_log_file
-
+    print(f"load average at start: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     with tempfile.TemporaryDirectory() as work:
         path = Path(work) / "traces.jsonl"
         spans = write_day(path, args.spans)
         size_mb = path.stat().st_size / 1e6
         print(f"file: {spans:,} LLM spans + {spans * BATCH_OTHER // BATCH_LLM:,} chain spans, {size_mb:,.0f} MB")
+        bare_json = _phase(_bare_json, path)
+        bare_arrow = _phase(_bare_arrow, path)
+        reference = _phase(_reader, path, spans, True) if args.reference else None
+        reader = _phase(_reader, path, spans, False, True)
 
-        started = time.perf_counter()
-        with path.open("rb") as handle:
-            for line in handle:
-                json.loads(line)
-        bare_json = time.perf_counter() - started
-        started = time.perf_counter()
-        pa_json.read_json(path)
-        bare_arrow = time.perf_counter() - started
+    def line(name: str, seconds: float, unit: str, phase: dict) -> str:
+        return (f"{name:<34}{seconds:7.2f} s  {spans / seconds:>10,.0f} {unit}  "
+                f"peak RSS {phase['peak_mb']:6,.0f} MB (from {phase['start_mb']:,.0f} MB)")
 
-        mapping = {"event_id": "span.span_id", "timestamp": "span.start_time", "system": "resource.service.name",
-                   "model_version": "attr.llm.model_name", "segment": "attr.app.segment",
-                   "input_text": "attr.input.value", "ai_output": "attr.output.value",
-                   "confidence": "attr.app.confidence", "latency_ms": "span.duration_ms",
-                   "cost_usd": "attr.app.cost_usd", "status": "span.status", "user_action": "attr.app.user_action",
-                   "final_output": "attr.app.final_output", "decision_seconds": "attr.app.decision_seconds"}
-        settings = parse_settings({
-            "source": {"format": "otlp_json", "span_filter": {"attributes": {"openinference.span.kind": "LLM"}}},
-            "features": {"numeric": [], "categorical": []},
-            "mapping": {"columns": mapping, "value_maps": {"status": {"UNSET": "ok", "OK": "ok", "ERROR": "error"}}},
-        })
-        started = time.perf_counter()
-        result = read_log_file(path, source_format="otlp_json", span_filter=settings.source.span_filter_spec())
-        read_seconds = time.perf_counter() - started
-        assert result.error is None and len(result.rows) == spans, (result.error, result.rows_read)
-        started = time.perf_counter()
-        conformed = conform(result.rows, settings, DAY, path.name)
-        conform_seconds = time.perf_counter() - started
-        assert conformed.valid_count == spans, conformed.quarantined.head()
-
-    total = read_seconds + conform_seconds
-    print(f"bare json.loads per line:   {bare_json:7.2f} s  {spans / bare_json:>10,.0f} LLM spans/s")
-    print(f"bare pyarrow read_json:     {bare_arrow:7.2f} s  {spans / bare_arrow:>10,.0f} LLM spans/s")
-    print(f"OTLP reader (spans → rows): {read_seconds:7.2f} s  {spans / read_seconds:>10,.0f} spans/s")
-    print(f"reader + conform:           {total:7.2f} s  {spans / total:>10,.0f} events/s "
-          f"({total / bare_json:.1f}x the bare json.loads)")
+    print(line("bare json.loads per line:", bare_json["seconds"], "LLM spans/s", bare_json))
+    print(line("bare pyarrow read_json:", bare_arrow["seconds"], "LLM spans/s", bare_arrow))
+    if reference is not None:
+        print(line("reference reader (before):", reference["seconds"], "spans/s    ", reference))
+    print(line("OTLP reader (spans → rows):", reader["seconds"], "spans/s    ",
+               {**reader, "peak_mb": reader["read_peak_mb"]}))
+    total = reader["seconds"] + reader["conform_seconds"]
+    print(line("reader + conform:", total, "events/s   ", reader)
+          + f"  ({total / bare_json['seconds']:.1f}x the bare json.loads)")
+    if reference is not None:
+        print(f"reader speed-up over the reference: {reference['seconds'] / reader['seconds']:.2f}x, peak RSS "
+              f"{reference['peak_mb'] / reader['read_peak_mb']:.2f}x lower")
+    print(f"load average at end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -180,16 +180,29 @@ def _day_prefix(epoch_day: int) -> str:
     return (date(1970, 1, 1) + timedelta(days=epoch_day)).isoformat()
 
 
+# "YYYY-MM-DDTHH:MM:SS" by second since the epoch: a day's spans share few seconds (two per span: start and end),
+# so the split into day/hour/minute/second is done once per second rather than twice per span.
+_SECOND_PREFIXES: dict[int, str] = {}
+_SECOND_PREFIXES_MAX = 200_000  # above two days of distinct seconds: cleared, not grown without bound
+
+
+def _second_prefix(seconds: int) -> str:
+    day, second = divmod(seconds, 86_400)
+    hour, rest = divmod(second, 3600)
+    minute, second = divmod(rest, 60)
+    if len(_SECOND_PREFIXES) >= _SECOND_PREFIXES_MAX:
+        _SECOND_PREFIXES.clear()
+    prefix = _SECOND_PREFIXES[seconds] = f"{_day_prefix(day)}T{hour:02d}:{minute:02d}:{second:02d}"
+    return prefix
+
+
 def _iso(nanos: int | None) -> str | None:
     """ISO-8601 UTC to the microsecond; integer arithmetic (strftime per span was a tenth of the read time)."""
     if nanos is None:
         return None
-    micros = nanos // 1000
-    seconds, micro = divmod(micros, 1_000_000)
-    day, second = divmod(seconds, 86_400)
-    hour, rest = divmod(second, 3600)
-    minute, second = divmod(rest, 60)
-    return f"{_day_prefix(day)}T{hour:02d}:{minute:02d}:{second:02d}.{micro:06d}+00:00"
+    seconds, micro = divmod(nanos // 1000, 1_000_000)
+    prefix = _SECOND_PREFIXES.get(seconds) or _second_prefix(seconds)
+    return f"{prefix}.{micro:06d}+00:00"
 
 
 def span_record(span: Mapping[str, Any], resource: Mapping[str, Any], scope: Mapping[str, Any],
@@ -249,7 +262,19 @@ def evaluation_paths(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def spans_of_line(document: Any, span_filter: SpanFilter | None = None, max_depth: int = 64) -> OtlpLine:
-    """The span records of one parsed TracesData line; raises :class:`OtlpError` on a malformed one."""
+    """The span records of one parsed TracesData line; raises :class:`OtlpError` on a malformed one.
+
+    Lines shaped as the file exporter writes them (hex ids, integer enums, scalar attributes) take a fast path;
+    any other line, malformed ones included, is read by the general reader, which alone decides what a line
+    yields or why it is refused, so both paths give the same records and the same errors.
+    """
+    try:
+        return _regular_spans_of_line(document, span_filter, max_depth)
+    except Exception:  # any surprise, an error or not, is the general reader's to decide
+        return _spans_of_any_line(document, span_filter, max_depth)
+
+
+def _spans_of_any_line(document: Any, span_filter: SpanFilter | None, max_depth: int) -> OtlpLine:
     if isinstance(document, dict) and "resourceSpans" not in document and is_feedback_line(document):
         raise OtlpError("OTLP log records or span annotations, not a TracesData object (no resourceSpans); to join "
                         "feedback to its spans, name its events/annotations in source.feedback")
@@ -272,6 +297,189 @@ def spans_of_line(document: Any, span_filter: SpanFilter | None = None, max_dept
                 else:
                     filtered += 1
     return OtlpLine(records, filtered)
+
+
+class _Irregular(Exception):
+    """A line the fast path does not read (it is read by the general one)."""
+
+
+# "attr." + key, shared: a day has few attribute keys, and one string object per key (hash computed once) makes
+# building and comparing records cheaper than a fresh concatenation per span.
+_ATTR_PATHS: dict[str, str] = {}
+_ATTR_PATHS_MAX = 100_000
+
+
+def _attr_path(key: str) -> str:
+    if len(_ATTR_PATHS) >= _ATTR_PATHS_MAX:
+        _ATTR_PATHS.clear()
+    path = _ATTR_PATHS[key] = "attr." + key
+    return path
+
+
+def _list(value: Any) -> list:
+    """A list, or [] for what the general reader's ``value or ()`` skips; anything else is irregular."""
+    if not value:
+        return []
+    if type(value) is not list:
+        raise _Irregular
+    return value
+
+
+def _dict(value: Any) -> dict:
+    if not value:
+        return {}
+    if type(value) is not dict:
+        raise _Irregular
+    return value
+
+
+def _hex(raw: Any, size: int) -> str:
+    """A hex id of ``size`` digits, as the general reader reads it (``bytes.fromhex`` accepts the same text)."""
+    if type(raw) is not str or len(raw) != size:
+        raise _Irregular
+    bytes.fromhex(raw)
+    return raw.lower()
+
+
+def _time(raw: Any) -> int | None:
+    if raw is None:
+        return None
+    if type(raw) is not str:
+        raise _Irregular
+    return None if raw in ("", "0") else int(raw)
+
+
+def _regular_spans_of_line(document: Any, span_filter: SpanFilter | None, max_depth: int) -> OtlpLine:
+    """:func:`_spans_of_any_line` for a regular line, without its per-field calls; raises on anything else.
+
+    Every check below mirrors a case of the general reader: what passes gives the record it would give, field by
+    field and in the same key order; what does not raises (:class:`_Irregular` or the error of the conversion).
+    Resource attributes, spans with events and attribute values other than scalars go through
+    :func:`attributes`, :func:`span_record` and :func:`any_value` themselves.
+    """
+    if type(document) is not dict or "resourceSpans" not in document:
+        raise _Irregular
+    records: list[dict[str, Any]] = []
+    filtered = 0
+    attr_paths = _ATTR_PATHS
+    kinds = SPAN_KINDS
+    codes = STATUS_CODES
+    for resource_spans in _list(document["resourceSpans"]):
+        if type(resource_spans) is not dict:
+            raise _Irregular
+        resource = attributes(_dict(resource_spans.get("resource")).get("attributes"), "resource.", max_depth)
+        scopes = resource_spans.get("scopeSpans")
+        if scopes is None:
+            scopes = _list(resource_spans.get("instrumentationLibrarySpans"))
+        elif type(scopes) is not list:  # iterated as it is by the general reader, without "or ()"
+            raise _Irregular
+        for scope_spans in scopes:
+            if type(scope_spans) is not dict:
+                raise _Irregular
+            scope_info = _dict(scope_spans.get("scope") or scope_spans.get("instrumentationLibrary"))
+            scope = {"scope.name": scope_info.get("name"), "scope.version": scope_info.get("version")}
+            for span in _list(scope_spans.get("spans")):
+                if type(span) is not dict:
+                    raise _Irregular
+                if span.get("events"):
+                    record = span_record(span, resource, scope, max_depth)
+                else:
+                    get = span.get
+                    start = _time(get("startTimeUnixNano"))
+                    end = _time(get("endTimeUnixNano"))
+                    status = _dict(get("status"))
+                    parent = get("parentSpanId")
+                    kind = get("kind")
+                    code = status.get("code")
+                    record = {
+                        "span.trace_id": _hex(get("traceId"), 32),
+                        "span.span_id": _hex(get("spanId"), 16),
+                        "span.parent_span_id": None if parent is None or parent == "" else _hex(parent, 16),
+                        "span.name": get("name"),
+                        "span.kind": kinds[kind] if type(kind) is int and 0 <= kind < len(kinds) else (
+                            kinds[0] if kind is None else _enum(kind, kinds, "SPAN_KIND_", "span kind")),
+                        "span.start_time": _iso(start),
+                        "span.end_time": _iso(end),
+                        "span.duration_ms": (end - start) / 1e6 if start is not None and end is not None else None,
+                        "span.status": codes[code] if type(code) is int and 0 <= code < len(codes) else (
+                            codes[0] if code is None else _enum(code, codes, "STATUS_CODE_", "status code")),
+                        "span.status_message": status.get("message") or None,
+                        **scope,
+                        **resource,
+                    }
+                    for pair in _list(get("attributes")):
+                        if type(pair) is not dict:
+                            raise _Irregular
+                        key = pair.get("key")
+                        value = pair.get("value")
+                        if type(key) is not str or not key:
+                            raise _Irregular
+                        if type(value) is not dict:
+                            value = any_value(value, 0, max_depth)
+                        elif "stringValue" in value:  # any_value's own order of cases
+                            value = value["stringValue"]
+                        elif "intValue" in value:
+                            value = int(value["intValue"])
+                        elif "doubleValue" in value:
+                            value = float(value["doubleValue"])
+                        elif "boolValue" in value:
+                            value = bool(value["boolValue"])
+                        else:  # arrays, key/value lists, bytes, empty
+                            value = any_value(value, 0, max_depth)
+                        record[attr_paths.get(key) or _attr_path(key)] = value
+                if span_filter is None or span_filter.keeps(record):
+                    records.append(record)
+                else:
+                    filtered += 1
+    return OtlpLine(records, filtered)
+
+
+class SpanColumns:
+    """Span records gathered column by column, in the order and with the values ``DataFrame.from_records`` gives.
+
+    A list per mapping path instead of a dict per span: a day of a million spans held as dicts cost gigabytes
+    before pandas copied them again. Columns appear in the order their path first occurs; a path a span lacks
+    holds NaN there and an explicit null holds None, as in ``from_records``.
+    """
+
+    def __init__(self) -> None:
+        self.columns: dict[str, list[Any]] = {}
+        self.rows = 0
+        self._last_paths: tuple[str, ...] = ()
+        self._last_columns: list[list[Any]] = []
+
+    def extend(self, records: Iterable[Mapping[str, Any]]) -> None:
+        columns = self.columns
+        for record in records:
+            paths = tuple(record)
+            row = self.rows
+            if paths == self._last_paths:  # the previous span's shape: every one of its columns is row long
+                for column, value in zip(self._last_columns, record.values(), strict=True):
+                    column.append(value)
+            else:
+                shape: list[list[Any]] = []
+                for path, value in record.items():
+                    column = columns.get(path)
+                    if column is None:
+                        column = columns[path] = [_MISSING] * row
+                    elif len(column) < row:
+                        column.extend([_MISSING] * (row - len(column)))
+                    column.append(value)
+                    shape.append(column)
+                self._last_paths, self._last_columns = paths, shape
+            self.rows = row + 1
+
+    def finish(self) -> dict[str, list[Any]]:
+        """The columns, all padded to the same length (the accumulator is emptied)."""
+        columns, rows = self.columns, self.rows
+        for column in columns.values():
+            if len(column) < rows:
+                column.extend([_MISSING] * (rows - len(column)))
+        self.columns, self.rows, self._last_paths, self._last_columns = {}, 0, (), []
+        return columns
+
+
+_MISSING = float("nan")  # what from_records puts where a record lacks a key
 
 
 # --- Feedback recorded apart from the span, joined to it by span id --------------------------------------------

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gc
 import gzip
 import io
 import json
 import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import IO
@@ -35,6 +37,7 @@ from eval_pipelines.ingestion.otlp import (
     FeedbackRecord,
     FeedbackSelection,
     OtlpError,
+    SpanColumns,
     SpanFilter,
     feedback_of_line,
     is_feedback_line,
@@ -495,14 +498,37 @@ def _read_otlp(path: PurePath, fmt: str, data: bytes, max_depth: int, span_filte
     the bracket pre-scan of plain JSON lines would cost more than the parse; Python's parser turns extreme
     nesting into a RecursionError, caught below, and no pyarrow parser sees these lines.
     """
-    data = _without_bom(data)
-    records: list[dict] = []
+    with _collector_paused():
+        return _read_otlp_lines(path, fmt, _without_bom(data), max_depth, span_filter, feedback)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for the duration (as it was before, after).
+
+    Each full collection walks every value the reader has gathered so far, and parsing a wide line allocates
+    enough containers to start collections over and over: a third of the read time at 200,000 spans, and more as
+    the day grows (bench/bench_otlp.py). Parse trees and records hold no reference cycles; reference counting
+    frees each line's tree as the next one is read.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _read_otlp_lines(path: PurePath, fmt: str, data: bytes, max_depth: int, span_filter: SpanFilter | None,
+                     feedback: FeedbackSelection) -> ReadResult:
+    spans = SpanColumns()  # a list per path, not a dict per span: see SpanColumns
     lines: list[int] = []
     positions: list[int] = []
     rejected: list[RejectedLine] = []
     filtered = 0
     found: list[tuple[int, FeedbackRecord]] = []
-    for line_number, raw in enumerate(data.splitlines(), start=1):
+    for line_number, raw in enumerate(_split_lines(data), start=1):
         if not raw.strip():
             continue
         text, problem = _decode_line(raw, line_number)
@@ -526,11 +552,26 @@ def _read_otlp(path: PurePath, fmt: str, data: bytes, max_depth: int, span_filte
         except json.JSONDecodeError as error:
             rejected.append(RejectedLine(line_number, f"unparseable JSON: {error.msg} at column {error.colno}", text))
             continue
+        del document, text  # the line's parse tree is the bulk of what it holds: not kept to the next line
         filtered += parsed.filtered
-        records += parsed.records
+        spans.extend(parsed.records)
         lines += [line_number] * len(parsed.records)
         positions += range(len(parsed.records))
-    frame = pd.DataFrame.from_records(records) if records else pd.DataFrame(index=range(0))
+    frame = pd.DataFrame(spans.finish()) if spans.rows else pd.DataFrame(index=range(0))
     frame[RECORD_COLUMN] = np.asarray(positions, dtype=np.int64)
     return ReadResult(path, fmt, _with_lines(frame, np.asarray(lines, dtype=np.int64)), rejected,
                       rows_filtered=filtered, feedback=found)
+
+
+def _split_lines(data: bytes, chunk_bytes: int = 8 << 20) -> Iterator[bytes]:
+    """``data.splitlines()``, one chunk at a time: the list of a whole day's lines doubled the reader's memory.
+
+    Chunks end just after a ``\n``, which ends a line whatever precedes it (``\r\n`` stays whole), so the lines
+    and their numbers are those of ``data.splitlines()``.
+    """
+    start = 0
+    while start < len(data):
+        end = data.find(b"\n", start + chunk_bytes)
+        end = len(data) if end < 0 else end + 1
+        yield from data[start:end].splitlines()
+        start = end
