@@ -135,3 +135,87 @@ def agreement_by_system(verdicts: pd.DataFrame, seed: int = 0) -> list[DayAgreem
             kappa = cohens_kappa(wide[reviewers[0]].to_numpy(), wide[reviewers[1]].to_numpy())
         found.append(DayAgreement(str(system), cases, kappa, alpha, disputed_cases(multiple)))
     return found
+
+
+DRAFT_RIGHT, DRAFT_WRONG = "draft_right", "draft_wrong"
+"""The binary verdict a free-text reviewer's reply gives on the AI draft (``text_draft_verdicts``)."""
+
+
+def text_draft_verdicts(tasks: pd.DataFrame, verdicts: pd.DataFrame, light_edit_at_least: dict[str, float]
+                        ) -> pd.Series:
+    """Per verdict, its binary verdict on the draft, or the label itself for label systems.
+
+    For a system in ``light_edit_at_least`` (output_kind text) a verdict's label is the reply the reviewer would
+    send; it says the draft was right when ``textsim.edit_similarity(ai_output, reply)`` reaches that system's
+    ``light_edit_at_least``: the rule labels.py uses to grade a human's edit as correct, so the reviewed and the
+    implicit accuracy measure the same quantity. Raw texts cannot be adjudicated or compared for agreement: two
+    corrections of one wrong draft almost never match, which made every corrected double-reviewed case disputed
+    and biased reviewed accuracy upward (issue 18). ``verdicts`` needs ``event_id``, ``system`` and ``label``;
+    ``tasks`` ``event_id`` and ``ai_output``.
+    """
+    from eval_pipelines import textsim  # rapidfuzz only where a text system is reviewed
+
+    tokens = verdicts["label"].astype("object").copy()
+    systems = verdicts["system"].astype(str)
+    text = systems.isin(list(light_edit_at_least)).to_numpy()
+    if not text.any():
+        return tokens
+    drafts = tasks.drop_duplicates("event_id").set_index("event_id")["ai_output"]
+    draft = verdicts["event_id"][text].map(drafts).astype("object").where(lambda s: s.notna(), None)
+    reply = verdicts["label"][text].astype("object").where(lambda s: s.notna(), None)
+    similarity = textsim.edit_similarity(list(draft), list(reply))
+    threshold = systems[text].map(light_edit_at_least).astype(float).to_numpy()
+    # No draft (or no reply) has no similarity: NaN >= t is False, the draft is not right.
+    tokens[text] = np.where(similarity >= threshold, DRAFT_RIGHT, DRAFT_WRONG)
+    return tokens
+
+
+def adjudicate_reviews(tasks: pd.DataFrame, verdicts: pd.DataFrame, mode: str = "majority",
+                       senior: str | None = None, light_edit_at_least: dict[str, float] | None = None
+                       ) -> pd.DataFrame:
+    """``adjudicate`` for label systems (unchanged), and on the binary draft verdict for text systems.
+
+    For the systems in ``light_edit_at_least`` each verdict becomes ``draft_right`` / ``draft_wrong``
+    (``text_draft_verdicts``); the configured mode adjudicates that, so a case is disputed only when those tie.
+    ``ai_correct`` is the adjudicated binary verdict; ``reviewed_label`` is a reviewer's text on the winning side
+    (the senior's when the mode is senior and they are on it, else the first by reviewer name) so that the eval set
+    keeps a reference reply.
+    """
+    light = light_edit_at_least or {}
+    is_text = tasks["system"].astype(str).isin(list(light)).to_numpy()
+    if not is_text.any():
+        return adjudicate(tasks, verdicts, mode, senior)
+    text_tasks = tasks[is_text]
+    text_ids = set(text_tasks["event_id"])
+    in_text = verdicts["event_id"].isin(text_ids).to_numpy()
+    text_verdicts = verdicts[in_text].assign(
+        token=text_draft_verdicts(text_tasks, verdicts[in_text], light))
+    binary = adjudicate(text_tasks.assign(ai_output=DRAFT_RIGHT),
+                        text_verdicts[["event_id", "reviewer"]].assign(label=text_verdicts["token"]), mode, senior)
+    # The reference text: on the winning side, the senior's first when the mode is senior, then by reviewer name.
+    ranked = text_verdicts.assign(not_senior=text_verdicts["reviewer"].astype(str) != (senior or "")
+                                  if mode == "senior" else True,
+                                  reviewer_name=text_verdicts["reviewer"].astype(str))
+    ranked = ranked.sort_values(["event_id", "token", "not_senior", "reviewer_name"], kind="stable")
+    reference = ranked.drop_duplicates(["event_id", "token"]).set_index(["event_id", "token"])["label"]
+    winning = pd.MultiIndex.from_arrays([binary["event_id"].to_numpy(dtype=object),
+                                         binary["reviewed_label"].to_numpy(dtype=object)])
+    texts = reference.reindex(winning).to_numpy(dtype=object)
+    settled = binary["reviewed_label"].notna().to_numpy()
+    binary["reviewed_label"] = np.where(settled, texts, None)
+    frames = [binary]
+    if (~is_text).any():
+        frames.append(adjudicate(tasks[~is_text], verdicts[~in_text], mode, senior))
+    order = pd.Series(range(len(tasks)), index=tasks["event_id"].astype(str).to_numpy())
+    frame = pd.concat(frames, ignore_index=True)
+    return frame.iloc[np.argsort(order.reindex(frame["event_id"]).to_numpy(), kind="stable")].reset_index(drop=True)
+
+
+def agreement_on_draft(verdicts: pd.DataFrame, tasks: pd.DataFrame, light_edit_at_least: dict[str, float] | None,
+                       seed: int = 0) -> list[DayAgreement]:
+    """``agreement_by_system`` with text systems' verdicts read as the binary verdict on the draft: agreement over
+    distinct reply texts would count two equally valid corrections as a disagreement."""
+    light = light_edit_at_least or {}
+    if verdicts.empty or not light:
+        return agreement_by_system(verdicts, seed=seed)
+    return agreement_by_system(verdicts.assign(label=text_draft_verdicts(tasks, verdicts, light)), seed=seed)

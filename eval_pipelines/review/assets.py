@@ -26,7 +26,7 @@ from eval_pipelines.lake import InLake, Lake
 from eval_pipelines.metadata import markdown_table
 from eval_pipelines.partitions import daily_partitions
 from eval_pipelines.resources import ProjectConfigResource, WarehouseResource, lake_root
-from eval_pipelines.review.adjudication import adjudicate, agreement_by_system
+from eval_pipelines.review.adjudication import adjudicate_reviews, agreement_on_draft
 from eval_pipelines.review.design import ACTION_COLUMN, AuditSample, draw_audit_sample
 from eval_pipelines.review.estimation import estimate_reviewed
 from eval_pipelines.review.inbox import (
@@ -379,8 +379,12 @@ def review_labels(context: dg.AssetExecutionContext, project: ProjectConfigResou
     free_text = [name for name in settings.labeling.text_systems() if name not in review.vocabulary]
     accepted, quarantined = validate_verdicts(read, selected[["event_id", "system"]], vocabulary, free_text)
     balance = conservation(read, accepted, quarantined)
-    labels = adjudicate(selected, accepted, review.adjudication.mode, review.adjudication.senior_reviewer)
-    agreements = agreement_by_system(accepted, seed=review.seed)
+    # A free-text verdict is a reply; it is read as a binary verdict on the draft (issue 18, docs/review.md).
+    light_edit = {name: grading.light_edit_at_least
+                  for name, grading in settings.labeling.text_systems().items() if name in free_text}
+    labels = adjudicate_reviews(selected, accepted, review.adjudication.mode, review.adjudication.senior_reviewer,
+                                light_edit)
+    agreements = agreement_on_draft(accepted, selected, light_edit, seed=review.seed)
     accepted, quarantined = _masked(settings, accepted, quarantined)
 
     key = {"partition_date": day}
