@@ -123,8 +123,9 @@ scored_runs = sa.Table(
               comment="Cohen's kappa of the judge's pass/fail against the reviewers' verdict on the output (the "
                       "primary scorer applied to the reviewed label) on those pairs"),
     sa.Column("judge_kappa_ci_low", sa.Float,
-              comment="CI of judge_kappa at scoring.comparison.confidence (Wald, Fleiss-Cohen-Everitt 1969 se); the "
-                      "min_judge_agreement gate criterion reads this bound"),
+              comment="CI of judge_kappa at scoring.comparison.confidence (review.agreement.cohens_kappa: Wald with "
+                      "the Fleiss-Cohen-Everitt 1969 se, widened by Clopper-Pearson on the agreement when a verdict "
+                      "class is sparse); the min_judge_agreement gate criterion reads this bound"),
     sa.Column("judge_kappa_ci_high", sa.Float),
     sa.Index("ix_scored_runs_candidate", "candidate", "created_at"),
     comment="One row per scored run, case set, scorer and slice: estimate, 95% CI, paired comparison.",
