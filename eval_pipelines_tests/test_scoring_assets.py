@@ -24,7 +24,8 @@ from eval_pipelines.lake import Lake
 from eval_pipelines.scoring import assets as scoring_assets
 from eval_pipelines.scoring.assets import GATE_CHECK, candidate_change_sensor, production_scores, scored_runs
 from eval_pipelines.scoring.cli import register
-from eval_pipelines.scoring.settings import ScoringConfig
+from eval_pipelines.scoring.runs import REPLAYABLE_CASES
+from eval_pipelines.scoring.settings import ScoringConfig, scoring_config
 from eval_pipelines.scoring.store import latest_run, read_cases, read_gate, read_summary
 from eval_pipelines.scoring.tables import production_scores as production_scores_table
 from eval_pipelines_tests.conftest import Project, make_project
@@ -87,7 +88,15 @@ def test_a_candidate_without_cases_of_its_systems_is_materialised_empty_and_fail
     assert "no case of systems ['reply_drafts']" in materialization.metadata["skipped"].value
     [check] = result.get_asset_check_evaluations()
     assert not check.passed and "NOT JUDGED → FAIL" in check.description
-    assert latest_run(_engine(project), TEXT) is None  # nothing written to the warehouse
+    # Still a run in the warehouse, so the CLI, the candidates table and the gate_failed alert see its verdict.
+    latest = latest_run(_engine(project), TEXT)
+    assert latest is not None and not latest["gate_passed"]
+    gate = read_gate(_engine(project), latest["run_id"])
+    assert gate["criterion"].iloc[0] == REPLAYABLE_CASES and gate["verdict"].iloc[0] == "not_judged"
+    assert not gate["passed"].astype(bool).any()
+    summary = read_summary(_engine(project), latest["run_id"])
+    assert set(summary["scorer"]) == {s.name for s in scoring_config(project.settings).scorers}
+    assert (summary["n_scored"] == 0).all() and summary["estimate"].isna().all()
 
 
 def test_good_candidate_passes_the_gate_and_weak_one_fails(demo, runs):

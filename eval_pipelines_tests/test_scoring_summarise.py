@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 
 from eval_pipelines.evalsets.estimation import stratified_estimate
+from eval_pipelines.evalsets.trusted import cell_label, pooled_cell_strata
 from eval_pipelines.scoring.gate import evaluate_gate
 from eval_pipelines.scoring.scorers import ScorerTraits
 from eval_pipelines.scoring.settings import ComparisonConfig, RegressionCriterion
@@ -237,3 +238,35 @@ def test_lower_is_better_binary_rows_agree_in_sign_with_their_design_difference(
     assert row["sample_p_value_regression"] > 0.99 and row["p_value_regression"] > 0.99
     detail = evaluate_gate([NonInferiorityCriterion(scorer="m", margin=0.02)], summary)["detail"].iloc[0]
     assert "20 wins / 5 losses" in detail and "lower is better" in detail
+
+
+def test_stratum_slices_of_a_trusted_eval_set_pool_each_audit_stratum_over_the_days():
+    # Two days × two audit strata: four design cells, two stratum slices. Each slice is the domain estimate of the
+    # union of its days' cells, which (a union of whole strata) equals the stratified estimate on those cells.
+    rng = np.random.default_rng(3)
+    sizes, rows = {}, []
+    for day in ("2026-10-01", "2026-10-02"):
+        for audit, p in (("review_action=accepted", 0.9), ("review_action=overridden", 0.4)):
+            cell = cell_label(day, audit)
+            n, population = 30, 300 if audit.endswith("accepted") else 60
+            sizes[cell] = (population, n)
+            rows.append(pd.DataFrame({"stratum": cell, "weight": population / n,
+                                      "score__m": (rng.random(n) < p).astype(float)}))
+    frame = pd.concat(rows, ignore_index=True)
+    design = _design(sizes)
+    summary = summarise(frame, BINARY, ["stratum"], ComparisonConfig(), design, with_baseline=False)
+    sliced = summary[summary["slice_dim"] == "stratum"].set_index("slice_value")
+    assert sorted(sliced.index) == ["review_action=accepted", "review_action=overridden"]
+    for audit in sliced.index:
+        cells = [c for c in sizes if c.endswith(audit)]
+        part = frame[frame["stratum"].isin(cells)]
+        expected = stratified_estimate(part["score__m"].to_numpy(), part["stratum"].to_numpy(),
+                                       pd.Series({c: float(sizes[c][0]) for c in cells}))
+        assert sliced.loc[audit, "n_cases"] == 60
+        assert sliced.loc[audit, "estimate"] == pytest.approx(expected.estimate, abs=1e-12)
+        assert sliced.loc[audit, "std_error"] == pytest.approx(expected.std_error, rel=1e-9)
+
+
+def test_pooled_cell_strata_leaves_plain_strata_alone():
+    strata = pd.Series([cell_label("2026-10-01", "a=b|c=d"), "segment=enterprise", "certainty"])
+    assert pooled_cell_strata(strata).tolist() == ["a=b|c=d", "segment=enterprise", "certainty"]

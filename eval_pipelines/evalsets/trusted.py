@@ -59,6 +59,19 @@ def cell_label(day: str, stratum: str) -> str:
     return f"{day}{CELL_SEPARATOR}{stratum}"
 
 
+def pooled_cell_strata(strata: pd.Series) -> pd.Series:
+    """A trusted eval set's strata (``<day>|audit=<stratum>``) as their audit stratum pooled over the days; other
+    strata unchanged.
+
+    The day × audit-stratum cells are the design, but as slices they are noise (a 28-day window of an audit with
+    60 strata has ~1,700 cells of two or three cases). Pooled over days, a slice is the audit stratum a reader
+    knows ("accepted, confidence [0.8, 1], enterprise"), still a domain of the design and projected as one.
+    """
+    text = strata.astype("str")
+    pooled = text.str.partition(CELL_SEPARATOR)
+    return pooled[2].where(pooled[1] == CELL_SEPARATOR, text)
+
+
 def _text(values: pd.Series) -> pd.Series:
     """Stripped strings, blank as null: a blank label is no label (as in labeling)."""
     out = values.astype("object").where(values.notna(), None)

@@ -49,6 +49,7 @@ from eval_pipelines.scoring.runs import (
     eval_set_cases_frame,
     restrict_to_systems,
     score_run,
+    unreplayable_run,
 )
 from eval_pipelines.scoring.settings import (
     PRODUCTION,
@@ -284,20 +285,27 @@ def scored_runs(
     except ValueError as error:
         raise dg.Failure(f"candidate {name}: {error}") from None
     if not len(cases):
-        # Nothing this candidate can be replayed on (e.g. a reply drafter on a triage-only eval set): recorded as
-        # materialised with no rows, and its gate fails saying why (a candidate never passes without evidence).
-        reason = f"the eval set {version} has no case of systems {candidate.systems}: nothing to replay"
+        # Nothing this candidate can be replayed on (e.g. a reply drafter on a triage-only eval set). Still a run:
+        # its rows reach scored_runs and release_gates (a gate NOT JUDGED → FAIL that alerts and the CLI see), and
+        # the asset is materialised with no cases.
+        reason = f"the eval set {version} has no case of systems {list(candidate.systems or ())}: nothing to replay"
         context.log.warning(f"{name}: {reason}")
+        run = unreplayable_run(config, config.gates[candidate.gate], reason)
+        info = RunInfo(context.run.run_id, name, datetime.now(UTC), version, config.baseline_of(name),
+                       candidate.gate)
         with Lake(lake_root(settings)).publishing() as publication:
-            uri = publication.stage_table("/".join(context.asset_key.path), name,
-                                          pd.DataFrame({"case_set": pd.Series(dtype="str"),
-                                                        "event_id": pd.Series(dtype="str")}))
+            uri = publication.stage_table("/".join(context.asset_key.path), name, run.cases)
+            write_run(engine, run, info, [s.name for s in config.scorers], before_commit=publication.publish)
         yield dg.Output(InLake(uri, 0), metadata={"dagster/row_count": 0, "candidate": name,
                                                   "eval_set_version": version, "gate_passed": False,
-                                                  "skipped": reason})
+                                                  "skipped": reason, "gate": dg.MetadataValue.md(render_gate(run.gate)),
+                                                  "candidates": _candidates_table(engine, config)})
         yield dg.AssetCheckResult(check_name=GATE_CHECK, passed=False, severity=dg.AssetCheckSeverity.ERROR,
                                   description=f"{name}: NOT JUDGED → FAIL: {reason}",
-                                  metadata={"eval_set_version": version, "run_id": context.run.run_id})
+                                  metadata={"gate": dg.MetadataValue.md(render_gate(run.gate)),
+                                            "criteria": len(run.gate), "failed": len(run.failures),
+                                            "not_judged": int((run.gate["verdict"] == "not_judged").sum()),
+                                            "eval_set_version": version, "run_id": context.run.run_id})
         return
     if _needs_logged(config, name):
         lake = Lake(lake_root(settings))

@@ -21,7 +21,7 @@ import pandas as pd
 from eval_pipelines.evalsets.trusted import REVIEWED, TRUSTED_SOURCES
 from eval_pipelines.review.agreement import Agreement
 from eval_pipelines.scoring.adapters import LoggedSystem, SystemUnderTest, replay_inputs
-from eval_pipelines.scoring.gate import evaluate_gate, gate_passed
+from eval_pipelines.scoring.gate import NOT_JUDGED, evaluate_gate, gate_passed
 from eval_pipelines.scoring.judge import judge_agreement
 from eval_pipelines.scoring.scorers import (
     KNOWN_WRONG_NORMALISED,
@@ -41,6 +41,7 @@ from eval_pipelines.scoring.summarise import (
     ALL,
     EDGE_CASES,
     EVAL_SET,
+    SUMMARY_COLUMNS,
     Design,
     baseline_column,
     edge_case_outcomes,
@@ -484,3 +485,35 @@ def score_run(cases: pd.DataFrame, strata: pd.DataFrame, system: SystemUnderTest
     gate = note_unscored_known_errors(evaluate_gate(criteria, summary), criteria, summary)
     gate = note_implicit_labels(gate, criteria, summary, isinstance(baseline, LoggedSystem))
     return ScoredRun(frame, summary, outcomes, gate, gate_passed(gate), timings, agreements)
+
+
+REPLAYABLE_CASES = "replayable eval-set cases"
+"""The gate row of a run that had nothing to replay (:func:`unreplayable_run`)."""
+
+
+def unreplayable_run(config: ScoringConfig, criteria: Sequence[AnyCriterion], reason: str) -> ScoredRun:
+    """The run of a candidate with no eval-set case it can answer (e.g. a reply drafter on a triage-only eval set).
+
+    It is still a run: ``scored_runs`` gets one summary row per scorer with 0 cases scored, and ``release_gates``
+    a first row "replayable eval-set cases ≥ 1" that is not judged and fails, followed by the context's criteria
+    (each not judged on the empty summary). A candidate never passes without evidence, even where every
+    criterion allows missing values, and the warehouse, the alerts and the CLI see the verdict like any other.
+    """
+    rows = []
+    for scorer in config.scorers:
+        trait = traits(scorer)
+        rows.append({"case_set": EVAL_SET, "scorer": scorer.name, "slice_dim": ALL, "slice_value": ALL,
+                     "binary": trait.binary, "higher_is_better": trait.higher_is_better, "n_cases": 0,
+                     "n_scored": 0, "population": 0.0, "wins": 0, "losses": 0, "ties": 0, "label_basis": "none",
+                     "n_self_labeled": 0})
+    summary = pd.DataFrame(rows).reindex(columns=list(SUMMARY_COLUMNS))
+    first = pd.DataFrame([{"criterion": REPLAYABLE_CASES, "value": 0.0, "op": "≥", "threshold": 1.0,
+                           "passed": False, "verdict": NOT_JUDGED,
+                           "detail": f"not judged: {reason}; fails the gate"}])
+    gate = pd.concat([first, evaluate_gate(criteria, summary)], ignore_index=True)
+    cases = pd.DataFrame({name: pd.Series(dtype="object") for name in
+                          (*CASE_COLUMNS, "output", "status", "error", "latency_ms", "cost_usd", "confidence")})
+    cases = cases.drop(columns=["features"]).assign(
+        **{score_column(scorer.name): pd.Series(dtype="float64") for scorer in config.scorers})
+    outcomes = pd.DataFrame(columns=["entry_id", "failure_mode", "passed", "cases", "baseline_passed"])
+    return ScoredRun(cases, summary, outcomes, gate, False)

@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from eval_pipelines.evalsets.estimation import stratified_estimate
+from eval_pipelines.evalsets.trusted import pooled_cell_strata
 from eval_pipelines.multiplicity import benjamini_hochberg
 from eval_pipelines.scoring.scorers import ScorerTraits
 from eval_pipelines.scoring.settings import ComparisonConfig
@@ -102,13 +103,16 @@ def slice_masks(cases: pd.DataFrame, dimensions: Sequence[str]) -> Iterator[tupl
     """``(dimension, value, mask)`` for 'all' and every value of each dimension present in ``cases``.
 
     ``failure_mode`` slices overlap: a case is in the slice of every tag of its ``failure_mode`` ('|'-joined),
-    or in 'none' when it has none.
+    or in 'none' when it has none. ``stratum`` slices of a trusted eval set pool each audit stratum over the
+    window's days (:func:`~eval_pipelines.evalsets.trusted.pooled_cell_strata`).
     """
     yield ALL, ALL, np.ones(len(cases), dtype=bool)
     for dimension in dimensions:
         if dimension not in cases.columns:
             continue
         values = cases[dimension].astype("str").fillna("<null>")
+        if dimension == "stratum":
+            values = pooled_cell_strata(values)
         if dimension == "failure_mode":
             parts = values.replace("", NO_FAILURE).str.split("|")
             levels = sorted({tag for tags in parts for tag in tags})
