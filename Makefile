@@ -38,12 +38,11 @@ demo: install
 	$(BIN)/eval-pipelines generate-logs --out data/landing --days $(DEMO_DAYS) --start-date $(DEMO_START) \
 		--events-per-day $(DEMO_EVENTS_PER_DAY) --seed $(DEMO_SEED) --reply-share $(DEMO_REPLY_SHARE) --imperfect \
 		--truth-out data/demo_truth
-	$(BIN)/eval-pipelines materialize --checks-advisory
-	# The demo's review team answers the day's audit samples from the simulator's truth; the second pass
-	# reads the verdicts (review_labels) and re-runs only what reads them (ingestion, labels, drift and the
-	# audit sample stay as the first pass made them).
+	# First the ingestion, the labels and each day's audit sample; the demo's review team then answers the
+	# audit samples from the simulator's truth; the second pass makes everything else once, reading the verdicts.
+	$(BIN)/eval-pipelines materialize --checks-advisory --upstream-of review_queue
 	$(BIN)/eval-pipelines demo-review --truth data/demo_truth --error-rate 0.03 --seed $(DEMO_SEED)
-	$(BIN)/eval-pipelines materialize --checks-advisory --downstream-of review_labels edge_case_library
+	$(BIN)/eval-pipelines materialize --checks-advisory --exclude production_logs labeled_cases review_queue
 	$(BIN)/eval-pipelines generate-logs --out data/landing --late-file-for $(DEMO_LATE_DAY) \
 		--events-per-day $(DEMO_EVENTS_PER_DAY) --seed $(DEMO_SEED) --reply-share $(DEMO_REPLY_SHARE)
 	@echo

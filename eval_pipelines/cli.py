@@ -75,7 +75,13 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from eval_pipelines.definitions import ALL_ASSET_CHECKS, ALL_ASSETS, JOBS
-    from eval_pipelines.jobs import CANDIDATE_RUNS_JOB, DAILY_CHAIN_JOB, EVAL_SET_REFRESH_JOB, REVIEW_ROUND_JOB
+    from eval_pipelines.jobs import (
+        CANDIDATE_RUNS_JOB,
+        DAILY_CHAIN_JOB,
+        EVAL_SET_REFRESH_JOB,
+        REVIEW_ROUND_JOB,
+        job_segments,
+    )
     from eval_pipelines.jobs import job_assets as named_job_assets
     from eval_pipelines.partitions import daily_partitions, partitions_holding
     from eval_pipelines.resources import build_resources
@@ -85,7 +91,7 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
         print("DAGSTER_HOME is not set; run through `make demo` or export DAGSTER_HOME=$PWD/.dagster_home",
               file=sys.stderr)
         return 2
-    selected = _selected_keys(ALL_ASSETS, args.downstream_of)
+    selected = _selected_keys(ALL_ASSETS, args.downstream_of, args.upstream_of, args.exclude)
     if isinstance(selected, str):
         print(selected, file=sys.stderr)
         return 2
@@ -113,10 +119,13 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
     failed_checks: list[str] = []
     warned_checks: list[str] = []
     crashed_runs: list[str] = []
+    last_run_succeeded = [True]
 
     def run(job: str | None, assets: list, partition_key: str | None, label: str) -> bool:
         chosen = [a.key for a in assets if selected is None or a.key in selected]
-        subset = chosen if selected is not None and len(chosen) < len(assets) else None
+        # A run of a named job executes the whole job unless given the subset: a segment of a day or a selection.
+        whole_job = {a.key for a in members[job]} if job is not None else set(chosen)
+        subset = chosen if set(chosen) != whole_job else None
         assets = [a for a in assets if a.key in chosen]
         pools = {asset.op.pool for asset in assets if asset.op.pool}
         tags = {"eval_pipelines/trigger": "cli"}
@@ -148,6 +157,7 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
         print(f"{label}: run {result.run_id[:8]} {status}: {materialized} asset(s) materialised"
               + (f"; failed: {'; '.join(failed)}" if failed else "")
               + (f"; warnings: {len(warned)}" if warned else ""), flush=True)
+        last_run_succeeded[0] = result.success
         return ok
 
     # Daily assets day by day, oldest first (the daily chain, then the review round); then the assets over the
@@ -159,9 +169,20 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
             def wanted(assets: list) -> bool:
                 return any(selected is None or a.key in selected for a in assets)
 
-            for job in (DAILY_CHAIN_JOB, REVIEW_ROUND_JOB):
-                if members[job] and wanted(members[job]):
-                    outcomes.extend(run(job, members[job], day, f"{job}[{day}]") for day in days)
+            # A day's assets in dependency order, one run per stretch of the same job (ingestion and labels, the
+            # audit sample and its verdicts, then what reads them): see jobs.job_segments.
+            daily = [a for job in (DAILY_CHAIN_JOB, REVIEW_ROUND_JOB) for a in members[job] if wanted([a])]
+            job_of = {a.key: job for job in (DAILY_CHAIN_JOB, REVIEW_ROUND_JOB) for a in members[job]}
+            segments = job_segments(daily, job_of)
+            for day in days:
+                for position, (job, assets) in enumerate(segments):
+                    outcomes.append(run(job, assets, day, f"{job}[{day}]"))
+                    if not last_run_succeeded[0] and position < len(segments) - 1:
+                        # A crash or a failed blocking check stopped steps of this run: the day's later runs would
+                        # read what is missing or unchecked, so they wait (as steps of one run would).
+                        print(f"{day}: the day's later runs skipped (a blocking check failed or a step crashed "
+                              "above)", flush=True)
+                        break
             if members[EVAL_SET_REFRESH_JOB] and wanted(members[EVAL_SET_REFRESH_JOB]):
                 outcomes.append(run(EVAL_SET_REFRESH_JOB, members[EVAL_SET_REFRESH_JOB], None,
                                     EVAL_SET_REFRESH_JOB))
@@ -193,22 +214,30 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
     return code
 
 
-def _selected_keys(assets: list, roots: list[str] | None) -> set | str | None:
-    """The keys ``--downstream-of`` selects (the roots and everything downstream), None for every asset, or the
-    error message naming an unknown asset and the known ones."""
-    if not roots:
+def _selected_keys(assets: list, downstream: list[str] | None, upstream: list[str] | None = None,
+                   excluded: list[str] | None = None) -> set | str | None:
+    """The keys ``--downstream-of`` / ``--upstream-of`` select (the roots and everything downstream / upstream of
+    them; both given: the union), minus ``--exclude``; None for every asset; or the error message naming an
+    unknown asset and the known ones."""
+    if not downstream and not upstream and not excluded:
         return None
     import dagster as dg
 
-    from eval_pipelines.jobs import downstream_of
+    from eval_pipelines.jobs import downstream_of, upstream_of
 
     known = {a.key.to_user_string(): a.key for a in assets}
-    unknown = [name for name in roots if name not in known]
-    if unknown:
-        return (f"--downstream-of: unknown asset(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    keys: set[dg.AssetKey] = set()
-    for name in roots:
+    for option, names in (("--downstream-of", downstream), ("--upstream-of", upstream), ("--exclude", excluded)):
+        unknown = [name for name in names or () if name not in known]
+        if unknown:
+            return f"{option}: unknown asset(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+    keys: set[dg.AssetKey] = set(known.values()) if not downstream and not upstream else set()
+    for name in downstream or ():
         keys |= {known[name]} | downstream_of(assets, known[name])
+    for name in upstream or ():
+        keys |= {known[name]} | upstream_of(assets, known[name])
+    keys -= {known[name] for name in excluded or ()}
+    if not keys:
+        return "the selection is empty: every selected asset is excluded"
     return keys
 
 
@@ -306,6 +335,13 @@ def build_parser() -> argparse.ArgumentParser:
                              help="only these assets and every asset downstream of them (e.g. after the reviewers "
                                   "answered: --downstream-of review_labels edge_case_library); their checks run "
                                   "too; default: every asset")
+    materialize.add_argument("--upstream-of", nargs="+", default=None, metavar="ASSET",
+                             help="only these assets and every asset they depend on (e.g. before a review round: "
+                                  "--upstream-of review_queue draws the audit samples and nothing else); with "
+                                  "--downstream-of, the union")
+    materialize.add_argument("--exclude", nargs="+", default=None, metavar="ASSET",
+                             help="leave these assets out of the selection (e.g. what an earlier pass made); "
+                                  "runs read their latest materialisation")
     materialize.set_defaults(handler=_cmd_materialize)
 
     check = commands.add_parser("check-config", help="validate the configuration file and exit")

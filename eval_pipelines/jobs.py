@@ -46,6 +46,63 @@ def downstream_of(assets: Sequence[dg.AssetsDefinition], root: dg.AssetKey) -> s
     return found
 
 
+def upstream_of(assets: Sequence[dg.AssetsDefinition], root: dg.AssetKey) -> set[dg.AssetKey]:
+    """Keys of the assets ``root`` depends on, directly or not (not ``root`` itself); source assets excluded."""
+    by_key = {asset.key: asset for asset in assets}
+    found: set[dg.AssetKey] = set()
+    frontier = [root]
+    while frontier:
+        key = frontier.pop()
+        for dependency in by_key[key].dependency_keys if key in by_key else ():
+            if dependency in by_key and dependency not in found:
+                found.add(dependency)
+                frontier.append(dependency)
+    return found
+
+
+def job_segments(assets: Sequence[dg.AssetsDefinition], job_of: dict[dg.AssetKey, str]
+                 ) -> list[tuple[str, list[dg.AssetsDefinition]]]:
+    """The runs one partition of ``assets`` needs when they belong to several jobs: ``(job, assets)`` in an order
+    that respects every dependency among them, with as few runs as that allows.
+
+    A day's assets cross jobs both ways (labeled_cases → review_queue → review_labels → production_scores), so
+    running one job's assets for the day and then the other's would read the audit before it was drawn. Each run
+    takes every asset of its job whose dependencies (among ``assets``) are done; the first job is chosen so the
+    number of runs is smallest (ties: the order of ``assets``).
+    """
+    keys = {asset.key for asset in assets}
+
+    def plan(first: str) -> list[tuple[str, list[dg.AssetsDefinition]]]:
+        done: set[dg.AssetKey] = set()
+        segments: list[tuple[str, list[dg.AssetsDefinition]]] = []
+        job = first
+        while len(done) < len(assets):
+            taken: list[dg.AssetsDefinition] = []
+            progress = True
+            while progress:  # the closure: an asset of this job whose inputs this run makes is taken too
+                progress = False
+                for asset in assets:
+                    if asset.key in done or asset in taken or job_of[asset.key] != job:
+                        continue
+                    if (asset.dependency_keys & keys) <= done | {a.key for a in taken}:
+                        taken.append(asset)
+                        progress = True
+            if taken:
+                segments.append((job, taken))
+                done |= {a.key for a in taken}
+            ready = [job_of[a.key] for a in assets if a.key not in done and (a.dependency_keys & keys) <= done]
+            if not ready:
+                if len(done) < len(assets):
+                    raise ValueError("dependency cycle among " + ", ".join(sorted(
+                        a.key.to_user_string() for a in assets if a.key not in done)))
+                break
+            job = ready[0]
+        return segments
+
+    jobs = list(dict.fromkeys(job_of[asset.key] for asset in assets))
+    return min((plan(job) for job in jobs), key=len) if jobs else []
+
+
 def job_assets(assets: Sequence[dg.AssetsDefinition], daily: dg.PartitionsDefinition
                ) -> dict[str, list[dg.AssetsDefinition]]:
     """The assets of each named job (a job whose list is empty is not defined), in the order the CLI runs them.

@@ -164,3 +164,70 @@ def test_materialize_downstream_of_runs_only_those_assets_and_names_unknown_ones
     chain = next(line for line in out.splitlines() if line.startswith(f"daily_chain[{day}]"))
     selected = {"kpi_daily", "kpi_rollups", "performance_estimates", "production_scores"}
     assert f"{len(selected)} asset(s) materialised" in chain, chain
+
+
+def test_materialize_runs_a_days_assets_in_dependency_order_across_jobs():
+    # labeled_cases (daily_chain) → review_queue → review_labels (review_round) → production_scores (daily_chain):
+    # one job's runs for the day, then the other's, would score production before the audit was drawn.
+    from eval_pipelines.definitions import ALL_ASSETS
+    from eval_pipelines.jobs import DAILY_CHAIN_JOB, REVIEW_ROUND_JOB, job_assets, job_segments
+    from eval_pipelines.partitions import daily_partitions
+
+    members = job_assets(ALL_ASSETS, daily_partitions)
+    job_of = {a.key: job for job in (DAILY_CHAIN_JOB, REVIEW_ROUND_JOB) for a in members[job]}
+    daily = [a for job in (DAILY_CHAIN_JOB, REVIEW_ROUND_JOB) for a in members[job]]
+
+    def plan(selected: set[str] | None) -> list[tuple[str, list[str]]]:
+        chosen = [a for a in daily if selected is None or a.key.to_user_string() in selected]
+        return [(job, [a.key.to_user_string() for a in assets]) for job, assets in job_segments(chosen, job_of)]
+
+    full = plan(None)
+    assert [job for job, _ in full] == [DAILY_CHAIN_JOB, REVIEW_ROUND_JOB, DAILY_CHAIN_JOB]
+    position = {name: i for i, (_, names) in enumerate(full) for name in names}
+    for asset in daily:
+        for dependency in asset.dependency_keys & set(job_of):
+            assert position[dependency.to_user_string()] <= position[asset.key.to_user_string()], asset.key
+    assert sorted(n for _, names in full for n in names) == sorted(a.key.to_user_string() for a in daily)
+    # make demo's second pass (everything but ingestion, labels and the audit sample) needs two runs, not three.
+    rest = {a.key.to_user_string() for a in daily} - {"production_logs", "labeled_cases", "review_queue"}
+    assert [job for job, _ in plan(rest)] == [REVIEW_ROUND_JOB, DAILY_CHAIN_JOB]
+
+
+def test_make_demos_two_passes_materialise_every_asset_once_with_the_verdicts_read(project: Project, monkeypatch,
+                                                                                    capsys):
+    from datetime import date
+
+    import sqlalchemy as sa
+
+    from eval_pipelines.demo.generator import generate_logs
+
+    monkeypatch.setenv("DAGSTER_HOME", str(project.root))
+    config = ["--config", str(project.config_path)]
+    materialize = [*config, "materialize", "--checks-advisory"]
+    assert cli.main([*materialize, "--upstream-of", "review_queue", "--exclude", "review_qeue"]) == 2
+    assert "--exclude: unknown asset(s) review_qeue" in capsys.readouterr().err
+    assert cli.main([*materialize, "--exclude", "production_logs", "--upstream-of", "production_logs"]) == 2
+    assert "selection is empty" in capsys.readouterr().err
+    day = date(2026, 3, 2)
+    generate_logs(project.landing_dir, days=1, events_per_day=400, seed=3, start_date=day,
+                  truth_dir=project.root / "truth")
+    assert cli.main([*materialize, day.isoformat(), "--upstream-of", "review_queue"]) == 0
+    instance = dg.DagsterInstance.get()
+    first = {key for key in instance.get_asset_keys() if instance.get_latest_materialization_event(key)}
+    assert {k.to_user_string() for k in first} == {"production_logs", "labeled_cases", "review_queue"}
+    assert cli.main([*config, "demo-review", "--truth", str(project.root / "truth"), "--seed", "7"]) == 0
+    runs_before = {key: instance.get_latest_materialization_event(key).run_id for key in first}
+    capsys.readouterr()
+    assert cli.main([*materialize, day.isoformat(), "--exclude", "production_logs", "labeled_cases",
+                     "review_queue"]) == 0
+    out = capsys.readouterr().out
+    assert {key: instance.get_latest_materialization_event(key).run_id for key in first} == runs_before
+    from eval_pipelines.definitions import ALL_ASSETS
+
+    assert all(instance.get_latest_materialization_event(a.key) for a in ALL_ASSETS), "every asset materialised"
+    assert out.index(f"review_round[{day}]") < out.index(f"daily_chain[{day}]")
+    # The KPIs read the verdicts: the reviewed accuracy is filled (it stayed empty when the chain ran first).
+    with sa.create_engine(project.warehouse_url).connect() as connection:
+        reviewed = connection.execute(sa.text("SELECT COUNT(*) FROM kpi_daily WHERE reviewed_accuracy IS NOT NULL"
+                                              )).scalar()
+    assert reviewed > 0
