@@ -12,8 +12,8 @@ reports, and the stratified estimator ``kpi_daily.reviewed_accuracy`` is pinned 
 - the raw texts adjudicated on the label path, the winning text then graded with the same similarity rule
   (the rule applied after adjudicating instead of before): every double-reviewed wrong draft ties and drops out as
   disputed, while two reviewers who both send a right draft unchanged agree, so it is biased upward;
-- the raw texts through ``adjudicate`` as they are (the code before issue 18: ``ai_correct`` is exact equality with
-  the draft): a light edit counts as a wrong draft, biased downward.
+- the raw texts through ``adjudicate`` as they are (``review_labels`` before the binary reading: ``ai_correct`` is
+  exact equality with the draft): a light edit counts as a wrong draft, biased downward.
 
 Bias is measured as the mean over replications of (estimate − the day's true accuracy); the tolerance is four
 Monte-Carlo standard errors (standard deviation over replications / √R), computed in the same run.
