@@ -90,6 +90,19 @@ def test_free_text_verdicts_are_accepted_and_reviewed(chain) -> None:
     assert replies["label"].str.len().min() > 40
 
 
+def test_reply_verdicts_store_their_binary_verdict_on_the_draft(chain) -> None:
+    project, engine, _ = chain
+    reviewed = pd.read_sql_table("reviewed_cases", engine)
+    tasks = pd.read_sql_table("review_tasks", engine)[["partition_date", "event_id", "ai_output"]]
+    replies = reviewed[reviewed["system"] == REPLY_SYSTEM].merge(tasks, on=["partition_date", "event_id"])
+    assert len(replies) == (reviewed["system"] == REPLY_SYSTEM).sum()
+    threshold = project.settings.labeling.text_systems()[REPLY_SYSTEM].light_edit_at_least
+    right = textsim.edit_similarity(replies["ai_output"].tolist(), replies["label"].tolist()) >= threshold
+    assert (replies["draft_verdict"] == np.where(right, "draft_right", "draft_wrong")).all()
+    assert right.any() and not right.all()
+    assert reviewed.loc[reviewed["system"] == TRIAGE, "draft_verdict"].isna().all()  # a label is its own verdict
+
+
 def test_kpis_and_drift_show_the_text_system(chain) -> None:
     _, engine, _ = chain
     kpis = pd.read_sql_table("kpi_daily", engine)

@@ -379,7 +379,8 @@ def test_optional_sections_read_their_tables_when_present(built, tmp_path):
                              "reviewer": ["ann"] * 40 + ["bob"] * 40, "label": np.concatenate([first, second])})
     later = pd.DataFrame({"partition_date": [WEEK.end + timedelta(days=1)] * 2, "event_id": "late",
                           "system": "support_triage", "reviewer": ["ann", "bob"], "label": ["bug", "other"]})
-    pd.concat([verdicts, later]).to_sql("reviewed_cases", engine, index=False)
+    replies = _reply_verdicts(rng)
+    pd.concat([verdicts, later, replies]).to_sql("reviewed_cases", engine, index=False)
     with engine.connect() as connection:
         reviewed = connection.execute(sa.text(
             "SELECT kpi_date, system, model_version, segment, reviewed_accuracy, automation_bias_rate FROM kpi_daily "
@@ -402,15 +403,65 @@ def test_optional_sections_read_their_tables_when_present(built, tmp_path):
                                         level_of_measurement="nominal")
     assert alpha.value == pytest.approx(expected_alpha, abs=1e-9)
     assert alpha.ci_low < alpha.value < alpha.ci_high
-    [row] = review.tables["agreement"].to_dict("records")
+    agreement = review.tables["agreement"].set_index("system")
+    assert sorted(agreement.index) == ["reply_drafts", "support_triage"]
+    row = agreement.loc["support_triage"]
     assert row["double_reviewed_cases"] == 40 and row["disputed_cases"] == int((first != second).sum())
     assert row["kappa"] == pytest.approx(cohen_kappa_score(first, second), abs=1e-9)
+    # The free-text system: agreement on the stored binary verdict on the draft, not on the reply texts (which
+    # never match, so agreement on them would count every double-reviewed case as disputed).
+    ann, bob = (replies[replies["reviewer"] == name]["draft_verdict"].to_numpy() for name in ("ann", "bob"))
+    text_row = agreement.loc["reply_drafts"]
+    assert text_row["double_reviewed_cases"] == len(ann) and text_row["disputed_cases"] == int((ann != bob).sum()) > 0
+    assert int((ann != bob).sum()) < len(ann)  # the raw texts differ on every case
+    assert text_row["kappa"] == pytest.approx(cohen_kappa_score(ann, bob), abs=1e-9)
+    draft_codes = {"draft_right": 0, "draft_wrong": 1}
+    text_alpha = review.figure("reviewer_agreement_alpha:reply_drafts")
+    assert text_alpha.value == pytest.approx(krippendorff.alpha(
+        reliability_data=[[draft_codes[v] for v in ann], [draft_codes[v] for v in bob]],
+        level_of_measurement="nominal"), abs=1e-9)
+    assert "COALESCE(draft_verdict, label)" in text_alpha.query.sql
+    assert not any("draft_verdict" in note for note in review.notes)  # every reply verdict has its binary one
     assert "Reviewer agreement over the week" in html_report(report)
     assert _close(estimates.figure(f"estimated_accuracy:{WEEK.start}/support_triage/v1").value, 0.8)
     last = estimates.figure(f"estimated_accuracy:{WEEK.end}/support_triage/v1")
     assert _close(last.value, 0.86) and last.note == "labels not in yet"
     page = html_report(report)
     assert "not configured" not in page and "reviewed support_triage/" in page  # the accuracy plot's reviewed series
+
+
+def _reply_verdicts(rng: np.random.Generator, cases: int = 30) -> pd.DataFrame:
+    """Two reviewers' replies on a free-text system's drafts, every reply text different, with the binary verdict
+    on the draft that review_labels stores beside it (draft_verdict), agreeing on about 80 % of the cases
+    (60 % copied, the rest drawn at random)."""
+    ann = rng.choice(["draft_right", "draft_wrong"], cases, p=[0.7, 0.3])
+    bob = np.where(rng.random(cases) < 0.6, ann, rng.choice(["draft_right", "draft_wrong"], cases))
+    return pd.DataFrame({"partition_date": [WEEK.start + timedelta(days=1)] * (2 * cases),
+                         "event_id": [f"r{i}" for i in range(cases)] * 2, "system": "reply_drafts",
+                         "reviewer": ["ann"] * cases + ["bob"] * cases,
+                         "label": [f"reply {i} as {name} would send it" for name in ("ann", "bob")
+                                   for i in range(cases)],
+                         "draft_verdict": np.concatenate([ann, bob])})
+
+
+def test_week_agreement_on_a_reviewed_cases_table_from_before_draft_verdict(built, tmp_path):
+    """An older reviewed_cases (no draft_verdict column) still gives the agreement of its labels, with a note that
+    free-text systems need the column (docs/warehouse.md)."""
+    project, _ = built
+    copy = tmp_path / "old_reviewed_cases.db"
+    shutil.copy(Path(project.warehouse_url.removeprefix("sqlite:///")), copy)
+    engine = sa.create_engine(f"sqlite:///{copy}")
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE kpi_daily SET reviewed_cases_audited = 20, reviewed_accuracy = 0.7, "
+                                   "reviewed_accuracy_ci_low = 0.6, reviewed_accuracy_ci_high = 0.8 WHERE kpi_date "
+                                   ">= :s"), {"s": WEEK.start.isoformat()})
+    old = _reply_verdicts(np.random.default_rng(3)).drop(columns=["draft_verdict"])
+    old.to_sql("reviewed_cases", engine, index=False)
+    engine.dispose()
+    review = _report(project, f"sqlite:///{copy}").section("review")
+    assert any("no draft_verdict column" in note for note in review.notes)
+    [row] = review.tables["agreement"].to_dict("records")
+    assert row["disputed_cases"] == row["double_reviewed_cases"] == 30  # every reply text differs
 
 
 def test_the_weekly_partition_of_a_day():

@@ -340,18 +340,38 @@ def _review_section(connection: sa.Connection, week: Week, columns: set[str], re
 def _week_agreement(connection: sa.Connection, week: Week, section: Section) -> None:
     """Reviewer agreement rolled up over the week (issue 12 item 3; review_agreement holds it per day): Krippendorff's
     α, and Cohen's κ when the same two reviewers read every double-reviewed case, over the week's cases with two or
-    more verdicts, recomputed from reviewed_cases (coefficients do not add up across days)."""
-    if not sa.inspect(connection).has_table("reviewed_cases"):
+    more verdicts, recomputed from reviewed_cases (coefficients do not add up across days).
+
+    The verdict compared is ``COALESCE(draft_verdict, label)``: a free-text system's binary verdict on the draft
+    (the one review_labels adjudicated and measured agreement on; two different corrections of a wrong draft
+    agree), a label system's label. A reviewed_cases table from before the column compares labels, and says so."""
+    columns = _table_columns(sa.inspect(connection), "reviewed_cases")
+    if not columns:
         return
-    query = Query("SELECT partition_date, event_id, system, reviewer, label FROM reviewed_cases WHERE "
+    stored = "draft_verdict" in columns
+    verdict = "COALESCE(draft_verdict, label)" if stored else "label"
+    query = Query(f"SELECT partition_date, event_id, system, reviewer, {verdict} AS verdict"
+                  + (", draft_verdict IS NOT NULL AS on_draft" if stored else "") + " FROM reviewed_cases WHERE "
                   "partition_date >= :since AND partition_date <= :until ORDER BY partition_date, event_id, reviewer",
                   {"since": week.start, "until": week.end})
     verdicts = _frame(connection, query)
     if verdicts.empty:
         return
     section.queries.append(query)
+    if not stored:
+        section.notes.append("reviewed_cases has no draft_verdict column (created before it existed): reviewer "
+                             "agreement compares the verdicts' labels, which for a free-text system are reply texts "
+                             "that rarely match; add the column (docs/warehouse.md) and re-materialise review_labels.")
+    else:
+        on_draft = verdicts["on_draft"].astype(bool)
+        mixed = sorted(set(verdicts.loc[on_draft, "system"]) & set(verdicts.loc[~on_draft, "system"]))
+        if mixed:
+            section.notes.append(f"Some verdicts of {', '.join(mixed)} have no draft_verdict (reviewed before the "
+                                 "column existed): their reply texts are compared as they are; re-materialise "
+                                 "review_labels for those days.")
     # A case is (day, event): the same event id on two days is two cases.
-    verdicts["event_id"] = verdicts["partition_date"].astype(str) + "/" + verdicts["event_id"].astype(str)
+    verdicts = verdicts.assign(event_id=verdicts["partition_date"].astype(str) + "/" + verdicts["event_id"].astype(str),
+                               label=verdicts["verdict"])
     rows = []
     for found in agreement_by_system(verdicts):
         if not found.double_reviewed_cases:
@@ -359,8 +379,8 @@ def _week_agreement(connection: sa.Connection, week: Week, section: Section) -> 
         rows.append(found.row())
         section.figures.append(Figure(
             f"reviewer_agreement_alpha:{found.system}", f"Reviewer agreement (Krippendorff's α) {found.system}",
-            _number(found.alpha.estimate), "coefficient", "Krippendorff's α (nominal) over the week's cases with "
-            "two or more verdicts (review/agreement.py)", query, _number(found.alpha.ci_low),
+            _number(found.alpha.estimate), "coefficient", f"Krippendorff's α (nominal) of {verdict} over the week's "
+            "cases with two or more verdicts (review/agreement.py)", query, _number(found.alpha.ci_low),
             _number(found.alpha.ci_high), note=f"{found.double_reviewed_cases} double-reviewed cases, "
             f"{len(found.disputed)} disputed"))
     if rows:

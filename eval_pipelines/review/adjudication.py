@@ -170,6 +170,20 @@ def text_draft_verdicts(tasks: pd.DataFrame, verdicts: pd.DataFrame, light_edit_
     return tokens
 
 
+def draft_verdict_column(tasks: pd.DataFrame, verdicts: pd.DataFrame, light_edit_at_least: dict[str, float] | None
+                         ) -> pd.Series:
+    """``reviewed_cases.draft_verdict``: per verdict, ``draft_right`` / ``draft_wrong`` for a text system (the token
+    ``text_draft_verdicts`` adjudicates), None for a label system, whose ``label`` is already the verdict.
+
+    Stored so that whoever reads ``reviewed_cases`` later (the weekly report's agreement) reads the verdict that
+    was adjudicated, under the threshold of the day it was given, with neither the config nor rapidfuzz.
+    """
+    light = light_edit_at_least or {}
+    tokens = text_draft_verdicts(tasks, verdicts, light) if light else verdicts["label"].astype("object")
+    is_text = verdicts["system"].astype(str).isin(list(light)).to_numpy()
+    return pd.Series(np.where(is_text, tokens.to_numpy(dtype=object), None), index=verdicts.index, dtype="object")
+
+
 def adjudicate_reviews(tasks: pd.DataFrame, verdicts: pd.DataFrame, mode: str = "majority",
                        senior: str | None = None, light_edit_at_least: dict[str, float] | None = None
                        ) -> pd.DataFrame:

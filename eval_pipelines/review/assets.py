@@ -26,7 +26,7 @@ from eval_pipelines.lake import InLake, Lake
 from eval_pipelines.metadata import markdown_table
 from eval_pipelines.partitions import daily_partitions
 from eval_pipelines.resources import ProjectConfigResource, WarehouseResource, lake_root
-from eval_pipelines.review.adjudication import adjudicate_reviews, agreement_on_draft
+from eval_pipelines.review.adjudication import adjudicate_reviews, agreement_on_draft, draft_verdict_column
 from eval_pipelines.review.design import ACTION_COLUMN, AuditSample, draw_audit_sample
 from eval_pipelines.review.estimation import estimate_reviewed
 from eval_pipelines.review.inbox import (
@@ -385,6 +385,8 @@ def review_labels(context: dg.AssetExecutionContext, project: ProjectConfigResou
     labels = adjudicate_reviews(selected, accepted, review.adjudication.mode, review.adjudication.senior_reviewer,
                                 light_edit)
     agreements = agreement_on_draft(accepted, selected, light_edit, seed=review.seed)
+    # Stored beside the reply, so the weekly report's agreement reads the same binary verdict (reporting/model.py).
+    accepted = accepted.assign(draft_verdict=draft_verdict_column(selected, accepted, light_edit))
     accepted, quarantined = _masked(settings, accepted, quarantined)
 
     key = {"partition_date": day}

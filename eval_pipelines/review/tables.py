@@ -40,6 +40,8 @@ reviewed_cases = sa.Table(
     sa.Column("system", sa.String(256), nullable=False),
     sa.Column("reviewer", sa.String(256), primary_key=True),
     sa.Column("label", sa.Text, nullable=False),
+    sa.Column("draft_verdict", sa.String(16),
+              comment="text systems: draft_right / draft_wrong, the verdict adjudicated; NULL for label systems"),
     sa.Column("comment", sa.Text, comment="PII-masked"),
     sa.Column("reviewed_at", sa.DateTime(timezone=True)),
     sa.Column("source", sa.String(1024), nullable=False),
