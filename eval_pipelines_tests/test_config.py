@@ -167,3 +167,21 @@ def test_a_mapping_that_finds_no_column_in_the_day_is_warned_with_its_field():
     assert [w.split(":")[0] for w in warnings] == ["mapping.columns.user_action", "mapping.columns.ground_truth"]
     assert "'action'" in warnings[0] and "user_action is null for the whole day" in warnings[0]
     assert unmatched_mappings(settings, rows.iloc[:0]) == []  # an empty day says nothing about the mapping
+
+
+def test_a_loaded_config_is_read_afresh_when_the_file_or_an_override_changes(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch):
+    # Loads are cached (every asset step loads the config); the cache must never serve a stale config.
+    monkeypatch.delenv("EVAL_PIPELINES_LAKE_DIR", raising=False)
+    path = tmp_path / "eval_pipelines.yaml"
+    text = DEFAULT_CONFIG_PATH.read_text()
+    path.write_text(text)
+    first = load_settings(path)
+    assert load_settings(path) is first  # cached
+    path.write_text(text.replace("lake_dir: data/lake", "lake_dir: data/other_lake"))
+    assert str(load_settings(path).storage.lake_dir).endswith("other_lake")
+    monkeypatch.setenv("EVAL_PIPELINES_LAKE_DIR", str(tmp_path / "from_env"))
+    assert str(load_settings(path).storage.lake_dir) == str(tmp_path / "from_env")
+    path.write_text("storage: [")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_settings(path)
