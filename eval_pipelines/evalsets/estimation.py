@@ -25,6 +25,10 @@ calls it from :func:`eval_pipelines.scoring.stats.domain_estimate_coded`):
   census strata (taken whole) are held out of the Korn–Graubard step, which is applied to the sampled part;
 - other values: ``y_st ± t_ν sqrt(v)``.
 
+A scored run's slice may add a floor for small pure strata to the variance (``prior_contributions``, from
+:func:`eval_pipelines.scoring.stats.domain_estimate_coded` with ``pure_stratum_floor=True``); the eval set's own
+interval never does.
+
 Unlike ``p ± 1.96 sqrt(v)`` it stays inside [0, 1] and keeps its coverage when a stratum's accuracy is near 0 or 1.
 
 Cases without a value (a scored run that could not score a case) are dropped and the stratum mean is taken over
