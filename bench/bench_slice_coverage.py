@@ -1,4 +1,5 @@
-"""Coverage of the 95 % slice intervals of a scored run: the normal interval of the old code against today's.
+"""Coverage of the 95 % slice intervals of a scored run: the normal interval of the old code, the design interval
+without and with the small-pure-stratum floor.
 
 A fixed synthetic production window (segment x user_action x model_version strata, errors and overrides
 over-sampled, a 3 % `language=ja` column that cuts across strata) is sampled again and again by the eval set's
@@ -8,9 +9,11 @@ reports (each value of each column, and each single stratum) is projected with t
 slice's true production accuracy is the coverage; nominal is 95 %, and with R samples its Monte-Carlo s.e. is
 sqrt(0.95 * 0.05 / R) (0.7 points at R = 1,000).
 
-Both intervals come from the same estimate and standard error in the same run: ``old`` is ``estimate ± z·se``
-clipped to [0, 1] (what domain slices reported before), ``new`` is the interval reported now (Korn–Graubard on
-Satterthwaite's degrees of freedom, Clopper–Pearson at the Kish size when the variance estimate is 0).
+All three intervals come from the same samples, estimate and standard error in the same run: ``old`` is
+``estimate ± z·se`` clipped to [0, 1] (what domain slices reported first), ``new`` the design interval
+(Korn–Graubard on Satterthwaite's degrees of freedom, Clopper–Pearson at the Kish size when the variance estimate
+is 0), ``floor`` the same with ``pure_stratum_floor=True`` (what a scored run's slices report: small pure strata
+get the variance of a one-case prior at the slice's accuracy).
 
     python bench/bench_slice_coverage.py [--reps 1000] [--size 400] [--seed 1]
 """
@@ -78,9 +81,10 @@ def main() -> None:
     census = {name: bool(census_stratum[np.unique(codes[mask])].all()) for name, mask in masks.items()}
     z = float(stats.norm.ppf(0.975))
     names = list(masks)
-    covered = {"old": np.zeros(len(names)), "new": np.zeros(len(names))}
-    width = {"old": np.zeros(len(names)), "new": np.zeros(len(names))}
-    zero = {"old": np.zeros(len(names)), "new": np.zeros(len(names))}
+    kinds = ("old", "new", "floor")
+    covered = {key: np.zeros(len(names)) for key in kinds}
+    width = {key: np.zeros(len(names)) for key in kinds}
+    zero = {key: np.zeros(len(names)) for key in kinds}
     rng = np.random.default_rng(args.seed)
     started = time.perf_counter()
     for _ in range(args.reps):
@@ -89,8 +93,11 @@ def main() -> None:
         y, sample_codes = correct[chosen], codes[chosen]
         for i, name in enumerate(names):
             found = domain_estimate_coded(y, sample_codes, big_n, small_n, masks[name][chosen], 0.95)
+            floored = domain_estimate_coded(y, sample_codes, big_n, small_n, masks[name][chosen], 0.95,
+                                            pure_stratum_floor=True)
             old = (max(found.estimate - z * found.std_error, 0.0), min(found.estimate + z * found.std_error, 1.0))
-            for key, (low, high) in (("old", old), ("new", (found.ci_low, found.ci_high))):
+            for key, (low, high) in (("old", old), ("new", (found.ci_low, found.ci_high)),
+                                     ("floor", (floored.ci_low, floored.ci_high))):
                 covered[key][i] += low <= truth[name] <= high
                 width[key][i] += high - low
                 zero[key][i] += (high - low) == 0.0 and found.n >= 2 and not census[name]
@@ -101,10 +108,10 @@ def main() -> None:
           f"({elapsed:.1f} s); Monte-Carlo s.e. of a coverage {se:.3f}")
     table = pd.DataFrame({"slice": names, "N": [int(masks[n].sum()) for n in names],
                           "truth": [truth[n] for n in names],
-                          "old": covered["old"] / args.reps, "new": covered["new"] / args.reps,
-                          "old_width": width["old"] / args.reps, "new_width": width["new"] / args.reps,
-                          "old_zero_width": zero["old"] / args.reps, "new_zero_width": zero["new"] / args.reps})
-    for key in ("old", "new"):
+                          **{key: covered[key] / args.reps for key in kinds},
+                          **{f"{key}_width": width[key] / args.reps for key in kinds},
+                          **{f"{key}_zero_width": zero[key] / args.reps for key in kinds}})
+    for key in kinds:
         stratum_rows = table["slice"].str.startswith("stratum ")
         print(f"{key}: slices below 90 %: {int((table[key] < 0.90).sum())} of {len(table)} "
               f"(stratum slices {int((table.loc[stratum_rows, key] < 0.90).sum())} of {int(stratum_rows.sum())}); "
@@ -114,7 +121,7 @@ def main() -> None:
               f"{table[f'{key}_width'].median():.3f} "
               f"(column slices {table.loc[~stratum_rows, f'{key}_width'].median():.3f})")
     with pd.option_context("display.width", 200, "display.max_rows", 200, "display.max_colwidth", 70):
-        print(table.round(3).sort_values("new").to_string(index=False))
+        print(table.round(3).sort_values("floor").to_string(index=False))
 
 
 if __name__ == "__main__":

@@ -141,6 +141,31 @@ def kish_effective_size(weights: np.ndarray) -> float:
     return total * total / float(np.sum(w * w)) if total > 0 else 0.0
 
 
+def largest_uninformative_pure_size(level: float = 0.95) -> int:
+    """The largest ``m`` for which ``m`` cases all alike are no evidence of which outcome dominates: the exact
+    two-sided binomial (sign) test of ``p = 1/2`` on ``m`` of ``m``, p-value ``2 · 2^-m``, does not reject at
+    ``α = 1 - level`` (5 at 95 %, 4 at 90 %, 7 at 99 %)."""
+    alpha = 1.0 - level
+    return int(np.floor(np.log2(2.0 / alpha) + 1e-9))  # the epsilon keeps an exact power of 2 on its side
+
+
+def small_pure_stratum_variances(sample_sizes: np.ndarray, all_right: np.ndarray, prior_mean: float) -> np.ndarray:
+    """Variance of a pure stratum's accuracy under one case's worth of prior information at ``prior_mean``.
+
+    For a stratum whose ``m`` sampled cases all have the same 0/1 value (``all_right``: all 1, else all 0) the
+    design variance ``s_h² / m`` is 0, yet with ``m`` small the stratum may well hold the other outcome: five cases
+    right out of an accuracy of 0.9 happen 59 % of the time. The floor is the variance of the posterior
+    ``Beta(x + p₀, m - x + 1 - p₀)`` with ``x`` the successes (``m`` or 0) and ``p₀ = prior_mean`` (the slice's own
+    accuracy): a prior worth a single case (a unit-information prior, Kass & Wasserman 1995), centred where the
+    slice's other strata put it, so it says "this stratum may be like the rest of the slice" and nothing more.
+    ``ab / ((a + b)² (a + b + 1))`` with ``a + b = m + 1``.
+    """
+    m = np.asarray(sample_sizes, dtype=np.float64)
+    x = np.where(np.asarray(all_right, dtype=bool), m, 0.0)
+    a, b = x + prior_mean, m - x + 1.0 - prior_mean
+    return a * b / ((a + b) ** 2 * (a + b + 1.0))
+
+
 @dataclass(frozen=True)
 class DesignInterval:
     """A confidence interval of a design-based mean, with what it was computed from."""

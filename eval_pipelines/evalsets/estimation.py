@@ -25,6 +25,10 @@ calls it from :func:`eval_pipelines.scoring.stats.domain_estimate_coded`):
   census strata (taken whole) are held out of the Korn–Graubard step, which is applied to the sampled part;
 - other values: ``y_st ± t_ν sqrt(v)``.
 
+A scored run's slice may add a floor for small pure strata to the variance (``prior_contributions``, from
+:func:`eval_pipelines.scoring.stats.domain_estimate_coded` with ``pure_stratum_floor=True``); the eval set's own
+interval never does.
+
 Unlike ``p ± 1.96 sqrt(v)`` it stays inside [0, 1] and keeps its coverage when a stratum's accuracy is near 0 or 1.
 
 Cases without a value (a scored run that could not score a case) are dropped and the stratum mean is taken over
@@ -155,7 +159,8 @@ def stratified_estimate(values: Sequence[float] | np.ndarray | pd.Series,
 
 def projection_interval(estimate: float, contributions: np.ndarray, degrees: np.ndarray, values: np.ndarray,
                         case_weights: np.ndarray, census: np.ndarray, binary: bool, confidence: float = 0.95,
-                        max_degrees_of_freedom: float = float("inf")) -> DesignInterval:
+                        max_degrees_of_freedom: float = float("inf"),
+                        prior_contributions: np.ndarray | None = None) -> DesignInterval:
     """The confidence interval of a design-based mean, for the whole eval set and for every slice of it.
 
     ``contributions``: the variance estimate's term per stratum (``v = Σ_h c_h``); ``degrees``: each term's degrees
@@ -168,10 +173,17 @@ def projection_interval(estimate: float, contributions: np.ndarray, degrees: np.
     ``v_s = v / (1 - c)²``, and the bounds mapped back, ``c p_c + (1 - c) bound_s``. Otherwise a slice whose
     failures all sit in census strata would have ``p̂ (1 - p̂)`` far above its sampling variance and an effective
     size of thousands from a dozen sampled cases.
+
+    ``prior_contributions``: variance terms added to ``v`` for the interval only, carrying no degrees of freedom
+    (``ν`` stays that of the measured ``contributions``): the pure-stratum floor of a scored-run slice
+    (:func:`eval_pipelines.intervals.small_pure_stratum_variances`). None (the eval set, review and KPI
+    estimates) adds nothing.
     """
     weights = np.asarray(case_weights, dtype=np.float64)
     census = np.asarray(census, dtype=bool)
     variance = float(np.sum(np.maximum(contributions, 0.0)))
+    if prior_contributions is not None:
+        variance += float(np.sum(np.maximum(prior_contributions, 0.0)))
     nu = min(satterthwaite_degrees_of_freedom(contributions, degrees), max_degrees_of_freedom)
     if max_degrees_of_freedom < 1:
         nu = float("nan")  # no stratum holds two of the slice's cases: the design cannot measure the variance
