@@ -138,7 +138,8 @@ class Design:
 
 class _Projector:
     """Projects slice means of one frame: the whole set through the eval-set estimator, slices through the
-    domain estimator (identical on unions of strata, and vectorised with the strata coded once)."""
+    domain estimator (vectorised with the strata coded once; the same estimate and standard error as the eval-set
+    estimator on unions of strata, its interval widened by the small-pure-stratum floor)."""
 
     def __init__(self, strata: np.ndarray, design: Design, confidence: float) -> None:
         self.strata = strata
@@ -155,7 +156,10 @@ class _Projector:
         if whole:
             result = stratified_estimate(values, self.strata, self.sizes, self.confidence)
             return result.estimate, result.std_error, result.ci_low, result.ci_high, float(result.population)
-        found = domain_estimate_coded(values, self.codes, self.big_n, self.small_n, mask, self.confidence)
+        # Slices floor the variance of their small pure strata (docs/eval_sets.md, "The interval"): a slice of
+        # 5-case strata near 90 % accuracy is mostly pure strata by chance, and without the floor covered 89 %.
+        found = domain_estimate_coded(values, self.codes, self.big_n, self.small_n, mask, self.confidence,
+                                      pure_stratum_floor=True)
         return found.estimate, found.std_error, found.ci_low, found.ci_high, found.population
 
     def compare(self, d: np.ndarray, mask: np.ndarray, whole: bool, binary: bool,
