@@ -34,7 +34,8 @@ install: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
 
 demo: export EVAL_PIPELINES_PARTITIONS_START := $(DEMO_START)
 demo: install
-	rm -rf data/landing data/demo_truth data/review
+	# The demo starts from nothing of its own: a warehouse or lake left by an older version would be read.
+	rm -rf data/landing data/demo_truth data/review data/lake data/warehouse.db
 	$(BIN)/eval-pipelines generate-logs --out data/landing --days $(DEMO_DAYS) --start-date $(DEMO_START) \
 		--events-per-day $(DEMO_EVENTS_PER_DAY) --seed $(DEMO_SEED) --reply-share $(DEMO_REPLY_SHARE) --imperfect \
 		--truth-out data/demo_truth

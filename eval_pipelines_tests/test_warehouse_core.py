@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import sqlalchemy as sa
 
 from eval_pipelines.warehouse.core import create_warehouse_engine, insert_records, lock_key
@@ -58,3 +59,19 @@ def test_lock_keys_are_stable_signed_64_bit_integers():
     assert lock_key("edge_case_library") == 8261522304273742688  # pinned: the same in every process and release
     assert -2**63 <= lock_key("kpi_weekly:2026-03-02") < 2**63
     assert lock_key("edge_case_library") != lock_key("kpi_weekly:2026-03-02")
+
+
+def test_a_table_from_an_older_version_is_refused_with_the_statements_that_fix_it(tmp_path):
+    from eval_pipelines.review.tables import reviewed_cases
+    from eval_pipelines.warehouse.core import WarehouseSchemaError, create_warehouse_engine, ensure_tables
+
+    engine = create_warehouse_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    old = sa.MetaData()
+    sa.Table(reviewed_cases.name, old, *[sa.Column(c.name, c.type) for c in reviewed_cases.columns
+                                         if c.name != "draft_verdict"])
+    old.create_all(engine)
+    with pytest.raises(WarehouseSchemaError, match="ALTER TABLE reviewed_cases ADD COLUMN draft_verdict VARCHAR"):
+        ensure_tables(engine, [reviewed_cases])
+    with engine.begin() as connection:
+        connection.execute(sa.text("ALTER TABLE reviewed_cases ADD COLUMN draft_verdict VARCHAR(16)"))
+    ensure_tables(engine, [reviewed_cases])  # fixed: no error

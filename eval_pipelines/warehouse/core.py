@@ -137,13 +137,44 @@ def locked_transaction(engine: sa.Engine, lock_names: Iterable[str]) -> Iterator
                 yield connection
 
 
+class WarehouseSchemaError(RuntimeError):
+    """A warehouse table lacks columns this version writes (created by an older version)."""
+
+
+# (database URL, table) pairs whose columns were checked in this process: a table's columns do not change under a
+# running pipeline, and the check would otherwise inspect the catalogue on every write.
+_checked_tables: set[tuple[str, str]] = set()
+
+
 def ensure_tables(engine: sa.Engine, tables: Iterable[sa.Table] | None = None) -> None:
-    """Create missing tables. On PostgreSQL, days ingested in parallel would race on CREATE TABLE (a unique
-    violation in pg_type); an advisory lock held for the transaction makes the first creator win cleanly."""
+    """Create missing tables, and refuse, with the statements that fix it, a table an older version created
+    without some of today's columns (an INSERT would otherwise fail with the driver's bare "no such column").
+
+    On PostgreSQL, days ingested in parallel would race on CREATE TABLE (a unique violation in pg_type); an
+    advisory lock held for the transaction makes the first creator win cleanly."""
+    chosen = list(tables) if tables is not None else list(metadata.sorted_tables)
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CREATE_TABLES_LOCK})
-        metadata.create_all(connection, tables=list(tables) if tables is not None else None, checkfirst=True)
+        metadata.create_all(connection, tables=chosen, checkfirst=True)
+        unchecked = [t for t in chosen if (str(engine.url), t.name) not in _checked_tables]
+        if unchecked:
+            inspector = sa.inspect(connection)
+            problems = []
+            for table in unchecked:
+                present = {column["name"] for column in inspector.get_columns(table.name)}
+                missing = [column for column in table.columns if column.name not in present]
+                if missing:
+                    problems.append("; ".join(
+                        f"ALTER TABLE {table.name} ADD COLUMN {column.name} "
+                        f"{column.type.compile(dialect=connection.dialect)};" for column in missing))
+                else:
+                    _checked_tables.add((str(engine.url), table.name))
+            if problems:
+                raise WarehouseSchemaError(
+                    f"warehouse {safe_url(str(engine.url))}: tables created by an older version lack columns this "
+                    f"version writes; add them (docs/warehouse.md lists every column) and re-run: "
+                    + " ".join(problems))
 
 
 def replace_partitions(engine: sa.Engine, writes: Sequence[PartitionWrite],
