@@ -80,6 +80,7 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
         DAILY_CHAIN_JOB,
         EVAL_SET_REFRESH_JOB,
         REVIEW_ROUND_JOB,
+        downstream_of,
         job_segments,
     )
     from eval_pipelines.jobs import job_assets as named_job_assets
@@ -119,7 +120,8 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
     failed_checks: list[str] = []
     warned_checks: list[str] = []
     crashed_runs: list[str] = []
-    last_run_succeeded = [True]
+    skipped_assets: list[str] = []
+    made_by_last_run: set = set()  # the asset keys the latest run materialised
 
     def run(job: str | None, assets: list, partition_key: str | None, label: str) -> bool:
         chosen = [a.key for a in assets if selected is None or a.key in selected]
@@ -157,7 +159,8 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
         print(f"{label}: run {result.run_id[:8]} {status}: {materialized} asset(s) materialised"
               + (f"; failed: {'; '.join(failed)}" if failed else "")
               + (f"; warnings: {len(warned)}" if warned else ""), flush=True)
-        last_run_succeeded[0] = result.success
+        made_by_last_run.clear()
+        made_by_last_run.update(event.asset_key for event in result.get_asset_materialization_events())
         return ok
 
     # Daily assets day by day, oldest first (the daily chain, then the review round); then the assets over the
@@ -175,14 +178,21 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
             job_of = {a.key: job for job in (DAILY_CHAIN_JOB, REVIEW_ROUND_JOB) for a in members[job]}
             segments = job_segments(daily, job_of)
             for day in days:
-                for position, (job, assets) in enumerate(segments):
-                    outcomes.append(run(job, assets, day, f"{job}[{day}]"))
-                    if not last_run_succeeded[0] and position < len(segments) - 1:
-                        # A crash or a failed blocking check stopped steps of this run: the day's later runs would
-                        # read what is missing or unchecked, so they wait (as steps of one run would).
-                        print(f"{day}: the day's later runs skipped (a blocking check failed or a step crashed "
-                              "above)", flush=True)
-                        break
+                blocked: set = set()  # the day's assets not made, and everything downstream of them
+                for job, assets in segments:
+                    runnable = [a for a in assets if a.key not in blocked]
+                    held = [a.key.to_user_string() for a in assets if a.key in blocked]
+                    if held:
+                        # A crash or a failed blocking check upstream, in an earlier run of the day: as steps of one
+                        # run would, these wait for the next materialisation (and the command does not exit 0).
+                        print(f"{job}[{day}]: skipped {', '.join(held)}: an upstream asset of the day was not "
+                              "materialised above", flush=True)
+                        skipped_assets.extend(f"{name}[{day}]" for name in held)
+                    if not runnable:
+                        continue
+                    outcomes.append(run(job, runnable, day, f"{job}[{day}]"))
+                    for key in {a.key for a in runnable} - made_by_last_run:
+                        blocked |= {key} | downstream_of(ALL_ASSETS, key)
             if members[EVAL_SET_REFRESH_JOB] and wanted(members[EVAL_SET_REFRESH_JOB]):
                 outcomes.append(run(EVAL_SET_REFRESH_JOB, members[EVAL_SET_REFRESH_JOB], None,
                                     EVAL_SET_REFRESH_JOB))
@@ -209,8 +219,9 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
             # The stopped run's thread is stuck in a C call; interpreter shutdown would wait on Dagster's threads.
             os._exit(stopped.exit_code)
         return stopped.exit_code
-    code = 0 if all(outcomes) else 1
-    print(_summary(len(outcomes), crashed_runs, failed_checks, warned_checks, args.checks_advisory, code))
+    code = 0 if all(outcomes) and not skipped_assets else 1
+    print(_summary(len(outcomes), crashed_runs, failed_checks, warned_checks, args.checks_advisory, code,
+                   skipped_assets))
     return code
 
 
@@ -250,10 +261,14 @@ def _check_line(evaluation) -> str:
 
 
 def _summary(runs: int, crashed: list[str], failed: list[str], warned: list[str], advisory: bool,
-             code: int) -> str:
-    """The closing lines of ``materialize``: what ran, what failed, the exit code and why."""
+             code: int, skipped: list[str] | None = None) -> str:
+    """The closing lines of ``materialize``: what ran, what failed, what was skipped, the exit code and why."""
+    skipped = skipped or []
     lines = [f"\n{runs - len(crashed)}/{runs} run(s) completed"
              + (f"; {len(crashed)} crashed: {', '.join(crashed)}" if crashed else "")]
+    if skipped:
+        lines.append(f"{len(skipped)} asset partition(s) not materialised because an upstream asset of their day "
+                     f"was not: {', '.join(skipped[:20])}{' …' if len(skipped) > 20 else ''}")
     if failed:
         lines.append(f"{len(failed)} check(s) failed (severity ERROR)"
                      + (", advisory (--checks-advisory)" if advisory else "") + ":")
@@ -263,7 +278,9 @@ def _summary(runs: int, crashed: list[str], failed: list[str], warned: list[str]
         lines.extend(f"  - {line}" for line in warned)
     reason = ("every run completed and no ERROR check failed" if code == 0 and not failed
               else "only checks failed and --checks-advisory was given" if code == 0
-              else "a run crashed" if crashed else "an ERROR check failed (add --checks-advisory to exit 0)")
+              else "a run crashed" if crashed
+              else "an ERROR check failed (add --checks-advisory to exit 0)" if failed and not advisory
+              else "assets were skipped after a failed blocking check")
     lines.append(f"exit {code}: {reason}")
     return "\n".join(lines)
 

@@ -231,3 +231,39 @@ def test_make_demos_two_passes_materialise_every_asset_once_with_the_verdicts_re
         reviewed = connection.execute(sa.text("SELECT COUNT(*) FROM kpi_daily WHERE reviewed_accuracy IS NOT NULL"
                                               )).scalar()
     assert reviewed > 0
+
+
+def test_a_failed_asset_holds_back_only_what_depends_on_it_in_the_days_later_runs(project: Project, monkeypatch,
+                                                                                  capsys):
+    from datetime import date
+
+    from eval_pipelines.demo.generator import generate_logs
+    from eval_pipelines.drift import assets as drift_assets
+    from eval_pipelines.labeling import assets as labeling_assets
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("injected failure")
+
+    monkeypatch.setenv("DAGSTER_HOME", str(project.root))
+    day = date(2026, 3, 2)
+    generate_logs(project.landing_dir, days=1, events_per_day=300, seed=3, start_date=day)
+    materialize = ["--config", str(project.config_path), "materialize", "--checks-advisory", day.isoformat()]
+    instance = dg.DagsterInstance.get()
+    made = lambda name: instance.get_latest_materialization_event(dg.AssetKey(name)) is not None  # noqa: E731
+
+    # drift_profile is a leaf of the day's first run: the audit sample, the verdicts and the KPIs still run.
+    with monkeypatch.context() as patch:
+        patch.setattr(drift_assets, "profile_frame", broken)
+        assert cli.main(materialize) == 1
+    out = capsys.readouterr().out
+    assert not made("drift_profile") and not made("drift_report")
+    assert all(made(name) for name in ("review_queue", "review_labels", "kpi_daily", "production_scores"))
+    assert "skipped" not in out.split("\n\n")[0]
+
+    # labeled_cases feeds everything after it: the day's later runs are skipped, said, and the exit code is 1.
+    with monkeypatch.context() as patch:
+        patch.setattr(labeling_assets, "label_cases", broken)
+        assert cli.main([*materialize, "--downstream-of", "labeled_cases"]) == 1
+    out = capsys.readouterr().out
+    assert f"review_round[{day}]: skipped review_queue, review_labels" in out
+    assert "not materialised because an upstream asset of their day was not" in out

@@ -504,7 +504,7 @@ def unreplayable_run(config: ScoringConfig, criteria: Sequence[AnyCriterion], re
         trait = traits(scorer)
         rows.append({"case_set": EVAL_SET, "scorer": scorer.name, "slice_dim": ALL, "slice_value": ALL,
                      "binary": trait.binary, "higher_is_better": trait.higher_is_better, "n_cases": 0,
-                     "n_scored": 0, "population": 0.0, "wins": 0, "losses": 0, "ties": 0, "label_basis": "none",
+                     "n_scored": 0, "population": 0.0, "wins": 0, "losses": 0, "ties": 0, "label_basis": None,
                      "n_self_labeled": 0})
     summary = pd.DataFrame(rows).reindex(columns=list(SUMMARY_COLUMNS))
     first = pd.DataFrame([{"criterion": REPLAYABLE_CASES, "value": 0.0, "op": "≥", "threshold": 1.0,

@@ -599,8 +599,9 @@ def domain_estimate_coded(values: np.ndarray, codes: np.ndarray, big_n: np.ndarr
     """:func:`domain_estimate` with strata already coded 0..H-1 and ``N_h``, ``n_h`` as arrays (the fast path
     when one design serves hundreds of slices).
 
-    ``pure_stratum_floor`` (the slices of a scored run; off for the review and KPI estimates, which keep the plain
-    design interval): for 0/1 values whose design variance is positive, the interval (not ``std_error``) adds
+    ``pure_stratum_floor`` (opt-in and used by no estimate of the pipeline: it did not hold its coverage across
+    populations, docs/eval_sets.md "The pure-stratum floor"; ``bench/bench_slice_floor_variants.py`` evaluates it):
+    for 0/1 values whose design variance is positive, the interval (not ``std_error``) adds
     for each *small pure* stratum — sampled, not a census, its ``m`` sampled cases all in the slice and all
     alike, ``m`` at most :func:`~eval_pipelines.intervals.largest_uninformative_pure_size` (5 at 95 %: so few
     that the sign test cannot tell a mostly-right stratum from a mostly-wrong one) — the term

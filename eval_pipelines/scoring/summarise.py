@@ -138,8 +138,8 @@ class Design:
 
 class _Projector:
     """Projects slice means of one frame: the whole set through the eval-set estimator, slices through the
-    domain estimator (vectorised with the strata coded once; the same estimate and standard error as the eval-set
-    estimator on unions of strata, its interval widened by the small-pure-stratum floor)."""
+    domain estimator (vectorised with the strata coded once); a slice that is a union of whole strata through the
+    eval-set estimator on those strata."""
 
     def __init__(self, strata: np.ndarray, design: Design, confidence: float) -> None:
         self.strata = strata
@@ -156,10 +156,15 @@ class _Projector:
         if whole:
             result = stratified_estimate(values, self.strata, self.sizes, self.confidence)
             return result.estimate, result.std_error, result.ci_low, result.ci_high, float(result.population)
-        # Slices floor the variance of their small pure strata (docs/eval_sets.md, "The interval"): a slice of
-        # 5-case strata near 90 % accuracy is mostly pure strata by chance, and without the floor covered 89 %.
-        found = domain_estimate_coded(values, self.codes, self.big_n, self.small_n, mask, self.confidence,
-                                      pure_stratum_floor=True)
+        touched = np.bincount(self.codes[mask], minlength=len(self.big_n))
+        if np.all((touched == 0) | (touched == self.small_n)):
+            # A union of whole strata (a stratum slice; a trusted set's audit stratum pooled over its day cells):
+            # the eval set's own estimator, which gives a one-case stratum the variance the others show instead
+            # of none (the domain estimator's linearisation has nothing to measure in it).
+            present = self.sizes.index[touched > 0]
+            result = stratified_estimate(values[mask], self.strata[mask], self.sizes[present], self.confidence)
+            return result.estimate, result.std_error, result.ci_low, result.ci_high, float(result.population)
+        found = domain_estimate_coded(values, self.codes, self.big_n, self.small_n, mask, self.confidence)
         return found.estimate, found.std_error, found.ci_low, found.ci_high, found.population
 
     def compare(self, d: np.ndarray, mask: np.ndarray, whole: bool, binary: bool,
