@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import date
 from pathlib import Path
 
@@ -26,29 +27,40 @@ START = date(2026, 3, 1)
 DAYS = 12
 
 
-def _demo_project(tmp_path_factory: pytest.TempPathFactory, reference: dict):
-    root = tmp_path_factory.mktemp("drift_demo")
-    project = make_project(root, {"drift": {"reference": {"trailing_days": 3, **reference}}})
+@pytest.fixture(scope="module")
+def labelled_days(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """12 demo days (3,000 events a day) landed and labelled into a lake once; every project below starts from a
+    copy, since neither generating nor labelling reads the drift settings the projects differ by."""
+    root = tmp_path_factory.mktemp("drift_days")
+    project = make_project(root)
     generate_logs(project.landing_dir, days=DAYS, events_per_day=3000, seed=7, start_date=START)
-    scenario = json.loads((project.landing_dir / MANIFEST_NAME).read_text())["scenario"]
     lake = Lake(lake_root(project.settings))
     for offset in range(DAYS):
         day = date.fromordinal(START.toordinal() + offset)
         cases = label_cases(read_partition(project.settings, day).valid, 0.5, 120.0)
         lake.write("labeled_cases", day.isoformat(), cases)
-    return project, lake, scenario, dg.DagsterInstance.ephemeral()
+    return root
+
+
+def _demo_project(tmp_path_factory: pytest.TempPathFactory, labelled: Path, reference: dict):
+    root = tmp_path_factory.mktemp("drift_demo")
+    project = make_project(root, {"drift": {"reference": {"trailing_days": 3, **reference}}})
+    shutil.copytree(labelled / "landing", project.landing_dir, dirs_exist_ok=True)
+    shutil.copytree(labelled / "lake" / "labeled_cases", root / "lake" / "labeled_cases")
+    scenario = json.loads((project.landing_dir / MANIFEST_NAME).read_text())["scenario"]
+    return project, Lake(lake_root(project.settings)), scenario, dg.DagsterInstance.ephemeral()
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory):
+def demo(tmp_path_factory: pytest.TempPathFactory, labelled_days: Path):
     """12 demo days ingested and labelled into the lake (core functions, no Dagster), plus the scenario dates."""
-    return _demo_project(tmp_path_factory, {"exclude_major_drift": False})
+    return _demo_project(tmp_path_factory, labelled_days, {"exclude_major_drift": False})
 
 
 @pytest.fixture(scope="module")
-def demo_excluding(tmp_path_factory: pytest.TempPathFactory):
+def demo_excluding(tmp_path_factory: pytest.TempPathFactory, labelled_days: Path):
     """The same demo days with drift.reference.exclude_major_drift on."""
-    return _demo_project(tmp_path_factory, {"exclude_major_drift": True})
+    return _demo_project(tmp_path_factory, labelled_days, {"exclude_major_drift": True})
 
 
 def _materialize(demo, day: str) -> tuple[pd.DataFrame, dg.ExecuteInJobResult]:
@@ -247,11 +259,12 @@ def test_the_return_to_normal_after_an_incident_is_drift_unless_the_incident_lea
         assert f"latency_ms: {incident}" in metadata["reference_excluded"].value
 
 
-def test_excluding_major_drift_gives_the_same_reports_in_reverse_order(demo_excluding, tmp_path_factory) -> None:
+def test_excluding_major_drift_gives_the_same_reports_in_reverse_order(demo_excluding, labelled_days,
+                                                                      tmp_path_factory) -> None:
     """A backfill newest first (no earlier report written yet) gives the same reports as day by day."""
     incident = demo_excluding[2]["incident_day"]
     days = [incident, *_next_days(incident, 2)]
-    reverse = _demo_project(tmp_path_factory, {"exclude_major_drift": True})
+    reverse = _demo_project(tmp_path_factory, labelled_days, {"exclude_major_drift": True})
     backwards = {day: _materialize(reverse, day)[0] for day in reversed(days)}
     forwards = {day: _materialize(demo_excluding, day)[0] for day in days}
     for day in days:
