@@ -61,6 +61,19 @@ def slices(frame: pd.DataFrame, labels: list[str], codes: np.ndarray) -> dict[st
     return found
 
 
+def eval_set_world(size: int):
+    """The bench's window and the eval-set design drawn on it: (correct, stratum labels, stratum codes,
+    N_h, n_h, each stratum's row indices, slice masks), errors and overrides over-sampled 2x, >= 5 per stratum."""
+    frame, correct, labels, codes = production_window()
+    big_n = np.bincount(codes, minlength=len(labels)).astype(np.float64)
+    factors = np.array([2.0 if ("failure=error" in label or "failure=override" in label) else 1.0
+                        for label in labels])
+    small_n = allocate(big_n.astype(np.int64), allocation_scores(big_n, None, "proportional", factors),
+                       size, 5).sizes.astype(np.float64)
+    members = [np.flatnonzero(codes == h) for h in range(len(labels))]
+    return correct, labels, codes, big_n, small_n, members, slices(frame, labels, codes)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=1000)
@@ -68,14 +81,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
-    frame, correct, labels, codes = production_window()
-    big_n = np.bincount(codes, minlength=len(labels)).astype(np.float64)
-    factors = np.array([2.0 if ("failure=error" in label or "failure=override" in label) else 1.0
-                        for label in labels])
-    small_n = allocate(big_n.astype(np.int64), allocation_scores(big_n, None, "proportional", factors),
-                       args.size, 5).sizes.astype(np.float64)
-    members = [np.flatnonzero(codes == h) for h in range(len(labels))]
-    masks = slices(frame, labels, codes)
+    correct, labels, codes, big_n, small_n, members, masks = eval_set_world(args.size)
     truth = {name: float(correct[mask].mean()) for name, mask in masks.items()}
     census_stratum = small_n >= big_n  # taken whole: no sampling error, a zero width is right
     census = {name: bool(census_stratum[np.unique(codes[mask])].all()) for name, mask in masks.items()}

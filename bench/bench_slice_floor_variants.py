@@ -32,9 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from bench_slice_coverage import production_window, slices
+from bench_slice_coverage import eval_set_world
 
-from eval_pipelines.evalsets.design import allocate, allocation_scores
 from eval_pipelines.evalsets.estimation import projection_interval
 from eval_pipelines.intervals import (
     largest_uninformative_pure_size,
@@ -125,14 +124,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
-    frame, correct, labels, codes = production_window()
-    big_n = np.bincount(codes, minlength=len(labels)).astype(np.float64)
-    factors = np.array([2.0 if ("failure=error" in label or "failure=override" in label) else 1.0
-                        for label in labels])
-    small_n = allocate(big_n.astype(np.int64), allocation_scores(big_n, None, "proportional", factors),
-                       args.size, 5).sizes.astype(np.float64)
-    members = [np.flatnonzero(codes == h) for h in range(len(labels))]
-    masks = slices(frame, labels, codes)
+    correct, labels, codes, big_n, small_n, members, masks = eval_set_world(args.size)
     names = list(masks)
     truth = np.array([float(correct[masks[name]].mean()) for name in names])
     covered = np.zeros((len(VARIANTS), len(names)))
