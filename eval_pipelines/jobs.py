@@ -90,13 +90,11 @@ def job_segments(assets: Sequence[dg.AssetsDefinition], job_of: dict[dg.AssetKey
             if taken:
                 segments.append((job, taken))
                 done |= {a.key for a in taken}
-            ready = [job_of[a.key] for a in assets if a.key not in done and (a.dependency_keys & keys) <= done]
-            if not ready:
-                if len(done) < len(assets):
-                    raise ValueError("dependency cycle among " + ", ".join(sorted(
-                        a.key.to_user_string() for a in assets if a.key not in done)))
-                break
-            job = ready[0]
+            left = [a for a in assets if a.key not in done]
+            ready = [job_of[a.key] for a in left if (a.dependency_keys & keys) <= done]
+            if left and not ready:
+                raise ValueError("dependency cycle among " + ", ".join(sorted(a.key.to_user_string() for a in left)))
+            job = ready[0] if ready else job
         return segments
 
     jobs = list(dict.fromkeys(job_of[asset.key] for asset in assets))

@@ -20,7 +20,7 @@ import pandas as pd
 
 from eval_pipelines.evalsets.trusted import REVIEWED, TRUSTED_SOURCES
 from eval_pipelines.review.agreement import Agreement
-from eval_pipelines.scoring.adapters import LoggedSystem, SystemUnderTest, replay_inputs
+from eval_pipelines.scoring.adapters import OUTPUT_COLUMNS, LoggedSystem, SystemUnderTest, replay_inputs
 from eval_pipelines.scoring.gate import NOT_JUDGED, evaluate_gate, gate_passed
 from eval_pipelines.scoring.judge import judge_agreement
 from eval_pipelines.scoring.scorers import (
@@ -511,9 +511,9 @@ def unreplayable_run(config: ScoringConfig, criteria: Sequence[AnyCriterion], re
                            "passed": False, "verdict": NOT_JUDGED,
                            "detail": f"not judged: {reason}; fails the gate"}])
     gate = pd.concat([first, evaluate_gate(criteria, summary)], ignore_index=True)
-    cases = pd.DataFrame({name: pd.Series(dtype="object") for name in
-                          (*CASE_COLUMNS, "output", "status", "error", "latency_ms", "cost_usd", "confidence")})
-    cases = cases.drop(columns=["features"]).assign(
-        **{score_column(scorer.name): pd.Series(dtype="float64") for scorer in config.scorers})
+    # The shape of a replayed run's cases (scored_frame: the cases, the adapter's outputs, one score per scorer).
+    cases = pd.DataFrame({name: pd.Series(dtype="object") for name in (*CASE_COLUMNS, *OUTPUT_COLUMNS)
+                          if name != "features"})
+    cases = cases.assign(**{score_column(scorer.name): pd.Series(dtype="float64") for scorer in config.scorers})
     outcomes = pd.DataFrame(columns=["entry_id", "failure_mode", "passed", "cases", "baseline_passed"])
     return ScoredRun(cases, summary, outcomes, gate, False)

@@ -153,16 +153,13 @@ class _Projector:
     def __call__(self, values: np.ndarray, mask: np.ndarray, whole: bool) -> tuple[float, float, float, float,
                                                                                   float]:
         """(estimate, std_error, ci_low, ci_high, population) of the slice mean projected to production."""
-        if whole:
-            result = stratified_estimate(values, self.strata, self.sizes, self.confidence)
-            return result.estimate, result.std_error, result.ci_low, result.ci_high, float(result.population)
         touched = np.bincount(self.codes[mask], minlength=len(self.big_n))
-        if np.all((touched == 0) | (touched == self.small_n)):
-            # A union of whole strata (a stratum slice; a trusted set's audit stratum pooled over its day cells):
-            # the eval set's own estimator, which gives a one-case stratum the variance the others show instead
-            # of none (the domain estimator's linearisation has nothing to measure in it).
-            present = self.sizes.index[touched > 0]
-            result = stratified_estimate(values[mask], self.strata[mask], self.sizes[present], self.confidence)
+        if whole or np.all((touched == 0) | (touched == self.small_n)):
+            # The whole set, or a union of whole strata (a stratum slice; a trusted set's audit stratum pooled over
+            # its day cells): the eval set's own estimator, which gives a one-case stratum the variance the others
+            # show instead of none (the domain estimator's linearisation has nothing to measure in it).
+            sizes = self.sizes if whole else self.sizes[touched > 0]
+            result = stratified_estimate(values[mask], self.strata[mask], sizes, self.confidence)
             return result.estimate, result.std_error, result.ci_low, result.ci_high, float(result.population)
         found = domain_estimate_coded(values, self.codes, self.big_n, self.small_n, mask, self.confidence)
         return found.estimate, found.std_error, found.ci_low, found.ci_high, found.population
