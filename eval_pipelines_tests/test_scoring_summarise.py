@@ -270,3 +270,30 @@ def test_stratum_slices_of_a_trusted_eval_set_pool_each_audit_stratum_over_the_d
 def test_pooled_cell_strata_leaves_plain_strata_alone():
     strata = pd.Series([cell_label("2026-10-01", "a=b|c=d"), "segment=enterprise", "certainty"])
     assert pooled_cell_strata(strata).tolist() == ["a=b|c=d", "segment=enterprise", "certainty"]
+
+
+def test_a_pooled_audit_stratum_of_one_to_three_case_day_cells_covers_at_its_nominal_rate():
+    # A trusted eval set's stratum slice: 28 day cells of 40 production cases at ~90 % accuracy, 1-3 of each sampled
+    # (a third of the cells hold one case, which has no variance of its own), beside another audit stratum.
+    rng = np.random.default_rng(11)
+    days = [f"2026-10-{d:02d}" for d in range(1, 29)]
+    population = {d: rng.random(40) < 0.9 for d in days}
+    truth = float(np.mean(np.concatenate(list(population.values()))))
+    sizes = {d: 1 + (i % 3) for i, d in enumerate(days)}
+    design = _design({**{cell_label(d, "a"): (40, sizes[d]) for d in days},
+                      **{cell_label(d, "b"): (40, 3) for d in days}})
+    # The same cells and sizes every draw: the strata, the slice and the projector are built once.
+    strata = np.array([cell_label(d, "a") for d in days for _ in range(sizes[d])]
+                      + [cell_label(d, "b") for d in days for _ in range(3)], dtype=object)
+    # The slice summarise makes of a stratum column (slice_masks pools the cells), projected as it projects it.
+    in_slice = (pooled_cell_strata(pd.Series(strata)) == "a").to_numpy()
+    project = _Projector(strata, design, 0.95)
+    reps, covered = 400, 0
+    for _ in range(reps):
+        drawn = [population[d][rng.choice(40, sizes[d], replace=False)] for d in days]
+        values = np.concatenate([*drawn, rng.random(3 * len(days)) < 0.5]).astype(float)
+        _, _, low, high, _ = project(values, in_slice, False)
+        covered += int(low <= truth <= high)
+    # Nominal 95 %; 400 reps put binomial noise at ±1.1 points (s.e.). Measured: 98.5 % (the eval set's estimator on
+    # the union of cells); the domain estimator alone, which gives the one-case cells no variance, 93.0 %.
+    assert covered / reps >= 0.94, covered / reps
