@@ -228,7 +228,7 @@ def run_queue(inputs: Inputs, timer: Timer, with_io: bool) -> dict[str, object]:
 
 
 def run_labels(inputs: Inputs, queue: dict[str, object], timer: Timer, with_io: bool) -> dict[str, object]:
-    from eval_pipelines.review.adjudication import adjudicate, agreement_by_system
+    from eval_pipelines.review.adjudication import adjudicate_reviews, agreement_on_draft, draft_verdict_column
     from eval_pipelines.review.assets import (
         LABELS_ASSET,
         LABELS_CASE_COLUMNS,
@@ -261,12 +261,18 @@ def run_labels(inputs: Inputs, queue: dict[str, object], timer: Timer, with_io: 
     selected = timer("selected tasks", lambda: selected_tasks(first, cases, DAY))
     read = timer("read inbox files", lambda: combine([read_inbox(Path(review.inbox_dir), DAY)]))
     vocabulary = timer("day vocabulary", lambda: day_vocabulary(cases, review.vocabulary))
+    # The asset's steps in its order (review/assets.py::review_labels), free-text systems included.
+    free_text = [name for name in settings.labeling.text_systems() if name not in review.vocabulary]
+    light_edit = {name: grading.light_edit_at_least
+                  for name, grading in settings.labeling.text_systems().items() if name in free_text}
     accepted, quarantined = timer("validate_verdicts", lambda: validate_verdicts(
-        read, selected[["event_id", "system"]], vocabulary))
+        read, selected[["event_id", "system"]], vocabulary, free_text))
     balance = timer("conservation", lambda: conservation(read, accepted, quarantined))
-    labels = timer("adjudicate", lambda: adjudicate(selected, accepted, review.adjudication.mode,
-                                                    review.adjudication.senior_reviewer))
-    agreements = timer("agreement", lambda: agreement_by_system(accepted, seed=review.seed))
+    labels = timer("adjudicate", lambda: adjudicate_reviews(selected, accepted, review.adjudication.mode,
+                                                            review.adjudication.senior_reviewer, light_edit))
+    agreements = timer("agreement", lambda: agreement_on_draft(accepted, selected, light_edit, seed=review.seed))
+    accepted = timer("draft verdicts", lambda: accepted.assign(
+        draft_verdict=draft_verdict_column(selected, accepted, light_edit)))
     masked, masked_quarantine = timer("mask reviewers/comments", lambda: _masked(settings, accepted, quarantined))
     estimates = timer("estimate_reviewed", lambda: estimate_metadata(first, labels))
 
