@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from eval_pipelines.config import DEFAULT_CONFIG_PATH, ConfigError, load_settings, parse_settings
+from eval_pipelines.config import DEFAULT_CONFIG_PATH, ConfigError, _parsed_settings, load_settings, parse_settings
 
 
 def test_shipped_demo_config_loads():
@@ -176,8 +176,14 @@ def test_a_loaded_config_is_read_afresh_when_the_file_or_an_override_changes(tmp
     path = tmp_path / "eval_pipelines.yaml"
     text = DEFAULT_CONFIG_PATH.read_text()
     path.write_text(text)
+    parses = _parsed_settings.cache_info().misses
     first = load_settings(path)
-    assert load_settings(path) is first  # cached
+    again = load_settings(path)
+    assert _parsed_settings.cache_info().misses == parses + 1  # parsed once, the second load from the cache
+    assert again == first and again is not first
+    again.alerts.rules.append(again.alerts.rules[0])  # the frozen models' lists are mutable: a copy per load
+    again.eval_set.strata.clear()
+    assert load_settings(path) == first
     path.write_text(text.replace("lake_dir: data/lake", "lake_dir: data/other_lake"))
     assert str(load_settings(path).storage.lake_dir).endswith("other_lake")
     monkeypatch.setenv("EVAL_PIPELINES_LAKE_DIR", str(tmp_path / "from_env"))
