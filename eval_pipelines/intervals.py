@@ -83,6 +83,31 @@ def stratum_variances(z: np.ndarray, codes: np.ndarray, small_n: np.ndarray) -> 
     return np.where(small_n > 1, (squares - small_n * means**2) / np.maximum(small_n - 1, 1), 0.0)
 
 
+def variance_degrees_of_freedom(values: np.ndarray, codes: np.ndarray, minlength: int) -> np.ndarray:
+    """Per stratum, the degrees of freedom of its sample variance ``s_h²`` measured from its own kurtosis:
+    ``ν_h = 2 s⁴ / Var̂(s²)`` with ``Var(s²) = (μ₄ − σ⁴ (n − 3)/(n − 1)) / n`` (the variance of the sample
+    variance; Kendall & Stuart, Advanced Theory of Statistics, vol. 1, §10.5), capped at ``n_h − 1``, which it
+    equals for normal data (``μ₄ = 3σ⁴``).
+
+    Why: Satterthwaite's ``n_h − 1`` is the chi-square of normal data. A 0/1 stratum with one error in 128 cases
+    has a variance estimate that rests on that one error, about as stable as a Poisson count of 1: ``ν_h ≈ 2``, not
+    127 (``2 n p̂ (1 − p̂) / (1 − 4 p̂ (1 − p̂))`` for 0/1 values). Every case of each stratum must be in ``values``
+    (zeros for a domain's outsiders, as :func:`stratum_variances` counts them). A stratum with no variance gets 0.
+    """
+    z = np.asarray(values, dtype=np.float64)
+    n = np.bincount(codes, minlength=minlength).astype(np.float64)
+    safe_n = np.maximum(n, 1.0)
+    means = np.bincount(codes, weights=z, minlength=minlength) / safe_n
+    deviation = z - means[codes]
+    second = np.bincount(codes, weights=deviation**2, minlength=minlength)
+    fourth = np.bincount(codes, weights=deviation**4, minlength=minlength) / safe_n
+    s2 = np.where(n > 1, second / np.maximum(n - 1.0, 1.0), 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        spread = (fourth - s2**2 * (n - 3.0) / np.maximum(n - 1.0, 1.0)) / safe_n
+        nu = np.where(spread > 0, 2.0 * s2**2 / spread, np.inf)
+    return np.where(s2 > 0, np.minimum(nu, n - 1.0), 0.0)
+
+
 def stratified_variance_terms(variances: np.ndarray, big_n: np.ndarray, small_n: np.ndarray) -> np.ndarray:
     """Per stratum the term ``c_h = N_h² (1 - n_h / N_h) s_h² / n_h`` of the variance of an estimated total under
     stratified simple random sampling without replacement (Cochran 1977, Thm 5.3); divided by ``N̂²`` (or with
@@ -90,6 +115,13 @@ def stratified_variance_terms(variances: np.ndarray, big_n: np.ndarray, small_n:
     rounding residue of ``s_h²`` is taken as 0; a stratum taken whole (``n_h = N_h``) adds nothing."""
     fpc = 1.0 - small_n / big_n
     return big_n**2 * fpc * np.maximum(variances, 0.0) / small_n
+
+
+MIN_RELIABLE_DESIGN_DF = 8
+"""Degrees of freedom below which a design-based variance estimate is too unstable to claim a design effect
+under 1: NCHS's Data Presentation Standards for Proportions (Parker et al. 2017) send an estimate on fewer than 8
+degrees of freedom for review as possibly unreliable; :func:`design_interval` caps a Korn–Graubard effective
+size at ``n`` below it."""
 
 
 def korn_graubard_factor(n: float, degrees_of_freedom: float, alpha: float = 0.05) -> float:
@@ -141,31 +173,6 @@ def kish_effective_size(weights: np.ndarray) -> float:
     return total * total / float(np.sum(w * w)) if total > 0 else 0.0
 
 
-def largest_uninformative_pure_size(level: float = 0.95) -> int:
-    """The largest ``m`` for which ``m`` cases all alike are no evidence of which outcome dominates: the exact
-    two-sided binomial (sign) test of ``p = 1/2`` on ``m`` of ``m``, p-value ``2 · 2^-m``, does not reject at
-    ``α = 1 - level`` (5 at 95 %, 4 at 90 %, 7 at 99 %)."""
-    alpha = 1.0 - level
-    return int(np.floor(np.log2(2.0 / alpha) + 1e-9))  # the epsilon keeps an exact power of 2 on its side
-
-
-def small_pure_stratum_variances(sample_sizes: np.ndarray, all_right: np.ndarray, prior_mean: float) -> np.ndarray:
-    """Variance of a pure stratum's accuracy under one case's worth of prior information at ``prior_mean``.
-
-    For a stratum whose ``m`` sampled cases all have the same 0/1 value (``all_right``: all 1, else all 0) the
-    design variance ``s_h² / m`` is 0, yet with ``m`` small the stratum may well hold the other outcome: five cases
-    right out of an accuracy of 0.9 happen 59 % of the time. The floor is the variance of the posterior
-    ``Beta(x + p₀, m - x + 1 - p₀)`` with ``x`` the successes (``m`` or 0) and ``p₀ = prior_mean`` (the slice's own
-    accuracy): a prior worth a single case (a unit-information prior, Kass & Wasserman 1995), centred where the
-    slice's other strata put it, so it says "this stratum may be like the rest of the slice" and nothing more.
-    ``ab / ((a + b)² (a + b + 1))`` with ``a + b = m + 1``.
-    """
-    m = np.asarray(sample_sizes, dtype=np.float64)
-    x = np.where(np.asarray(all_right, dtype=bool), m, 0.0)
-    a, b = x + prior_mean, m - x + 1.0 - prior_mean
-    return a * b / ((a + b) ** 2 * (a + b + 1.0))
-
-
 @dataclass(frozen=True)
 class DesignInterval:
     """A confidence interval of a design-based mean, with what it was computed from."""
@@ -183,7 +190,9 @@ def design_interval(estimate: float, variance: float, n: int, degrees_of_freedom
 
     - 0/1 values, ``variance > 0``: Korn–Graubard (Korn & Graubard 1998; R survey's ``svyciprop(method =
       "beta")``): Clopper–Pearson at ``n_eff = p̂ (1 - p̂) / v · (t_{n-1, α/2} / t_{ν, α/2})²``, the effective
-      sample size shrunk for the few degrees of freedom ``ν`` the variance estimate rests on.
+      sample size shrunk for the few degrees of freedom ``ν`` the variance estimate rests on, and capped at ``n``
+      when ``ν < MIN_RELIABLE_DESIGN_DF`` (8, NCHS's minimum for a reliable design-based estimate, Parker et al.
+      2017): below it a design effect under 1 is not believed.
     - 0/1 values, ``variance = 0`` (every stratum of the slice pure, e.g. five cases all right): a zero variance is
       not evidence of certainty, so Clopper–Pearson at ``x = p̂ · n_Kish`` of ``n_Kish`` trials, the Kish effective
       size of the slice's weights: under the working model that its cases are independent with one accuracy, the
@@ -211,5 +220,11 @@ def design_interval(estimate: float, variance: float, n: int, degrees_of_freedom
         return DesignInterval(low, high, "clopper_pearson_kish", nan, kish_n)
     nu = max(float(degrees_of_freedom), 1.0)
     n_eff = estimate * (1.0 - estimate) / variance * korn_graubard_factor(n, nu, alpha)
+    if nu < MIN_RELIABLE_DESIGN_DF:
+        # A design effect below 1 (n_eff > n) claimed by a variance estimate on so few degrees of freedom is
+        # chance, not evidence: 5-case strata that happen to be pure leave the variance resting on the one that
+        # showed an error (docs/eval_sets.md, "The interval"). NCHS's rule (surveytable's svyciprop_adjusted)
+        # caps n_eff at n always; here only below its reliability threshold, so well-measured gains are kept.
+        n_eff = min(n_eff, float(n))
     low, high = clopper_pearson_interval(estimate * n_eff, n_eff, level)
     return DesignInterval(low, high, "korn_graubard", nu, n_eff)

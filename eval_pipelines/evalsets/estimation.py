@@ -16,7 +16,9 @@ calls it from :func:`eval_pipelines.scoring.stats.domain_estimate_coded`):
 
 - degrees of freedom: Satterthwaite's ``ν = v² / Σ_h (c_h² / ν_h)`` over the strata's variance terms ``c_h``
   (Cochran 1977 eq. 5.16), ``ν_h = n_h - 1`` — for a slice, the number of the slice's cases in the stratum when
-  fewer, and capped for a slice at ``Σ_h (n_dh - 1)`` (R survey's degrees of freedom of a subset). ``ν <= n - H``,
+  fewer, for 0/1 values the stratum's kurtosis-measured ``2 s⁴ / Var̂(s²)`` when smaller (about twice its errors
+  when they are rare: :func:`eval_pipelines.intervals.variance_degrees_of_freedom`), and capped for a slice at
+  ``Σ_h (n_dh - 1)`` (R survey's degrees of freedom of a subset). ``ν <= n - H``,
   and it is small when a few strata carry the variance, as when most are pure;
 - 0/1 values (accuracy): Korn–Graubard (Korn & Graubard 1998, Survey Methodology 24:193-201; ``svyciprop(method =
   "beta")`` in R's survey package), Clopper–Pearson at the effective sample size ``n_eff = p (1 - p) / v``
@@ -24,10 +26,6 @@ calls it from :func:`eval_pipelines.scoring.stats.domain_estimate_coded`):
   is) Clopper–Pearson at the Kish effective size of the cases' weights instead of a zero-width interval;
   census strata (taken whole) are held out of the Korn–Graubard step, which is applied to the sampled part;
 - other values: ``y_st ± t_ν sqrt(v)``.
-
-A scored run's slice may add a floor for small pure strata to the variance (``prior_contributions``, from
-:func:`eval_pipelines.scoring.stats.domain_estimate_coded` with ``pure_stratum_floor=True``); the eval set's own
-interval never does.
 
 Unlike ``p ± 1.96 sqrt(v)`` it stays inside [0, 1] and keeps its coverage when a stratum's accuracy is near 0 or 1.
 
@@ -52,6 +50,7 @@ from eval_pipelines.intervals import (
     design_interval,
     kish_effective_size,
     satterthwaite_degrees_of_freedom,
+    variance_degrees_of_freedom,
 )
 
 
@@ -144,6 +143,9 @@ def stratified_estimate(values: Sequence[float] | np.ndarray | pd.Series,
     variance = float(np.sum(contributions))
     std_error = float(np.sqrt(max(variance, 0.0)))
     binary = bool(np.isin(y, (0.0, 1.0)).all())
+    if binary:
+        # 0/1 values: a stratum's variance rests on its few errors, not on its n_h - 1 cases.
+        degrees = np.minimum(degrees, variance_degrees_of_freedom(y, codes, len(names)))
     if interval == "normal":
         low, high = _normal_interval(estimate, variance, confidence, binary)
         found = DesignInterval(low, high, "normal", float("nan"), float("nan"))
@@ -159,8 +161,7 @@ def stratified_estimate(values: Sequence[float] | np.ndarray | pd.Series,
 
 def projection_interval(estimate: float, contributions: np.ndarray, degrees: np.ndarray, values: np.ndarray,
                         case_weights: np.ndarray, census: np.ndarray, binary: bool, confidence: float = 0.95,
-                        max_degrees_of_freedom: float = float("inf"),
-                        prior_contributions: np.ndarray | None = None) -> DesignInterval:
+                        max_degrees_of_freedom: float = float("inf")) -> DesignInterval:
     """The confidence interval of a design-based mean, for the whole eval set and for every slice of it.
 
     ``contributions``: the variance estimate's term per stratum (``v = Σ_h c_h``); ``degrees``: each term's degrees
@@ -174,16 +175,10 @@ def projection_interval(estimate: float, contributions: np.ndarray, degrees: np.
     failures all sit in census strata would have ``p̂ (1 - p̂)`` far above its sampling variance and an effective
     size of thousands from a dozen sampled cases.
 
-    ``prior_contributions``: variance terms added to ``v`` for the interval only, carrying no degrees of freedom
-    (``ν`` stays that of the measured ``contributions``): the pure-stratum floor of a scored-run slice
-    (:func:`eval_pipelines.intervals.small_pure_stratum_variances`). None (the eval set, review and KPI
-    estimates) adds nothing.
     """
     weights = np.asarray(case_weights, dtype=np.float64)
     census = np.asarray(census, dtype=bool)
     variance = float(np.sum(np.maximum(contributions, 0.0)))
-    if prior_contributions is not None:
-        variance += float(np.sum(np.maximum(prior_contributions, 0.0)))
     nu = min(satterthwaite_degrees_of_freedom(contributions, degrees), max_degrees_of_freedom)
     if max_degrees_of_freedom < 1:
         nu = float("nan")  # no stratum holds two of the slice's cases: the design cannot measure the variance

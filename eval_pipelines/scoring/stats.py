@@ -59,11 +59,10 @@ from scipy import special
 from eval_pipelines.evalsets.estimation import projection_interval
 from eval_pipelines.intervals import (
     korn_graubard_factor,
-    largest_uninformative_pure_size,
     mean_t_interval,
-    small_pure_stratum_variances,
     stratified_variance_terms,
     stratum_variances,
+    variance_degrees_of_freedom,
 )
 from eval_pipelines.intervals import wilson_interval as shared_wilson_interval
 
@@ -594,24 +593,10 @@ def domain_estimate(values: np.ndarray, strata: np.ndarray, population: dict[str
 
 
 def domain_estimate_coded(values: np.ndarray, codes: np.ndarray, big_n: np.ndarray, small_n: np.ndarray,
-                          in_domain: np.ndarray, confidence: float = 0.95,
-                          pure_stratum_floor: bool = False) -> DomainEstimate:
+                          in_domain: np.ndarray, confidence: float = 0.95) -> DomainEstimate:
     """:func:`domain_estimate` with strata already coded 0..H-1 and ``N_h``, ``n_h`` as arrays (the fast path
-    when one design serves hundreds of slices).
-
-    ``pure_stratum_floor`` (opt-in and used by no estimate of the pipeline: it did not hold its coverage across
-    populations, docs/eval_sets.md "The pure-stratum floor"; ``bench/bench_slice_floor_variants.py`` evaluates it):
-    for 0/1 values whose design variance is positive, the interval (not ``std_error``) adds
-    for each *small pure* stratum — sampled, not a census, its ``m`` sampled cases all in the slice and all
-    alike, ``m`` at most :func:`~eval_pipelines.intervals.largest_uninformative_pure_size` (5 at 95 %: so few
-    that the sign test cannot tell a mostly-right stratum from a mostly-wrong one) — the term
-    ``N_h² (1 - f_h) v_h / N̂_d²`` with ``v_h`` the variance of its accuracy under a one-case prior at the slice's
-    accuracy (:func:`~eval_pipelines.intervals.small_pure_stratum_variances`), on no degrees of freedom. Why: a
-    slice made of 5-case strata at ~90 % accuracy has most of them pure by chance, its design variance then
-    rests on the one stratum that showed an error, and the Korn–Graubard effective size reaches 200–320 from
-    40 cases (`user_action=ignored` covered 89.4 % at nominal 95 %; docs/eval_sets.md, "The interval"). A
-    variance of 0 keeps the Clopper–Pearson-at-Kish interval, which already treats the slice's cases as
-    independent draws of one accuracy."""
+    when one design serves hundreds of slices). The interval is the eval set's
+    (:func:`eval_pipelines.evalsets.estimation.projection_interval`)."""
     values = np.asarray(values, dtype=np.float64)
     member = np.asarray(in_domain, dtype=bool) & ~np.isnan(values)
     nan = float("nan")
@@ -639,37 +624,17 @@ def domain_estimate_coded(values: np.ndarray, codes: np.ndarray, big_n: np.ndarr
     std_error = float(np.sqrt(variance))
     binary = bool(np.isin(values[member], (0.0, 1.0)).all())
     census_case = (fpc <= 0.0)[codes[member]]
-    prior = None
-    if pure_stratum_floor and binary and variance > 0.0:
-        prior = _small_pure_strata_terms(values[member], weight[member], census_case, in_stratum, single_valued,
-                                         high_value, big_n, small_n, fpc, domain_total, confidence)
     # The eval set's interval (Korn-Graubard / Clopper-Pearson at the Kish size / t, on Satterthwaite's degrees of
     # freedom); a stratum's term rests on the slice's cases in it when they are fewer than n_h - 1.
-    found = projection_interval(estimate, contributions, np.minimum(small_n - 1.0, in_stratum), values[member],
+    degrees = np.minimum(small_n - 1.0, in_stratum)
+    if binary:
+        # Rare errors: a stratum with one error in 128 cases measures its variance on about 2 degrees of freedom,
+        # not 127 (the accepted slice of a 600-case set covered 87 % with n_h - 1).
+        degrees = np.minimum(degrees, variance_degrees_of_freedom(z, codes, k))
+    found = projection_interval(estimate, contributions, degrees, values[member],
                                 weight[member], census_case, binary, confidence,
-                                max_degrees_of_freedom=float(np.sum(np.maximum(in_stratum - 1.0, 0.0))),
-                                prior_contributions=prior)
+                                max_degrees_of_freedom=float(np.sum(np.maximum(in_stratum - 1.0, 0.0))))
     return DomainEstimate(estimate, std_error, found.low, found.high, int(member.sum()), domain_total)
-
-
-def _small_pure_strata_terms(values: np.ndarray, weights: np.ndarray, census_case: np.ndarray,
-                             in_stratum: np.ndarray, single_valued: np.ndarray, high_value: np.ndarray,
-                             big_n: np.ndarray, small_n: np.ndarray, fpc: np.ndarray, domain_total: float,
-                             confidence: float) -> np.ndarray | None:
-    """The pure-stratum floor of :func:`domain_estimate_coded` (``pure_stratum_floor``), per stratum; None when
-    no stratum qualifies or the slice's sampled accuracy is 0 or 1 (the Clopper–Pearson-at-Kish case)."""
-    small_pure = ((in_stratum == small_n) & single_valued & (small_n >= 2) & (fpc > 0.0)
-                  & (small_n <= largest_uninformative_pure_size(confidence)))
-    sampled = ~census_case
-    if not small_pure.any() or not sampled.any():
-        return None
-    # The prior's centre: the slice's accuracy over its sampled (non-census) cases, as the interval's
-    # Korn-Graubard step sees it.
-    prior_mean = float(np.sum(weights[sampled] * values[sampled]) / np.sum(weights[sampled]))
-    if not 0.0 < prior_mean < 1.0:
-        return None
-    accuracy_variance = small_pure_stratum_variances(small_n, high_value > 0.5, prior_mean)
-    return np.where(small_pure, big_n**2 * fpc * accuracy_variance / domain_total**2, 0.0)
 
 
 @lru_cache(maxsize=16)
