@@ -49,6 +49,16 @@ class ChatServer:
                     server.authorization.append(self.headers.get("Authorization"))
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                counted = [True]
+
+                def leave() -> None:
+                    # Before the response is written: the client cannot send its next request before reading
+                    # this one's answer, so the count never runs ahead of the client's real concurrency.
+                    if counted[0]:
+                        counted[0] = False
+                        with server.lock:
+                            server.in_flight -= 1
+
                 try:
                     case = json.loads(body["messages"][1]["content"])
                     output = case["output"]
@@ -57,6 +67,7 @@ class ChatServer:
                         time.sleep(1.0)
                     if output.startswith("flaky") and output not in server.flaky_seen:
                         server.flaky_seen.add(output)
+                        leave()
                         self.send_response(503)
                         self.end_headers()
                         return
@@ -69,13 +80,13 @@ class ChatServer:
                     payload = json.dumps({"id": "x", "object": "chat.completion", "model": body["model"],
                                           "choices": [{"index": 0, "finish_reason": "stop",
                                                        "message": {"role": "assistant", "content": content}}]})
+                    leave()
                     self.send_response(200)
                     self.send_header("Content-Type", "application/json")
                     self.end_headers()
                     self.wfile.write(payload.encode())
                 finally:
-                    with server.lock:
-                        server.in_flight -= 1
+                    leave()
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1/chat/completions"

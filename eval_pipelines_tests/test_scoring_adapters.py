@@ -48,7 +48,17 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # keep the test output clean
         pass
 
+    def _leave(self) -> None:
+        """Ends this request's time in flight, once. Called before the response is written: the client cannot
+        reuse its slot before it has read the response, so the server's count never runs ahead of the client's
+        (decrementing after the write let the client's next request arrive first, and the count read 4 of 3)."""
+        if self.counted:
+            self.counted = False
+            with self.server.lock:
+                self.server.in_flight -= 1
+
     def _send(self, status: int, body: bytes) -> None:
+        self._leave()
         try:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -62,7 +72,7 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.in_flight += 1
             self.server.max_in_flight = max(self.server.max_in_flight, self.server.in_flight)
-        counted = True
+        self.counted = True
         try:
             payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             case = payload["cases"][0]
@@ -80,14 +90,11 @@ class _Handler(BaseHTTPRequestHandler):
             elif command == "malformed":
                 self._send(200, b'{"outputs": [ {"output": ')
             elif command == "hang":
-                # The client times out at 0.5 s and may retry while this handler still sleeps: from then on the
-                # request is abandoned, not in flight, so it stops counting just before the client's timeout
-                # (counting it made the bound fail whenever the other slots were still busy, e.g. under load).
-                time.sleep(0.45)
-                with self.server.lock:
-                    self.server.in_flight -= 1
-                counted = False
-                time.sleep(0.75)
+                # The client gives up at its timeout and the server cannot see the moment it does, so a hanging
+                # request is not counted at all: counting it until some guess of that moment raced the client's
+                # retry under load. Every request that is counted holds its client slot for its whole count.
+                self._leave()
+                time.sleep(1.2)
                 self._send(200, json.dumps({"outputs": ["too late"]}).encode())
             elif command == "bad":
                 self._send(400, b"bad request")
@@ -96,9 +103,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, json.dumps({"outputs": [{"output": label, "cost_usd": 0.001,
                                                          "echo_segment": case.get("segment")}]}).encode())
         finally:
-            if counted:
-                with self.server.lock:
-                    self.server.in_flight -= 1
+            self._leave()
 
 
 @pytest.fixture
@@ -139,9 +144,20 @@ def test_http_adapter_records_each_failure_per_case(server):
     assert by_text["hang"]["status"] == "timeout" and by_text["hang"]["attempts"] == 3
     assert 450 <= by_text["hang"]["latency_ms"] < 1200
     assert by_text["bad"]["status"] == "error" and by_text["bad"]["attempts"] == 1 and "400" in by_text["bad"]["error"]
-    assert server.max_in_flight <= 3 and system.stats.max_in_flight <= 3
+    assert 2 <= server.max_in_flight <= 3 and system.stats.max_in_flight <= 3  # bounded, and concurrent
     assert system.stats.retries == 2 + 1 + 2  # fail, flaky, hang
     assert elapsed < 6.0
+
+
+def test_http_adapter_keeps_exactly_its_concurrency_busy(server):
+    system = HttpSystem("remote", f"http://127.0.0.1:{server.server_port}/predict", timeout_seconds=5.0,
+                        max_retries=0, concurrency=3)
+    began = time.perf_counter()
+    out = system.predict(_inputs(["slow"] * 9))
+    elapsed = time.perf_counter() - began
+    assert (out["status"] == "ok").all()
+    assert server.max_in_flight == 3 and system.stats.max_in_flight == 3
+    assert elapsed >= 3 * 0.25  # nine quarter-second requests three at a time take at least three rounds
 
 
 def test_http_adapter_batches_and_a_dead_endpoint(server):
