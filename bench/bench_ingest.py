@@ -50,6 +50,7 @@ def phase_partition(landing: Path, work: Path) -> dict:
     from eval_pipelines.ingestion.assets import read_partition, warehouse_writes
     from eval_pipelines.ingestion.conform import target_fields
     from eval_pipelines.ingestion.expectations import validate_contract
+    from eval_pipelines.ingestion.privacy import mask_ingest_result, masker_for
     from eval_pipelines.lake import Lake
     from eval_pipelines.warehouse.core import create_warehouse_engine, replace_partitions
 
@@ -61,8 +62,13 @@ def phase_partition(landing: Path, work: Path) -> dict:
     gx_import = _import_libraries()
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    result = read_partition(settings, DAY)
+    raw = read_partition(settings, DAY)
     timings["read_map_validate_dedup"] = time.perf_counter() - started
+    mark = time.perf_counter()
+    # As in the asset: PII is masked before the lake, the warehouse and the contract check see the rows.
+    result, _ = mask_ingest_result(raw, settings, masker_for(settings))
+    timings["pii_masking"] = time.perf_counter() - mark
+    del raw
     mark = time.perf_counter()
     # As in the asset: the GX suite runs while the Parquet partition is written.
     with ThreadPoolExecutor(max_workers=1) as pool:

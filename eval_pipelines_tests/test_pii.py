@@ -240,3 +240,39 @@ def test_the_prefilter_loses_nothing_on_demo_text() -> None:
     for value, got, count in zip(text, masked, n, strict=True):
         assert (got, count) == (direct.mask_text(value) if isinstance(value, str) else (got, 0))
     assert n.sum() > 400
+
+
+def test_the_speed_shortcuts_change_no_mask(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Skipping the remaining regions once a phone is settled, and skipping per-character NFKC on normalised text,
+    give exactly what the full work gives: on the fixtures, on demo text, and on runs where regions disagree."""
+    from datetime import date
+
+    import eval_pipelines.ingestion.pii as pii
+    from eval_pipelines.demo.generator import generate_day_frame
+
+    regions_disagree = [
+        "06 12 34 56 78 / 01 23 45 67 89",  # French national numbers, read in DE first
+        "call (212) 555-0123 or 020 7946 0958 or 030 1234567",
+        "DE89 3704 0044 0532 0130 00 tel 0049 30 1234567, card 4111 1111 1111 1111 12/29",
+        "e\u0301 030 1234567 ﬁ ０３０ １２３４５６７",  # not NFKC: decomposed accent, ligature, full-width digits
+        "Müller: 030 1234567 ✓",  # non-ASCII but NFKC already
+    ]
+    texts = pd.Series(ALL_TEXTS + regions_disagree
+                      + generate_day_frame(date(2026, 10, 2), 3000, seed=5)["input_text"].tolist())
+    calls: list[str] = []
+    matcher = Masker()._phonenumbers.PhoneNumberMatcher
+
+    def counting_matcher(text: str, region: str, leniency: object) -> object:
+        calls.append(region)
+        return matcher(text, region, leniency=leniency)
+
+    monkeypatch.setattr(Masker()._phonenumbers, "PhoneNumberMatcher", counting_matcher)
+    fast, fast_counts = Masker().mask_series(texts)
+    fast_calls = len(calls)
+    calls.clear()
+    monkeypatch.setattr(Masker, "_run_settled", staticmethod(lambda *args: False))
+    monkeypatch.setattr(pii.unicodedata, "is_normalized", lambda form, text: False)
+    full, full_counts = Masker().mask_series(texts)
+    assert fast.tolist() == full.tolist() and fast_counts.tolist() == full_counts.tolist()
+    assert fast_counts.sum() > 400
+    assert fast_calls < 0.8 * len(calls)  # the shortcut is taken, not merely harmless

@@ -34,6 +34,8 @@ changes nothing and counts zero masks.
 Speed: only texts holding an ``@`` (or its full-width forms) or at least ``MIN_DIGITS`` digits can hold PII (an
 e-mail needs the ``@``; the shortest valid phone number in the default regions has 7 digits, a card 13, an IBAN
 more than 7), and pyarrow finds those texts in native code. Each distinct candidate text is masked once in Python.
+libphonenumber's matcher dominates what is left; it is asked for a digit run's next region only while no
+phone found so far settles the run (``Masker._run_settled``).
 
 Deliberately *not* masked: numbers libphonenumber does not accept as valid in the configured regions (for example
 US numbers with the fictional 555 area code written without ``+1``, or a bare 6-digit run), digit runs that fail
@@ -43,7 +45,6 @@ IP addresses stay readable.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 import re
@@ -129,7 +130,9 @@ def _normalised(text: str) -> tuple[str, list[int] | None]:
     Per character rather than for the whole string so that a span found in the normalised text maps back to the
     original exactly; the text outside detections is left as it was sent.
     """
-    if text.isascii():
+    if text.isascii() or unicodedata.is_normalized("NFKC", text):
+        # Already NFKC as a whole: then no character changes on its own either (a character whose NFKC differs
+        # from it has quick-check "No" and cannot occur in normalised text), so the loop below would return text.
         return text, None
     parts: list[str] = []
     origin: list[int] = []
@@ -160,7 +163,7 @@ class Masker:
         return self.salt == DEFAULT_SALT.encode()
 
     def token(self, kind: str, canonical: str) -> str:
-        digest = hmac.new(self.salt, f"{kind}:{canonical}".encode(), hashlib.sha256).digest()
+        digest = hmac.digest(self.salt, f"{kind}:{canonical}".encode(), "sha256")  # one-shot, in C
         number = int.from_bytes(digest[:8], "big")
         letters = []
         for _ in range(TOKEN_LETTERS):
@@ -198,6 +201,8 @@ class Masker:
     def _cards(text: str) -> list[tuple[int, int, str, str]]:
         found = []
         for match in CARD_CANDIDATE_PATTERN.finditer(text):
+            if match.end() - match.start() < _CARD_MIN_DIGITS:
+                continue  # fewer characters, so fewer digits, than the shortest card: most candidates end here
             groups = [(m.start() + match.start(), m.end() + match.start(), m.group())
                       for m in re.finditer("[0-9]+", match.group())]
             first = 0
@@ -242,7 +247,7 @@ class Masker:
                 if rest is None:
                     continue
                 start = offset = rest.end()  # no context: it would hand the identifier's digits back
-            if sum(ch.isdigit() for ch in text[start:end]) < MIN_DIGITS:
+            if sum(map(str.isdigit, text[start:end])) < MIN_DIGITS:
                 continue
             if any(start >= s and end <= e for s, e, _, _ in taken):
                 continue  # wholly inside an e-mail, IBAN or card already found
@@ -252,12 +257,31 @@ class Masker:
                 passes = [(self.phone_regions[0] if self.phone_regions else "US", phonenumbers.Leniency.POSSIBLE)]
             else:
                 passes = [(region, phonenumbers.Leniency.VALID) for region in self.phone_regions]
+            run_first = len(found)
             for region, leniency in passes:
                 for match in phonenumbers.PhoneNumberMatcher(window, region, leniency=leniency):
                     a, b = match.start + offset, match.end + offset
                     if a < end and b > start:
                         found.append((a, b, "PHONE", phonenumbers.format_number(match.number, e164)))
+                if self._run_settled(found, run_first, start, end, taken):
+                    break  # the remaining regions' matches could only be dropped as overlaps
         return found
+
+    @staticmethod
+    def _run_settled(phones: list[tuple[int, int, str, str]], run_first: int, start: int, end: int,
+                     taken: list[tuple[int, int, str, str]]) -> bool:
+        """Whether a phone found for the run ``[start, end)`` (``phones[run_first:]``) covers all of it and overlaps
+        nothing found before it.
+
+        ``detect`` keeps the first of overlapping detections in the order they were found, so such a match is sure
+        to be kept, and every match a later region could add for this run overlaps the run, hence the match, and
+        would be dropped: the later regions' matchers (the bulk of masking time) need not run.
+        """
+        for index in range(run_first, len(phones)):
+            a, b = phones[index][:2]
+            if a <= start and b >= end and not any(a < e and b > s for s, e, _, _ in (*taken, *phones[:index])):
+                return True
+        return False
 
     def mask_text(self, text: str) -> tuple[str, int]:
         """``text`` with every detection replaced by its token, and the number of detections."""
