@@ -242,6 +242,19 @@ def test_the_prefilter_loses_nothing_on_demo_text() -> None:
     assert n.sum() > 400
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("0612345678 x 4111111111111111", "[PHONE] x [CARD]"),  # 'x 4' read as an extension reached into the card
+    ("030 1234567 x4111111111111111", "[PHONE] x[CARD]"),
+    ("Handy 0151 12345678 x4111111111111111", "Handy [PHONE] x[CARD]"),
+    ("4111111111111111x 030 1234567", "[CARD]x [PHONE]"),  # the card's digits before the run hid the number
+    ("DE89370400440532013000 x 030 1234567 x DE89370400440532013000", "[IBAN] x [PHONE] x [IBAN]"),
+    ("mail a@b.de 030 1234567 x a@b.de", "mail [EMAIL] [PHONE] x [EMAIL]"),
+])
+def test_a_phone_next_to_a_card_iban_or_email_is_still_masked(text: str, expected: str) -> None:
+    masked, n = mask_pii(pd.Series([text]))
+    assert kinds(masked[0]) == expected and n[0] == expected.count("[")
+
+
 def test_the_speed_shortcuts_change_no_mask(monkeypatch: pytest.MonkeyPatch) -> None:
     """Skipping the remaining regions once a phone is settled, and skipping per-character NFKC on normalised text,
     give exactly what the full work gives: on the fixtures, on demo text, and on runs where regions disagree."""
@@ -256,6 +269,8 @@ def test_the_speed_shortcuts_change_no_mask(monkeypatch: pytest.MonkeyPatch) -> 
         "DE89 3704 0044 0532 0130 00 tel 0049 30 1234567, card 4111 1111 1111 1111 12/29",
         "e\u0301 030 1234567 ﬁ ０３０ １２３４５６７",  # not NFKC: decomposed accent, ligature, full-width digits
         "Müller: 030 1234567 ✓",  # non-ASCII but NFKC already
+        "0612345678 x 4111111111111111", "4111111111111111x 030 1234567 x DE89370400440532013000",
+        "06 12 34 56 78 4111 1111 1111 1111", "+33 6 12 34 56 78-4111111111111111",  # a run shared with a card
     ]
     texts = pd.Series(ALL_TEXTS + regions_disagree
                       + generate_day_frame(date(2026, 10, 2), 3000, seed=5)["input_text"].tolist())

@@ -251,7 +251,8 @@ class Masker:
                 continue
             if any(start >= s and end <= e for s, e, _, _ in taken):
                 continue  # wholly inside an e-mail, IBAN or card already found
-            window = text[offset:end + _PHONE_CONTEXT]
+            offset, window_end = self._context(offset, start, end, taken)
+            window = text[offset:window_end]
             if text[start] == "+":
                 # An explicit country code: the region is irrelevant, and a possible length is enough.
                 passes = [(self.phone_regions[0] if self.phone_regions else "US", phonenumbers.Leniency.POSSIBLE)]
@@ -266,6 +267,23 @@ class Masker:
                 if self._run_settled(found, run_first, start, end, taken):
                     break  # the remaining regions' matches could only be dropped as overlaps
         return found
+
+    @staticmethod
+    def _context(offset: int, start: int, end: int, taken: list[tuple[int, int, str, str]]) -> tuple[int, int]:
+        """The window the matcher reads for the run ``[start, end)``: up to ``_PHONE_CONTEXT`` characters either side
+        (from ``offset``), stopping at an e-mail, IBAN or card found next to the run.
+
+        Their characters are spoken for, and reading them made the matcher lose the number: in ``4111…1111x 030
+        1234567`` it saw the card's digits and found nothing; in ``0612345678 x 4111…`` it read ``x 4`` as an
+        extension, and the match, overlapping the card, was dropped. Either way the phone stayed in clear.
+        """
+        low, high = offset, end + _PHONE_CONTEXT
+        for s, e, _, _ in taken:
+            if low < e <= start:
+                low = e
+            if end <= s < high:
+                high = s
+        return low, high
 
     @staticmethod
     def _run_settled(phones: list[tuple[int, int, str, str]], run_first: int, start: int, end: int,
