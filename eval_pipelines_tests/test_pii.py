@@ -249,6 +249,8 @@ def test_the_prefilter_loses_nothing_on_demo_text() -> None:
     ("4111111111111111x 030 1234567", "[CARD]x [PHONE]"),  # the card's digits before the run hid the number
     ("DE89370400440532013000 x 030 1234567 x DE89370400440532013000", "[IBAN] x [PHONE] x [IBAN]"),
     ("mail a@b.de 030 1234567 x a@b.de", "mail [EMAIL] [PHONE] x [EMAIL]"),
+    ("mail a@b.de030 1234567", "mail [EMAIL][PHONE]"),  # glued to an e-mail, which is no identifier's prefix
+    ("order ORD-1234567 a@b.de", "order ORD-1234567 [EMAIL]"),  # an identifier stays one beside an e-mail
 ])
 def test_a_phone_next_to_a_card_iban_or_email_is_still_masked(text: str, expected: str) -> None:
     masked, n = mask_pii(pd.Series([text]))

@@ -239,7 +239,8 @@ class Masker:
         for run in PHONE_RUN_PATTERN.finditer(text):
             start, end = run.span()
             offset = max(0, start - _PHONE_CONTEXT)
-            if _IDENTIFIER_PREFIX.search(text, max(0, start - 2), start):
+            glued_to_detection = any(s < start and e >= start - 1 for s, e, _, _ in taken)  # a@b.de030 1234567
+            if not glued_to_detection and _IDENTIFIER_PREFIX.search(text, max(0, start - 2), start):
                 # Glued to a word (ORD-1234567, TK_48213): an identifier. libphonenumber refuses a number glued
                 # to a letter itself; one hyphen between does not stop it, and 7-digit order numbers are valid
                 # local numbers in some regions. The rest of the run ("ORD-1234567 030 1234567") is still read.
